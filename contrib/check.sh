@@ -1,0 +1,321 @@
+#!/bin/bash
+# The imapfs test command (CI runs it through .ci/run).
+#
+# Phases, each in a fresh build directory under build/:
+#   plain  gcc, unit + integration suites
+#   asan   gcc with -fsanitize=address,undefined and -Werror, same suites; the
+#          sanitizers write their reports to build/asan-reports/ (the
+#          daemonized imapfs has no stderr), and any report fails the phase
+#   fuzz   clang + libFuzzer, fuzz_parser for $FUZZ_SECONDS (default 60) on a
+#          copy of tests/fuzz/corpus
+# Logs go to build/logs/.  Afterwards it checks that no FUSE mount, imapfs
+# daemon or dovecot process was left behind (and cleans up any that were).  Exit status is non-zero if anything failed; the last line
+# is "N passed, M failed" summed over all phases.
+#
+# Environment: FUZZ_SECONDS (default 60), CHECK_PHASES (default
+# "plain asan fuzz"; e.g. CHECK_PHASES=plain for a quick local run),
+# SKIP_SETUP_DEPS=1 to not call contrib/setup-deps.sh.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+# Leaks are found exactly, without guessing from process names (other
+# checkouts or tests may run on the same machine): the script re-executes
+# itself under a small Python parent that is a child subreaper
+# (PR_SET_CHILD_SUBREAPER), so every daemon the tests start (dovecot,
+# daemonized imapfs) stays a descendant of it; and TMPDIR points to a private
+# directory, so the tests' mount points are below it.
+if [ -z "${IMAPFS_CHECK_REAPER_PID:-}" ]; then
+	if [ "${SKIP_SETUP_DEPS:-0}" != 1 ]; then
+		printf '\n=== setup-deps\n'
+		bash "$ROOT/contrib/setup-deps.sh"
+	fi
+	# shellcheck disable=SC2016 # Python code, not shell expansions
+	exec /usr/bin/python3 -c '
+import ctypes, os, signal, sys
+PR_SET_CHILD_SUBREAPER = 36
+if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1,
+                                           0, 0, 0) != 0:
+    sys.exit("check.sh: prctl(PR_SET_CHILD_SUBREAPER) failed")
+os.environ["IMAPFS_CHECK_REAPER_PID"] = str(os.getpid())
+# Ctrl-C reaches the whole foreground group anyway; TERM is passed on.
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+child = os.fork()
+if child == 0:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.execvp("bash", ["bash"] + sys.argv[1:])
+signal.signal(signal.SIGTERM, lambda n, f: os.kill(child, n))
+# Reap everything (orphans re-parented to us too) until the script ends.
+while True:
+    pid, status = os.waitpid(-1, 0)
+    if pid == child:
+        sys.exit(os.waitstatus_to_exitcode(status) % 256)
+' "$0" "$@"
+fi
+
+BUILD=$ROOT/build
+LOGS=$BUILD/logs
+FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+CHECK_PHASES=${CHECK_PHASES:-plain asan fuzz}
+REAPER=$IMAPFS_CHECK_REAPER_PID
+CHECK_TMP=$(mktemp -d /tmp/imapfs-check.XXXXXX)
+export TMPDIR=$CHECK_TMP
+trap 'rm -rf --one-file-system "$CHECK_TMP"' EXIT
+
+TOTAL_PASS=0
+TOTAL_FAIL=0
+FAILED_STEPS=()
+START=$SECONDS
+
+say() { printf '\n=== %s\n' "$*"; }
+
+# Record a failure that has no meson summary (build error, fuzz crash...).
+fail_step() {
+	TOTAL_FAIL=$((TOTAL_FAIL + 1))
+	FAILED_STEPS+=("$1")
+	printf '*** FAILED: %s\n' "$1"
+}
+
+# ---- leak bookkeeping ------------------------------------------------------
+
+# FUSE mount points below our TMPDIR or the source tree, one per line,
+# unescaped (/proc/mounts writes blanks as \040).
+our_mounts() {
+	local m
+	awk '$3 ~ /^fuse/ {
+		m = $2
+		gsub(/\\040/, " ", m); gsub(/\\011/, "\t", m)
+		gsub(/\\012/, "\n", m); gsub(/\\134/, "\\", m)
+		print m
+	}' /proc/mounts | while IFS= read -r m; do
+		case "$m" in
+		"$CHECK_TMP"/* | "$ROOT"/*) printf '%s\n' "$m" ;;
+		esac
+	done
+}
+
+# Processes below the reaper that are not this script or its children: what
+# the tests left running.  Their children (dovecot's) are included.
+leaked_pids() {
+	ps -e -o pid=,ppid= | awk -v reaper="$REAPER" -v self="$$" '
+		{ parent[$1] = $2 }
+		END {
+			for (p in parent) {
+				q = p; mine = 0; ours = 0
+				while (q in parent && q > 1) {
+					if (q == self) { mine = 1; break }
+					if (q == reaper && p != reaper) { ours = 1; break }
+					q = parent[q]
+				}
+				if (ours && !mine)
+					print p
+			}
+		}' | sort -n
+}
+
+check_leaks() {
+	local mounts pids p _
+	say "leak check"
+	mounts=$(our_mounts)
+	if [ -n "$mounts" ]; then
+		while IFS= read -r p; do
+			printf 'leaked FUSE mount: %s (unmounting)\n' "$p"
+			fusermount3 -u "$p" 2>/dev/null ||
+				fusermount3 -uz "$p" 2>/dev/null ||
+				umount -l "$p" 2>/dev/null || true
+		done <<<"$mounts"
+		fail_step "leaked FUSE mount(s)"
+	fi
+	pids=$(leaked_pids)
+	if [ -n "$pids" ]; then
+		for p in $pids; do
+			printf 'leaked process: %s\n' \
+				"$(ps -o pid=,args= -p "$p" 2>/dev/null || echo "$p")"
+		done
+		# shellcheck disable=SC2086 # one pid per word
+		kill $pids 2>/dev/null || true
+		for _ in 1 2 3 4 5 6 7 8 9 10; do
+			[ -z "$(leaked_pids)" ] && break
+			sleep 0.5
+		done
+		p=$(leaked_pids)
+		if [ -n "$p" ]; then
+			# shellcheck disable=SC2086
+			kill -KILL $p 2>/dev/null || true
+		fi
+		fail_step "leaked process(es) (dovecot/imapfs)"
+	fi
+	if [ -z "$mounts" ] && [ -z "$pids" ]; then
+		echo "leak check: no FUSE mount or daemon process left behind"
+	fi
+	# Only after the unmounts: never recurse into a live mount.
+	rm -rf --one-file-system "$CHECK_TMP"
+}
+
+# ---- meson helpers -------------------------------------------------------
+
+# setup_build NAME [meson options...]: fresh build directory build/NAME.
+setup_build() {
+	local name=$1
+	shift
+	rm -rf "${BUILD:?}/$name"
+	meson setup "$BUILD/$name" "$@"
+}
+
+# run_suite PHASE SUITE [extra meson test args]: runs one suite, counts it.
+run_suite() {
+	local phase=$1 suite=$2 log rc=0 ok xfail fail xpass timeout skip
+	shift 2
+	log=$LOGS/$phase-$suite.txt
+	say "$phase: meson test --suite $suite"
+	meson test -C "$BUILD/$phase" --print-errorlogs --suite "$suite" \
+		"$@" 2>&1 | tee "$log" || rc=$?
+	# meson's closing summary: "Ok:   N" etc., one per line
+	count() {
+		awk -v k="$1" '
+			index($0, k ":") == 1 { v = $NF }
+			END { print (v == "" ? 0 : v) }' "$log"
+	}
+	ok=$(count Ok)
+	xfail=$(count "Expected Fail")
+	fail=$(count Fail)
+	xpass=$(count "Unexpected Pass")
+	timeout=$(count Timeout)
+	skip=$(count Skipped)
+	local passed=$((ok + xfail)) failed=$((fail + xpass + timeout))
+	if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
+		failed=1 # meson failed without a summary (e.g. build error)
+	fi
+	if [ $((passed + failed)) -eq 0 ]; then
+		echo "no test ran in suite '$suite'"
+		failed=1
+	fi
+	TOTAL_PASS=$((TOTAL_PASS + passed))
+	TOTAL_FAIL=$((TOTAL_FAIL + failed))
+	if [ "$failed" -gt 0 ]; then
+		FAILED_STEPS+=("$phase/$suite")
+	fi
+	printf -- '--- %s/%s: %d passed, %d failed, %d skipped (log %s)\n' \
+		"$phase" "$suite" "$passed" "$failed" "$skip" "${log#"$ROOT"/}"
+}
+
+# build_phase NAME [meson setup options...]: setup + ninja + both suites.
+build_phase() {
+	local name=$1 pass0=$TOTAL_PASS fail0=$TOTAL_FAIL t0=$SECONDS
+	shift
+	say "$name: configure and build"
+	if ! setup_build "$name" "$@" || ! ninja -C "$BUILD/$name"; then
+		fail_step "$name: build"
+	else
+		run_suite "$name" unit
+		run_suite "$name" integration
+	fi
+	printf '=== phase %s: %d passed, %d failed (%ds)\n' "$name" \
+		$((TOTAL_PASS - pass0)) $((TOTAL_FAIL - fail0)) $((SECONDS - t0))
+}
+
+# ---- phases --------------------------------------------------------------
+
+phase_plain() {
+	build_phase plain
+}
+
+phase_asan() {
+	local logdir=$BUILD/asan-reports f nreports
+	rm -rf "$logdir"
+	mkdir -p "$logdir"
+	# log_path: the daemonized imapfs has its stderr on /dev/null, so reports
+	# would vanish; every instrumented process writes <prefix>.<pid> instead.
+	export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:log_path=$logdir/asan"
+	export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$logdir/ubsan"
+	build_phase asan -Db_sanitize=address,undefined -Db_lundef=false \
+		-Dwerror=true
+	unset ASAN_OPTIONS UBSAN_OPTIONS
+	# Sanitizer reports are failures even when the test that triggered them
+	# passed (e.g. a leak found when the daemon exits after unmount).
+	nreports=0
+	for f in "$logdir"/*; do
+		[ -s "$f" ] || continue
+		printf '\n--- sanitizer report %s\n' "${f#"$ROOT"/}"
+		cat "$f"
+		nreports=$((nreports + 1))
+	done
+	if [ "$nreports" -gt 0 ]; then
+		fail_step "asan: $nreports sanitizer report(s) in ${logdir#"$ROOT"/}"
+	else
+		echo "asan: no sanitizer reports"
+	fi
+}
+
+phase_fuzz() {
+	local t0=$SECONDS fail0=$TOTAL_FAIL pass0=$TOTAL_PASS tmp rc=0 f
+	say "fuzz: configure and build (clang, libFuzzer)"
+	if ! command -v clang >/dev/null; then
+		fail_step "fuzz: clang not found"
+		return
+	fi
+	# The fuzz target brings -fsanitize=fuzzer,address,undefined for itself;
+	# CFLAGS instrument the libraries it links (the parser under test) for
+	# coverage feedback and ASan too.
+	if ! CC=clang \
+		CFLAGS="-fsanitize=fuzzer-no-link,address,undefined" \
+		LDFLAGS="-fsanitize=address,undefined" \
+		setup_build fuzz -Dfuzz=true -Db_sanitize=none -Db_lundef=false ||
+		! ninja -C "$BUILD/fuzz" tests/fuzz/fuzz_parser; then
+		fail_step "fuzz: build"
+	elif [ ! -d "$ROOT/tests/fuzz/corpus" ]; then
+		fail_step "fuzz: tests/fuzz/corpus missing"
+	else
+		tmp=$(mktemp -d)
+		cp -r "$ROOT/tests/fuzz/corpus" "$tmp/corpus"
+		mkdir "$tmp/artifacts"
+		say "fuzz: fuzz_parser for ${FUZZ_SECONDS}s"
+		ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" \
+			UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1" \
+			"$BUILD/fuzz/tests/fuzz/fuzz_parser" \
+			-max_total_time="$FUZZ_SECONDS" -timeout=10 \
+			-rss_limit_mb=2048 -print_final_stats=1 \
+			-artifact_prefix="$tmp/artifacts/" "$tmp/corpus" \
+			>"$LOGS/fuzz.txt" 2>&1 || rc=$?
+		tail -n 25 "$LOGS/fuzz.txt"
+		if [ "$rc" -ne 0 ]; then
+			mkdir -p "$BUILD/fuzz-artifacts"
+			for f in "$tmp"/artifacts/*; do
+				[ -e "$f" ] || continue
+				cp "$f" "$BUILD/fuzz-artifacts/"
+				printf 'crash input %s:\n' "build/fuzz-artifacts/${f##*/}"
+				od -c "$f" | head -n 20
+			done
+			fail_step "fuzz: fuzz_parser exit $rc (log build/logs/fuzz.txt)"
+		else
+			TOTAL_PASS=$((TOTAL_PASS + 1))
+		fi
+		rm -rf "$tmp"
+	fi
+	printf '=== phase fuzz: %d passed, %d failed (%ds)\n' \
+		$((TOTAL_PASS - pass0)) $((TOTAL_FAIL - fail0)) $((SECONDS - t0))
+}
+
+# ---- main ------------------------------------------------------------------
+
+mkdir -p "$LOGS"
+
+for phase in $CHECK_PHASES; do
+	case "$phase" in
+	plain | asan | fuzz) "phase_$phase" ;;
+	*)
+		echo "check.sh: unknown phase '$phase'" >&2
+		exit 2
+		;;
+	esac
+done
+
+check_leaks
+
+say "summary ($((SECONDS - START))s)"
+if [ "${#FAILED_STEPS[@]}" -gt 0 ]; then
+	printf 'failed: %s\n' "${FAILED_STEPS[@]}"
+fi
+echo "$TOTAL_PASS passed, $TOTAL_FAIL failed"
+[ "$TOTAL_FAIL" -eq 0 ]

@@ -1,0 +1,273 @@
+/* bodycache.c - see bodycache.h.
+ *
+ * A fetch of N blocks comes back as one buffer; each block is a GBytes
+ * slice of it, so the content is held once, not copied per block.  A block
+ * shorter than FS_BODYCACHE_BLOCK marks the end of the message (it may be
+ * empty when the message ends exactly at a block boundary).
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "bodycache.h"
+#include "imap-error.h"
+
+#define B FS_BODYCACHE_BLOCK
+/* Waiting for another reader's fetch of the same block. That fetch is
+ * bounded by the IMAP timeouts; this only keeps a bug from hanging. */
+#define CACHE_WAIT_US (300 * G_USEC_PER_SEC)
+#define CACHE_MIN_BYTES (64 * (uint64_t)B)
+
+struct cache_key {
+	uint64_t ino;
+	uint64_t idx;
+};
+
+struct cache_block {
+	struct cache_key key;
+	gboolean loading;
+	GBytes *data; /* NULL while loading */
+	GList lru;    /* link in cache->lru while ready */
+};
+
+struct fs_bodycache {
+	GMutex lock;
+	GCond cond;
+	/* Protected by lock: */
+	GHashTable *blocks; /* struct cache_key * -> struct cache_block * */
+	GQueue lru;	    /* ready blocks, most recently used first */
+	uint64_t bytes;
+	uint64_t max_bytes;
+};
+
+static guint cache_key_hash(gconstpointer p)
+{
+	const struct cache_key *k = p;
+
+	return (guint)(k->ino * 2654435761u) ^ (guint)(k->idx * 40503u) ^
+	       (guint)(k->ino >> 32);
+}
+
+static gboolean cache_key_equal(gconstpointer a, gconstpointer b)
+{
+	const struct cache_key *x = a, *y = b;
+
+	return x->ino == y->ino && x->idx == y->idx;
+}
+
+static void cache_block_free(gpointer p)
+{
+	struct cache_block *blk = p;
+
+	if (blk->data != NULL)
+		g_bytes_unref(blk->data);
+	g_free(blk);
+}
+
+struct fs_bodycache *fs_bodycache_new(uint64_t max_bytes)
+{
+	struct fs_bodycache *cache = g_new0(struct fs_bodycache, 1);
+
+	g_mutex_init(&cache->lock);
+	g_cond_init(&cache->cond);
+	cache->blocks = g_hash_table_new_full(cache_key_hash, cache_key_equal,
+					      NULL, cache_block_free);
+	g_queue_init(&cache->lru);
+	cache->max_bytes = MAX(max_bytes, CACHE_MIN_BYTES);
+	return cache;
+}
+
+void fs_bodycache_free(struct fs_bodycache *cache)
+{
+	if (cache == NULL)
+		return;
+	g_hash_table_destroy(cache->blocks);
+	g_mutex_clear(&cache->lock);
+	g_cond_clear(&cache->cond);
+	g_free(cache);
+}
+
+static void cache_remove(struct fs_bodycache *cache, struct cache_block *blk)
+{
+	if (!blk->loading) {
+		g_queue_unlink(&cache->lru, &blk->lru);
+		cache->bytes -= g_bytes_get_size(blk->data);
+	}
+	g_hash_table_remove(cache->blocks, &blk->key);
+}
+
+static void cache_evict(struct fs_bodycache *cache)
+{
+	while (cache->bytes > cache->max_bytes && cache->lru.tail != NULL)
+		cache_remove(cache, cache->lru.tail->data);
+}
+
+static struct cache_block *cache_lookup(struct fs_bodycache *cache,
+					uint64_t ino, uint64_t idx)
+{
+	struct cache_key key = { ino, idx };
+
+	return g_hash_table_lookup(cache->blocks, &key);
+}
+
+/* Stores fetched data as ready blocks first..last (inclusive), all of
+ * which are currently loading. Blocks after the one where the message
+ * ends are dropped. */
+static void cache_store(struct fs_bodycache *cache, uint64_t ino,
+			uint64_t first, uint64_t last, char *data, size_t len)
+{
+	GBytes *all = g_bytes_new_take(data, len);
+	gboolean ended = FALSE;
+	uint64_t i;
+
+	for (i = first; i <= last; i++) {
+		struct cache_block *blk = cache_lookup(cache, ino, i);
+		size_t off = (size_t)((i - first) * B);
+		size_t n = off < len ? MIN((size_t)B, len - off) : 0;
+
+		if (blk == NULL)
+			continue;
+		if (ended) {
+			g_hash_table_remove(cache->blocks, &blk->key);
+			continue;
+		}
+		blk->data = g_bytes_new_from_bytes(all, off, n);
+		blk->loading = FALSE;
+		blk->lru.data = blk;
+		g_queue_push_head_link(&cache->lru, &blk->lru);
+		cache->bytes += n;
+		if (n < B)
+			ended = TRUE;
+	}
+	g_bytes_unref(all);
+}
+
+static void cache_abandon(struct fs_bodycache *cache, uint64_t ino,
+			  uint64_t first, uint64_t last)
+{
+	uint64_t i;
+
+	for (i = first; i <= last; i++) {
+		struct cache_block *blk = cache_lookup(cache, ino, i);
+
+		if (blk != NULL && blk->loading)
+			g_hash_table_remove(cache->blocks, &blk->key);
+	}
+}
+
+gssize fs_bodycache_read(struct fs_bodycache *cache, uint64_t ino,
+			 uint64_t size_hint, uint64_t offset, size_t size,
+			 uint64_t readahead, char *buf, uint64_t *eof_r,
+			 fs_bodycache_fetch_fn *fetch, void *user_data,
+			 GError **error)
+{
+	gint64 deadline = g_get_monotonic_time() + CACHE_WAIT_US;
+	uint64_t pos = offset, end = offset + size;
+	size_t done = 0;
+
+	g_mutex_lock(&cache->lock);
+	while (pos < end) {
+		uint64_t idx = pos / B, first, last, want_end, i;
+		struct cache_block *blk = cache_lookup(cache, ino, idx);
+		char *data = NULL;
+		size_t len = 0;
+		gboolean ok;
+
+		if (blk != NULL && !blk->loading) {
+			size_t blen = g_bytes_get_size(blk->data);
+			size_t boff = (size_t)(pos - idx * B);
+			size_t n = blen > boff ? MIN(blen - boff, end - pos) : 0;
+
+			g_queue_unlink(&cache->lru, &blk->lru);
+			g_queue_push_head_link(&cache->lru, &blk->lru);
+			memcpy(buf + done,
+			       (const char *)g_bytes_get_data(blk->data, NULL) +
+				       boff,
+			       n);
+			done += n;
+			pos += n;
+			if (blen < B && pos >= idx * B + blen) {
+				if (eof_r != NULL)
+					*eof_r = idx * B + blen;
+				break;
+			}
+			continue;
+		}
+		if (blk != NULL) {
+			if (!g_cond_wait_until(&cache->cond, &cache->lock,
+					       deadline)) {
+				g_mutex_unlock(&cache->lock);
+				g_set_error(error, IMAP_ERROR,
+					    IMAP_ERROR_TIMEOUT,
+					    "waited too long for a fetch");
+				return -1;
+			}
+			continue;
+		}
+		/* A miss: fetch this block and the following missing ones
+		 * that the request and the read-ahead cover, in one go. */
+		want_end = end;
+		if (readahead > 0 && size_hint > end)
+			want_end = MIN(end + readahead, size_hint);
+		first = idx;
+		last = (want_end - 1) / B;
+		for (i = first + 1; i <= last; i++) {
+			if (cache_lookup(cache, ino, i) != NULL) {
+				last = i - 1;
+				break;
+			}
+		}
+		for (i = first; i <= last; i++) {
+			blk = g_new0(struct cache_block, 1);
+			blk->key.ino = ino;
+			blk->key.idx = i;
+			blk->loading = TRUE;
+			g_hash_table_insert(cache->blocks, &blk->key, blk);
+		}
+		g_mutex_unlock(&cache->lock);
+		ok = fetch(user_data, first * B, (last - first + 1) * B, &data,
+			   &len, error);
+		g_mutex_lock(&cache->lock);
+		if (!ok) {
+			cache_abandon(cache, ino, first, last);
+			g_cond_broadcast(&cache->cond);
+			g_mutex_unlock(&cache->lock);
+			return -1;
+		}
+		cache_store(cache, ino, first, last, data, len);
+		g_cond_broadcast(&cache->cond);
+	}
+	/* Evict only now: blocks fetched for this read stay until copied. */
+	cache_evict(cache);
+	g_mutex_unlock(&cache->lock);
+	return (gssize)done;
+}
+
+void fs_bodycache_forget(struct fs_bodycache *cache, uint64_t ino)
+{
+	GHashTableIter it;
+	gpointer v;
+
+	g_mutex_lock(&cache->lock);
+	g_hash_table_iter_init(&it, cache->blocks);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		struct cache_block *blk = v;
+
+		if (blk->key.ino != ino || blk->loading)
+			continue;
+		g_queue_unlink(&cache->lru, &blk->lru);
+		cache->bytes -= g_bytes_get_size(blk->data);
+		g_hash_table_iter_remove(&it);
+	}
+	g_mutex_unlock(&cache->lock);
+}
+
+uint64_t fs_bodycache_bytes(struct fs_bodycache *cache)
+{
+	uint64_t n;
+
+	g_mutex_lock(&cache->lock);
+	n = cache->bytes;
+	g_mutex_unlock(&cache->lock);
+	return n;
+}

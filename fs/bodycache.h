@@ -1,0 +1,62 @@
+/* bodycache.h - bounded in-memory cache of message content, in blocks.
+ *
+ * Message content never changes for a given inode (a message is immutable
+ * and inode numbers are never reused), so the cache is keyed by (inode,
+ * block index) and needs no invalidation for correctness; it only evicts,
+ * least recently used first, to stay within its byte bound.  Reading a
+ * 100 MB message therefore needs at most the bound, not 100 MB.
+ *
+ * fs_bodycache_read() fills a caller's buffer, fetching missing blocks
+ * through a callback in one request per contiguous run (plus read-ahead).
+ * Blocks being fetched are marked so that concurrent readers of the same
+ * block wait for the one fetch instead of repeating it.  The lock is never
+ * held while the callback runs.
+ *
+ * Threading: all functions are thread-safe.
+ */
+#ifndef IMAPFS_FS_BODYCACHE_H
+#define IMAPFS_FS_BODYCACHE_H
+
+#include <glib.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define FS_BODYCACHE_BLOCK (128 * 1024)
+
+struct fs_bodycache;
+
+/* Fetches bytes @offset..@offset+@length of the message; returns a
+ * g_malloc'd buffer in *data_r of *len_r bytes (fewer means the message
+ * ends there), or FALSE with an error. */
+typedef gboolean fs_bodycache_fetch_fn(void *user_data, uint64_t offset,
+				       uint64_t length, char **data_r,
+				       size_t *len_r, GError **error);
+
+/* Creates a cache holding at most @max_bytes of content (at least a few
+ * blocks are always allowed). Never returns NULL. */
+struct fs_bodycache *fs_bodycache_new(uint64_t max_bytes);
+
+/* Frees the cache. No read may be running. */
+void fs_bodycache_free(struct fs_bodycache *cache);
+
+/* Reads up to @size bytes at @offset of message @ino into @buf.
+ * @size_hint is the size we believe the message has (used to bound
+ * read-ahead; reads past it still ask the server once so that a too-small
+ * RFC822.SIZE cannot truncate the file). @readahead is how many bytes to
+ * fetch beyond the request when a fetch is needed anyway.
+ * Returns the number of bytes read (0 at end of message) or -1 with
+ * @error set (the fetch callback's error). If the read proved where the
+ * message ends, *eof_r is set to its real size, else left alone. */
+gssize fs_bodycache_read(struct fs_bodycache *cache, uint64_t ino,
+			 uint64_t size_hint, uint64_t offset, size_t size,
+			 uint64_t readahead, char *buf, uint64_t *eof_r,
+			 fs_bodycache_fetch_fn *fetch, void *user_data,
+			 GError **error);
+
+/* Drops every block of @ino (message gone). */
+void fs_bodycache_forget(struct fs_bodycache *cache, uint64_t ino);
+
+/* Bytes currently cached (for tests and statistics). */
+uint64_t fs_bodycache_bytes(struct fs_bodycache *cache);
+
+#endif

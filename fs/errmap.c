@@ -1,0 +1,35 @@
+/* errmap.c - the one place where an IMAP error becomes an errno. The table
+ * is documented in docs/SEMANTICS.md. */
+#include "config.h"
+
+#include <errno.h>
+
+#include "imap-error.h"
+
+int fs_errno_from_error(const GError *error)
+{
+	if (error == NULL || error->domain != IMAP_ERROR)
+		return EIO;
+	switch (error->code) {
+	case IMAP_ERROR_NONEXISTENT:
+		return ENOENT;
+	case IMAP_ERROR_NOPERM:
+		return EACCES;
+	case IMAP_ERROR_OVERQUOTA:
+		return EDQUOT;
+	case IMAP_ERROR_STALE:
+		return ESTALE;
+	case IMAP_ERROR_INVALID:
+		return EINVAL;
+	case IMAP_ERROR_TIMEOUT:
+		/* ETIMEDOUT would be more precise, but tools print EIO's
+		 * message users recognise from other network filesystems; we
+		 * never answer EAGAIN (callers would spin). */
+		return EIO;
+	case IMAP_ERROR_CANCELLED:
+		return EINTR;
+	default:
+		/* PROTOCOL, IO, TLS, AUTH, UNSUPPORTED, NO, BAD, BYE */
+		return EIO;
+	}
+}

@@ -1,0 +1,188 @@
+/* main.c - imapfs: options, login, mount, serve, clean up.
+ *
+ * Everything that can fail for a reason the user should hear about (bad
+ * URL, no password, server unreachable, TLS, authentication, the mailbox
+ * list) happens before the mount, so a failure leaves nothing mounted and
+ * prints one line.  The command daemonizes only once the mount is live.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/opensslv.h>
+
+#include "imap-error.h"
+#include "log.h"
+#include "ops.h"
+#include "options.h"
+#include "password.h"
+#include "pool.h"
+#include "url.h"
+
+static void main_fail(const char *what, const GError *error)
+{
+	fprintf(stderr, "imapfs: %s%s%s\n", what != NULL ? what : "",
+		what != NULL ? ": " : "", error->message);
+}
+
+static int main_check_mountpoint(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0) {
+		if (errno == ENOTCONN)
+			fprintf(stderr,
+				"imapfs: %s: a dead FUSE mount is still "
+				"there; run 'fusermount3 -u %s' first\n",
+				path, path);
+		else
+			fprintf(stderr, "imapfs: mountpoint %s: %s\n", path,
+				g_strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "imapfs: mountpoint %s is not a directory\n",
+			path);
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct fs_options opts;
+	struct imap_url url = { 0 };
+	struct imap_account account = { 0 };
+	struct fs_password_sources sources = { 0 };
+	struct imapfs fs = { 0 };
+	struct imap_session *first;
+	struct fuse_session *se = NULL;
+	struct fuse_loop_config *loop_cfg;
+	GError *err = NULL;
+	char *fsopts;
+	int ret = 1;
+
+	signal(SIGPIPE, SIG_IGN);
+	if (!fs_options_parse(argc, argv, &opts, &err)) {
+		main_fail(NULL, err);
+		g_error_free(err);
+		fs_options_clear(&opts);
+		return 1;
+	}
+	if (opts.show_help) {
+		fs_options_print_help(argv[0]);
+		ret = 0;
+		goto out_opts;
+	}
+	if (opts.show_version) {
+		printf("imapfs %s (libfuse %s, %s)\n", IMAPFS_VERSION,
+		       fuse_pkgversion(), OPENSSL_VERSION_TEXT);
+		ret = 0;
+		goto out_opts;
+	}
+	imapfs_log_setup(opts.debug ? IMAPFS_LOG_DEBUG : IMAPFS_LOG_WARNING,
+			 FALSE);
+	if (!imap_url_parse(opts.url, &url, &err)) {
+		main_fail("invalid URL", err);
+		goto out_err;
+	}
+	if (main_check_mountpoint(opts.mountpoint) != 0)
+		goto out_url;
+
+	sources.command = opts.password_command;
+	sources.file = opts.password_file;
+	sources.user = url.user;
+	sources.host = url.host;
+	account.password = fs_password_get(&sources, &err);
+	if (account.password == NULL) {
+		main_fail(NULL, err);
+		goto out_err;
+	}
+	account.host = url.host;
+	account.port = url.port;
+	account.implicit_tls = url.implicit_tls;
+	account.cafile = opts.cafile;
+	account.user = url.user;
+	account.timeout_ms = (int)opts.timeout_s * 1000;
+
+	/* Log in once now so that every failure is reported before
+	 * anything is mounted. */
+	first = imap_session_open(&account, &err);
+	if (first == NULL) {
+		main_fail(NULL, err);
+		goto out_err;
+	}
+	fs.pool = imap_pool_new(&account, opts.connections, first);
+	fs.tree = fs_tree_new(getuid(), getgid(), 0400, 0500);
+	fs.cache = fs_bodycache_new((uint64_t)opts.cache_mb * 1024 * 1024);
+	fs.read_only = TRUE;
+	fs.attr_timeout = opts.attr_timeout;
+	fs.entry_timeout = opts.attr_timeout;
+	fs.listing_ttl_us = (gint64)opts.listing_ttl * G_USEC_PER_SEC;
+	fs.max_readahead = 8 * 1024 * 1024;
+	if (fs_ops_load_mailboxes(&fs, &err) != 0) {
+		main_fail("cannot list mailboxes", err);
+		goto out_fs;
+	}
+
+	/* A ':' in fsname makes df and gnulib treat the mount as remote.
+	 * This release is read-only, so the kernel mount is too. */
+	fsopts = g_strdup_printf("-osubtype=imapfs,fsname=imapfs:%s@%s,"
+				 "default_permissions,ro,nosuid,nodev",
+				 url.user, url.host);
+	/* fsname must not carry a comma into the option string. */
+	g_strdelimit(fsopts + strlen("-osubtype=imapfs,fsname="), ",", '_');
+	fuse_opt_add_arg(&opts.fuse_args, fsopts);
+	g_free(fsopts);
+	se = fuse_session_new(&opts.fuse_args, fs_ops_get(),
+			      sizeof(struct fuse_lowlevel_ops), &fs);
+	if (se == NULL) {
+		fprintf(stderr, "imapfs: cannot create the FUSE session "
+				"(bad option?)\n");
+		goto out_fs;
+	}
+	if (fuse_set_signal_handlers(se) != 0)
+		goto out_session;
+	if (fuse_session_mount(se, opts.mountpoint) != 0) {
+		fprintf(stderr, "imapfs: cannot mount on %s\n",
+			opts.mountpoint);
+		goto out_signals;
+	}
+	if (fuse_daemonize(opts.foreground) != 0)
+		goto out_unmount;
+	if (!opts.foreground)
+		imapfs_log_setup(IMAPFS_LOG_WARNING, TRUE);
+
+	fs.notify = fs_notify_new(se);
+	loop_cfg = fuse_loop_cfg_create();
+	fuse_loop_cfg_set_max_threads(loop_cfg, 16);
+	fuse_loop_cfg_set_idle_threads(loop_cfg, 4);
+	ret = fuse_session_loop_mt(se, loop_cfg) != 0 ? 1 : 0;
+	fuse_loop_cfg_destroy(loop_cfg);
+	fs_notify_free(fs.notify);
+
+out_unmount:
+	fuse_session_unmount(se);
+out_signals:
+	fuse_remove_signal_handlers(se);
+out_session:
+	fuse_session_destroy(se);
+out_fs:
+	imap_pool_free(fs.pool);
+	if (fs.tree != NULL)
+		fs_tree_free(fs.tree);
+	fs_bodycache_free(fs.cache);
+out_err:
+out_url:
+	g_clear_error(&err);
+	fs_password_free(account.password);
+	imap_url_clear(&url);
+out_opts:
+	fs_options_clear(&opts);
+	return ret;
+}

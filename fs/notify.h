@@ -1,0 +1,35 @@
+/* notify.h - kernel cache invalidation from a thread of its own.
+ *
+ * The kernel must be told when something it cached changed (a message's
+ * real size turned out different, later: IDLE news).  libfuse's notify
+ * calls must not be made from inside a request handler that holds locks a
+ * request needs (fuse_lowlevel.h explains the deadlock), so handlers only
+ * queue the event here and a dedicated thread delivers it.
+ *
+ * Threading: fs_notify_* queueing functions are callable from any thread
+ * and never block on the kernel.
+ */
+#ifndef IMAPFS_FS_NOTIFY_H
+#define IMAPFS_FS_NOTIFY_H
+
+#include <fuse_lowlevel.h>
+#include <glib.h>
+#include <stdint.h>
+
+struct fs_notify;
+
+/* Starts the notification thread for session @se. Never returns NULL. */
+struct fs_notify *fs_notify_new(struct fuse_session *se);
+
+/* Stops the thread (pending events are dropped) and frees. NULL is
+ * allowed. Call before the session is destroyed. */
+void fs_notify_free(struct fs_notify *notify);
+
+/* Queues "drop attributes and cached pages of @ino". */
+void fs_notify_inval_inode(struct fs_notify *notify, uint64_t ino);
+
+/* Queues "drop the name @name in directory @parent". */
+void fs_notify_inval_entry(struct fs_notify *notify, uint64_t parent,
+			   const char *name);
+
+#endif

@@ -1,0 +1,702 @@
+/* ops.c - the FUSE low-level operations; see ops.h and docs/SEMANTICS.md.
+ *
+ * Pattern of every handler: take what is needed from the tree (a copy made
+ * under its lock), drop the lock, talk to the server through the pool if
+ * needed, reply.  Errors from imap/ become an errno only through
+ * fs_errno_from_error().
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/statvfs.h>
+
+#include "imap-error.h"
+#include "log.h"
+#include "namemap.h"
+#include "ops.h"
+
+#define XATTR_FLAGS "user.imap.flags"
+#define XATTR_UID "user.imap.uid"
+/* First read-ahead window; doubles on every sequential read. */
+#define OPS_INITIAL_READAHEAD (256 * 1024)
+/* Large folders are listed in UID windows holding about this many
+ * messages, so that no single reply grows without bound. */
+#define OPS_META_CHUNK 20000
+
+/* Per open file. The fields after the first block are only touched by
+ * reads, which the kernel may issue concurrently: protected by lock. */
+struct ops_handle {
+	uint64_t ino;
+	char *mailbox;
+	uint32_t uidvalidity;
+	uint32_t uid;
+	uint64_t size;
+	GMutex lock;
+	uint64_t next_offset; /* where a sequential read would continue */
+	uint64_t window;      /* current read-ahead */
+};
+
+static struct imapfs *ops_fs(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+/* Loading a folder's listing */
+
+struct ops_load_ctx {
+	const char *mailbox;
+	uint32_t uidvalidity;
+	struct imap_mailbox_status status;
+	GArray *metas;
+};
+
+static void ops_meta_clear(gpointer p)
+{
+	struct imap_message_meta *m = p;
+
+	g_free(m->flags);
+}
+
+static void ops_meta_cb(const struct imap_message_meta *meta, void *user_data)
+{
+	struct ops_load_ctx *ctx = user_data;
+	struct imap_message_meta copy = *meta;
+
+	copy.flags = g_strdup(meta->flags);
+	g_array_append_val(ctx->metas, copy);
+}
+
+static gboolean ops_load_fn(struct imap_session *s, void *user_data,
+			    GError **error)
+{
+	struct ops_load_ctx *ctx = user_data;
+	uint32_t lo, step;
+
+	g_array_set_size(ctx->metas, 0);
+	if (!imap_session_examine(s, ctx->mailbox, &ctx->status, error))
+		return FALSE;
+	if (ctx->status.exists == 0)
+		return TRUE;
+	if (ctx->status.exists <= OPS_META_CHUNK || ctx->status.uidnext == 0)
+		return imap_session_fetch_meta(s, ctx->mailbox,
+					       ctx->status.uidvalidity, 1, 0,
+					       ops_meta_cb, ctx, error);
+	/* Windows sized from the UID density so each holds about
+	 * OPS_META_CHUNK messages; the last one is open-ended ("*") so a
+	 * message that arrived meanwhile is not missed. */
+	step = (uint32_t)MAX((uint64_t)ctx->status.uidnext * OPS_META_CHUNK /
+				     ctx->status.exists,
+			     (uint64_t)OPS_META_CHUNK);
+	for (lo = 1;; lo += step) {
+		gboolean last = (uint64_t)lo + step >= ctx->status.uidnext;
+
+		if (!imap_session_fetch_meta(s, ctx->mailbox,
+					     ctx->status.uidvalidity, lo,
+					     last ? 0 : lo + step - 1,
+					     ops_meta_cb, ctx, error))
+			return FALSE;
+		if (last)
+			return TRUE;
+	}
+}
+
+/* Makes sure directory @ino's message list is loaded and not older than
+ * the listing TTL. Returns 0 or a negative errno. */
+static int ops_folder_load(struct imapfs *fs, uint64_t ino)
+{
+	struct ops_load_ctx ctx = { 0 };
+	char *mailbox = NULL;
+	GError *err = NULL;
+	gboolean ok;
+	int r;
+
+	r = fs_tree_folder_begin(fs->tree, ino, fs->listing_ttl_us, &mailbox,
+				 &ctx.uidvalidity);
+	if (r <= 0)
+		return r;
+	ctx.mailbox = mailbox;
+	ctx.metas = g_array_new(FALSE, FALSE, sizeof(struct imap_message_meta));
+	g_array_set_clear_func(ctx.metas, ops_meta_clear);
+	ok = imap_pool_run(fs->pool, mailbox, ops_load_fn, &ctx, &err);
+	fs_tree_folder_end(fs->tree, ino, ok, &ctx.status, ctx.metas);
+	g_array_unref(ctx.metas);
+	if (!ok) {
+		imapfs_warning("cannot list %s: %s", mailbox, err->message);
+		r = -fs_errno_from_error(err);
+		g_error_free(err);
+	}
+	g_free(mailbox);
+	return r;
+}
+
+static gboolean ops_list_fn(struct imap_session *s, void *user_data,
+			    GError **error)
+{
+	GPtrArray **infos_r = user_data;
+
+	*infos_r = imap_session_list(s, error);
+	return *infos_r != NULL;
+}
+
+int fs_ops_load_mailboxes(struct imapfs *fs, GError **error)
+{
+	GPtrArray *infos = NULL;
+
+	if (!imap_pool_run(fs->pool, NULL, ops_list_fn, &infos, error))
+		return -fs_errno_from_error(*error);
+	fs_tree_set_mailboxes(fs->tree, infos);
+	g_ptr_array_unref(infos);
+	return 0;
+}
+
+static void ops_refresh_mailboxes(struct imapfs *fs)
+{
+	GError *err = NULL;
+
+	if (g_get_monotonic_time() - fs_tree_mailboxes_time(fs->tree) <
+	    fs->listing_ttl_us)
+		return;
+	if (fs_ops_load_mailboxes(fs, &err) != 0) {
+		/* Keep serving the old list. */
+		imapfs_warning("cannot refresh the mailbox list: %s",
+			       err->message);
+		g_error_free(err);
+	}
+}
+
+/* Replies */
+
+static void ops_fill_param(struct imapfs *fs, const struct fs_entry *e,
+			   struct fuse_entry_param *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->ino = e->ino;
+	p->generation = 1;
+	p->attr = e->st;
+	p->attr_timeout = fs->attr_timeout;
+	p->entry_timeout = fs->entry_timeout;
+}
+
+static void ops_reply_err(fuse_req_t req, int neg_errno)
+{
+	fuse_reply_err(req, -neg_errno);
+}
+
+/* Lookup, attributes, directories */
+
+static void ops_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct imapfs *fs = ops_fs(req);
+	struct fuse_entry_param p;
+	struct fs_entry e;
+	guint32 uid;
+	int r;
+
+	if (strlen(name) > 255) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
+	/* Only a name that can be a message makes us look at the folder's
+	 * listing; anything else (file-manager probes like .hidden,
+	 * autorun.inf) is answered from memory. */
+	if (fs_namemap_parse_message_name(name, &uid)) {
+		r = ops_folder_load(fs, parent);
+		if (r < 0 && r != -ENOENT) {
+			ops_reply_err(req, r);
+			return;
+		}
+	}
+	r = fs_tree_lookup(fs->tree, parent, name, &e);
+	if (r == -ENOENT) {
+		/* A negative entry the kernel may cache for entry_timeout. */
+		memset(&p, 0, sizeof(p));
+		p.entry_timeout = fs->entry_timeout;
+		fuse_reply_entry(req, &p);
+		return;
+	}
+	if (r < 0) {
+		ops_reply_err(req, r);
+		return;
+	}
+	ops_fill_param(fs, &e, &p);
+	fs_entry_clear(&e);
+	if (fuse_reply_entry(req, &p) != 0)
+		fs_tree_forget(fs->tree, p.ino, 1);
+}
+
+static void ops_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	fs_tree_forget(ops_fs(req)->tree, ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void ops_forget_multi(fuse_req_t req, size_t count,
+			     struct fuse_forget_data *forgets)
+{
+	size_t i;
+
+	for (i = 0; i < count; i++)
+		fs_tree_forget(ops_fs(req)->tree, forgets[i].ino,
+			       forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void ops_getattr(fuse_req_t req, fuse_ino_t ino,
+			struct fuse_file_info *fi)
+{
+	struct imapfs *fs = ops_fs(req);
+	struct fs_entry e;
+	int r = fs_tree_get(fs->tree, ino, &e);
+
+	if (r < 0) {
+		ops_reply_err(req, r);
+		return;
+	}
+	fuse_reply_attr(req, &e.st, fs->attr_timeout);
+	fs_entry_clear(&e);
+}
+
+static void ops_opendir(fuse_req_t req, fuse_ino_t ino,
+			struct fuse_file_info *fi)
+{
+	struct imapfs *fs = ops_fs(req);
+	GArray *snap;
+	int r;
+
+	ops_refresh_mailboxes(fs);
+	r = ops_folder_load(fs, ino);
+	if (r < 0) {
+		ops_reply_err(req, r);
+		return;
+	}
+	/* A snapshot taken at opendir gives readdir stable offsets even if
+	 * the folder changes while it is being read. */
+	snap = fs_tree_list(fs->tree, ino, &r);
+	if (snap == NULL) {
+		ops_reply_err(req, r);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)snap;
+	fi->cache_readdir = 0;
+	if (fuse_reply_open(req, fi) != 0)
+		g_array_unref(snap);
+}
+
+static void ops_readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size,
+			       off_t off, struct fuse_file_info *fi,
+			       gboolean plus)
+{
+	struct imapfs *fs = ops_fs(req);
+	GArray *snap = (GArray *)(uintptr_t)fi->fh;
+	char *buf = g_malloc(size);
+	size_t used = 0;
+	guint i;
+
+	for (i = (guint)off; off >= 0 && i < snap->len; i++) {
+		const struct fs_entry *e =
+			&g_array_index(snap, struct fs_entry, i);
+		gboolean dot = i < 2;
+		size_t n;
+
+		if (plus) {
+			struct fuse_entry_param p;
+
+			if (dot) {
+				/* No lookup reference for . and .. */
+				memset(&p, 0, sizeof(p));
+				p.attr.st_ino = e->ino;
+				p.attr.st_mode = e->st.st_mode;
+			} else {
+				ops_fill_param(fs, e, &p);
+			}
+			n = fuse_add_direntry_plus(req, buf + used, size - used,
+						   e->name, &p, i + 1);
+		} else {
+			n = fuse_add_direntry(req, buf + used, size - used,
+					      e->name, &e->st, i + 1);
+		}
+		if (n > size - used)
+			break;
+		if (plus && !dot)
+			fs_tree_ref(fs->tree, e->ino);
+		used += n;
+	}
+	fuse_reply_buf(req, buf, used);
+	g_free(buf);
+}
+
+static void ops_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			struct fuse_file_info *fi)
+{
+	ops_readdir_common(req, ino, size, off, fi, FALSE);
+}
+
+static void ops_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			    off_t off, struct fuse_file_info *fi)
+{
+	ops_readdir_common(req, ino, size, off, fi, TRUE);
+}
+
+static void ops_releasedir(fuse_req_t req, fuse_ino_t ino,
+			   struct fuse_file_info *fi)
+{
+	g_array_unref((GArray *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+/* Files */
+
+static void ops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct imapfs *fs = ops_fs(req);
+	struct ops_handle *h;
+	struct fs_entry e;
+	int r;
+
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	r = fs_tree_get(fs->tree, ino, &e);
+	if (r < 0) {
+		ops_reply_err(req, r);
+		return;
+	}
+	if (e.is_dir) {
+		fs_entry_clear(&e);
+		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	h = g_new0(struct ops_handle, 1);
+	h->ino = ino;
+	h->mailbox = g_steal_pointer(&e.mailbox);
+	h->uidvalidity = e.uidvalidity;
+	h->uid = e.uid;
+	h->size = (uint64_t)e.st.st_size;
+	g_mutex_init(&h->lock);
+	fs_entry_clear(&e);
+	fi->fh = (uint64_t)(uintptr_t)h;
+	/* A message never changes under its inode: pages cached from an
+	 * earlier open stay valid. */
+	fi->keep_cache = 1;
+	if (fuse_reply_open(req, fi) != 0) {
+		g_free(h->mailbox);
+		g_mutex_clear(&h->lock);
+		g_free(h);
+	}
+}
+
+struct ops_fetch_ctx {
+	struct imapfs *fs;
+	struct ops_handle *h;
+	uint64_t offset, length;
+	char *data;
+	size_t len;
+};
+
+static gboolean ops_fetch_body_fn(struct imap_session *s, void *user_data,
+				  GError **error)
+{
+	struct ops_fetch_ctx *c = user_data;
+
+	return imap_session_fetch_body(s, c->h->mailbox, c->h->uidvalidity,
+				       c->h->uid, c->offset, c->length,
+				       &c->data, &c->len, error);
+}
+
+static gboolean ops_fetch(void *user_data, uint64_t offset, uint64_t length,
+			  char **data_r, size_t *len_r, GError **error)
+{
+	struct ops_fetch_ctx *c = user_data;
+
+	c->offset = offset;
+	c->length = length;
+	if (!imap_pool_run(c->fs->pool, c->h->mailbox, ops_fetch_body_fn, c,
+			   error))
+		return FALSE;
+	*data_r = c->data;
+	*len_r = c->len;
+	return TRUE;
+}
+
+static void ops_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	struct imapfs *fs = ops_fs(req);
+	struct ops_handle *h = (struct ops_handle *)(uintptr_t)fi->fh;
+	struct ops_fetch_ctx ctx = { fs, h, 0, 0, NULL, 0 };
+	uint64_t readahead, eof = G_MAXUINT64;
+	GError *err = NULL;
+	char *buf;
+	gssize n;
+
+	if (off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	g_mutex_lock(&h->lock);
+	if ((uint64_t)off == h->next_offset)
+		h->window = MIN(MAX(h->window * 2, OPS_INITIAL_READAHEAD),
+				fs->max_readahead);
+	else
+		h->window = 0;
+	readahead = h->window;
+	h->next_offset = (uint64_t)off + size;
+	g_mutex_unlock(&h->lock);
+
+	buf = g_malloc(size);
+	n = fs_bodycache_read(fs->cache, h->ino, h->size, (uint64_t)off, size,
+			      readahead, buf, &eof, ops_fetch, &ctx, &err);
+	if (n < 0) {
+		imapfs_warning("read of %s UID %u failed: %s", h->mailbox,
+			       h->uid, err->message);
+		fuse_reply_err(req, fs_errno_from_error(err));
+		g_error_free(err);
+		g_free(buf);
+		return;
+	}
+	if (eof != G_MAXUINT64 && eof != h->size) {
+		/* RFC822.SIZE was wrong: make st_size tell the truth and
+		 * have the kernel drop what it cached with the old size. */
+		h->size = eof;
+		fs_tree_set_size(fs->tree, h->ino, eof);
+		fs_notify_inval_inode(fs->notify, h->ino);
+	}
+	fuse_reply_buf(req, buf, (size_t)n);
+	g_free(buf);
+}
+
+static void ops_release(fuse_req_t req, fuse_ino_t ino,
+			struct fuse_file_info *fi)
+{
+	struct ops_handle *h = (struct ops_handle *)(uintptr_t)fi->fh;
+
+	g_free(h->mailbox);
+	g_mutex_clear(&h->lock);
+	g_free(h);
+	fuse_reply_err(req, 0);
+}
+
+static void ops_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	/* Nothing is ever dirty in a read-only mount. */
+	fuse_reply_err(req, 0);
+}
+
+static void ops_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		      struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, 0);
+}
+
+/* statfs */
+
+static gboolean ops_quota_fn(struct imap_session *s, void *user_data,
+			     GError **error)
+{
+	uint64_t *q = user_data;
+
+	return imap_session_quota(s, &q[0], &q[1], error);
+}
+
+static void ops_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct imapfs *fs = ops_fs(req);
+	/* Without QUOTA: 1 TiB, all free, so copy tools don't refuse. */
+	uint64_t total = (uint64_t)1 << 40, avail = total, q[2];
+	struct statvfs st;
+	GError *err = NULL;
+
+	if (imap_pool_run(fs->pool, NULL, ops_quota_fn, q, &err) && q[1] > 0) {
+		total = q[1] * 1024;
+		avail = q[0] < q[1] ? (q[1] - q[0]) * 1024 : 0;
+	}
+	g_clear_error(&err);
+	memset(&st, 0, sizeof(st));
+	st.f_bsize = 4096;
+	st.f_frsize = 4096;
+	st.f_blocks = total / 4096;
+	st.f_bfree = avail / 4096;
+	st.f_bavail = avail / 4096;
+	st.f_files = fs_tree_count_files(fs->tree) + 1000000;
+	st.f_ffree = 1000000;
+	st.f_favail = 1000000;
+	st.f_namemax = 255;
+	fuse_reply_statfs(req, &st);
+}
+
+/* Extended attributes */
+
+static void ops_reply_xattr_value(fuse_req_t req, const char *value,
+				  size_t len, size_t size)
+{
+	if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (len > size)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, value, len);
+}
+
+static void ops_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			 size_t size)
+{
+	struct imapfs *fs = ops_fs(req);
+	struct fs_entry e;
+	char num[16];
+	int r;
+
+	/* Unknown names (security.*, system.posix_acl_*...) answer at once,
+	 * before touching anything. */
+	if (strcmp(name, XATTR_FLAGS) != 0 && strcmp(name, XATTR_UID) != 0) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	r = fs_tree_get(fs->tree, ino, &e);
+	if (r < 0) {
+		ops_reply_err(req, r);
+		return;
+	}
+	if (e.is_dir) {
+		fuse_reply_err(req, ENODATA);
+	} else if (strcmp(name, XATTR_FLAGS) == 0) {
+		ops_reply_xattr_value(req, e.flags, strlen(e.flags), size);
+	} else {
+		g_snprintf(num, sizeof(num), "%u", e.uid);
+		ops_reply_xattr_value(req, num, strlen(num), size);
+	}
+	fs_entry_clear(&e);
+}
+
+static void ops_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	static const char names[] = XATTR_FLAGS "\0" XATTR_UID;
+	struct imapfs *fs = ops_fs(req);
+	struct fs_entry e;
+	int r = fs_tree_get(fs->tree, ino, &e);
+
+	if (r < 0) {
+		ops_reply_err(req, r);
+		return;
+	}
+	ops_reply_xattr_value(req, names, e.is_dir ? 0 : sizeof(names), size);
+	fs_entry_clear(&e);
+}
+
+/* Everything that would change the mailbox: this release is read-only
+ * (the kernel mount is "ro" too; these are the second line). */
+
+static void ops_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+			int to_set, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void ops_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, dev_t rdev)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void ops_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void ops_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void ops_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+			const char *name)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void ops_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		       fuse_ino_t newparent, const char *newname,
+		       unsigned int flags)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void ops_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		     const char *newname)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void ops_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		       mode_t mode, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void ops_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+		      size_t size, off_t off, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void ops_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			 const char *value, size_t size, int flags)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void ops_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	fuse_reply_err(req, EROFS);
+}
+
+static void ops_init(void *userdata, struct fuse_conn_info *conn)
+{
+	/* Attributes come with the folder listing for free, so READDIRPLUS
+	 * saves the per-file LOOKUP that ls -l would cost. */
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS;
+	if (conn->capable & FUSE_CAP_READDIRPLUS_AUTO)
+		conn->want |= FUSE_CAP_READDIRPLUS_AUTO;
+	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+}
+
+static const struct fuse_lowlevel_ops ops_table = {
+	.init = ops_init,
+	.lookup = ops_lookup,
+	.forget = ops_forget,
+	.forget_multi = ops_forget_multi,
+	.getattr = ops_getattr,
+	.setattr = ops_setattr,
+	.mknod = ops_mknod,
+	.mkdir = ops_mkdir,
+	.unlink = ops_unlink,
+	.rmdir = ops_unlink,
+	.symlink = ops_symlink,
+	.rename = ops_rename,
+	.link = ops_link,
+	.open = ops_open,
+	.read = ops_read,
+	.write = ops_write,
+	.flush = ops_flush,
+	.release = ops_release,
+	.fsync = ops_fsync,
+	.opendir = ops_opendir,
+	.readdir = ops_readdir,
+	.readdirplus = ops_readdirplus,
+	.releasedir = ops_releasedir,
+	.statfs = ops_statfs,
+	.setxattr = ops_setxattr,
+	.getxattr = ops_getxattr,
+	.listxattr = ops_listxattr,
+	.removexattr = ops_removexattr,
+	.create = ops_create,
+};
+
+const struct fuse_lowlevel_ops *fs_ops_get(void)
+{
+	return &ops_table;
+}

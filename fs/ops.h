@@ -1,0 +1,43 @@
+/* ops.h - the FUSE low-level operations of imapfs.
+ *
+ * fs_ops_get() returns the operations table; the per-mount state is a
+ * struct imapfs passed as the session's userdata.  Each operation answers
+ * with a deliberate errno (docs/SEMANTICS.md).  Network work happens
+ * through the pool with no tree or cache lock held.
+ */
+#ifndef IMAPFS_FS_OPS_H
+#define IMAPFS_FS_OPS_H
+
+#include <fuse_lowlevel.h>
+#include <glib.h>
+
+#include "bodycache.h"
+#include "notify.h"
+#include "pool.h"
+#include "tree.h"
+
+struct imapfs {
+	/* Immutable after mount: */
+	struct imap_pool *pool;
+	struct fs_tree *tree;
+	struct fs_bodycache *cache;
+	struct fs_notify *notify;
+	gboolean read_only;
+	/* Seconds the kernel may cache attributes and names. */
+	double attr_timeout;
+	double entry_timeout;
+	/* How old a folder listing or the mailbox list may get before the
+	 * next readdir/lookup reloads it (us). */
+	gint64 listing_ttl_us;
+	/* Largest read-ahead for sequential reads (bytes). */
+	uint64_t max_readahead;
+};
+
+/* The operations table (static, never NULL). */
+const struct fuse_lowlevel_ops *fs_ops_get(void);
+
+/* Loads the mailbox list into the tree (used at mount, before serving).
+ * Returns 0 or a negative errno, with the IMAP error in @error. */
+int fs_ops_load_mailboxes(struct imapfs *fs, GError **error);
+
+#endif

@@ -1,0 +1,255 @@
+/* options.c - see options.h. */
+#include "config.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "imap-error.h"
+#include "options.h"
+
+enum { KEY_HELP, KEY_VERSION, KEY_FOREGROUND, KEY_DEBUG };
+
+#define OPT(t, p) { t, offsetof(struct fs_options, p), 1 }
+
+/* Numbers are parsed as strings first so that garbage ("4x") is an error
+ * rather than silently read as 4. */
+struct options_raw {
+	char *connections, *cache_size, *timeout, *attr_timeout, *listing_ttl;
+};
+
+/* fuse_opt_parse() hands the same pointer to the templates (as a base for
+ * offsetof) and to the callback, so the options come first. */
+struct options_ctx {
+	struct fs_options o;
+	struct fs_options *opts;
+	struct options_raw raw;
+	int positional;
+	char *error;
+};
+
+static const struct fuse_opt options_spec[] = {
+	OPT("password_command=%s", password_command),
+	OPT("password_file=%s", password_file),
+	OPT("cafile=%s", cafile),
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
+	FUSE_OPT_KEY("-d", KEY_DEBUG),
+	FUSE_OPT_KEY("debug", KEY_DEBUG),
+	FUSE_OPT_END,
+};
+
+static int options_proc(void *data, const char *arg, int key,
+			struct fuse_args *outargs)
+{
+	struct options_ctx *ctx = data;
+	struct options_raw *raw = &ctx->raw;
+	static const struct {
+		const char *prefix;
+		size_t off;
+	} nums[] = {
+		{ "connections=", offsetof(struct options_raw, connections) },
+		{ "cache_size=", offsetof(struct options_raw, cache_size) },
+		{ "timeout=", offsetof(struct options_raw, timeout) },
+		{ "attr_timeout=", offsetof(struct options_raw, attr_timeout) },
+		{ "listing_ttl=", offsetof(struct options_raw, listing_ttl) },
+	};
+	size_t i;
+
+	switch (key) {
+	case KEY_HELP:
+		ctx->opts->show_help = 1;
+		return 0;
+	case KEY_VERSION:
+		ctx->opts->show_version = 1;
+		return 0;
+	case KEY_FOREGROUND:
+		ctx->opts->foreground = 1;
+		return 0;
+	case KEY_DEBUG:
+		ctx->opts->debug = 1;
+		ctx->opts->foreground = 1;
+		return 0;
+	case FUSE_OPT_KEY_NONOPT:
+		if (ctx->positional == 0)
+			ctx->opts->url = g_strdup(arg);
+		else if (ctx->positional == 1)
+			ctx->opts->mountpoint = g_strdup(arg);
+		else if (ctx->error == NULL)
+			ctx->error = g_strdup_printf("unexpected argument '%s'",
+						     arg);
+		ctx->positional++;
+		return 0;
+	case FUSE_OPT_KEY_OPT:
+		for (i = 0; i < G_N_ELEMENTS(nums); i++) {
+			if (g_str_has_prefix(arg, nums[i].prefix)) {
+				char **slot = (char **)((char *)raw +
+							nums[i].off);
+
+				g_free(*slot);
+				*slot = g_strdup(arg + strlen(nums[i].prefix));
+				return 0;
+			}
+		}
+		if (strcmp(arg, "ro") == 0) {
+			ctx->opts->read_only = 1;
+			return 1; /* FUSE sees it too */
+		}
+		if (g_str_has_prefix(arg, "password=")) {
+			if (ctx->error == NULL)
+				ctx->error = g_strdup(
+					"passwords are not accepted as "
+					"options (they would be visible in "
+					"the process list); use "
+					"password_command, password_file, "
+					"IMAPFS_PASSWORD or ~/.netrc");
+			return 0;
+		}
+		return 1;
+	default:
+		return 1;
+	}
+}
+
+static gboolean options_number(const char *name, const char *text,
+			       guint64 min, guint64 max, unsigned int *out,
+			       GError **error)
+{
+	guint64 v;
+
+	if (text == NULL)
+		return TRUE;
+	if (!g_ascii_string_to_unsigned(text, 10, min, max, &v, NULL)) {
+		g_set_error(error, IMAP_ERROR, IMAP_ERROR_INVALID,
+			    "invalid value for -o %s: '%s' (expected a whole "
+			    "number from %" G_GUINT64_FORMAT
+			    " to %" G_GUINT64_FORMAT ")",
+			    name, text, min, max);
+		return FALSE;
+	}
+	*out = (unsigned int)v;
+	return TRUE;
+}
+
+gboolean fs_options_parse(int argc, char **argv, struct fs_options *opts_r,
+			  GError **error)
+{
+	struct fs_options *opts;
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct options_ctx ctx;
+	unsigned int attr = 60;
+	gboolean ok = FALSE;
+	int i;
+
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.opts = &ctx.o;
+	opts = &ctx.o;
+	opts->connections = 4;
+	opts->cache_mb = 64;
+	opts->timeout_s = 30;
+	opts->listing_ttl = 30;
+	for (i = 0; i < argc; i++)
+		fuse_opt_add_arg(&args, argv[i]);
+	if (fuse_opt_parse(&args, &ctx, options_spec, options_proc) != 0) {
+		g_set_error(error, IMAP_ERROR, IMAP_ERROR_INVALID,
+			    "invalid options");
+		goto out;
+	}
+	if (ctx.error != NULL) {
+		g_set_error(error, IMAP_ERROR, IMAP_ERROR_INVALID, "%s",
+			    ctx.error);
+		goto out;
+	}
+	if (opts->show_help || opts->show_version) {
+		ok = TRUE;
+		goto out;
+	}
+	if (!options_number("connections", ctx.raw.connections, 1, 64,
+			    &opts->connections, error) ||
+	    !options_number("cache_size", ctx.raw.cache_size, 1, 1 << 20,
+			    &opts->cache_mb, error) ||
+	    !options_number("timeout", ctx.raw.timeout, 1, 3600,
+			    &opts->timeout_s, error) ||
+	    !options_number("attr_timeout", ctx.raw.attr_timeout, 0, 86400,
+			    &attr, error) ||
+	    !options_number("listing_ttl", ctx.raw.listing_ttl, 0, 86400,
+			    &opts->listing_ttl, error))
+		goto out;
+	opts->attr_timeout = attr;
+	if (opts->url == NULL || opts->mountpoint == NULL) {
+		g_set_error(error, IMAP_ERROR, IMAP_ERROR_INVALID,
+			    "usage: imapfs [options] URL MOUNTPOINT "
+			    "(see imapfs --help)");
+		goto out;
+	}
+	ok = TRUE;
+out:
+	g_free(ctx.error);
+	g_free(ctx.raw.connections);
+	g_free(ctx.raw.cache_size);
+	g_free(ctx.raw.timeout);
+	g_free(ctx.raw.attr_timeout);
+	g_free(ctx.raw.listing_ttl);
+	opts->fuse_args = args;
+	*opts_r = ctx.o;
+	return ok;
+}
+
+void fs_options_clear(struct fs_options *opts)
+{
+	g_free(opts->url);
+	g_free(opts->mountpoint);
+	g_free(opts->password_command);
+	g_free(opts->password_file);
+	g_free(opts->cafile);
+	fuse_opt_free_args(&opts->fuse_args);
+	memset(opts, 0, sizeof(*opts));
+}
+
+void fs_options_print_help(const char *progname)
+{
+	printf("usage: %s [options] URL MOUNTPOINT\n"
+	       "\n"
+	       "Mounts an IMAP account: mailboxes are directories, messages "
+	       "are files <UID>.eml.\n"
+	       "\n"
+	       "URL:\n"
+	       "    imaps://USER@HOST[:PORT]   TLS from the first byte "
+	       "(default port 993)\n"
+	       "    imap://USER@HOST[:PORT]    STARTTLS, required "
+	       "(default port 143)\n"
+	       "    USER may be percent-encoded (alice%%40example.org)\n"
+	       "\n"
+	       "Password (first found): -o password_command=CMD, "
+	       "-o password_file=FILE,\n"
+	       "    environment IMAPFS_PASSWORD, ~/.netrc entry for HOST "
+	       "(must be mode 600)\n"
+	       "\n"
+	       "Options:\n"
+	       "    -o password_command=CMD  run CMD with /bin/sh, use the "
+	       "first line of its output\n"
+	       "    -o password_file=FILE    use the first line of FILE\n"
+	       "    -o cafile=FILE           also trust the PEM "
+	       "certificates in FILE\n"
+	       "    -o ro                    read-only mount\n"
+	       "    -o connections=N         IMAP connections in the pool "
+	       "(default 4)\n"
+	       "    -o cache_size=MB         memory for cached message "
+	       "content (default 64)\n"
+	       "    -o timeout=SECONDS       bound on every wait for the "
+	       "server (default 30)\n"
+	       "    -o attr_timeout=SECONDS  kernel attribute/name cache "
+	       "time (default 60)\n"
+	       "    -o listing_ttl=SECONDS   reload folder listings after "
+	       "this long (default 30)\n"
+	       "    -f                       stay in the foreground\n"
+	       "    -d                       debug: trace IMAP (secrets "
+	       "redacted), implies -f\n"
+	       "    -h, --help               print this help\n"
+	       "    -V, --version            print the version\n"
+	       "Other -o options are passed to FUSE.\n",
+	       progname);
+}

@@ -1,0 +1,48 @@
+/* options.h - the command line of imapfs.
+ *
+ *   imapfs [options] URL MOUNTPOINT
+ *
+ * imapfs's own -o options are removed from the argument list; everything
+ * else is left in @fuse_args for fuse_session_new() ("other -o options go
+ * to FUSE as usual").  Not thread-safe (runs at startup).
+ */
+#ifndef IMAPFS_FS_OPTIONS_H
+#define IMAPFS_FS_OPTIONS_H
+
+#include <fuse_lowlevel.h>
+#include <glib.h>
+
+struct fs_options {
+	char *url;
+	char *mountpoint;
+	char *password_command;
+	char *password_file;
+	char *cafile;
+	int read_only;
+	unsigned int connections; /* >= 1 */
+	unsigned int cache_mb;
+	unsigned int timeout_s;	  /* bound on every wait for the server */
+	double attr_timeout;	  /* kernel attribute/entry cache (s) */
+	unsigned int listing_ttl; /* folder listing reload interval (s) */
+	int foreground;
+	int debug;
+	int show_help;
+	int show_version;
+	/* Arguments for FUSE (argv[0] plus the options FUSE handles). */
+	struct fuse_args fuse_args;
+};
+
+/* Parses @argc/@argv (not modified). On success fills @opts (release with
+ * fs_options_clear()) and returns TRUE; with -h or -V it returns TRUE with
+ * show_help/show_version set. Returns FALSE with a one-line message in
+ * @error for a bad option, a bad number, or missing/extra arguments. */
+gboolean fs_options_parse(int argc, char **argv, struct fs_options *opts,
+			  GError **error);
+
+/* Frees the strings and fuse_args of @opts. */
+void fs_options_clear(struct fs_options *opts);
+
+/* Prints the usage text to stdout. */
+void fs_options_print_help(const char *progname);
+
+#endif

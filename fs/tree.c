@@ -1,0 +1,603 @@
+/* tree.c - see tree.h. */
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "log.h"
+#include "namemap.h"
+#include "tree.h"
+
+/* How long fs_tree_folder_begin() waits for another thread's load (the
+ * load itself is bounded by the IMAP timeouts; this only guards against
+ * a bug turning into a hang). */
+#define TREE_LOAD_WAIT_US (300 * G_USEC_PER_SEC)
+
+enum tree_kind { TREE_DIR, TREE_MSG };
+
+struct tree_node {
+	uint64_t ino;
+	enum tree_kind kind;
+	char *name;
+	struct tree_node *parent;
+	uint64_t nlookup;
+	gboolean gone;
+
+	/* TREE_DIR */
+	char *mailbox; /* server name, NULL if not a mailbox */
+	gboolean selectable;
+	GHashTable *subdirs; /* name -> struct tree_node * */
+	GHashTable *msgs;    /* GUINT_TO_POINTER(uid) -> struct tree_node * */
+	uint32_t uidvalidity;
+	gint64 loaded_at;  /* monotonic us, 0 = not loaded */
+	gboolean loading;
+	gboolean seen;	   /* mark for fs_tree_set_mailboxes */
+
+	/* TREE_MSG */
+	uint32_t uid;
+	uint64_t size;
+	gint64 mtime;
+	char *flags;
+};
+
+struct fs_tree {
+	GMutex lock;
+	GCond load_cond;
+	/* Everything below is protected by lock. */
+	GHashTable *nodes; /* ino -> struct tree_node * */
+	uint64_t next_ino;
+	struct tree_node *root;
+	gint64 mailboxes_time;
+	uint64_t nfiles;
+	uid_t uid;
+	gid_t gid;
+	mode_t file_mode, dir_mode;
+	gint64 mount_time;
+};
+
+void fs_entry_clear(struct fs_entry *entry)
+{
+	g_clear_pointer(&entry->name, g_free);
+	g_clear_pointer(&entry->mailbox, g_free);
+	g_clear_pointer(&entry->flags, g_free);
+}
+
+static struct tree_node *tree_node_new(struct fs_tree *tree,
+				       enum tree_kind kind, const char *name,
+				       struct tree_node *parent)
+{
+	struct tree_node *n = g_new0(struct tree_node, 1);
+
+	n->ino = tree->next_ino++;
+	n->kind = kind;
+	n->name = g_strdup(name);
+	n->parent = parent;
+	if (kind == TREE_DIR) {
+		n->subdirs = g_hash_table_new(g_str_hash, g_str_equal);
+		n->msgs = g_hash_table_new(g_direct_hash, g_direct_equal);
+	} else {
+		tree->nfiles++;
+	}
+	g_hash_table_insert(tree->nodes, &n->ino, n);
+	return n;
+}
+
+static void tree_node_free(struct tree_node *n)
+{
+	if (n->kind == TREE_DIR) {
+		g_hash_table_destroy(n->subdirs);
+		g_hash_table_destroy(n->msgs);
+	}
+	g_free(n->name);
+	g_free(n->mailbox);
+	g_free(n->flags);
+	g_free(n);
+}
+
+struct fs_tree *fs_tree_new(uid_t uid, gid_t gid, mode_t file_mode,
+			    mode_t dir_mode)
+{
+	struct fs_tree *tree = g_new0(struct fs_tree, 1);
+
+	g_mutex_init(&tree->lock);
+	g_cond_init(&tree->load_cond);
+	tree->nodes = g_hash_table_new(g_int64_hash, g_int64_equal);
+	tree->next_ino = FS_ROOT_INO;
+	tree->uid = uid;
+	tree->gid = gid;
+	tree->file_mode = file_mode;
+	tree->dir_mode = dir_mode;
+	tree->mount_time = g_get_real_time() / G_USEC_PER_SEC;
+	tree->root = tree_node_new(tree, TREE_DIR, "", NULL);
+	tree->root->parent = tree->root;
+	return tree;
+}
+
+void fs_tree_free(struct fs_tree *tree)
+{
+	GHashTableIter it;
+	gpointer v;
+
+	g_hash_table_iter_init(&it, tree->nodes);
+	while (g_hash_table_iter_next(&it, NULL, &v))
+		tree_node_free(v);
+	g_hash_table_destroy(tree->nodes);
+	g_mutex_clear(&tree->lock);
+	g_cond_clear(&tree->load_cond);
+	g_free(tree);
+}
+
+static struct tree_node *tree_find(struct fs_tree *tree, uint64_t ino)
+{
+	return g_hash_table_lookup(tree->nodes, &ino);
+}
+
+/* Frees a gone message node nobody refers to any more. */
+static void tree_maybe_drop(struct fs_tree *tree, struct tree_node *n)
+{
+	if (n->kind != TREE_MSG || !n->gone || n->nlookup > 0)
+		return;
+	g_hash_table_remove(tree->nodes, &n->ino);
+	tree->nfiles--;
+	tree_node_free(n);
+}
+
+/* Removes a message from its folder; it stays reachable by inode for the
+ * kernel's references until forgotten. */
+static void tree_msg_gone(struct fs_tree *tree, struct tree_node *msg)
+{
+	msg->gone = TRUE;
+	tree_maybe_drop(tree, msg);
+}
+
+static void tree_fill_entry(struct fs_tree *tree, struct tree_node *n,
+			    struct fs_entry *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = n->ino;
+	e->name = g_strdup(n->name);
+	e->st.st_ino = n->ino;
+	e->st.st_uid = tree->uid;
+	e->st.st_gid = tree->gid;
+	e->st.st_blksize = 4096;
+	if (n->kind == TREE_DIR) {
+		e->is_dir = TRUE;
+		e->selectable = n->selectable;
+		e->mailbox = g_strdup(n->mailbox);
+		e->uidvalidity = n->uidvalidity;
+		e->st.st_mode = S_IFDIR | tree->dir_mode;
+		e->st.st_nlink = 2 + g_hash_table_size(n->subdirs);
+		e->st.st_size = 4096;
+		e->st.st_blocks = 8;
+		e->st.st_mtime = e->st.st_ctime = e->st.st_atime =
+			tree->mount_time;
+	} else {
+		struct tree_node *dir = n->parent;
+
+		e->mailbox = g_strdup(dir->mailbox);
+		e->uidvalidity = dir->uidvalidity;
+		e->uid = n->uid;
+		e->flags = g_strdup(n->flags);
+		e->st.st_mode = S_IFREG | tree->file_mode;
+		e->st.st_nlink = 1;
+		e->st.st_size = (off_t)n->size;
+		/* Never 0, so du and file managers see the space. */
+		e->st.st_blocks = (blkcnt_t)MAX((n->size + 511) / 512, 1);
+		e->st.st_mtime = e->st.st_ctime = e->st.st_atime = n->mtime;
+	}
+}
+
+gint64 fs_tree_mailboxes_time(struct fs_tree *tree)
+{
+	gint64 t;
+
+	g_mutex_lock(&tree->lock);
+	t = tree->mailboxes_time;
+	g_mutex_unlock(&tree->lock);
+	return t;
+}
+
+static struct tree_node *tree_subdir(struct fs_tree *tree,
+				     struct tree_node *parent, const char *name)
+{
+	struct tree_node *d = g_hash_table_lookup(parent->subdirs, name);
+
+	if (d == NULL) {
+		d = tree_node_new(tree, TREE_DIR, name, parent);
+		g_hash_table_insert(parent->subdirs, d->name, d);
+	}
+	return d;
+}
+
+static void tree_clear_seen(struct tree_node *dir)
+{
+	GHashTableIter it;
+	gpointer v;
+
+	dir->seen = FALSE;
+	g_hash_table_iter_init(&it, dir->subdirs);
+	while (g_hash_table_iter_next(&it, NULL, &v))
+		tree_clear_seen(v);
+}
+
+static void tree_dir_gone(struct fs_tree *tree, struct tree_node *dir)
+{
+	GHashTableIter it;
+	gpointer v;
+
+	dir->gone = TRUE;
+	g_hash_table_iter_init(&it, dir->subdirs);
+	while (g_hash_table_iter_next(&it, NULL, &v))
+		tree_dir_gone(tree, v);
+	g_hash_table_remove_all(dir->subdirs);
+	g_hash_table_iter_init(&it, dir->msgs);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		g_hash_table_iter_remove(&it);
+		tree_msg_gone(tree, v);
+	}
+	/* Directory nodes are few: they stay allocated so that inode
+	 * numbers the kernel holds keep answering (ENOENT). */
+}
+
+/* Drops directories not marked seen. */
+static void tree_sweep(struct fs_tree *tree, struct tree_node *dir)
+{
+	GHashTableIter it;
+	gpointer v;
+
+	g_hash_table_iter_init(&it, dir->subdirs);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		struct tree_node *d = v;
+
+		if (!d->seen) {
+			g_hash_table_iter_remove(&it);
+			tree_dir_gone(tree, d);
+		} else {
+			tree_sweep(tree, d);
+		}
+	}
+}
+
+void fs_tree_set_mailboxes(struct fs_tree *tree, GPtrArray *infos)
+{
+	guint i;
+
+	g_mutex_lock(&tree->lock);
+	tree_clear_seen(tree->root);
+	for (i = 0; i < infos->len; i++) {
+		const struct imap_mailbox_info *info = infos->pdata[i];
+		char **path;
+		struct tree_node *d = tree->root;
+		gboolean skip = FALSE;
+		guint j;
+
+		if (info->nonexistent)
+			continue;
+		path = fs_namemap_mailbox_to_path(info->name, info->delimiter);
+		for (j = 0; path[j] != NULL; j++) {
+			if (strlen(path[j]) > 255) {
+				imapfs_warning("mailbox %s: name too long for "
+					       "a file name; not shown",
+					       info->name);
+				skip = TRUE;
+				break;
+			}
+		}
+		for (j = 0; !skip && path[j] != NULL; j++) {
+			d = tree_subdir(tree, d, path[j]);
+			d->seen = TRUE;
+		}
+		if (!skip && d != tree->root) {
+			if (d->mailbox != NULL &&
+			    strcmp(d->mailbox, info->name) != 0) {
+				/* Two server names map to one file name
+				 * (an invalid mUTF-7 name shown raw): the
+				 * first one wins. */
+				imapfs_warning("mailboxes %s and %s map to the "
+					       "same name; showing the first",
+					       d->mailbox, info->name);
+			} else {
+				g_free(d->mailbox);
+				d->mailbox = g_strdup(info->name);
+				d->selectable = !info->noselect;
+			}
+		}
+		g_strfreev(path);
+	}
+	tree_sweep(tree, tree->root);
+	tree->mailboxes_time = g_get_monotonic_time();
+	g_mutex_unlock(&tree->lock);
+}
+
+static struct tree_node *tree_child(struct tree_node *dir, const char *name)
+{
+	struct tree_node *n = g_hash_table_lookup(dir->subdirs, name);
+	guint32 uid;
+
+	if (n != NULL)
+		return n;
+	if (dir->selectable && fs_namemap_parse_message_name(name, &uid))
+		return g_hash_table_lookup(dir->msgs, GUINT_TO_POINTER(uid));
+	return NULL;
+}
+
+int fs_tree_lookup(struct fs_tree *tree, uint64_t parent, const char *name,
+		   struct fs_entry *entry_r)
+{
+	struct tree_node *dir, *n;
+	int ret = 0;
+
+	g_mutex_lock(&tree->lock);
+	dir = tree_find(tree, parent);
+	if (dir == NULL || dir->gone) {
+		ret = -ENOENT;
+	} else if (dir->kind != TREE_DIR) {
+		ret = -ENOTDIR;
+	} else if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+		n = strcmp(name, ".") == 0 ? dir : dir->parent;
+		n->nlookup++;
+		tree_fill_entry(tree, n, entry_r);
+	} else if ((n = tree_child(dir, name)) == NULL) {
+		ret = -ENOENT;
+	} else {
+		n->nlookup++;
+		tree_fill_entry(tree, n, entry_r);
+	}
+	g_mutex_unlock(&tree->lock);
+	return ret;
+}
+
+int fs_tree_get(struct fs_tree *tree, uint64_t ino, struct fs_entry *entry_r)
+{
+	struct tree_node *n;
+	int ret = 0;
+
+	g_mutex_lock(&tree->lock);
+	n = tree_find(tree, ino);
+	if (n == NULL || n->gone)
+		ret = -ENOENT;
+	else
+		tree_fill_entry(tree, n, entry_r);
+	g_mutex_unlock(&tree->lock);
+	return ret;
+}
+
+void fs_tree_forget(struct fs_tree *tree, uint64_t ino, uint64_t count)
+{
+	struct tree_node *n;
+
+	g_mutex_lock(&tree->lock);
+	n = tree_find(tree, ino);
+	if (n != NULL) {
+		n->nlookup = n->nlookup > count ? n->nlookup - count : 0;
+		tree_maybe_drop(tree, n);
+	}
+	g_mutex_unlock(&tree->lock);
+}
+
+void fs_tree_ref(struct fs_tree *tree, uint64_t ino)
+{
+	struct tree_node *n;
+
+	g_mutex_lock(&tree->lock);
+	n = tree_find(tree, ino);
+	if (n != NULL)
+		n->nlookup++;
+	g_mutex_unlock(&tree->lock);
+}
+
+void fs_tree_set_size(struct fs_tree *tree, uint64_t ino, uint64_t size)
+{
+	struct tree_node *n;
+
+	g_mutex_lock(&tree->lock);
+	n = tree_find(tree, ino);
+	if (n != NULL && n->kind == TREE_MSG && n->size != size) {
+		imapfs_info("message %s/%u: size is %" G_GUINT64_FORMAT
+			    ", server said %" G_GUINT64_FORMAT,
+			    n->parent->mailbox, n->uid, size, n->size);
+		n->size = size;
+	}
+	g_mutex_unlock(&tree->lock);
+}
+
+static void tree_entry_clear_func(gpointer p)
+{
+	fs_entry_clear(p);
+}
+
+static gint tree_entry_cmp(gconstpointer a, gconstpointer b, gpointer unused)
+{
+	const struct fs_entry *x = a, *y = b;
+
+	/* Directories first (by name), then messages by UID. */
+	if (x->is_dir != y->is_dir)
+		return x->is_dir ? -1 : 1;
+	if (!x->is_dir)
+		return x->uid < y->uid ? -1 : x->uid > y->uid;
+	return strcmp(x->name, y->name);
+}
+
+GArray *fs_tree_list(struct fs_tree *tree, uint64_t ino, int *errno_r)
+{
+	struct tree_node *dir;
+	GArray *arr;
+	GHashTableIter it;
+	gpointer v;
+	struct fs_entry e;
+
+	g_mutex_lock(&tree->lock);
+	dir = tree_find(tree, ino);
+	if (dir == NULL || dir->gone || dir->kind != TREE_DIR) {
+		*errno_r = dir == NULL || dir->gone ? -ENOENT : -ENOTDIR;
+		g_mutex_unlock(&tree->lock);
+		return NULL;
+	}
+	arr = g_array_sized_new(FALSE, FALSE, sizeof(struct fs_entry),
+				2 + g_hash_table_size(dir->subdirs) +
+					g_hash_table_size(dir->msgs));
+	g_array_set_clear_func(arr, tree_entry_clear_func);
+	tree_fill_entry(tree, dir, &e);
+	g_free(e.name);
+	e.name = g_strdup(".");
+	g_array_append_val(arr, e);
+	tree_fill_entry(tree, dir->parent, &e);
+	g_free(e.name);
+	e.name = g_strdup("..");
+	g_array_append_val(arr, e);
+	g_hash_table_iter_init(&it, dir->subdirs);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		tree_fill_entry(tree, v, &e);
+		g_array_append_val(arr, e);
+	}
+	g_hash_table_iter_init(&it, dir->msgs);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		tree_fill_entry(tree, v, &e);
+		g_array_append_val(arr, e);
+	}
+	g_mutex_unlock(&tree->lock);
+	/* Stable order: ls, find and grep -r see the same sequence every
+	 * time, and messages come in UID order (the order reads prefer). */
+	if (arr->len > 3)
+		g_qsort_with_data(&g_array_index(arr, struct fs_entry, 2),
+				  (gint)arr->len - 2, sizeof(struct fs_entry),
+				  tree_entry_cmp, NULL);
+	return arr;
+}
+
+int fs_tree_folder_begin(struct fs_tree *tree, uint64_t ino,
+			 gint64 max_age_us, char **mailbox_r,
+			 uint32_t *uidvalidity_r)
+{
+	gint64 deadline = g_get_monotonic_time() + TREE_LOAD_WAIT_US;
+	struct tree_node *dir;
+	int ret;
+
+	g_mutex_lock(&tree->lock);
+	for (;;) {
+		dir = tree_find(tree, ino);
+		if (dir == NULL || dir->gone) {
+			ret = -ENOENT;
+			break;
+		}
+		if (dir->kind != TREE_DIR) {
+			ret = -ENOTDIR;
+			break;
+		}
+		if (!dir->selectable || dir->mailbox == NULL) {
+			ret = 0;
+			break;
+		}
+		if (dir->loading) {
+			if (!g_cond_wait_until(&tree->load_cond, &tree->lock,
+					       deadline)) {
+				ret = -EIO;
+				break;
+			}
+			continue;
+		}
+		if (dir->loaded_at != 0 &&
+		    g_get_monotonic_time() - dir->loaded_at < max_age_us) {
+			ret = 0;
+			break;
+		}
+		dir->loading = TRUE;
+		*mailbox_r = g_strdup(dir->mailbox);
+		*uidvalidity_r = dir->uidvalidity;
+		ret = 1;
+		break;
+	}
+	g_mutex_unlock(&tree->lock);
+	return ret;
+}
+
+void fs_tree_folder_end(struct fs_tree *tree, uint64_t ino, gboolean ok,
+			const struct imap_mailbox_status *status,
+			GArray *metas)
+{
+	struct tree_node *dir;
+	GHashTable *fresh;
+	GHashTableIter it;
+	gpointer k, v;
+	guint i;
+
+	g_mutex_lock(&tree->lock);
+	dir = tree_find(tree, ino);
+	if (dir == NULL)
+		goto out;
+	dir->loading = FALSE;
+	if (!ok || dir->gone)
+		goto out;
+	if (dir->uidvalidity != 0 && dir->uidvalidity != status->uidvalidity) {
+		/* The mailbox was recreated: every UID we knew may now name
+		 * another message. All old nodes go; new ones get new inodes. */
+		imapfs_warning("UIDVALIDITY of %s changed (%u -> %u); "
+			       "dropping its cached state",
+			       dir->mailbox, dir->uidvalidity,
+			       status->uidvalidity);
+		g_hash_table_iter_init(&it, dir->msgs);
+		while (g_hash_table_iter_next(&it, NULL, &v)) {
+			g_hash_table_iter_remove(&it);
+			tree_msg_gone(tree, v);
+		}
+	}
+	dir->uidvalidity = status->uidvalidity;
+	fresh = g_hash_table_new(g_direct_hash, g_direct_equal);
+	for (i = 0; i < metas->len; i++) {
+		const struct imap_message_meta *m =
+			&g_array_index(metas, struct imap_message_meta, i);
+		gpointer key = GUINT_TO_POINTER(m->uid);
+		struct tree_node *msg = g_hash_table_lookup(dir->msgs, key);
+
+		if (msg == NULL) {
+			char name[32];
+
+			fs_namemap_message_name(m->uid, name, sizeof(name));
+			msg = tree_node_new(tree, TREE_MSG, name, dir);
+			msg->uid = m->uid;
+			msg->size = m->size;
+			g_hash_table_insert(dir->msgs, key, msg);
+		}
+		/* Keep a size that reading proved (the server's
+		 * RFC822.SIZE may be wrong), unless it is a new message. */
+		if (msg->size == 0 || msg->flags == NULL)
+			msg->size = m->size;
+		msg->mtime = m->internaldate;
+		g_free(msg->flags);
+		msg->flags = g_strdup(m->flags);
+		g_hash_table_add(fresh, key);
+	}
+	g_hash_table_iter_init(&it, dir->msgs);
+	while (g_hash_table_iter_next(&it, &k, &v)) {
+		if (!g_hash_table_contains(fresh, k)) {
+			g_hash_table_iter_remove(&it);
+			tree_msg_gone(tree, v);
+		}
+	}
+	g_hash_table_destroy(fresh);
+	dir->loaded_at = g_get_monotonic_time();
+out:
+	g_cond_broadcast(&tree->load_cond);
+	g_mutex_unlock(&tree->lock);
+}
+
+void fs_tree_folder_invalidate(struct fs_tree *tree, uint64_t ino)
+{
+	struct tree_node *dir;
+
+	g_mutex_lock(&tree->lock);
+	dir = tree_find(tree, ino);
+	if (dir != NULL && dir->kind == TREE_DIR)
+		dir->loaded_at = 0;
+	g_mutex_unlock(&tree->lock);
+}
+
+uint64_t fs_tree_count_files(struct fs_tree *tree)
+{
+	uint64_t n;
+
+	g_mutex_lock(&tree->lock);
+	n = tree->nfiles;
+	g_mutex_unlock(&tree->lock);
+	return n;
+}

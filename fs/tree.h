@@ -1,0 +1,115 @@
+/* tree.h - the inode table: directories for mailboxes, files for messages.
+ *
+ * Every node has an inode number that is never reused, so a number the
+ * kernel still holds can never come to name another message: a message is
+ * identified by (mailbox, UIDVALIDITY, UID) and gets a fresh inode when
+ * any of those differ.  Nodes that left their directory (expunged, the
+ * mailbox's UIDVALIDITY changed, the mailbox vanished) are marked gone and
+ * freed once the kernel forgets them.
+ *
+ * Locking: one mutex (tree->lock) protects every node field and table. No
+ * function here does I/O or blocks on anything but that mutex and, in
+ * fs_tree_folder_begin(), on a bounded condition wait, so FUSE workers
+ * never hold the lock across a network round trip.
+ */
+#ifndef IMAPFS_FS_TREE_H
+#define IMAPFS_FS_TREE_H
+
+#include <glib.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "session.h"
+
+#define FS_ROOT_INO 1
+
+struct fs_tree;
+
+/* A stable copy of what a caller needs from a node, taken under the lock. */
+struct fs_entry {
+	uint64_t ino;
+	char *name; /* file name in its directory ("" for the root) */
+	struct stat st;
+	/* Messages: where the bytes live. Directories: mailbox may be NULL
+	 * (root, or a level that only holds other mailboxes). */
+	char *mailbox;
+	uint32_t uidvalidity;
+	uint32_t uid;
+	gboolean is_dir;
+	gboolean selectable;
+	char *flags; /* messages: space-separated flags */
+};
+
+/* Frees the strings of @entry (not @entry itself). */
+void fs_entry_clear(struct fs_entry *entry);
+
+/* Creates the tree with just the root. Files and directories are owned by
+ * @uid/@gid with modes @file_mode/@dir_mode. Never returns NULL. */
+struct fs_tree *fs_tree_new(uid_t uid, gid_t gid, mode_t file_mode,
+			    mode_t dir_mode);
+
+/* Frees everything. */
+void fs_tree_free(struct fs_tree *tree);
+
+/* Replaces the directory structure with the mailboxes in @infos (struct
+ * imap_mailbox_info *, from imap_session_list()). Directories of
+ * mailboxes that disappeared are marked gone; intermediate levels are
+ * created as needed. */
+void fs_tree_set_mailboxes(struct fs_tree *tree, GPtrArray *infos);
+
+/* Monotonic time (us) of the last fs_tree_set_mailboxes(), 0 if never. */
+gint64 fs_tree_mailboxes_time(struct fs_tree *tree);
+
+/* Looks up @name in directory @parent. On success fills @entry_r (caller
+ * clears it), adds one kernel reference to the node and returns 0; else
+ * -ENOENT or -ENOTDIR. Message names are only found if the folder's
+ * listing is loaded (see fs_tree_folder_begin). */
+int fs_tree_lookup(struct fs_tree *tree, uint64_t parent, const char *name,
+		   struct fs_entry *entry_r);
+
+/* Like fs_tree_lookup() without taking a reference (for getattr). */
+int fs_tree_get(struct fs_tree *tree, uint64_t ino, struct fs_entry *entry_r);
+
+/* Drops @n kernel references of @ino (FUSE forget). */
+void fs_tree_forget(struct fs_tree *tree, uint64_t ino, uint64_t n);
+
+/* Adds one kernel reference to @ino (for readdirplus entries). */
+void fs_tree_ref(struct fs_tree *tree, uint64_t ino);
+
+/* Records that reading showed the message's real size (st_size must equal
+ * what reads return). */
+void fs_tree_set_size(struct fs_tree *tree, uint64_t ino, uint64_t size);
+
+/* Returns a snapshot of directory @ino as an array of struct fs_entry
+ * (including "." and ".." first; the array frees its entries), or NULL with
+ * *errno_r set (-ENOENT, -ENOTDIR). */
+GArray *fs_tree_list(struct fs_tree *tree, uint64_t ino, int *errno_r);
+
+/* Folder listings.  fs_tree_folder_begin() decides whether directory @ino
+ * needs its message list (re)loaded: returns 1 and sets *mailbox_r (caller
+ * frees) and *uidvalidity_r (0 if never loaded) when the caller must load
+ * it and then call fs_tree_folder_end(); returns 0 when the listing is
+ * fresh (younger than @max_age_us; a load by another thread is waited
+ * for), or a negative errno (-ENOENT for a gone directory). Directories
+ * that are not selectable mailboxes always return 0. */
+int fs_tree_folder_begin(struct fs_tree *tree, uint64_t ino,
+			 gint64 max_age_us, char **mailbox_r,
+			 uint32_t *uidvalidity_r);
+
+/* Finishes a load begun by fs_tree_folder_begin(). @metas (struct
+ * imap_message_meta, flags owned by the array's clear func) with
+ * @status's UIDVALIDITY replace the listing when @ok; a changed
+ * UIDVALIDITY turns every old message node gone. When !ok the old
+ * listing stays and waiting threads go on. */
+void fs_tree_folder_end(struct fs_tree *tree, uint64_t ino, gboolean ok,
+			const struct imap_mailbox_status *status,
+			GArray *metas);
+
+/* Marks a folder's listing as stale so that the next access reloads it. */
+void fs_tree_folder_invalidate(struct fs_tree *tree, uint64_t ino);
+
+/* Number of message nodes in the tree (for statfs's f_files). */
+uint64_t fs_tree_count_files(struct fs_tree *tree);
+
+#endif

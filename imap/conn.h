@@ -1,0 +1,91 @@
+/* conn.h - one IMAP connection: transport, parser, tags, capabilities.
+ *
+ * A connection runs one command at a time (the pool provides
+ * parallelism). imap_conn_run() sends a command built with command.h,
+ * feeds every untagged response to a callback, and returns when the
+ * command's tagged completion arrives.  The connection itself consumes
+ * CAPABILITY data (untagged and in response codes) and BYE.
+ *
+ * Every wait is bounded by the timeout given at connect time.  After any
+ * fatal error (imap_error_is_fatal()) the connection is marked broken and
+ * every later call fails at once; the owner frees it and makes a new one.
+ *
+ * Debug logging (log level DEBUG) traces commands through
+ * imap_cmd_describe(), which redacts secrets, and responses with literal
+ * contents elided.
+ *
+ * Threading: used by one thread at a time, except imap_conn_abort().
+ */
+#ifndef IMAPFS_IMAP_CONN_H
+#define IMAPFS_IMAP_CONN_H
+
+#include <glib.h>
+#include <stdint.h>
+
+#include "command.h"
+#include "parser.h"
+
+struct imap_conn;
+
+/* Called for each untagged response while a command runs. The callback
+ * may take ownership of parts of @resp (e.g. imap_arg_steal()); the
+ * connection frees the rest afterwards. */
+typedef void imap_untagged_fn(struct imap_response *resp, void *user_data);
+
+struct imap_conn_params {
+	const char *host;
+	uint16_t port;
+	gboolean implicit_tls; /* FALSE: STARTTLS is required */
+	const char *cafile;    /* may be NULL */
+	int timeout_ms;	       /* bound on every single wait */
+	/* Parser limits (NULL = defaults). */
+	const struct imap_parser_limits *limits;
+};
+
+/* Connects, negotiates TLS (implicit, or STARTTLS -- refusing with
+ * IMAP_ERROR_UNSUPPORTED if the server does not offer it, and discarding
+ * capabilities and buffered input from before the handshake), reads the
+ * greeting and makes sure capabilities are known. Returns NULL with an
+ * IMAP_ERROR on failure (IO/TIMEOUT/TLS/PROTOCOL/BYE/UNSUPPORTED). */
+struct imap_conn *imap_conn_connect(const struct imap_conn_params *params,
+				    GError **error);
+
+/* Sends LOGOUT (best effort, short wait) unless broken, then closes and
+ * frees. NULL is allowed. */
+void imap_conn_free(struct imap_conn *conn);
+
+/* Makes a blocked call on @conn return promptly with an error. Any thread. */
+void imap_conn_abort(struct imap_conn *conn);
+
+/* TRUE once a fatal error happened (or BYE arrived). */
+gboolean imap_conn_is_broken(const struct imap_conn *conn);
+
+/* TRUE if the server announced capability @cap (ASCII case-insensitive). */
+gboolean imap_conn_has_cap(const struct imap_conn *conn, const char *cap);
+
+/* Forgets the known capabilities and asks the server again (CAPABILITY),
+ * unless a later response already delivered them. */
+gboolean imap_conn_refresh_caps(struct imap_conn *conn, GError **error);
+
+/* Runs @cmd (not freed). Untagged responses go to @cb (may be NULL).
+ * Returns TRUE on tagged OK. On NO/BAD returns FALSE with IMAP_ERROR_NO,
+ * _NONEXISTENT, _NOPERM, _OVERQUOTA, _AUTH (for [AUTHENTICATIONFAILED]
+ * etc.) or _BAD and a message carrying the server's text. If @tagged_r is
+ * not NULL it receives the tagged response (also on NO/BAD; caller frees)
+ * so that response codes like [READ-ONLY] can be read. */
+gboolean imap_conn_run(struct imap_conn *conn, const struct imap_cmd *cmd,
+		       imap_untagged_fn *cb, void *user_data,
+		       struct imap_response **tagged_r, GError **error);
+
+/* Like imap_conn_run() for a SASL exchange without SASL-IR: waits for the
+ * server's continuation, answers with @response (a base64 line, treated
+ * as secret: never logged), then completes as imap_conn_run(). */
+gboolean imap_conn_run_sasl(struct imap_conn *conn, const struct imap_cmd *cmd,
+			    const char *response, imap_untagged_fn *cb,
+			    void *user_data, struct imap_response **tagged_r,
+			    GError **error);
+
+/* The text of the BYE that ended the connection, or NULL. */
+const char *imap_conn_bye_text(const struct imap_conn *conn);
+
+#endif

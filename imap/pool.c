@@ -1,0 +1,176 @@
+/* pool.c - see pool.h. */
+#include "config.h"
+
+#include <string.h>
+
+#include "imap-error.h"
+#include "log.h"
+#include "pool.h"
+
+struct imap_pool {
+	const struct imap_account *account;
+	unsigned int size;
+	GMutex lock;
+	GCond cond;
+	/* Sessions not borrowed (protected by lock). */
+	GPtrArray *idle;
+	/* Sessions that exist, borrowed or idle, plus opens under way
+	 * (protected by lock). */
+	unsigned int count;
+};
+
+struct imap_pool *imap_pool_new(const struct imap_account *account,
+				unsigned int size, struct imap_session *first)
+{
+	struct imap_pool *pool = g_new0(struct imap_pool, 1);
+
+	pool->account = account;
+	pool->size = MAX(size, 1u);
+	g_mutex_init(&pool->lock);
+	g_cond_init(&pool->cond);
+	pool->idle = g_ptr_array_new();
+	if (first != NULL) {
+		g_ptr_array_add(pool->idle, first);
+		pool->count = 1;
+	}
+	return pool;
+}
+
+void imap_pool_free(struct imap_pool *pool)
+{
+	guint i;
+
+	if (pool == NULL)
+		return;
+	for (i = 0; i < pool->idle->len; i++)
+		imap_session_free(pool->idle->pdata[i]);
+	g_ptr_array_free(pool->idle, TRUE);
+	g_mutex_clear(&pool->lock);
+	g_cond_clear(&pool->cond);
+	g_free(pool);
+}
+
+/* Picks an idle session, preferring one with @hint examined. Called with
+ * the lock held. */
+static struct imap_session *pool_take_idle(struct imap_pool *pool,
+					   const char *hint)
+{
+	guint i, pick = pool->idle->len - 1;
+
+	if (hint != NULL) {
+		for (i = 0; i < pool->idle->len; i++) {
+			const char *sel =
+				imap_session_selected(pool->idle->pdata[i]);
+
+			if (sel != NULL && strcmp(sel, hint) == 0) {
+				pick = i;
+				break;
+			}
+		}
+	}
+	return g_ptr_array_remove_index_fast(pool->idle, pick);
+}
+
+struct imap_session *imap_pool_acquire(struct imap_pool *pool,
+				       const char *mailbox_hint,
+				       GError **error)
+{
+	gint64 deadline = g_get_monotonic_time() +
+			  (gint64)pool->account->timeout_ms * 1000 * 2;
+	struct imap_session *s;
+
+	g_mutex_lock(&pool->lock);
+	for (;;) {
+		if (pool->idle->len > 0) {
+			s = pool_take_idle(pool, mailbox_hint);
+			g_mutex_unlock(&pool->lock);
+			return s;
+		}
+		if (pool->count < pool->size)
+			break;
+		if (!g_cond_wait_until(&pool->cond, &pool->lock, deadline)) {
+			g_mutex_unlock(&pool->lock);
+			g_set_error(error, IMAP_ERROR, IMAP_ERROR_TIMEOUT,
+				    "no IMAP connection became free in time");
+			return NULL;
+		}
+	}
+	/* Open a new session without holding the lock: logging in takes
+	 * round trips and other threads may return sessions meanwhile. */
+	pool->count++;
+	g_mutex_unlock(&pool->lock);
+	s = imap_session_open(pool->account, error);
+	if (s == NULL) {
+		g_mutex_lock(&pool->lock);
+		pool->count--;
+		g_cond_signal(&pool->cond);
+		g_mutex_unlock(&pool->lock);
+	}
+	return s;
+}
+
+void imap_pool_release(struct imap_pool *pool, struct imap_session *session)
+{
+	gboolean usable = imap_session_is_usable(session);
+
+	if (!usable)
+		imap_session_free(session);
+	g_mutex_lock(&pool->lock);
+	if (usable)
+		g_ptr_array_add(pool->idle, session);
+	else
+		pool->count--;
+	g_cond_signal(&pool->cond);
+	g_mutex_unlock(&pool->lock);
+}
+
+/* After a connection died, the idle ones probably died of the same cause
+ * (server restart, network change, suspend): drop them so that the retry
+ * connects afresh instead of finding another corpse. */
+static void pool_purge_idle(struct imap_pool *pool)
+{
+	GPtrArray *dead;
+	guint i;
+
+	g_mutex_lock(&pool->lock);
+	dead = pool->idle;
+	pool->idle = g_ptr_array_new();
+	pool->count -= dead->len;
+	g_cond_broadcast(&pool->cond);
+	g_mutex_unlock(&pool->lock);
+	for (i = 0; i < dead->len; i++) {
+		imap_session_abort(dead->pdata[i]);
+		imap_session_free(dead->pdata[i]);
+	}
+	g_ptr_array_free(dead, TRUE);
+}
+
+gboolean imap_pool_run(struct imap_pool *pool, const char *mailbox_hint,
+		       imap_pool_fn *fn, void *user_data, GError **error)
+{
+	int attempt;
+
+	for (attempt = 0;; attempt++) {
+		GError *err = NULL;
+		struct imap_session *s;
+		gboolean ok;
+
+		s = imap_pool_acquire(pool, mailbox_hint, &err);
+		if (s == NULL) {
+			g_propagate_error(error, err);
+			return FALSE;
+		}
+		ok = fn(s, user_data, &err);
+		imap_pool_release(pool, s);
+		if (ok)
+			return TRUE;
+		if (attempt > 0 || !imap_error_is_fatal(err)) {
+			g_propagate_error(error, err);
+			return FALSE;
+		}
+		imapfs_info("connection lost (%s); retrying once",
+			    err->message);
+		g_error_free(err);
+		pool_purge_idle(pool);
+	}
+}

@@ -1,0 +1,55 @@
+/* pool.h - a small, bounded pool of IMAP sessions for one account.
+ *
+ * FUSE worker threads borrow a session for one request and give it back.
+ * The pool never holds more than its size of connections (servers limit
+ * connections per user), opens them lazily, prefers a session that already
+ * has the wanted mailbox examined (saving an EXAMINE round trip), and
+ * replaces sessions whose connection broke.  imap_pool_run() retries an
+ * idempotent request once on a fresh connection when the first one died
+ * under it (server restart, NAT timeout, BYE).
+ *
+ * Waiting for a free session is bounded by the account's timeout.
+ * Threading: every function is thread-safe.
+ */
+#ifndef IMAPFS_IMAP_POOL_H
+#define IMAPFS_IMAP_POOL_H
+
+#include <glib.h>
+
+#include "session.h"
+
+struct imap_pool;
+
+/* Creates a pool of at most @size (>= 1) sessions for @account (not
+ * copied: must outlive the pool). @first, if not NULL, is an already open
+ * session that the pool adopts. Never returns NULL. */
+struct imap_pool *imap_pool_new(const struct imap_account *account,
+				unsigned int size, struct imap_session *first);
+
+/* Logs out and frees every idle session; sessions still borrowed are
+ * aborted. NULL is allowed. Call only after all users stopped. */
+void imap_pool_free(struct imap_pool *pool);
+
+/* Borrows a session, opening one if none is idle and the pool is below its
+ * size, else waiting (bounded) for one to be returned. @mailbox_hint (may
+ * be NULL) prefers a session with that mailbox examined. Returns NULL with
+ * an IMAP_ERROR (TIMEOUT if none became free; the open error otherwise). */
+struct imap_session *imap_pool_acquire(struct imap_pool *pool,
+				       const char *mailbox_hint,
+				       GError **error);
+
+/* Gives a borrowed session back. A session that is no longer usable is
+ * freed and its slot opened up. */
+void imap_pool_release(struct imap_pool *pool, struct imap_session *session);
+
+/* One idempotent request: returns TRUE on success, FALSE with *error set. */
+typedef gboolean imap_pool_fn(struct imap_session *session, void *user_data,
+			      GError **error);
+
+/* Borrows a session, runs @fn, gives the session back. If @fn fails with a
+ * fatal connection error (imap_error_is_fatal()), runs it once more on a
+ * new session. */
+gboolean imap_pool_run(struct imap_pool *pool, const char *mailbox_hint,
+		       imap_pool_fn *fn, void *user_data, GError **error);
+
+#endif

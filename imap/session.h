@@ -1,0 +1,134 @@
+/* session.h - an authenticated IMAP session and the typed requests the
+ * filesystem needs.
+ *
+ * This is the fs/ <-> imap/ boundary for reading (in the spirit of isync's
+ * driver.h): every request is a blocking call with a bounded wait that
+ * either fills typed results or fails with an IMAP_ERROR.  Messages are
+ * always addressed by (mailbox, UIDVALIDITY, UID): a request made with a
+ * UIDVALIDITY that no longer matches fails with IMAP_ERROR_STALE, so an old
+ * UID can never name another message.  Mailboxes are opened with EXAMINE
+ * (read-only) and bodies fetched with BODY.PEEK, so reading never changes
+ * \Seen.
+ *
+ * Threading: a session is used by one thread at a time (the pool hands it
+ * out); imap_session_abort() may be called from any thread.
+ */
+#ifndef IMAPFS_IMAP_SESSION_H
+#define IMAPFS_IMAP_SESSION_H
+
+#include <glib.h>
+#include <stdint.h>
+
+struct imap_session;
+
+/* What is needed to open sessions; owned by the caller and immutable while
+ * sessions exist. */
+struct imap_account {
+	char *host;
+	uint16_t port;
+	gboolean implicit_tls;
+	char *cafile;	/* may be NULL */
+	char *user;
+	char *password; /* never logged */
+	int timeout_ms; /* bound on every single wait */
+};
+
+struct imap_mailbox_info {
+	char *name; /* the server's name (modified UTF-7), as in LIST */
+	char delimiter; /* 0 for a flat namespace */
+	gboolean noselect;    /* \Noselect or \NonExistent */
+	gboolean nonexistent; /* \NonExistent: only a parent of others */
+	char *special_use;    /* e.g. "\\Trash", or NULL */
+};
+
+struct imap_mailbox_status {
+	uint32_t uidvalidity;
+	uint32_t uidnext; /* 0 if the server did not say */
+	uint32_t exists;
+	uint64_t highestmodseq; /* 0 without CONDSTORE */
+};
+
+struct imap_message_meta {
+	uint32_t uid;
+	uint64_t size;	      /* RFC822.SIZE */
+	gint64 internaldate;  /* seconds since the epoch (UTC) */
+	char *flags;	      /* space-separated, \Recent removed; never NULL */
+};
+
+/* Connects and logs in: TLS as the account says, CAPABILITY, then
+ * AUTHENTICATE PLAIN with SASL-IR when offered, else LOGIN (unless
+ * LOGINDISABLED), then CAPABILITY again, ENABLE CONDSTORE when offered and
+ * NAMESPACE. Returns NULL with IMAP_ERROR_AUTH carrying the server's text
+ * when the credentials are refused, or another IMAP_ERROR. */
+struct imap_session *imap_session_open(const struct imap_account *account,
+				       GError **error);
+
+/* Logs out (bounded) and frees. NULL is allowed. */
+void imap_session_free(struct imap_session *session);
+
+/* Makes a blocked call return promptly with an error. Any thread. */
+void imap_session_abort(struct imap_session *session);
+
+/* FALSE once the connection broke; the owner should free the session. */
+gboolean imap_session_is_usable(const struct imap_session *session);
+
+/* TRUE if the server announced capability @cap. */
+gboolean imap_session_has_cap(const struct imap_session *session,
+			      const char *cap);
+
+/* The mailbox currently examined, or NULL. */
+const char *imap_session_selected(const struct imap_session *session);
+
+/* Lists the mailboxes of the personal namespace (with SPECIAL-USE info when
+ * the server offers LIST-EXTENDED and SPECIAL-USE). Returns an array of
+ * struct imap_mailbox_info * that frees its elements, or NULL on error. */
+GPtrArray *imap_session_list(struct imap_session *session, GError **error);
+
+/* Sends EXAMINE @mailbox (always, so the status is fresh) and fills
+ * @status_r. Fails with IMAP_ERROR_NONEXISTENT if the server says the
+ * mailbox does not exist. */
+gboolean imap_session_examine(struct imap_session *session,
+			      const char *mailbox,
+			      struct imap_mailbox_status *status_r,
+			      GError **error);
+
+/* Fetches UID, RFC822.SIZE, INTERNALDATE and FLAGS for every message of
+ * @mailbox with a UID in @uid_first..@uid_last (0 = "*"). The mailbox is
+ * examined first unless it is already selected with @uidvalidity.
+ * Fails with IMAP_ERROR_STALE if the mailbox's UIDVALIDITY is not
+ * @uidvalidity (0 = accept any). Calls @fn for each message in server
+ * order; @meta is only valid during the call. */
+typedef void imap_meta_fn(const struct imap_message_meta *meta,
+			  void *user_data);
+gboolean imap_session_fetch_meta(struct imap_session *session,
+				 const char *mailbox, uint32_t uidvalidity,
+				 uint32_t uid_first, uint32_t uid_last,
+				 imap_meta_fn *fn, void *user_data,
+				 GError **error);
+
+/* Fetches bytes @offset..@offset+@length of the whole message (BODY[])
+ * with UID FETCH uid BODY.PEEK[]<offset.length>. On success *data_r is a
+ * g_malloc'd buffer of *len_r bytes (*len_r < @length means the message
+ * ends there; 0 means @offset is at or beyond its end). A server that
+ * ignores the partial range and returns the whole body is handled.
+ * Fails with IMAP_ERROR_STALE if UIDVALIDITY changed or the UID no longer
+ * exists, IMAP_ERROR_PROTOCOL if the reply does not match the request. */
+gboolean imap_session_fetch_body(struct imap_session *session,
+				 const char *mailbox, uint32_t uidvalidity,
+				 uint32_t uid, uint64_t offset, uint64_t length,
+				 char **data_r, size_t *len_r, GError **error);
+
+/* GETQUOTAROOT INBOX: storage used and limit in KiB. Fails with
+ * IMAP_ERROR_UNSUPPORTED without the QUOTA capability or when no STORAGE
+ * resource is reported. */
+gboolean imap_session_quota(struct imap_session *session, uint64_t *used_kib_r,
+			    uint64_t *limit_kib_r, GError **error);
+
+/* Parses an IMAP date-time ("17-Jul-1996 02:44:25 -0700", day may have a
+ * leading space) into seconds since the epoch. Returns FALSE if invalid. */
+gboolean imap_parse_datetime(const char *text, gint64 *time_r);
+
+/* Sends NOOP (liveness check). */
+gboolean imap_session_noop(struct imap_session *session, GError **error);
+
+#endif

@@ -1,0 +1,321 @@
+"""Session fixture for the imapfs integration tests.
+
+One private Dovecot (TLS) is started, filled with the corpus below and
+mounted once through the imapfs command line.  Tests compute the truth over
+a separate imaplib connection with EXAMINE and BODY.PEEK, so the tests
+themselves never change a flag.
+"""
+
+import atexit
+import datetime
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+
+import pytest
+
+_ROOT = os.environ.get("IMAPFS_SOURCE_ROOT") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(_ROOT, "tests", "support"))
+
+import testenv  # noqa: E402
+
+# Seconds one test may take before the watchdog tears the mount down, so a
+# hung FUSE request fails the test instead of hanging the suite.
+TEST_WATCHDOG = 240
+BIG_SIZE = 20 * 1024 * 1024
+UTC = datetime.timezone.utc
+CEST = datetime.timezone(datetime.timedelta(hours=2))
+NZ = datetime.timezone(datetime.timedelta(hours=-9, minutes=-30))
+
+
+def inbox_flags(i: int) -> str:
+    flags = []
+    if i % 3 == 0:
+        flags.append("\\Seen")
+    if i % 7 == 0:
+        flags.append("\\Flagged")
+    if i % 11 == 0:
+        flags.append("$Label1")
+    if i % 13 == 0:
+        flags.append("\\Answered")
+    if i == 59:
+        flags.append("\\Draft")
+    return " ".join(flags)
+
+
+def inbox_date(i: int) -> datetime.datetime:
+    tz = (UTC, CEST, NZ)[i % 3]
+    base = datetime.datetime(2024, 3, 1, 8, 0, 0, tzinfo=UTC)
+    return (base + datetime.timedelta(hours=3 * i, minutes=17 * i,
+                                      seconds=i)).astimezone(tz)
+
+
+# Folder name (UTF-8, "/"-separated, or a tuple of components) ->
+# number of sample messages.  "Archive" holds messages and has children;
+# "Ghost" only exists as the parent of "Ghost/Child" and is \Noselect.
+CORPUS = {
+    "Archive": 3,
+    "Archive/2024": 2,
+    "Archive/2024/Q1": 5,
+    "Archive/2024/Q2": 4,
+    "Archive/2023": 0,
+    "Entwürfe": 3,
+    "Entwürfe/Alt": 1,
+    "R&D": 2,
+    'Say "hi"': 1,
+    "My Folder": 2,
+    "100%": 1,
+    ("a/b",): 1,
+    "Ghost/Child": 1,
+    "Empty": 0,
+    "Big": 0,
+}
+INBOX_COUNT = 60
+
+
+def map_name(server_name: str, delim: str) -> str:
+    """Server (mUTF-7) mailbox name -> path relative to the mount."""
+    parts = testenv.mutf7_decode(server_name).split(delim)
+    return "/".join(p.replace("%", "%25").replace("/", "%2F")
+                    for p in parts)
+
+
+def parse_internaldate(s: str) -> int:
+    return int(datetime.datetime.strptime(
+        s.strip(), "%d-%b-%Y %H:%M:%S %z").timestamp())
+
+
+_LIST_RE = re.compile(rb'^\((?P<attrs>[^)]*)\) (?P<delim>"[^"]*"|NIL) '
+                      rb'(?P<name>.*)$')
+
+
+class Truth:
+    """What the server says, fetched over its own imaplib connection."""
+
+    def __init__(self, server):
+        self.server = server
+        self._bodies = {}
+        self._lock = threading.Lock()
+
+    def mailboxes(self):
+        """[(server_name, mount_relpath, attrs_set)]"""
+        c = self.server.client()
+        try:
+            typ, data = c.list('""', '"*"')
+            assert typ == "OK", data
+            out = []
+            i = 0
+            while i < len(data):
+                item = data[i]
+                if isinstance(item, tuple):
+                    # name sent as a literal
+                    head, lit = item
+                    m = _LIST_RE.match(head.split(b" {")[0] + b" x")
+                    name = lit.decode()
+                    i += 2 if i + 1 < len(data) and data[i + 1] == b"" \
+                        else 1
+                else:
+                    m = _LIST_RE.match(item)
+                    name = m.group("name").decode()
+                    if name.startswith('"'):
+                        name = re.sub(r'\\(.)', r'\1', name[1:-1])
+                    i += 1
+                attrs = set(m.group("attrs").decode().split())
+                out.append((name, map_name(name, self.server.delimiter),
+                            attrs))
+            return out
+        finally:
+            c.logout()
+
+    def messages(self, server_name):
+        """{uid: {"flags": set, "date": epoch, "size": int}} (EXAMINE)."""
+        c = self.server.client()
+        try:
+            typ, data = c.select(testenv.imap_quote(server_name),
+                                 readonly=True)
+            assert typ == "OK", data
+            exists = int(data[0])
+            out = {}
+            if exists == 0:
+                return out
+            typ, data = c.uid("FETCH", "1:*",
+                              "(UID FLAGS INTERNALDATE RFC822.SIZE)")
+            assert typ == "OK", data
+            for item in data:
+                if not isinstance(item, bytes):
+                    continue
+                s = item.decode()
+                uid = int(re.search(r"UID (\d+)", s).group(1))
+                flags = set(re.search(r"FLAGS \(([^)]*)\)", s).group(1)
+                            .split()) - {"\\Recent"}
+                date = re.search(r'INTERNALDATE "([^"]+)"', s).group(1)
+                size = int(re.search(r"RFC822\.SIZE (\d+)", s).group(1))
+                out[uid] = {"flags": flags, "date": parse_internaldate(date),
+                            "size": size}
+            assert len(out) == exists
+            return out
+        finally:
+            c.logout()
+
+    def body(self, server_name, uid) -> bytes:
+        key = (server_name, uid)
+        with self._lock:
+            if key in self._bodies:
+                return self._bodies[key]
+        c = self.server.client()
+        try:
+            typ, data = c.select(testenv.imap_quote(server_name),
+                                 readonly=True)
+            assert typ == "OK", data
+            typ, data = c.uid("FETCH", str(uid), "(BODY.PEEK[])")
+            assert typ == "OK", data
+            body = next(x[1] for x in data if isinstance(x, tuple))
+        finally:
+            c.logout()
+        with self._lock:
+            self._bodies[key] = body
+        return body
+
+    def all_flags(self):
+        return {name: {u: m["flags"] for u, m in
+                       self.messages(name).items()}
+                for name, _, attrs in self.mailboxes()
+                if "\\Noselect" not in attrs and
+                "\\NonExistent" not in attrs}
+
+
+class Env:
+    def __init__(self, binary, server, mountpoint, workdir):
+        self.bin = binary
+        self.server = server
+        self.mnt = mountpoint
+        self.workdir = workdir
+        self.truth = Truth(server)
+
+    def path(self, rel="") -> str:
+        return os.path.join(self.mnt, rel) if rel else self.mnt
+
+    def selectable(self):
+        return [(n, rel) for n, rel, attrs in self.truth.mailboxes()
+                if "\\Noselect" not in attrs and
+                "\\NonExistent" not in attrs]
+
+    def word_matches(self, word: bytes):
+        """Mount paths of every message whose server bytes contain word."""
+        out = set()
+        for name, rel in self.selectable():
+            for uid in self.truth.messages(name):
+                if word in self.truth.body(name, uid):
+                    out.add(os.path.join(self.mnt, rel, f"{uid}.eml"))
+        return out
+
+
+def _missing_prerequisite():
+    if not os.path.exists("/dev/fuse"):
+        return "/dev/fuse is missing"
+    if not shutil.which("dovecot"):
+        return "dovecot is not installed"
+    if not shutil.which("fusermount3"):
+        return "fusermount3 is not installed"
+    return None
+
+
+@pytest.fixture(scope="session")
+def imapfs_bin():
+    why = _missing_prerequisite()
+    if why:
+        pytest.skip(f"integration tests need FUSE and Dovecot: {why}")
+    binary = os.environ.get("IMAPFS_BIN")
+    if not binary:
+        pytest.fail("IMAPFS_BIN is not set (path of the built imapfs)")
+    if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
+        pytest.fail(f"IMAPFS_BIN={binary} is not an executable file")
+    return os.path.abspath(binary)
+
+
+def load_corpus(server):
+    server.append_many("INBOX", [
+        (m, inbox_flags(i), inbox_date(i))
+        for i, m in enumerate(testenv.sample_messages(INBOX_COUNT, seed=7))])
+    seed = 20
+    for name, count in CORPUS.items():
+        server.create_mailbox(name)
+        if count:
+            start = datetime.datetime(2022, 5, 1, 12, 0, tzinfo=UTC)
+            server.append_many(name, [
+                (m, "\\Seen" if i % 2 else "",
+                 start + datetime.timedelta(days=seed, hours=i))
+                for i, m in enumerate(testenv.sample_messages(count,
+                                                              seed=seed))])
+        seed += 1
+    server.append("Big", testenv.big_message(BIG_SIZE, seed=3), "",
+                  datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC))
+
+
+@pytest.fixture(scope="session")
+def env(imapfs_bin, tmp_path_factory):
+    work = str(tmp_path_factory.mktemp("imapfs"))
+    server = testenv.DovecotServer(os.path.join(work, "dovecot"))
+    mnt = os.path.join(work, "mnt")
+    os.mkdir(mnt)
+
+    def cleanup():
+        testenv.unmount(mnt)
+        pid = testenv.daemon_pid(mnt)
+        if pid is not None:
+            os.kill(pid, 9)
+        server.stop()
+        return pid
+
+    atexit.register(cleanup)
+    try:
+        server.start()
+        load_corpus(server)
+        r = testenv.mount_imapfs(imapfs_bin, server, mnt)
+        if r.returncode != 0:
+            pytest.fail(f"mounting failed (exit {r.returncode}):\n"
+                        f"{r.stderr}\n{server.log_tail()}")
+        assert os.path.ismount(mnt), "imapfs returned but nothing mounted"
+        yield Env(imapfs_bin, server, mnt, work)
+    finally:
+        survivor = cleanup()
+    assert survivor is None, \
+        f"imapfs daemon {survivor} did not exit after fusermount3 -u"
+
+
+@pytest.fixture(autouse=True)
+def _watchdog(request):
+    """Tear mounts down if a test hangs so the suite cannot block."""
+    if "env" not in request.fixturenames:
+        yield
+        return
+    env = request.getfixturevalue("env")
+
+    def fire():
+        sys.stderr.write(f"\nwatchdog: {request.node.nodeid} exceeded "
+                         f"{TEST_WATCHDOG}s; unmounting {env.mnt}\n")
+        pid = testenv.daemon_pid(env.mnt)
+        subprocess.run(["fusermount3", "-uz", env.mnt],
+                       stderr=subprocess.DEVNULL)
+        if pid:
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+
+    t = threading.Timer(TEST_WATCHDOG, fire)
+    t.daemon = True
+    t.start()
+    try:
+        yield
+    finally:
+        t.cancel()
+
+
+def sha256(b: bytes) -> str:
+    return hashlib.sha256(b).hexdigest()
