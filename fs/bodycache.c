@@ -125,7 +125,8 @@ static void cache_store(struct fs_bodycache *cache, uint64_t ino,
 		size_t off = (size_t)((i - first) * B);
 		size_t n = off < len ? MIN((size_t)B, len - off) : 0;
 
-		if (blk == NULL)
+		/* Only blocks this fetch reserved are ours to fill. */
+		if (blk == NULL || !blk->loading)
 			continue;
 		if (ended) {
 			g_hash_table_remove(cache->blocks, &blk->key);
@@ -241,6 +242,54 @@ gssize fs_bodycache_read(struct fs_bodycache *cache, uint64_t ino,
 	cache_evict(cache);
 	g_mutex_unlock(&cache->lock);
 	return (gssize)done;
+}
+
+gboolean fs_bodycache_reserve(struct fs_bodycache *cache, uint64_t ino,
+			      uint64_t nblocks)
+{
+	uint64_t i;
+
+	g_mutex_lock(&cache->lock);
+	for (i = 0; i < nblocks; i++) {
+		if (cache_lookup(cache, ino, i) != NULL) {
+			g_mutex_unlock(&cache->lock);
+			return FALSE;
+		}
+	}
+	for (i = 0; i < nblocks; i++) {
+		struct cache_block *blk = g_new0(struct cache_block, 1);
+
+		blk->key.ino = ino;
+		blk->key.idx = i;
+		blk->loading = TRUE;
+		g_hash_table_insert(cache->blocks, &blk->key, blk);
+	}
+	g_mutex_unlock(&cache->lock);
+	return TRUE;
+}
+
+void fs_bodycache_fill(struct fs_bodycache *cache, uint64_t ino,
+		       uint64_t nblocks, char *data, size_t len)
+{
+	g_return_if_fail(nblocks > 0);
+	g_mutex_lock(&cache->lock);
+	/* A reply longer than reserved (a wrong size hint) keeps only what
+	 * was reserved. */
+	cache_store(cache, ino, 0, nblocks - 1, data,
+		    MIN(len, (size_t)(nblocks * B)));
+	cache_abandon(cache, ino, 0, nblocks - 1);
+	cache_evict(cache);
+	g_cond_broadcast(&cache->cond);
+	g_mutex_unlock(&cache->lock);
+}
+
+void fs_bodycache_abandon(struct fs_bodycache *cache, uint64_t ino,
+			  uint64_t nblocks)
+{
+	g_mutex_lock(&cache->lock);
+	cache_abandon(cache, ino, 0, nblocks - 1);
+	g_cond_broadcast(&cache->cond);
+	g_mutex_unlock(&cache->lock);
 }
 
 void fs_bodycache_forget(struct fs_bodycache *cache, uint64_t ino)

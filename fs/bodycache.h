@@ -53,6 +53,20 @@ gssize fs_bodycache_read(struct fs_bodycache *cache, uint64_t ino,
 			 fs_bodycache_fetch_fn *fetch, void *user_data,
 			 GError **error);
 
+/* Prefetching (bytes fetched before anyone asked, e.g. the next files of
+ * a grep -r). fs_bodycache_reserve() marks blocks 0..@nblocks-1 of @ino as
+ * being fetched, so readers wait for the prefetch instead of fetching
+ * again; it returns FALSE (reserving nothing) if any of them is cached or
+ * being fetched already. Each reservation must end with exactly one
+ * fs_bodycache_fill() (the message's first bytes, g_malloc'd buffer taken
+ * over) or fs_bodycache_abandon(). */
+gboolean fs_bodycache_reserve(struct fs_bodycache *cache, uint64_t ino,
+			      uint64_t nblocks);
+void fs_bodycache_fill(struct fs_bodycache *cache, uint64_t ino,
+		       uint64_t nblocks, char *data, size_t len);
+void fs_bodycache_abandon(struct fs_bodycache *cache, uint64_t ino,
+			  uint64_t nblocks);
+
 /* Drops every block of @ino (message gone). */
 void fs_bodycache_forget(struct fs_bodycache *cache, uint64_t ino);
 

@@ -64,7 +64,7 @@ int main(int argc, char **argv)
 	struct fuse_session *se = NULL;
 	struct fuse_loop_config *loop_cfg;
 	GError *err = NULL;
-	char *fsopts;
+	char *fsopts, *fsname;
 	int ret = 1;
 
 	signal(SIGPIPE, SIG_IGN);
@@ -125,18 +125,25 @@ int main(int argc, char **argv)
 	fs.entry_timeout = opts.attr_timeout;
 	fs.listing_ttl_us = (gint64)opts.listing_ttl * G_USEC_PER_SEC;
 	fs.max_readahead = 8 * 1024 * 1024;
+	/* A prefetch batch may use a quarter of the cache, so it cannot
+	 * push out what the reader has not consumed yet. */
+	fs.prefetch_max_bytes = MIN((uint64_t)opts.cache_mb * 1024 * 1024 / 4,
+				    8 * 1024 * 1024);
 	if (fs_ops_load_mailboxes(&fs, &err) != 0) {
 		main_fail("cannot list mailboxes", err);
 		goto out_fs;
 	}
 
 	/* A ':' in fsname makes df and gnulib treat the mount as remote.
-	 * This release is read-only, so the kernel mount is too. */
-	fsopts = g_strdup_printf("-osubtype=imapfs,fsname=imapfs:%s@%s,"
+	 * This release is read-only, so the kernel mount is too. A comma
+	 * (impossible in a host, possible in a user name) would end the
+	 * option, and a backslash is fuse_opt's escape: replace both. */
+	fsname = g_strdup_printf("imapfs:%s@%s", url.user, url.host);
+	g_strdelimit(fsname, ",\\", '_');
+	fsopts = g_strdup_printf("-osubtype=imapfs,fsname=%s,"
 				 "default_permissions,ro,nosuid,nodev",
-				 url.user, url.host);
-	/* fsname must not carry a comma into the option string. */
-	g_strdelimit(fsopts + strlen("-osubtype=imapfs,fsname="), ",", '_');
+				 fsname);
+	g_free(fsname);
 	fuse_opt_add_arg(&opts.fuse_args, fsopts);
 	g_free(fsopts);
 	se = fuse_session_new(&opts.fuse_args, fs_ops_get(),
@@ -159,11 +166,13 @@ int main(int argc, char **argv)
 		imapfs_log_setup(IMAPFS_LOG_WARNING, TRUE);
 
 	fs.notify = fs_notify_new(se);
+	fs_ops_start(&fs);
 	loop_cfg = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_max_threads(loop_cfg, 16);
 	fuse_loop_cfg_set_idle_threads(loop_cfg, 4);
 	ret = fuse_session_loop_mt(se, loop_cfg) != 0 ? 1 : 0;
 	fuse_loop_cfg_destroy(loop_cfg);
+	fs_ops_stop(&fs);
 	fs_notify_free(fs.notify);
 
 out_unmount:

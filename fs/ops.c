@@ -19,24 +19,9 @@
 
 #define XATTR_FLAGS "user.imap.flags"
 #define XATTR_UID "user.imap.uid"
-/* First read-ahead window; doubles on every sequential read. */
-#define OPS_INITIAL_READAHEAD (256 * 1024)
 /* Large folders are listed in UID windows holding about this many
  * messages, so that no single reply grows without bound. */
 #define OPS_META_CHUNK 20000
-
-/* Per open file. The fields after the first block are only touched by
- * reads, which the kernel may issue concurrently: protected by lock. */
-struct ops_handle {
-	uint64_t ino;
-	char *mailbox;
-	uint32_t uidvalidity;
-	uint32_t uid;
-	uint64_t size;
-	GMutex lock;
-	uint64_t next_offset; /* where a sequential read would continue */
-	uint64_t window;      /* current read-ahead */
-};
 
 static struct imapfs *ops_fs(fuse_req_t req)
 {
@@ -351,7 +336,6 @@ static void ops_releasedir(fuse_req_t req, fuse_ino_t ino,
 static void ops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct imapfs *fs = ops_fs(req);
-	struct ops_handle *h;
 	struct fs_entry e;
 	int r;
 
@@ -364,33 +348,25 @@ static void ops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		ops_reply_err(req, r);
 		return;
 	}
-	if (e.is_dir) {
-		fs_entry_clear(&e);
-		fuse_reply_err(req, EISDIR);
+	fs_entry_clear(&e);
+	/* Reads need no per-open state, so opens need not reach us at all:
+	 * ENOSYS with FUSE_CAP_NO_OPEN_SUPPORT tells the kernel to handle
+	 * every later open (and release) itself, which halves the round
+	 * trips of grep -r over many small files. The kernel then keeps the
+	 * page cache across opens, which is right: a message never changes
+	 * under its inode. */
+	if (fs->zero_message_open) {
+		fuse_reply_err(req, ENOSYS);
 		return;
 	}
-	h = g_new0(struct ops_handle, 1);
-	h->ino = ino;
-	h->mailbox = g_steal_pointer(&e.mailbox);
-	h->uidvalidity = e.uidvalidity;
-	h->uid = e.uid;
-	h->size = (uint64_t)e.st.st_size;
-	g_mutex_init(&h->lock);
-	fs_entry_clear(&e);
-	fi->fh = (uint64_t)(uintptr_t)h;
-	/* A message never changes under its inode: pages cached from an
-	 * earlier open stay valid. */
+	fi->fh = 0;
 	fi->keep_cache = 1;
-	if (fuse_reply_open(req, fi) != 0) {
-		g_free(h->mailbox);
-		g_mutex_clear(&h->lock);
-		g_free(h);
-	}
+	fuse_reply_open(req, fi);
 }
 
 struct ops_fetch_ctx {
 	struct imapfs *fs;
-	struct ops_handle *h;
+	const struct fs_entry *e;
 	uint64_t offset, length;
 	char *data;
 	size_t len;
@@ -401,8 +377,8 @@ static gboolean ops_fetch_body_fn(struct imap_session *s, void *user_data,
 {
 	struct ops_fetch_ctx *c = user_data;
 
-	return imap_session_fetch_body(s, c->h->mailbox, c->h->uidvalidity,
-				       c->h->uid, c->offset, c->length,
+	return imap_session_fetch_body(s, c->e->mailbox, c->e->uidvalidity,
+				       c->e->uid, c->offset, c->length,
 				       &c->data, &c->len, error);
 }
 
@@ -411,9 +387,17 @@ static gboolean ops_fetch(void *user_data, uint64_t offset, uint64_t length,
 {
 	struct ops_fetch_ctx *c = user_data;
 
+	if (c->e->gone) {
+		/* Expunged or its folder's UIDVALIDITY changed: what is
+		 * cached may be served, nothing may be fetched. */
+		g_set_error(error, IMAP_ERROR, IMAP_ERROR_STALE,
+			    "message UID %u of %s no longer exists", c->e->uid,
+			    c->e->mailbox);
+		return FALSE;
+	}
 	c->offset = offset;
 	c->length = length;
-	if (!imap_pool_run(c->fs->pool, c->h->mailbox, ops_fetch_body_fn, c,
+	if (!imap_pool_run(c->fs->pool, c->e->mailbox, ops_fetch_body_fn, c,
 			   error))
 		return FALSE;
 	*data_r = c->data;
@@ -421,67 +405,193 @@ static gboolean ops_fetch(void *user_data, uint64_t offset, uint64_t length,
 	return TRUE;
 }
 
+/* Prefetch: when a folder is read message after message in UID order,
+ * the next messages' first bytes are fetched in one command on another
+ * connection while the reader works, so a cold grep -r costs a stream,
+ * not a round trip per file. Only the first PREFETCH_PER_MESSAGE bytes of
+ * each message are taken, and only after a walk is seen, so a single cat
+ * never pulls in a folder. */
+#define OPS_PREFETCH_PER_MESSAGE (2 * (uint64_t)FS_BODYCACHE_BLOCK)
+
+struct ops_prefetch_job {
+	char *mailbox;
+	uint32_t uidvalidity;
+	GArray *items; /* struct fs_prefetch_item */
+};
+
+struct ops_reservation {
+	uint64_t ino;
+	uint64_t nblocks;
+	gboolean filled;
+};
+
+struct ops_prefetch_ctx {
+	struct imapfs *fs;
+	struct ops_prefetch_job *job;
+	GHashTable *reserved; /* uid -> struct ops_reservation * */
+	uint32_t *uids;
+	size_t nuids;
+};
+
+static void ops_prefetch_body(uint32_t uid, char *data, size_t len,
+			      void *user_data)
+{
+	struct ops_prefetch_ctx *c = user_data;
+	struct ops_reservation *r =
+		g_hash_table_lookup(c->reserved, GUINT_TO_POINTER(uid));
+
+	if (r == NULL || r->filled) {
+		g_free(data);
+		return;
+	}
+	r->filled = TRUE;
+	fs_bodycache_fill(c->fs->cache, r->ino, r->nblocks, data, len);
+}
+
+static gboolean ops_prefetch_fn(struct imap_session *s, void *user_data,
+				GError **error)
+{
+	struct ops_prefetch_ctx *c = user_data;
+
+	return imap_session_fetch_bodies(s, c->job->mailbox,
+					 c->job->uidvalidity, c->uids, c->nuids,
+					 OPS_PREFETCH_PER_MESSAGE,
+					 ops_prefetch_body, c, error);
+}
+
+static void ops_prefetch_run(gpointer data, gpointer user_data)
+{
+	struct ops_prefetch_job *job = data;
+	struct ops_prefetch_ctx c = { user_data, job, NULL, NULL, 0 };
+	GHashTableIter it;
+	gpointer v;
+	GError *err = NULL;
+	guint i;
+
+	c.reserved = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
+					   g_free);
+	c.uids = g_new(uint32_t, job->items->len);
+	for (i = 0; i < job->items->len; i++) {
+		const struct fs_prefetch_item *item =
+			&g_array_index(job->items, struct fs_prefetch_item, i);
+		uint64_t want = MIN(MAX(item->size, 1), OPS_PREFETCH_PER_MESSAGE);
+		struct ops_reservation *r = g_new0(struct ops_reservation, 1);
+
+		r->ino = item->ino;
+		r->nblocks = (want + FS_BODYCACHE_BLOCK - 1) / FS_BODYCACHE_BLOCK;
+		/* Already cached or being read: leave it alone. */
+		if (!fs_bodycache_reserve(c.fs->cache, r->ino, r->nblocks)) {
+			g_free(r);
+			continue;
+		}
+		g_hash_table_insert(c.reserved, GUINT_TO_POINTER(item->uid), r);
+		c.uids[c.nuids++] = item->uid;
+	}
+	if (c.nuids > 0 &&
+	    !imap_pool_run(c.fs->pool, job->mailbox, ops_prefetch_fn, &c,
+			   &err)) {
+		imapfs_info("prefetch in %s failed: %s", job->mailbox,
+			    err->message);
+		g_error_free(err);
+	}
+	/* Whatever did not arrive is released to on-demand reads. */
+	g_hash_table_iter_init(&it, c.reserved);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		struct ops_reservation *r = v;
+
+		if (!r->filled)
+			fs_bodycache_abandon(c.fs->cache, r->ino, r->nblocks);
+	}
+	g_hash_table_destroy(c.reserved);
+	g_free(c.uids);
+	g_free(job->mailbox);
+	g_array_unref(job->items);
+	g_free(job);
+}
+
+static void ops_maybe_prefetch(struct imapfs *fs, uint64_t ino)
+{
+	struct ops_prefetch_job *job;
+
+	if (fs->prefetch == NULL)
+		return;
+	job = g_new0(struct ops_prefetch_job, 1);
+	job->items = g_array_new(FALSE, FALSE, sizeof(struct fs_prefetch_item));
+	if (!fs_tree_prefetch_plan(fs->tree, ino, fs->prefetch_max_bytes,
+				   OPS_PREFETCH_PER_MESSAGE, job->items,
+				   &job->mailbox, &job->uidvalidity)) {
+		g_array_unref(job->items);
+		g_free(job);
+		return;
+	}
+	g_thread_pool_push(fs->prefetch, job, NULL);
+}
+
+void fs_ops_start(struct imapfs *fs)
+{
+	/* Two workers: one batch streams while the next is requested. */
+	fs->prefetch = g_thread_pool_new(ops_prefetch_run, fs, 2, FALSE, NULL);
+}
+
+void fs_ops_stop(struct imapfs *fs)
+{
+	if (fs->prefetch != NULL)
+		g_thread_pool_free(fs->prefetch, TRUE, TRUE);
+	fs->prefetch = NULL;
+}
+
 static void ops_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
 	struct imapfs *fs = ops_fs(req);
-	struct ops_handle *h = (struct ops_handle *)(uintptr_t)fi->fh;
-	struct ops_fetch_ctx ctx = { fs, h, 0, 0, NULL, 0 };
-	uint64_t readahead, eof = G_MAXUINT64;
+	struct ops_fetch_ctx ctx = { fs, NULL, 0, 0, NULL, 0 };
+	uint64_t readahead = 0, eof = G_MAXUINT64;
+	struct fs_entry e;
 	GError *err = NULL;
 	char *buf;
 	gssize n;
+	int r;
 
 	if (off < 0) {
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	g_mutex_lock(&h->lock);
-	if ((uint64_t)off == h->next_offset)
-		h->window = MIN(MAX(h->window * 2, OPS_INITIAL_READAHEAD),
-				fs->max_readahead);
-	else
-		h->window = 0;
-	readahead = h->window;
-	h->next_offset = (uint64_t)off + size;
-	g_mutex_unlock(&h->lock);
-
-	buf = g_malloc(size);
-	n = fs_bodycache_read(fs->cache, h->ino, h->size, (uint64_t)off, size,
-			      readahead, buf, &eof, ops_fetch, &ctx, &err);
-	if (n < 0) {
-		imapfs_warning("read of %s UID %u failed: %s", h->mailbox,
-			       h->uid, err->message);
-		fuse_reply_err(req, fs_errno_from_error(err));
-		g_error_free(err);
-		g_free(buf);
+	r = fs_tree_get_for_read(fs->tree, ino, (uint64_t)off, size,
+				 fs->max_readahead, &e, &readahead);
+	if (r < 0) {
+		ops_reply_err(req, r);
 		return;
 	}
-	if (eof != G_MAXUINT64 && eof != h->size) {
-		/* RFC822.SIZE was wrong: make st_size tell the truth and
-		 * have the kernel drop what it cached with the old size. */
-		h->size = eof;
-		fs_tree_set_size(fs->tree, h->ino, eof);
-		fs_notify_inval_inode(fs->notify, h->ino);
+	ctx.e = &e;
+	if (off == 0 && !e.gone)
+		ops_maybe_prefetch(fs, ino);
+	buf = g_malloc(size);
+	n = fs_bodycache_read(fs->cache, ino, (uint64_t)e.st.st_size,
+			      (uint64_t)off, size, readahead, buf, &eof,
+			      ops_fetch, &ctx, &err);
+	if (n < 0) {
+		if (!g_error_matches(err, IMAP_ERROR, IMAP_ERROR_STALE))
+			imapfs_warning("read of %s UID %u failed: %s",
+				       e.mailbox, e.uid, err->message);
+		fuse_reply_err(req, fs_errno_from_error(err));
+		g_error_free(err);
+	} else {
+		if (eof != G_MAXUINT64 && eof != (uint64_t)e.st.st_size) {
+			/* RFC822.SIZE was wrong: make st_size tell the
+			 * truth and have the kernel drop what it cached
+			 * with the old size. */
+			fs_tree_set_size(fs->tree, ino, eof);
+			fs_notify_inval_inode(fs->notify, ino);
+		}
+		fuse_reply_buf(req, buf, (size_t)n);
 	}
-	fuse_reply_buf(req, buf, (size_t)n);
 	g_free(buf);
+	fs_entry_clear(&e);
 }
 
 static void ops_release(fuse_req_t req, fuse_ino_t ino,
 			struct fuse_file_info *fi)
 {
-	struct ops_handle *h = (struct ops_handle *)(uintptr_t)fi->fh;
-
-	g_free(h->mailbox);
-	g_mutex_clear(&h->lock);
-	g_free(h);
-	fuse_reply_err(req, 0);
-}
-
-static void ops_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	/* Nothing is ever dirty in a read-only mount. */
 	fuse_reply_err(req, 0);
 }
 
@@ -548,8 +658,16 @@ static void ops_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	char num[16];
 	int r;
 
-	/* Unknown names (security.*, system.posix_acl_*...) answer at once,
-	 * before touching anything. */
+	/* Security labels and POSIX ACLs are not supported at all, and
+	 * saying so (EOPNOTSUPP, as filesystems without them do) lets ls -l
+	 * remember it per file system: with ENODATA, coreutils asks for
+	 * both on every file, two kernel round trips each. */
+	if (strcmp(name, "security.selinux") == 0 ||
+	    g_str_has_prefix(name, "system.posix_acl_")) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	/* Any other unknown name answers at once, from memory. */
 	if (strcmp(name, XATTR_FLAGS) != 0 && strcmp(name, XATTR_UID) != 0) {
 		fuse_reply_err(req, ENODATA);
 		return;
@@ -655,6 +773,8 @@ static void ops_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 
 static void ops_init(void *userdata, struct fuse_conn_info *conn)
 {
+	struct imapfs *fs = userdata;
+
 	/* Attributes come with the folder listing for free, so READDIRPLUS
 	 * saves the per-file LOOKUP that ls -l would cost. */
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
@@ -662,6 +782,10 @@ static void ops_init(void *userdata, struct fuse_conn_info *conn)
 	if (conn->capable & FUSE_CAP_READDIRPLUS_AUTO)
 		conn->want |= FUSE_CAP_READDIRPLUS_AUTO;
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	/* init runs before any other request: the one write of this
+	 * field. */
+	fs->zero_message_open =
+		(conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) != 0;
 }
 
 static const struct fuse_lowlevel_ops ops_table = {
@@ -681,8 +805,9 @@ static const struct fuse_lowlevel_ops ops_table = {
 	.open = ops_open,
 	.read = ops_read,
 	.write = ops_write,
-	.flush = ops_flush,
 	.release = ops_release,
+	/* No .flush: nothing is ever dirty, and the kernel stops sending
+	 * FLUSH after the first ENOSYS (one round trip less per close). */
 	.fsync = ops_fsync,
 	.opendir = ops_opendir,
 	.readdir = ops_readdir,

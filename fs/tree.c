@@ -12,6 +12,8 @@
  * load itself is bounded by the IMAP timeouts; this only guards against
  * a bug turning into a hang). */
 #define TREE_LOAD_WAIT_US (300 * G_USEC_PER_SEC)
+/* First read-ahead window of a sequential read; it doubles from there. */
+#define TREE_INITIAL_READAHEAD (256 * 1024)
 
 enum tree_kind { TREE_DIR, TREE_MSG };
 
@@ -32,12 +34,19 @@ struct tree_node {
 	gint64 loaded_at;  /* monotonic us, 0 = not loaded */
 	gboolean loading;
 	gboolean seen;	   /* mark for fs_tree_set_mailboxes */
+	GArray *uids;	   /* sorted UIDs of msgs (uint32_t) */
+	uint32_t last_read_uid; /* prefetch: the walk so far */
+	unsigned int streak;
+	uint32_t prefetch_mark; /* highest UID planned */
+	unsigned int prefetch_window;
 
 	/* TREE_MSG */
 	uint32_t uid;
 	uint64_t size;
 	gint64 mtime;
 	char *flags;
+	uint64_t ra_next;   /* where a sequential read would continue */
+	uint64_t ra_window; /* current read-ahead */
 };
 
 struct fs_tree {
@@ -75,6 +84,7 @@ static struct tree_node *tree_node_new(struct fs_tree *tree,
 	if (kind == TREE_DIR) {
 		n->subdirs = g_hash_table_new(g_str_hash, g_str_equal);
 		n->msgs = g_hash_table_new(g_direct_hash, g_direct_equal);
+		n->uids = g_array_new(FALSE, FALSE, sizeof(uint32_t));
 	} else {
 		tree->nfiles++;
 	}
@@ -87,6 +97,7 @@ static void tree_node_free(struct tree_node *n)
 	if (n->kind == TREE_DIR) {
 		g_hash_table_destroy(n->subdirs);
 		g_hash_table_destroy(n->msgs);
+		g_array_unref(n->uids);
 	}
 	g_free(n->name);
 	g_free(n->mailbox);
@@ -362,6 +373,37 @@ int fs_tree_get(struct fs_tree *tree, uint64_t ino, struct fs_entry *entry_r)
 	return ret;
 }
 
+int fs_tree_get_for_read(struct fs_tree *tree, uint64_t ino, uint64_t offset,
+			 uint64_t size, uint64_t max_readahead,
+			 struct fs_entry *entry_r, uint64_t *readahead_r)
+{
+	struct tree_node *n;
+	int ret = 0;
+
+	g_mutex_lock(&tree->lock);
+	n = tree_find(tree, ino);
+	if (n == NULL) {
+		ret = -ENOENT;
+	} else if (n->kind != TREE_MSG) {
+		ret = -EISDIR;
+	} else {
+		tree_fill_entry(tree, n, entry_r);
+		entry_r->gone = n->gone;
+		/* Sequential-read detection lives with the inode, so it
+		 * works without per-open state (opens never reach us). */
+		if (offset == n->ra_next)
+			n->ra_window = MIN(MAX(n->ra_window * 2,
+					       TREE_INITIAL_READAHEAD),
+					   max_readahead);
+		else
+			n->ra_window = 0;
+		n->ra_next = offset + size;
+		*readahead_r = n->ra_window;
+	}
+	g_mutex_unlock(&tree->lock);
+	return ret;
+}
+
 void fs_tree_forget(struct fs_tree *tree, uint64_t ino, uint64_t count)
 {
 	struct tree_node *n;
@@ -511,6 +553,86 @@ int fs_tree_folder_begin(struct fs_tree *tree, uint64_t ino,
 	return ret;
 }
 
+static gint tree_uid_cmp(gconstpointer a, gconstpointer b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Index of the first UID in @uids greater than @uid. */
+static guint tree_uid_upper(GArray *uids, uint32_t uid)
+{
+	guint lo = 0, hi = uids->len;
+
+	while (lo < hi) {
+		guint mid = lo + (hi - lo) / 2;
+
+		if (g_array_index(uids, uint32_t, mid) <= uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+gboolean fs_tree_prefetch_plan(struct fs_tree *tree, uint64_t ino,
+			       uint64_t max_bytes, uint64_t per_message,
+			       GArray *items, char **mailbox_r,
+			       uint32_t *uidvalidity_r)
+{
+	struct tree_node *n, *dir;
+	guint pos, next, window;
+	uint64_t bytes = 0;
+	gboolean planned = FALSE;
+
+	g_mutex_lock(&tree->lock);
+	n = tree_find(tree, ino);
+	if (n == NULL || n->kind != TREE_MSG || n->gone)
+		goto out;
+	dir = n->parent;
+	if (n->uid > dir->last_read_uid) {
+		dir->streak++;
+	} else {
+		/* A step backwards: not a walk (any more). */
+		dir->streak = 0;
+		dir->prefetch_mark = 0;
+		dir->prefetch_window = 0;
+	}
+	dir->last_read_uid = n->uid;
+	if (dir->streak < 2)
+		goto out;
+	pos = tree_uid_upper(dir->uids, n->uid);
+	next = tree_uid_upper(dir->uids, MAX(dir->prefetch_mark, n->uid));
+	window = dir->prefetch_window != 0 ? dir->prefetch_window : 16;
+	if (next - pos > window / 2)
+		goto out;
+	dir->prefetch_window = MIN(window * 2, 256u);
+	for (; next < dir->uids->len && items->len < window; next++) {
+		uint32_t uid = g_array_index(dir->uids, uint32_t, next);
+		struct tree_node *m =
+			g_hash_table_lookup(dir->msgs, GUINT_TO_POINTER(uid));
+		struct fs_prefetch_item it;
+
+		if (m == NULL || bytes >= max_bytes)
+			break;
+		it.ino = m->ino;
+		it.uid = uid;
+		it.size = m->size;
+		bytes += MIN(m->size, per_message);
+		g_array_append_val(items, it);
+		dir->prefetch_mark = uid;
+	}
+	if (items->len > 0) {
+		*mailbox_r = g_strdup(dir->mailbox);
+		*uidvalidity_r = dir->uidvalidity;
+		planned = TRUE;
+	}
+out:
+	g_mutex_unlock(&tree->lock);
+	return planned;
+}
+
 void fs_tree_folder_end(struct fs_tree *tree, uint64_t ino, gboolean ok,
 			const struct imap_mailbox_status *status,
 			GArray *metas)
@@ -575,6 +697,14 @@ void fs_tree_folder_end(struct fs_tree *tree, uint64_t ino, gboolean ok,
 		}
 	}
 	g_hash_table_destroy(fresh);
+	g_array_set_size(dir->uids, 0);
+	g_hash_table_iter_init(&it, dir->msgs);
+	while (g_hash_table_iter_next(&it, &k, NULL)) {
+		uint32_t uid = GPOINTER_TO_UINT(k);
+
+		g_array_append_val(dir->uids, uid);
+	}
+	g_array_sort(dir->uids, tree_uid_cmp);
 	dir->loaded_at = g_get_monotonic_time();
 out:
 	g_cond_broadcast(&tree->load_cond);

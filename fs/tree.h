@@ -38,6 +38,7 @@ struct fs_entry {
 	uint32_t uid;
 	gboolean is_dir;
 	gboolean selectable;
+	gboolean gone; /* only from fs_tree_get_for_read() */
 	char *flags; /* messages: space-separated flags */
 };
 
@@ -70,6 +71,34 @@ int fs_tree_lookup(struct fs_tree *tree, uint64_t parent, const char *name,
 
 /* Like fs_tree_lookup() without taking a reference (for getattr). */
 int fs_tree_get(struct fs_tree *tree, uint64_t ino, struct fs_entry *entry_r);
+
+/* For a read of @size bytes at @offset of message @ino: fills @entry_r
+ * even if the message is gone (so cached bytes can still be served), and
+ * returns in *readahead_r how far to read ahead: the window doubles (from
+ * 256 KiB up to @max_readahead) while reads are sequential and drops to 0
+ * on a seek. Returns 0, -ENOENT (no such inode) or -EISDIR. */
+int fs_tree_get_for_read(struct fs_tree *tree, uint64_t ino, uint64_t offset,
+			 uint64_t size, uint64_t max_readahead,
+			 struct fs_entry *entry_r, uint64_t *readahead_r);
+
+/* One message to prefetch. */
+struct fs_prefetch_item {
+	uint64_t ino;
+	uint32_t uid;
+	uint64_t size;
+};
+
+/* Called on a read at offset 0 of message @ino. Tracks whether reads in its
+ * folder walk forward through the UIDs (grep -r, cat *.eml, a file
+ * manager's preview pass); once they do, and when fewer than half of the
+ * messages planned so far remain ahead of the reader, appends the next
+ * messages (a window that doubles from 16 to 256, bounded by @max_bytes
+ * counting at most @per_message bytes each) to @items and returns TRUE
+ * with the folder's *mailbox_r (caller frees) and *uidvalidity_r. */
+gboolean fs_tree_prefetch_plan(struct fs_tree *tree, uint64_t ino,
+			       uint64_t max_bytes, uint64_t per_message,
+			       GArray *items, char **mailbox_r,
+			       uint32_t *uidvalidity_r);
 
 /* Drops @n kernel references of @ino (FUSE forget). */
 void fs_tree_forget(struct fs_tree *tree, uint64_t ino, uint64_t n);

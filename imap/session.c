@@ -685,6 +685,92 @@ gboolean imap_session_fetch_body(struct imap_session *session,
 	return TRUE;
 }
 
+struct session_bodies_ctx {
+	uint64_t max_len;
+	imap_body_fn *fn;
+	void *user_data;
+};
+
+static void session_bodies_cb(struct imap_response *resp, void *user_data)
+{
+	struct session_bodies_ctx *ctx = user_data;
+	struct imap_arg *items, *body = NULL;
+	size_t n, i, len;
+	uint32_t uid = 0;
+	gboolean has_origin = FALSE;
+	uint64_t origin = 0;
+	char *data;
+
+	if (resp->keyword == NULL || strcmp(resp->keyword, "FETCH") != 0 ||
+	    resp->count != 1 || resp->args[0].type != IMAP_ARG_LIST)
+		return;
+	items = resp->args[0].list;
+	n = resp->args[0].count;
+	for (i = 0; i + 1 < n; i += 2) {
+		const char *key;
+
+		if (imap_arg_atom_equals(&items[i], "UID"))
+			imap_arg_get_uint32(&items[i + 1], &uid);
+		else if (imap_arg_get_atom(&items[i], &key) &&
+			 session_body_key(key, &has_origin, &origin))
+			body = &items[i + 1];
+	}
+	if (uid == 0 || body == NULL ||
+	    (body->type != IMAP_ARG_STRING && body->type != IMAP_ARG_LITERAL))
+		return;
+	/* Only a reply that starts at 0 is usable; one longer than asked
+	 * for (a server ignoring the range) is cut to size. */
+	if (has_origin && origin != 0)
+		return;
+	data = imap_arg_steal(body, &len);
+	if (len > ctx->max_len)
+		len = (size_t)ctx->max_len;
+	ctx->fn(uid, data, len, ctx->user_data);
+}
+
+gboolean imap_session_fetch_bodies(struct imap_session *session,
+				   const char *mailbox, uint32_t uidvalidity,
+				   const uint32_t *uids, size_t n,
+				   uint64_t max_len, imap_body_fn *fn,
+				   void *user_data, GError **error)
+{
+	struct session_bodies_ctx ctx = { max_len, fn, user_data };
+	GString *set;
+	struct imap_cmd *cmd;
+	char *item;
+	size_t i;
+	gboolean ok;
+
+	g_return_val_if_fail(n > 0 && n <= 1000, FALSE);
+	if (!session_ensure(session, mailbox, uidvalidity, error))
+		return FALSE;
+	/* A compact UID set: runs of consecutive UIDs become a:b. */
+	set = g_string_new(NULL);
+	for (i = 0; i < n; i++) {
+		size_t j = i;
+
+		while (j + 1 < n && uids[j + 1] == uids[j] + 1)
+			j++;
+		if (set->len > 0)
+			g_string_append_c(set, ',');
+		if (j > i)
+			g_string_append_printf(set, "%u:%u", uids[i], uids[j]);
+		else
+			g_string_append_printf(set, "%u", uids[i]);
+		i = j;
+	}
+	cmd = imap_cmd_new("UID FETCH");
+	imap_cmd_add_atom(cmd, set->str);
+	item = g_strdup_printf("(UID BODY.PEEK[]<0.%" G_GUINT64_FORMAT ">)",
+			       max_len);
+	imap_cmd_add_atom(cmd, item);
+	g_free(item);
+	g_string_free(set, TRUE);
+	ok = session_run(session, cmd, session_bodies_cb, &ctx, NULL, error);
+	imap_cmd_free(cmd);
+	return ok;
+}
+
 struct session_quota_ctx {
 	gboolean found;
 	uint64_t used, limit;

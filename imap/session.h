@@ -118,6 +118,20 @@ gboolean imap_session_fetch_body(struct imap_session *session,
 				 uint32_t uid, uint64_t offset, uint64_t length,
 				 char **data_r, size_t *len_r, GError **error);
 
+/* Fetches the first @max_len bytes of several messages of @mailbox in one
+ * command (UID FETCH uid,uid,... (UID BODY.PEEK[]<0.max_len>)), calling
+ * @fn as each message's reply arrives with a g_malloc'd buffer the
+ * callback takes over. Messages the server does not return are simply not
+ * reported. Fails with IMAP_ERROR_STALE if UIDVALIDITY is not
+ * @uidvalidity. At most 1,000 UIDs per call. */
+typedef void imap_body_fn(uint32_t uid, char *data, size_t len,
+			  void *user_data);
+gboolean imap_session_fetch_bodies(struct imap_session *session,
+				   const char *mailbox, uint32_t uidvalidity,
+				   const uint32_t *uids, size_t n,
+				   uint64_t max_len, imap_body_fn *fn,
+				   void *user_data, GError **error);
+
 /* GETQUOTAROOT INBOX: storage used and limit in KiB. Fails with
  * IMAP_ERROR_UNSUPPORTED without the QUOTA capability or when no STORAGE
  * resource is reported. */

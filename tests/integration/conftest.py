@@ -12,6 +12,7 @@ import hashlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -273,6 +274,13 @@ def env(imapfs_bin, tmp_path_factory):
         return pid
 
     atexit.register(cleanup)
+
+    # meson's timeout (and CI runners) send SIGTERM, which would otherwise
+    # end Python without running finally blocks or atexit handlers.
+    def on_term(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    old_term = signal.signal(signal.SIGTERM, on_term)
     try:
         server.start()
         load_corpus(server)
@@ -284,6 +292,7 @@ def env(imapfs_bin, tmp_path_factory):
         yield Env(imapfs_bin, server, mnt, work)
     finally:
         survivor = cleanup()
+        signal.signal(signal.SIGTERM, old_term)
     assert survivor is None, \
         f"imapfs daemon {survivor} did not exit after fusermount3 -u"
 

@@ -336,6 +336,16 @@ static void test_describe_redacts(void)
 	g_assert_cmpstr(desc, ==, "AUTHENTICATE PLAIN <redacted> X");
 	g_free(desc);
 	imap_cmd_free(cmd);
+
+	/* A SASL initial response: sent as an atom, logged as nothing. */
+	cmd = imap_cmd_new("AUTHENTICATE PLAIN");
+	imap_cmd_add_atom_secret(cmd, "AGFsaWNlAGh1bnRlcjI=");
+	assert_wire(cmd, "AUTHENTICATE PLAIN AGFsaWNlAGh1bnRlcjI=");
+	desc = imap_cmd_describe(cmd);
+	g_assert_null(strstr(desc, "AGFsaWNl"));
+	g_assert_cmpstr(desc, ==, "AUTHENTICATE PLAIN <redacted>");
+	g_free(desc);
+	imap_cmd_free(cmd);
 }
 
 static void test_describe_one_line(void)

@@ -1,0 +1,252 @@
+/* test_tree.c - the inode table: mailbox tree, listings, UIDVALIDITY. */
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "tree.h"
+
+static void add_box(GPtrArray *infos, const char *name, char delim,
+		    gboolean noselect)
+{
+	struct imap_mailbox_info *i = g_new0(struct imap_mailbox_info, 1);
+
+	i->name = g_strdup(name);
+	i->delimiter = delim;
+	i->noselect = noselect;
+	g_ptr_array_add(infos, i);
+}
+
+static void info_free(gpointer p)
+{
+	struct imap_mailbox_info *i = p;
+
+	g_free(i->name);
+	g_free(i->special_use);
+	g_free(i);
+}
+
+static struct fs_tree *make_tree(void)
+{
+	struct fs_tree *t = fs_tree_new(1000, 1000, 0400, 0500);
+	GPtrArray *infos = g_ptr_array_new_with_free_func(info_free);
+
+	add_box(infos, "INBOX", '.', FALSE);
+	add_box(infos, "Archive.2024.Q1", '.', FALSE);
+	add_box(infos, "Archive", '.', TRUE);
+	add_box(infos, "Entw&APw-rfe", '.', FALSE);
+	add_box(infos, "a/b", '.', FALSE);
+	fs_tree_set_mailboxes(t, infos);
+	g_ptr_array_unref(infos);
+	return t;
+}
+
+static uint64_t lookup_ino(struct fs_tree *t, uint64_t parent,
+			   const char *name)
+{
+	struct fs_entry e;
+	uint64_t ino;
+
+	if (fs_tree_lookup(t, parent, name, &e) != 0)
+		return 0;
+	ino = e.ino;
+	fs_entry_clear(&e);
+	return ino;
+}
+
+static void load(struct fs_tree *t, uint64_t dir, uint32_t uidvalidity,
+		 const uint32_t *uids, size_t n)
+{
+	struct imap_mailbox_status st = { .uidvalidity = uidvalidity };
+	GArray *metas = g_array_new(FALSE, TRUE,
+				    sizeof(struct imap_message_meta));
+	char *mailbox = NULL;
+	uint32_t old;
+	size_t i;
+
+	fs_tree_folder_invalidate(t, dir);
+	g_assert_cmpint(fs_tree_folder_begin(t, dir, G_USEC_PER_SEC * 60,
+					     &mailbox, &old),
+			==, 1);
+	for (i = 0; i < n; i++) {
+		struct imap_message_meta m = { .uid = uids[i],
+					       .size = 100 * uids[i],
+					       .internaldate = 1700000000 +
+							       uids[i],
+					       .flags = "\\Seen" };
+
+		g_array_append_val(metas, m);
+	}
+	fs_tree_folder_end(t, dir, TRUE, &st, metas);
+	g_array_unref(metas);
+	g_free(mailbox);
+}
+
+static void test_structure(void)
+{
+	struct fs_tree *t = make_tree();
+	uint64_t archive, y2024, q1;
+	struct fs_entry e;
+
+	g_assert_cmpuint(lookup_ino(t, FS_ROOT_INO, "INBOX"), !=, 0);
+	g_assert_cmpuint(lookup_ino(t, FS_ROOT_INO, "Entwürfe"), !=, 0);
+	g_assert_cmpuint(lookup_ino(t, FS_ROOT_INO, "a%2Fb"), !=, 0);
+	archive = lookup_ino(t, FS_ROOT_INO, "Archive");
+	y2024 = lookup_ino(t, archive, "2024");
+	q1 = lookup_ino(t, y2024, "Q1");
+	g_assert_cmpuint(q1, !=, 0);
+	/* "2024" exists only as a parent: a directory, not a mailbox. */
+	g_assert_cmpint(fs_tree_get(t, y2024, &e), ==, 0);
+	g_assert_true(e.is_dir);
+	g_assert_null(e.mailbox);
+	fs_entry_clear(&e);
+	g_assert_cmpint(fs_tree_get(t, archive, &e), ==, 0);
+	g_assert_false(e.selectable);
+	g_assert_cmpuint(e.st.st_mode, ==, S_IFDIR | 0500);
+	g_assert_cmpuint(e.st.st_uid, ==, 1000);
+	fs_entry_clear(&e);
+	/* Probes are answered without anything to load. */
+	g_assert_cmpint(fs_tree_lookup(t, FS_ROOT_INO, ".hidden", &e), ==,
+			-ENOENT);
+	g_assert_cmpint(fs_tree_lookup(t, FS_ROOT_INO, "1.eml", &e), ==,
+			-ENOENT);
+	fs_tree_free(t);
+}
+
+static void test_listing(void)
+{
+	struct fs_tree *t = make_tree();
+	uint64_t inbox = lookup_ino(t, FS_ROOT_INO, "INBOX");
+	const uint32_t uids[] = { 7, 3, 12 };
+	char *mailbox = NULL;
+	uint32_t uv;
+	struct fs_entry e;
+	GArray *list;
+	int err;
+
+	load(t, inbox, 42, uids, 3);
+	g_assert_cmpint(fs_tree_lookup(t, inbox, "7.eml", &e), ==, 0);
+	g_assert_cmpuint(e.st.st_size, ==, 700);
+	g_assert_cmpint(e.st.st_mtime, ==, 1700000007);
+	g_assert_cmpint(e.st.st_blocks, >, 0);
+	g_assert_cmpuint(e.st.st_mode, ==, S_IFREG | 0400);
+	g_assert_cmpstr(e.mailbox, ==, "INBOX");
+	g_assert_cmpuint(e.uidvalidity, ==, 42);
+	g_assert_cmpstr(e.flags, ==, "\\Seen");
+	fs_entry_clear(&e);
+	g_assert_cmpint(fs_tree_lookup(t, inbox, "8.eml", &e), ==, -ENOENT);
+	g_assert_cmpint(fs_tree_lookup(t, inbox, "07.eml", &e), ==, -ENOENT);
+	/* Fresh listing: no reload needed. */
+	g_assert_cmpint(fs_tree_folder_begin(t, inbox, G_USEC_PER_SEC * 60,
+					     &mailbox, &uv),
+			==, 0);
+	/* ., .., then messages in UID order. */
+	list = fs_tree_list(t, inbox, &err);
+	g_assert_nonnull(list);
+	g_assert_cmpuint(list->len, ==, 5);
+	g_assert_cmpstr(g_array_index(list, struct fs_entry, 0).name, ==, ".");
+	g_assert_cmpstr(g_array_index(list, struct fs_entry, 1).name, ==, "..");
+	g_assert_cmpstr(g_array_index(list, struct fs_entry, 2).name, ==,
+			"3.eml");
+	g_assert_cmpstr(g_array_index(list, struct fs_entry, 4).name, ==,
+			"12.eml");
+	g_array_unref(list);
+	g_assert_null(fs_tree_list(t, 999999, &err));
+	g_assert_cmpint(err, ==, -ENOENT);
+	fs_tree_free(t);
+}
+
+static void test_expunge_and_forget(void)
+{
+	struct fs_tree *t = make_tree();
+	uint64_t inbox = lookup_ino(t, FS_ROOT_INO, "INBOX");
+	const uint32_t before[] = { 1, 2, 3 }, after[] = { 1, 3 };
+	uint64_t two;
+	struct fs_entry e;
+
+	load(t, inbox, 5, before, 3);
+	two = lookup_ino(t, inbox, "2.eml");
+	load(t, inbox, 5, after, 2);
+	g_assert_cmpint(fs_tree_lookup(t, inbox, "2.eml", &e), ==, -ENOENT);
+	g_assert_cmpint(fs_tree_get(t, two, &e), ==, -ENOENT);
+	fs_tree_forget(t, two, 1);
+	g_assert_cmpuint(fs_tree_count_files(t), ==, 2);
+	fs_tree_free(t);
+}
+
+static void test_uidvalidity_change(void)
+{
+	struct fs_tree *t = make_tree();
+	uint64_t inbox = lookup_ino(t, FS_ROOT_INO, "INBOX");
+	const uint32_t uids[] = { 1, 2 };
+	uint64_t old1, new1;
+	struct fs_entry e;
+
+	load(t, inbox, 100, uids, 2);
+	old1 = lookup_ino(t, inbox, "1.eml");
+	load(t, inbox, 200, uids, 2);
+	new1 = lookup_ino(t, inbox, "1.eml");
+	/* Same name, new identity: the old inode never serves the new
+	 * message. */
+	g_assert_cmpuint(new1, !=, 0);
+	g_assert_cmpuint(new1, !=, old1);
+	g_assert_cmpint(fs_tree_get(t, old1, &e), ==, -ENOENT);
+	g_assert_cmpint(fs_tree_get(t, new1, &e), ==, 0);
+	g_assert_cmpuint(e.uidvalidity, ==, 200);
+	fs_entry_clear(&e);
+	fs_tree_free(t);
+}
+
+static void test_mailbox_vanishes(void)
+{
+	struct fs_tree *t = make_tree();
+	GPtrArray *infos = g_ptr_array_new_with_free_func(info_free);
+	uint64_t entw = lookup_ino(t, FS_ROOT_INO, "Entwürfe");
+	uint64_t inbox = lookup_ino(t, FS_ROOT_INO, "INBOX");
+	struct fs_entry e;
+	char *mb = NULL;
+	uint32_t uv;
+
+	add_box(infos, "INBOX", '.', FALSE);
+	fs_tree_set_mailboxes(t, infos);
+	g_ptr_array_unref(infos);
+	g_assert_cmpint(fs_tree_get(t, entw, &e), ==, -ENOENT);
+	g_assert_cmpint(fs_tree_lookup(t, FS_ROOT_INO, "Archive", &e), ==,
+			-ENOENT);
+	g_assert_cmpint(fs_tree_folder_begin(t, entw, 0, &mb, &uv), ==,
+			-ENOENT);
+	/* INBOX keeps its inode. */
+	g_assert_cmpuint(lookup_ino(t, FS_ROOT_INO, "INBOX"), ==, inbox);
+	fs_tree_free(t);
+}
+
+static void test_failed_load_keeps_listing(void)
+{
+	struct fs_tree *t = make_tree();
+	uint64_t inbox = lookup_ino(t, FS_ROOT_INO, "INBOX");
+	const uint32_t uids[] = { 4 };
+	struct imap_mailbox_status st = { 0 };
+	char *mb = NULL;
+	uint32_t uv;
+
+	load(t, inbox, 9, uids, 1);
+	fs_tree_folder_invalidate(t, inbox);
+	g_assert_cmpint(fs_tree_folder_begin(t, inbox, 0, &mb, &uv), ==, 1);
+	g_assert_cmpuint(uv, ==, 9);
+	fs_tree_folder_end(t, inbox, FALSE, &st, NULL);
+	g_free(mb);
+	g_assert_cmpuint(lookup_ino(t, inbox, "4.eml"), !=, 0);
+	fs_tree_free(t);
+}
+
+int main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	g_test_add_func("/tree/structure", test_structure);
+	g_test_add_func("/tree/listing", test_listing);
+	g_test_add_func("/tree/expunge", test_expunge_and_forget);
+	g_test_add_func("/tree/uidvalidity", test_uidvalidity_change);
+	g_test_add_func("/tree/mailbox-vanishes", test_mailbox_vanishes);
+	g_test_add_func("/tree/failed-load", test_failed_load_keeps_listing);
+	return g_test_run();
+}
