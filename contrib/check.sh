@@ -165,7 +165,7 @@ setup_build() {
 
 # run_suite PHASE SUITE [extra meson test args]: runs one suite, counts it.
 run_suite() {
-	local phase=$1 suite=$2 log rc=0 ok xfail fail xpass timeout skip
+	local phase=$1 suite=$2 log rc=0 ok xfail fail xpass timeout skip detail
 	shift 2
 	log=$LOGS/$phase-$suite.txt
 	say "$phase: meson test --suite $suite"
@@ -198,6 +198,13 @@ run_suite() {
 	fi
 	printf -- '--- %s/%s: %d passed, %d failed, %d skipped (log %s)\n' \
 		"$phase" "$suite" "$passed" "$failed" "$skip" "${log#"$ROOT"/}"
+	# For information: pytest's own count (meson counts pytest as 1 test).
+	detail=$(grep -E '^=+ .*[0-9]+ (passed|failed|error).* in [0-9.]+s' \
+		"$BUILD/$phase/meson-logs/testlog.txt" 2>/dev/null | tail -n 1 |
+		sed -E 's/^=+ //; s/ =+$//' || true)
+	if [ -n "$detail" ]; then
+		printf -- '    (pytest: %s)\n' "$detail"
+	fi
 }
 
 # build_phase NAME [meson setup options...]: setup + ninja + both suites.
@@ -229,9 +236,12 @@ phase_asan() {
 	# would vanish; every instrumented process writes <prefix>.<pid> instead.
 	export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:log_path=$logdir/asan"
 	export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$logdir/ubsan"
+	# Tells tests the binaries are sanitized (e.g. to scale memory limits:
+	# ASan's shadow memory and quarantine add a few hundred MB of RSS).
+	export IMAPFS_SANITIZED=address,undefined
 	build_phase asan -Db_sanitize=address,undefined -Db_lundef=false \
 		-Dwerror=true
-	unset ASAN_OPTIONS UBSAN_OPTIONS
+	unset ASAN_OPTIONS UBSAN_OPTIONS IMAPFS_SANITIZED
 	# Sanitizer reports are failures even when the test that triggered them
 	# passed (e.g. a leak found when the daemon exits after unmount).
 	nreports=0

@@ -12,7 +12,7 @@ PACKAGES=(
 	meson ninja-build pkg-config
 	dovecot-imapd
 	python3 python3-pytest
-	openssl attr psmisc procps ca-certificates git
+	openssl attr psmisc procps ca-certificates git strace
 )
 
 log() { printf 'setup-deps: %s\n' "$*" >&2; }

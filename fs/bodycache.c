@@ -105,7 +105,7 @@ static void cache_evict(struct fs_bodycache *cache)
 static struct cache_block *cache_lookup(struct fs_bodycache *cache,
 					uint64_t ino, uint64_t idx)
 {
-	struct cache_key key = { ino, idx };
+	struct cache_key key = {ino, idx};
 
 	return g_hash_table_lookup(cache->blocks, &key);
 }
@@ -114,9 +114,9 @@ static struct cache_block *cache_lookup(struct fs_bodycache *cache,
  * which are currently loading. Blocks after the one where the message
  * ends are dropped. */
 static void cache_store(struct fs_bodycache *cache, uint64_t ino,
-			uint64_t first, uint64_t last, char *data, size_t len)
+			uint64_t first, uint64_t last, GBytes *all, size_t base)
 {
-	GBytes *all = g_bytes_new_take(data, len);
+	size_t len = g_bytes_get_size(all) - base;
 	gboolean ended = FALSE;
 	uint64_t i;
 
@@ -132,7 +132,7 @@ static void cache_store(struct fs_bodycache *cache, uint64_t ino,
 			g_hash_table_remove(cache->blocks, &blk->key);
 			continue;
 		}
-		blk->data = g_bytes_new_from_bytes(all, off, n);
+		blk->data = g_bytes_new_from_bytes(all, base + off, n);
 		blk->loading = FALSE;
 		blk->lru.data = blk;
 		g_queue_push_head_link(&cache->lru, &blk->lru);
@@ -140,7 +140,6 @@ static void cache_store(struct fs_bodycache *cache, uint64_t ino,
 		if (n < B)
 			ended = TRUE;
 	}
-	g_bytes_unref(all);
 }
 
 static void cache_abandon(struct fs_bodycache *cache, uint64_t ino,
@@ -172,12 +171,14 @@ gssize fs_bodycache_read(struct fs_bodycache *cache, uint64_t ino,
 		struct cache_block *blk = cache_lookup(cache, ino, idx);
 		char *data = NULL;
 		size_t len = 0;
+		GBytes *all;
 		gboolean ok;
 
 		if (blk != NULL && !blk->loading) {
 			size_t blen = g_bytes_get_size(blk->data);
 			size_t boff = (size_t)(pos - idx * B);
-			size_t n = blen > boff ? MIN(blen - boff, end - pos) : 0;
+			size_t n =
+				blen > boff ? MIN(blen - boff, end - pos) : 0;
 
 			g_queue_unlink(&cache->lru, &blk->lru);
 			g_queue_push_head_link(&cache->lru, &blk->lru);
@@ -235,7 +236,9 @@ gssize fs_bodycache_read(struct fs_bodycache *cache, uint64_t ino,
 			g_mutex_unlock(&cache->lock);
 			return -1;
 		}
-		cache_store(cache, ino, first, last, data, len);
+		all = g_bytes_new_take(data, len);
+		cache_store(cache, ino, first, last, all, 0);
+		g_bytes_unref(all);
 		g_cond_broadcast(&cache->cond);
 	}
 	/* Evict only now: blocks fetched for this read stay until copied. */
@@ -244,52 +247,70 @@ gssize fs_bodycache_read(struct fs_bodycache *cache, uint64_t ino,
 	return (gssize)done;
 }
 
-gboolean fs_bodycache_reserve(struct fs_bodycache *cache, uint64_t ino,
-			      uint64_t nblocks)
+uint64_t fs_bodycache_reserve(struct fs_bodycache *cache, uint64_t ino,
+			      uint64_t first, uint64_t nblocks)
 {
 	uint64_t i;
 
 	g_mutex_lock(&cache->lock);
 	for (i = 0; i < nblocks; i++) {
-		if (cache_lookup(cache, ino, i) != NULL) {
-			g_mutex_unlock(&cache->lock);
-			return FALSE;
-		}
-	}
-	for (i = 0; i < nblocks; i++) {
-		struct cache_block *blk = g_new0(struct cache_block, 1);
+		struct cache_block *blk;
 
+		if (cache_lookup(cache, ino, first + i) != NULL)
+			break;
+		blk = g_new0(struct cache_block, 1);
 		blk->key.ino = ino;
-		blk->key.idx = i;
+		blk->key.idx = first + i;
 		blk->loading = TRUE;
 		g_hash_table_insert(cache->blocks, &blk->key, blk);
 	}
 	g_mutex_unlock(&cache->lock);
-	return TRUE;
+	return i;
 }
 
-void fs_bodycache_fill(struct fs_bodycache *cache, uint64_t ino,
-		       uint64_t nblocks, char *data, size_t len)
+void fs_bodycache_fill(struct fs_bodycache *cache, uint64_t ino, uint64_t first,
+		       uint64_t nblocks, char *data, size_t len,
+		       size_t data_offset)
 {
+	GBytes *all;
+
 	g_return_if_fail(nblocks > 0);
+	/* A reply longer than reserved keeps only what was reserved. */
+	data_offset = MIN(data_offset, len);
+	all = g_bytes_new_take(data, MIN(len, data_offset + nblocks * B));
 	g_mutex_lock(&cache->lock);
-	/* A reply longer than reserved (a wrong size hint) keeps only what
-	 * was reserved. */
-	cache_store(cache, ino, 0, nblocks - 1, data,
-		    MIN(len, (size_t)(nblocks * B)));
-	cache_abandon(cache, ino, 0, nblocks - 1);
+	cache_store(cache, ino, first, first + nblocks - 1, all, data_offset);
+	g_bytes_unref(all);
+	cache_abandon(cache, ino, first, first + nblocks - 1);
 	cache_evict(cache);
 	g_cond_broadcast(&cache->cond);
 	g_mutex_unlock(&cache->lock);
 }
 
 void fs_bodycache_abandon(struct fs_bodycache *cache, uint64_t ino,
-			  uint64_t nblocks)
+			  uint64_t first, uint64_t nblocks)
 {
+	g_return_if_fail(nblocks > 0);
 	g_mutex_lock(&cache->lock);
-	cache_abandon(cache, ino, 0, nblocks - 1);
+	cache_abandon(cache, ino, first, first + nblocks - 1);
 	g_cond_broadcast(&cache->cond);
 	g_mutex_unlock(&cache->lock);
+}
+
+uint64_t fs_bodycache_first_missing(struct fs_bodycache *cache, uint64_t ino,
+				    uint64_t first, uint64_t nblocks)
+{
+	uint64_t i, found = G_MAXUINT64;
+
+	g_mutex_lock(&cache->lock);
+	for (i = 0; i < nblocks; i++) {
+		if (cache_lookup(cache, ino, first + i) == NULL) {
+			found = first + i;
+			break;
+		}
+	}
+	g_mutex_unlock(&cache->lock);
+	return found;
 }
 
 void fs_bodycache_forget(struct fs_bodycache *cache, uint64_t ino)

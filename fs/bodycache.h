@@ -53,19 +53,28 @@ gssize fs_bodycache_read(struct fs_bodycache *cache, uint64_t ino,
 			 fs_bodycache_fetch_fn *fetch, void *user_data,
 			 GError **error);
 
-/* Prefetching (bytes fetched before anyone asked, e.g. the next files of
- * a grep -r). fs_bodycache_reserve() marks blocks 0..@nblocks-1 of @ino as
- * being fetched, so readers wait for the prefetch instead of fetching
- * again; it returns FALSE (reserving nothing) if any of them is cached or
- * being fetched already. Each reservation must end with exactly one
- * fs_bodycache_fill() (the message's first bytes, g_malloc'd buffer taken
- * over) or fs_bodycache_abandon(). */
-gboolean fs_bodycache_reserve(struct fs_bodycache *cache, uint64_t ino,
-			      uint64_t nblocks);
-void fs_bodycache_fill(struct fs_bodycache *cache, uint64_t ino,
-		       uint64_t nblocks, char *data, size_t len);
+/* Prefetching (bytes fetched before anyone asked: the next files of a
+ * grep -r, the next window of a sequential read).
+ * fs_bodycache_reserve() marks blocks @first, @first+1, ... (at most
+ * @nblocks, stopping at the first block that is cached or being fetched
+ * already) as being fetched, so that readers wait for the prefetch instead
+ * of fetching again, and returns how many it marked (0: nothing to do).
+ * Each non-empty reservation must end with exactly one fs_bodycache_fill()
+ * (a g_malloc'd buffer, taken over, whose byte @data_offset is the first
+ * byte of block @first; data ending early marks the end of the message)
+ * or fs_bodycache_abandon(). */
+uint64_t fs_bodycache_reserve(struct fs_bodycache *cache, uint64_t ino,
+			      uint64_t first, uint64_t nblocks);
+void fs_bodycache_fill(struct fs_bodycache *cache, uint64_t ino, uint64_t first,
+		       uint64_t nblocks, char *data, size_t len,
+		       size_t data_offset);
 void fs_bodycache_abandon(struct fs_bodycache *cache, uint64_t ino,
-			  uint64_t nblocks);
+			  uint64_t first, uint64_t nblocks);
+
+/* Returns the index of the first block in @first..@first+@nblocks-1 of
+ * @ino that is neither cached nor being fetched, or G_MAXUINT64. */
+uint64_t fs_bodycache_first_missing(struct fs_bodycache *cache, uint64_t ino,
+				    uint64_t first, uint64_t nblocks);
 
 /* Drops every block of @ino (message gone). */
 void fs_bodycache_forget(struct fs_bodycache *cache, uint64_t ino);

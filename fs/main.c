@@ -56,10 +56,10 @@ static int main_check_mountpoint(const char *path)
 int main(int argc, char **argv)
 {
 	struct fs_options opts;
-	struct imap_url url = { 0 };
-	struct imap_account account = { 0 };
-	struct fs_password_sources sources = { 0 };
-	struct imapfs fs = { 0 };
+	struct imap_url url = {0};
+	struct imap_account account = {0};
+	struct fs_password_sources sources = {0};
+	struct imapfs fs = {0};
 	struct imap_session *first;
 	struct fuse_session *se = NULL;
 	struct fuse_loop_config *loop_cfg;
@@ -127,8 +127,10 @@ int main(int argc, char **argv)
 	fs.max_readahead = 8 * 1024 * 1024;
 	/* A prefetch batch may use a quarter of the cache, so it cannot
 	 * push out what the reader has not consumed yet. */
-	fs.prefetch_max_bytes = MIN((uint64_t)opts.cache_mb * 1024 * 1024 / 4,
-				    8 * 1024 * 1024);
+	fs.whole_fetch_max = MIN((uint64_t)opts.cache_mb * 1024 * 1024 / 2,
+				 32 * 1024 * 1024);
+	fs.prefetch_max_bytes =
+		MIN((uint64_t)opts.cache_mb * 1024 * 1024 / 4, 8 * 1024 * 1024);
 	if (fs_ops_load_mailboxes(&fs, &err) != 0) {
 		main_fail("cannot list mailboxes", err);
 		goto out_fs;

@@ -96,3 +96,13 @@ void fs_notify_inval_entry(struct fs_notify *notify, uint64_t parent,
 	ev->name = g_strdup(name);
 	g_async_queue_push(notify->queue, ev);
 }
+
+void fs_notify_inval_attr_now(struct fs_notify *notify, uint64_t ino)
+{
+	int ret = fuse_lowlevel_notify_inval_inode(notify->se, (fuse_ino_t)ino,
+						   -1, 0);
+
+	if (ret != 0 && ret != -ENOENT)
+		imapfs_debug("kernel attribute invalidation failed: %s",
+			     g_strerror(-ret));
+}

@@ -28,6 +28,12 @@ void fs_notify_free(struct fs_notify *notify);
 /* Queues "drop attributes and cached pages of @ino". */
 void fs_notify_inval_inode(struct fs_notify *notify, uint64_t ino);
 
+/* Drops the kernel's cached attributes of @ino right away, from the
+ * calling thread. Unlike the queued calls this is allowed inside a request
+ * handler (even a read of @ino): dropping attributes only (offset -1) takes
+ * no page lock. Used when the next read must see a new size. */
+void fs_notify_inval_attr_now(struct fs_notify *notify, uint64_t ino);
+
 /* Queues "drop the name @name in directory @parent". */
 void fs_notify_inval_entry(struct fs_notify *notify, uint64_t parent,
 			   const char *name);

@@ -77,10 +77,9 @@ static gboolean ops_load_fn(struct imap_session *s, void *user_data,
 	for (lo = 1;; lo += step) {
 		gboolean last = (uint64_t)lo + step >= ctx->status.uidnext;
 
-		if (!imap_session_fetch_meta(s, ctx->mailbox,
-					     ctx->status.uidvalidity, lo,
-					     last ? 0 : lo + step - 1,
-					     ops_meta_cb, ctx, error))
+		if (!imap_session_fetch_meta(
+			    s, ctx->mailbox, ctx->status.uidvalidity, lo,
+			    last ? 0 : lo + step - 1, ops_meta_cb, ctx, error))
 			return FALSE;
 		if (last)
 			return TRUE;
@@ -91,7 +90,7 @@ static gboolean ops_load_fn(struct imap_session *s, void *user_data,
  * the listing TTL. Returns 0 or a negative errno. */
 static int ops_folder_load(struct imapfs *fs, uint64_t ino)
 {
-	struct ops_load_ctx ctx = { 0 };
+	struct ops_load_ctx ctx = {0};
 	char *mailbox = NULL;
 	GError *err = NULL;
 	gboolean ok;
@@ -288,8 +287,9 @@ static void ops_readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size,
 		if (plus) {
 			struct fuse_entry_param p;
 
-			if (dot) {
-				/* No lookup reference for . and .. */
+			if (dot || e->bad_size) {
+				/* No lookup reference for . and .., nor
+				 * for an entry whose lookup fails. */
 				memset(&p, 0, sizeof(p));
 				p.attr.st_ino = e->ino;
 				p.attr.st_mode = e->st.st_mode;
@@ -304,7 +304,7 @@ static void ops_readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size,
 		}
 		if (n > size - used)
 			break;
-		if (plus && !dot)
+		if (plus && !dot && !e->bad_size)
 			fs_tree_ref(fs->tree, e->ino);
 		used += n;
 	}
@@ -416,7 +416,13 @@ static gboolean ops_fetch(void *user_data, uint64_t offset, uint64_t length,
 struct ops_prefetch_job {
 	char *mailbox;
 	uint32_t uidvalidity;
-	GArray *items; /* struct fs_prefetch_item */
+	/* Either messages of a folder walk... */
+	GArray *items; /* struct fs_prefetch_item, or NULL */
+	/* ...or the next window of one message being read sequentially. */
+	uint64_t ino;
+	uint32_t uid;
+	uint64_t first, nblocks;
+	gboolean whole; /* fetch BODY.PEEK[] and keep blocks from first */
 };
 
 struct ops_reservation {
@@ -445,7 +451,7 @@ static void ops_prefetch_body(uint32_t uid, char *data, size_t len,
 		return;
 	}
 	r->filled = TRUE;
-	fs_bodycache_fill(c->fs->cache, r->ino, r->nblocks, data, len);
+	fs_bodycache_fill(c->fs->cache, r->ino, 0, r->nblocks, data, len, 0);
 }
 
 static gboolean ops_prefetch_fn(struct imap_session *s, void *user_data,
@@ -453,43 +459,92 @@ static gboolean ops_prefetch_fn(struct imap_session *s, void *user_data,
 {
 	struct ops_prefetch_ctx *c = user_data;
 
-	return imap_session_fetch_bodies(s, c->job->mailbox,
-					 c->job->uidvalidity, c->uids, c->nuids,
-					 OPS_PREFETCH_PER_MESSAGE,
-					 ops_prefetch_body, c, error);
+	return imap_session_fetch_bodies(
+		s, c->job->mailbox, c->job->uidvalidity, c->uids, c->nuids,
+		OPS_PREFETCH_PER_MESSAGE, ops_prefetch_body, c, error);
+}
+
+static void ops_prefetch_job_free(struct ops_prefetch_job *job)
+{
+	g_free(job->mailbox);
+	if (job->items != NULL)
+		g_array_unref(job->items);
+	g_free(job);
+}
+
+/* The next window of a sequential read, fetched while the reader consumes
+ * the current one, so a large cat streams instead of stopping at every
+ * window's end. */
+static void ops_readahead_run(struct imapfs *fs, struct ops_prefetch_job *job)
+{
+	struct fs_entry e = {0};
+	struct ops_fetch_ctx ctx = {fs, &e, 0, 0, NULL, 0};
+	GError *err = NULL;
+	uint64_t n;
+	char *data;
+	size_t len;
+
+	n = fs_bodycache_reserve(fs->cache, job->ino, job->first, job->nblocks);
+	if (n == 0)
+		return;
+	e.mailbox = job->mailbox;
+	e.uidvalidity = job->uidvalidity;
+	e.uid = job->uid;
+	/* A whole-message job asks for BODY.PEEK[] from 0 and keeps what
+	 * it reserved. */
+	if (ops_fetch(&ctx, job->whole ? 0 : job->first * FS_BODYCACHE_BLOCK,
+		      job->whole ? 0 : n * FS_BODYCACHE_BLOCK, &data, &len,
+		      &err)) {
+		fs_bodycache_fill(fs->cache, job->ino, job->first, n, data, len,
+				  job->whole ? job->first * FS_BODYCACHE_BLOCK
+					     : 0);
+	} else {
+		imapfs_info("read-ahead in %s failed: %s", job->mailbox,
+			    err->message);
+		g_error_free(err);
+		fs_bodycache_abandon(fs->cache, job->ino, job->first, n);
+	}
 }
 
 static void ops_prefetch_run(gpointer data, gpointer user_data)
 {
 	struct ops_prefetch_job *job = data;
-	struct ops_prefetch_ctx c = { user_data, job, NULL, NULL, 0 };
+	struct ops_prefetch_ctx c = {user_data, job, NULL, NULL, 0};
 	GHashTableIter it;
 	gpointer v;
 	GError *err = NULL;
 	guint i;
 
+	if (job->items == NULL) {
+		ops_readahead_run(c.fs, job);
+		ops_prefetch_job_free(job);
+		return;
+	}
 	c.reserved = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
 					   g_free);
 	c.uids = g_new(uint32_t, job->items->len);
 	for (i = 0; i < job->items->len; i++) {
 		const struct fs_prefetch_item *item =
 			&g_array_index(job->items, struct fs_prefetch_item, i);
-		uint64_t want = MIN(MAX(item->size, 1), OPS_PREFETCH_PER_MESSAGE);
+		uint64_t want =
+			MIN(MAX(item->size, 1), OPS_PREFETCH_PER_MESSAGE);
 		struct ops_reservation *r = g_new0(struct ops_reservation, 1);
 
 		r->ino = item->ino;
-		r->nblocks = (want + FS_BODYCACHE_BLOCK - 1) / FS_BODYCACHE_BLOCK;
+		r->nblocks =
+			(want + FS_BODYCACHE_BLOCK - 1) / FS_BODYCACHE_BLOCK;
 		/* Already cached or being read: leave it alone. */
-		if (!fs_bodycache_reserve(c.fs->cache, r->ino, r->nblocks)) {
+		r->nblocks = fs_bodycache_reserve(c.fs->cache, r->ino, 0,
+						  r->nblocks);
+		if (r->nblocks == 0) {
 			g_free(r);
 			continue;
 		}
 		g_hash_table_insert(c.reserved, GUINT_TO_POINTER(item->uid), r);
 		c.uids[c.nuids++] = item->uid;
 	}
-	if (c.nuids > 0 &&
-	    !imap_pool_run(c.fs->pool, job->mailbox, ops_prefetch_fn, &c,
-			   &err)) {
+	if (c.nuids > 0 && !imap_pool_run(c.fs->pool, job->mailbox,
+					  ops_prefetch_fn, &c, &err)) {
 		imapfs_info("prefetch in %s failed: %s", job->mailbox,
 			    err->message);
 		g_error_free(err);
@@ -500,13 +555,12 @@ static void ops_prefetch_run(gpointer data, gpointer user_data)
 		struct ops_reservation *r = v;
 
 		if (!r->filled)
-			fs_bodycache_abandon(c.fs->cache, r->ino, r->nblocks);
+			fs_bodycache_abandon(c.fs->cache, r->ino, 0,
+					     r->nblocks);
 	}
 	g_hash_table_destroy(c.reserved);
 	g_free(c.uids);
-	g_free(job->mailbox);
-	g_array_unref(job->items);
-	g_free(job);
+	ops_prefetch_job_free(job);
 }
 
 static void ops_maybe_prefetch(struct imapfs *fs, uint64_t ino)
@@ -520,9 +574,46 @@ static void ops_maybe_prefetch(struct imapfs *fs, uint64_t ino)
 	if (!fs_tree_prefetch_plan(fs->tree, ino, fs->prefetch_max_bytes,
 				   OPS_PREFETCH_PER_MESSAGE, job->items,
 				   &job->mailbox, &job->uidvalidity)) {
-		g_array_unref(job->items);
-		g_free(job);
+		ops_prefetch_job_free(job);
 		return;
+	}
+	g_thread_pool_push(fs->prefetch, job, NULL);
+}
+
+/* After a sequential read at @end with window @window: if part of the
+ * next window is not cached or coming, fetch it in the background. */
+static void ops_maybe_readahead(struct imapfs *fs, uint64_t ino,
+				const struct fs_entry *e, uint64_t end,
+				uint64_t window)
+{
+	const uint64_t B = FS_BODYCACHE_BLOCK;
+	uint64_t first = end / B, last, missing;
+	struct ops_prefetch_job *job;
+
+	if (fs->prefetch == NULL || window < 2 * B || e->gone)
+		return;
+	/* Up to the claimed end; the caller saw none before @end. */
+	last = MIN((end + window - 1) / B, (uint64_t)e->st.st_size / B);
+	if (last < first)
+		return;
+	missing = fs_bodycache_first_missing(fs->cache, ino, first,
+					     last - first + 1);
+	if (missing == G_MAXUINT64)
+		return;
+	job = g_new0(struct ops_prefetch_job, 1);
+	job->mailbox = g_strdup(e->mailbox);
+	job->uidvalidity = e->uidvalidity;
+	job->uid = e->uid;
+	job->ino = ino;
+	job->first = missing;
+	job->nblocks = MAX(window / B, 1);
+	/* A message that fits comfortably in the cache and is being read
+	 * through is taken in one piece: servers stream BODY.PEEK[] faster
+	 * than the same bytes in partial fetches (Dovecot: 1.6x). Larger
+	 * ones stay in windows, so memory stays bounded by the cache. */
+	if ((uint64_t)e->st.st_size <= fs->whole_fetch_max && window >= 4 * B) {
+		job->whole = TRUE;
+		job->nblocks = (uint64_t)e->st.st_size / B + 1 - missing;
 	}
 	g_thread_pool_push(fs->prefetch, job, NULL);
 }
@@ -540,12 +631,47 @@ void fs_ops_stop(struct imapfs *fs)
 	fs->prefetch = NULL;
 }
 
+/* Reads on from @from until the message's real end shows; returns it, or
+ * G_MAXUINT64 if a fetch failed (the caller then keeps the claim). */
+static uint64_t ops_find_end(struct imapfs *fs, uint64_t ino, uint64_t from,
+			     struct ops_fetch_ctx *ctx)
+{
+	char *scratch = g_malloc(FS_BODYCACHE_BLOCK);
+	uint64_t pos = from, end = G_MAXUINT64;
+	guint i;
+
+	/* Bounded: 2^16 blocks of 128 KiB is 8 GiB. */
+	for (i = 0; i < 65536; i++) {
+		uint64_t eof = G_MAXUINT64;
+		GError *err = NULL;
+		gssize r = fs_bodycache_read(
+			fs->cache, ino, G_MAXUINT64, pos, FS_BODYCACHE_BLOCK,
+			1024 * 1024, scratch, &eof, ops_fetch, ctx, &err);
+
+		if (r < 0) {
+			g_error_free(err);
+			break;
+		}
+		if (eof != G_MAXUINT64) {
+			end = eof;
+			break;
+		}
+		if (r == 0) {
+			end = pos;
+			break;
+		}
+		pos += (uint64_t)r;
+	}
+	g_free(scratch);
+	return end;
+}
+
 static void ops_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
 	struct imapfs *fs = ops_fs(req);
-	struct ops_fetch_ctx ctx = { fs, NULL, 0, 0, NULL, 0 };
-	uint64_t readahead = 0, eof = G_MAXUINT64;
+	struct ops_fetch_ctx ctx = {fs, NULL, 0, 0, NULL, 0};
+	uint64_t readahead = 0, eof = G_MAXUINT64, claimed;
 	struct fs_entry e;
 	GError *err = NULL;
 	char *buf;
@@ -575,16 +701,39 @@ static void ops_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 				       e.mailbox, e.uid, err->message);
 		fuse_reply_err(req, fs_errno_from_error(err));
 		g_error_free(err);
-	} else {
-		if (eof != G_MAXUINT64 && eof != (uint64_t)e.st.st_size) {
-			/* RFC822.SIZE was wrong: make st_size tell the
-			 * truth and have the kernel drop what it cached
-			 * with the old size. */
-			fs_tree_set_size(fs->tree, ino, eof);
-			fs_notify_inval_inode(fs->notify, ino);
-		}
-		fuse_reply_buf(req, buf, (size_t)n);
+		goto out;
 	}
+	if (readahead > 0 && (size_t)n == size && eof == G_MAXUINT64)
+		ops_maybe_readahead(fs, ino, &e, (uint64_t)off + size,
+				    readahead);
+	claimed = (uint64_t)e.st.st_size;
+	/* The read reached the size the server claimed without finding the
+	 * end there: the message may be longer (RFC822.SIZE is only a
+	 * SHOULD). Find out now, before replying. */
+	if (eof == G_MAXUINT64 && !e.size_verified &&
+	    (uint64_t)off + size >= claimed)
+		eof = ops_find_end(fs, ino, claimed, &ctx);
+	if (eof == G_MAXUINT64 || e.size_verified) {
+		fuse_reply_buf(req, buf, (size_t)n);
+	} else if (eof > claimed) {
+		/* Longer than claimed: the kernel must learn the size before
+		 * the reader's next read, or it stops at the old size. Only
+		 * attributes are dropped (offset -1), which takes no page
+		 * lock, so this is safe from inside a read. */
+		fs_tree_set_size(fs->tree, ino, eof);
+		fs_notify_inval_attr_now(fs->notify, ino);
+		fuse_reply_buf(req, buf, (size_t)n);
+	} else {
+		/* Shorter (or exact): the kernel shrinks the file itself on
+		 * our short reply, unless an invalidation overtakes it --
+		 * then it would pad with NULs. So reply first, then let
+		 * the notify thread drop the stale attributes. */
+		fs_tree_set_size(fs->tree, ino, eof);
+		fuse_reply_buf(req, buf, (size_t)n);
+		if (eof != claimed)
+			fs_notify_inval_inode(fs->notify, ino);
+	}
+out:
 	g_free(buf);
 	fs_entry_clear(&e);
 }
@@ -639,8 +788,8 @@ static void ops_statfs(fuse_req_t req, fuse_ino_t ino)
 
 /* Extended attributes */
 
-static void ops_reply_xattr_value(fuse_req_t req, const char *value,
-				  size_t len, size_t size)
+static void ops_reply_xattr_value(fuse_req_t req, const char *value, size_t len,
+				  size_t size)
 {
 	if (size == 0)
 		fuse_reply_xattr(req, len);
@@ -784,8 +933,7 @@ static void ops_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 	/* init runs before any other request: the one write of this
 	 * field. */
-	fs->zero_message_open =
-		(conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) != 0;
+	fs->zero_message_open = (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) != 0;
 }
 
 static const struct fuse_lowlevel_ops ops_table = {

@@ -35,6 +35,9 @@ struct imapfs {
 	 * NULL disables it. The pool is internally locked. */
 	GThreadPool *prefetch;
 	uint64_t prefetch_max_bytes;
+	/* Messages up to this size that are read sequentially are fetched
+	 * whole rather than in windows. */
+	uint64_t whole_fetch_max;
 	/* Written once by the FUSE init callback, before any other request:
 	 * the kernel supports opens that never reach the daemon. */
 	gboolean zero_message_open;

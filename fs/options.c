@@ -10,7 +10,10 @@
 
 enum { KEY_HELP, KEY_VERSION, KEY_FOREGROUND, KEY_DEBUG };
 
-#define OPT(t, p) { t, offsetof(struct fs_options, p), 1 }
+#define OPT(t, p)                                    \
+	{                                            \
+		t, offsetof(struct fs_options, p), 1 \
+	}
 
 /* Numbers are parsed as strings first so that garbage ("4x") is an error
  * rather than silently read as 4. */
@@ -51,11 +54,11 @@ static int options_proc(void *data, const char *arg, int key,
 		const char *prefix;
 		size_t off;
 	} nums[] = {
-		{ "connections=", offsetof(struct options_raw, connections) },
-		{ "cache_size=", offsetof(struct options_raw, cache_size) },
-		{ "timeout=", offsetof(struct options_raw, timeout) },
-		{ "attr_timeout=", offsetof(struct options_raw, attr_timeout) },
-		{ "listing_ttl=", offsetof(struct options_raw, listing_ttl) },
+		{"connections=", offsetof(struct options_raw, connections)},
+		{"cache_size=", offsetof(struct options_raw, cache_size)},
+		{"timeout=", offsetof(struct options_raw, timeout)},
+		{"attr_timeout=", offsetof(struct options_raw, attr_timeout)},
+		{"listing_ttl=", offsetof(struct options_raw, listing_ttl)},
 	};
 	size_t i;
 
@@ -86,8 +89,8 @@ static int options_proc(void *data, const char *arg, int key,
 	case FUSE_OPT_KEY_OPT:
 		for (i = 0; i < G_N_ELEMENTS(nums); i++) {
 			if (g_str_has_prefix(arg, nums[i].prefix)) {
-				char **slot = (char **)((char *)raw +
-							nums[i].off);
+				char **slot =
+					(char **)((char *)raw + nums[i].off);
 
 				g_free(*slot);
 				*slot = g_strdup(arg + strlen(nums[i].prefix));
@@ -114,9 +117,8 @@ static int options_proc(void *data, const char *arg, int key,
 	}
 }
 
-static gboolean options_number(const char *name, const char *text,
-			       guint64 min, guint64 max, unsigned int *out,
-			       GError **error)
+static gboolean options_number(const char *name, const char *text, guint64 min,
+			       guint64 max, unsigned int *out, GError **error)
 {
 	guint64 v;
 

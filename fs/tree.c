@@ -12,6 +12,9 @@
  * load itself is bounded by the IMAP timeouts; this only guards against
  * a bug turning into a hang). */
 #define TREE_LOAD_WAIT_US (300 * G_USEC_PER_SEC)
+/* A claimed RFC822.SIZE above this is not plausible (and near 2^63 the
+ * kernel refuses it): such a message answers EIO instead of attributes. */
+#define TREE_MAX_SIZE ((uint64_t)1 << 53)
 /* First read-ahead window of a sequential read; it doubles from there. */
 #define TREE_INITIAL_READAHEAD (256 * 1024)
 
@@ -31,10 +34,10 @@ struct tree_node {
 	GHashTable *subdirs; /* name -> struct tree_node * */
 	GHashTable *msgs;    /* GUINT_TO_POINTER(uid) -> struct tree_node * */
 	uint32_t uidvalidity;
-	gint64 loaded_at;  /* monotonic us, 0 = not loaded */
+	gint64 loaded_at; /* monotonic us, 0 = not loaded */
 	gboolean loading;
-	gboolean seen;	   /* mark for fs_tree_set_mailboxes */
-	GArray *uids;	   /* sorted UIDs of msgs (uint32_t) */
+	gboolean seen;		/* mark for fs_tree_set_mailboxes */
+	GArray *uids;		/* sorted UIDs of msgs (uint32_t) */
 	uint32_t last_read_uid; /* prefetch: the walk so far */
 	unsigned int streak;
 	uint32_t prefetch_mark; /* highest UID planned */
@@ -45,6 +48,7 @@ struct tree_node {
 	uint64_t size;
 	gint64 mtime;
 	char *flags;
+	gboolean size_verified;
 	uint64_t ra_next;   /* where a sequential read would continue */
 	uint64_t ra_window; /* current read-ahead */
 };
@@ -189,6 +193,8 @@ static void tree_fill_entry(struct fs_tree *tree, struct tree_node *n,
 		e->uidvalidity = dir->uidvalidity;
 		e->uid = n->uid;
 		e->flags = g_strdup(n->flags);
+		e->size_verified = n->size_verified;
+		e->bad_size = n->size > TREE_MAX_SIZE;
 		e->st.st_mode = S_IFREG | tree->file_mode;
 		e->st.st_nlink = 1;
 		e->st.st_size = (off_t)n->size;
@@ -350,6 +356,8 @@ int fs_tree_lookup(struct fs_tree *tree, uint64_t parent, const char *name,
 		tree_fill_entry(tree, n, entry_r);
 	} else if ((n = tree_child(dir, name)) == NULL) {
 		ret = -ENOENT;
+	} else if (n->kind == TREE_MSG && n->size > TREE_MAX_SIZE) {
+		ret = -EIO;
 	} else {
 		n->nlookup++;
 		tree_fill_entry(tree, n, entry_r);
@@ -367,6 +375,8 @@ int fs_tree_get(struct fs_tree *tree, uint64_t ino, struct fs_entry *entry_r)
 	n = tree_find(tree, ino);
 	if (n == NULL || n->gone)
 		ret = -ENOENT;
+	else if (n->kind == TREE_MSG && n->size > TREE_MAX_SIZE)
+		ret = -EIO;
 	else
 		tree_fill_entry(tree, n, entry_r);
 	g_mutex_unlock(&tree->lock);
@@ -392,9 +402,9 @@ int fs_tree_get_for_read(struct fs_tree *tree, uint64_t ino, uint64_t offset,
 		/* Sequential-read detection lives with the inode, so it
 		 * works without per-open state (opens never reach us). */
 		if (offset == n->ra_next)
-			n->ra_window = MIN(MAX(n->ra_window * 2,
-					       TREE_INITIAL_READAHEAD),
-					   max_readahead);
+			n->ra_window = MIN(
+				MAX(n->ra_window * 2, TREE_INITIAL_READAHEAD),
+				max_readahead);
 		else
 			n->ra_window = 0;
 		n->ra_next = offset + size;
@@ -434,11 +444,13 @@ void fs_tree_set_size(struct fs_tree *tree, uint64_t ino, uint64_t size)
 
 	g_mutex_lock(&tree->lock);
 	n = tree_find(tree, ino);
-	if (n != NULL && n->kind == TREE_MSG && n->size != size) {
-		imapfs_info("message %s/%u: size is %" G_GUINT64_FORMAT
-			    ", server said %" G_GUINT64_FORMAT,
-			    n->parent->mailbox, n->uid, size, n->size);
+	if (n != NULL && n->kind == TREE_MSG) {
+		if (n->size != size)
+			imapfs_info("message %s/%u: size is %" G_GUINT64_FORMAT
+				    ", server said %" G_GUINT64_FORMAT,
+				    n->parent->mailbox, n->uid, size, n->size);
 		n->size = size;
+		n->size_verified = TRUE;
 	}
 	g_mutex_unlock(&tree->lock);
 }
@@ -507,9 +519,8 @@ GArray *fs_tree_list(struct fs_tree *tree, uint64_t ino, int *errno_r)
 	return arr;
 }
 
-int fs_tree_folder_begin(struct fs_tree *tree, uint64_t ino,
-			 gint64 max_age_us, char **mailbox_r,
-			 uint32_t *uidvalidity_r)
+int fs_tree_folder_begin(struct fs_tree *tree, uint64_t ino, gint64 max_age_us,
+			 char **mailbox_r, uint32_t *uidvalidity_r)
 {
 	gint64 deadline = g_get_monotonic_time() + TREE_LOAD_WAIT_US;
 	struct tree_node *dir;
@@ -604,10 +615,13 @@ gboolean fs_tree_prefetch_plan(struct fs_tree *tree, uint64_t ino,
 		goto out;
 	pos = tree_uid_upper(dir->uids, n->uid);
 	next = tree_uid_upper(dir->uids, MAX(dir->prefetch_mark, n->uid));
-	window = dir->prefetch_window != 0 ? dir->prefetch_window : 16;
-	if (next - pos > window / 2)
+	/* prefetch_window is the size of the last batch: wait until half
+	 * of it is consumed, then ask for one twice as large. */
+	if (dir->prefetch_window != 0 && next - pos > dir->prefetch_window / 2)
 		goto out;
-	dir->prefetch_window = MIN(window * 2, 256u);
+	window = dir->prefetch_window != 0 ? MIN(dir->prefetch_window * 2, 256u)
+					   : 16;
+	dir->prefetch_window = window;
 	for (; next < dir->uids->len && items->len < window; next++) {
 		uint32_t uid = g_array_index(dir->uids, uint32_t, next);
 		struct tree_node *m =
@@ -634,8 +648,7 @@ out:
 }
 
 void fs_tree_folder_end(struct fs_tree *tree, uint64_t ino, gboolean ok,
-			const struct imap_mailbox_status *status,
-			GArray *metas)
+			const struct imap_mailbox_status *status, GArray *metas)
 {
 	struct tree_node *dir;
 	GHashTable *fresh;
@@ -677,12 +690,11 @@ void fs_tree_folder_end(struct fs_tree *tree, uint64_t ino, gboolean ok,
 			fs_namemap_message_name(m->uid, name, sizeof(name));
 			msg = tree_node_new(tree, TREE_MSG, name, dir);
 			msg->uid = m->uid;
-			msg->size = m->size;
 			g_hash_table_insert(dir->msgs, key, msg);
 		}
 		/* Keep a size that reading proved (the server's
-		 * RFC822.SIZE may be wrong), unless it is a new message. */
-		if (msg->size == 0 || msg->flags == NULL)
+		 * RFC822.SIZE may be wrong). */
+		if (!msg->size_verified)
 			msg->size = m->size;
 		msg->mtime = m->internaldate;
 		g_free(msg->flags);

@@ -38,8 +38,10 @@ struct fs_entry {
 	uint32_t uid;
 	gboolean is_dir;
 	gboolean selectable;
-	gboolean gone; /* only from fs_tree_get_for_read() */
-	char *flags; /* messages: space-separated flags */
+	gboolean gone;		/* only from fs_tree_get_for_read() */
+	gboolean size_verified; /* messages: st_size was proven by a read */
+	gboolean bad_size;	/* messages: the claimed size is implausible */
+	char *flags;		/* messages: space-separated flags */
 };
 
 /* Frees the strings of @entry (not @entry itself). */
@@ -64,7 +66,8 @@ gint64 fs_tree_mailboxes_time(struct fs_tree *tree);
 
 /* Looks up @name in directory @parent. On success fills @entry_r (caller
  * clears it), adds one kernel reference to the node and returns 0; else
- * -ENOENT or -ENOTDIR. Message names are only found if the folder's
+ * -ENOENT, -ENOTDIR, or -EIO for a message whose claimed size is not
+ * plausible (> 2^53 bytes). Message names are only found if the folder's
  * listing is loaded (see fs_tree_folder_begin). */
 int fs_tree_lookup(struct fs_tree *tree, uint64_t parent, const char *name,
 		   struct fs_entry *entry_r);
@@ -107,7 +110,8 @@ void fs_tree_forget(struct fs_tree *tree, uint64_t ino, uint64_t n);
 void fs_tree_ref(struct fs_tree *tree, uint64_t ino);
 
 /* Records that reading showed the message's real size (st_size must equal
- * what reads return). */
+ * what reads return); the size counts as verified from then on and folder
+ * reloads no longer change it. */
 void fs_tree_set_size(struct fs_tree *tree, uint64_t ino, uint64_t size);
 
 /* Returns a snapshot of directory @ino as an array of struct fs_entry
@@ -122,9 +126,8 @@ GArray *fs_tree_list(struct fs_tree *tree, uint64_t ino, int *errno_r);
  * fresh (younger than @max_age_us; a load by another thread is waited
  * for), or a negative errno (-ENOENT for a gone directory). Directories
  * that are not selectable mailboxes always return 0. */
-int fs_tree_folder_begin(struct fs_tree *tree, uint64_t ino,
-			 gint64 max_age_us, char **mailbox_r,
-			 uint32_t *uidvalidity_r);
+int fs_tree_folder_begin(struct fs_tree *tree, uint64_t ino, gint64 max_age_us,
+			 char **mailbox_r, uint32_t *uidvalidity_r);
 
 /* Finishes a load begun by fs_tree_folder_begin(). @metas (struct
  * imap_message_meta, flags owned by the array's clear func) with

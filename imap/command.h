@@ -28,9 +28,9 @@ enum imap_cmd_chunk_kind {
 
 struct imap_cmd_chunk {
 	enum imap_cmd_chunk_kind kind;
-	GString *data;	  /* text, or the literal's bytes */
-	gboolean secret;  /* redact in logs */
-	gboolean binary;  /* LITERAL: send as literal8 "~{n}" */
+	GString *data;	 /* text, or the literal's bytes */
+	gboolean secret; /* redact in logs */
+	gboolean binary; /* LITERAL: send as literal8 "~{n}" */
 };
 
 struct imap_cmd {
@@ -61,8 +61,8 @@ void imap_cmd_add_uint64(struct imap_cmd *cmd, guint64 value);
  * and at most 1024 bytes, otherwise as a literal.  Never as an atom.
  * Returns FALSE with IMAP_ERROR_INVALID, adding nothing, if @str contains
  * CR, LF or NUL.  @secret marks the value for redaction in logs. */
-gboolean imap_cmd_add_string(struct imap_cmd *cmd, const char *str,
-			     size_t len, gboolean secret, GError **error);
+gboolean imap_cmd_add_string(struct imap_cmd *cmd, const char *str, size_t len,
+			     gboolean secret, GError **error);
 
 /* Appends SP and a literal of @len bytes (may contain any octet, including
  * CR LF; NUL only when @binary, which sends a literal8 "~{n}"). For APPEND

@@ -42,8 +42,8 @@ static void conn_set_caps(struct imap_conn *conn, const char *const *words,
 
 	if (conn->caps != NULL)
 		g_hash_table_destroy(conn->caps);
-	conn->caps = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-					   NULL);
+	conn->caps =
+		g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	for (i = 0; i < n; i++) {
 		if (words[i] != NULL && *words[i] != '\0')
 			g_hash_table_add(conn->caps,
@@ -144,8 +144,8 @@ static void conn_trace_arg(GString *out, const struct imap_arg *arg)
 
 static void conn_trace_response(const struct imap_response *resp)
 {
-	static const char *const status[] = { "", "OK", "NO", "BAD", "BYE",
-					      "PREAUTH" };
+	static const char *const status[] = {"",    "OK",  "NO",
+					     "BAD", "BYE", "PREAUTH"};
 	GString *out;
 	size_t i;
 
@@ -155,11 +155,12 @@ static void conn_trace_response(const struct imap_response *resp)
 	if (resp->kind == IMAP_RESPONSE_CONTINUATION) {
 		g_string_append(out, "+ ...");
 	} else {
-		g_string_append(out, resp->kind == IMAP_RESPONSE_TAGGED ?
-					     resp->tag :
-					     "*");
+		g_string_append(out, resp->kind == IMAP_RESPONSE_TAGGED
+					     ? resp->tag
+					     : "*");
 		if (resp->status != IMAP_STATUS_NONE) {
-			g_string_append_printf(out, " %s", status[resp->status]);
+			g_string_append_printf(out, " %s",
+					       status[resp->status]);
 			if (resp->code != NULL)
 				g_string_append_printf(
 					out, " [%s%s%s]", resp->code,
@@ -363,9 +364,10 @@ static char *conn_next_tag(struct imap_conn *conn)
 /* Sends everything of @cmd, @extra_line if not NULL after a continuation,
  * and waits for completion. */
 static gboolean conn_run_full(struct imap_conn *conn,
-			      const struct imap_cmd *cmd, const char *extra_line,
-			      imap_untagged_fn *cb, void *user_data,
-			      struct imap_response **tagged_r, GError **error)
+			      const struct imap_cmd *cmd,
+			      const char *extra_line, imap_untagged_fn *cb,
+			      void *user_data, struct imap_response **tagged_r,
+			      GError **error)
 {
 	gboolean lit_plus = imap_conn_has_cap(conn, "LITERAL+");
 	gboolean lit_minus = imap_conn_has_cap(conn, "LITERAL-");
@@ -396,8 +398,8 @@ static gboolean conn_run_full(struct imap_conn *conn,
 			g_string_append_len(out, ch->data->str, ch->data->len);
 			continue;
 		}
-		sync = !(lit_plus ||
-			 (lit_minus && ch->data->len <= CONN_LITERAL_MINUS_MAX));
+		sync = !(lit_plus || (lit_minus &&
+				      ch->data->len <= CONN_LITERAL_MINUS_MAX));
 		g_string_append_printf(out, "%s{%zu%s}\r\n",
 				       ch->binary ? "~" : "", ch->data->len,
 				       sync ? "" : "+");
@@ -415,8 +417,7 @@ static gboolean conn_run_full(struct imap_conn *conn,
 	if (!conn_write(conn, out, conn->timeout_ms, error))
 		goto out;
 	if (extra_line != NULL) {
-		if (!conn_wait(conn, tag, TRUE, cb, user_data, tagged_r,
-			       error))
+		if (!conn_wait(conn, tag, TRUE, cb, user_data, tagged_r, error))
 			goto out;
 		imapfs_debug("C: <redacted SASL response>");
 		g_string_append(out, extra_line);
@@ -556,13 +557,14 @@ struct imap_conn *imap_conn_connect(const struct imap_conn_params *params,
 	conn = g_new0(struct imap_conn, 1);
 	conn->timeout_ms = params->timeout_ms;
 	conn->inbuf = g_byte_array_sized_new(CONN_READ_CHUNK);
-	conn->parser = imap_parser_new(params->limits != NULL ? params->limits :
-								&limits);
+	conn->parser = imap_parser_new(params->limits != NULL ? params->limits
+							      : &limits);
 	conn->transport = imap_transport_connect(params->host, params->port,
 						 params->timeout_ms, &err);
 	if (conn->transport == NULL) {
-		g_propagate_prefixed_error(error, err, "cannot connect to %s:%u: ",
-					   params->host, params->port);
+		g_propagate_prefixed_error(
+			error, err, "cannot connect to %s:%u: ", params->host,
+			params->port);
 		goto fail;
 	}
 	if (params->implicit_tls &&

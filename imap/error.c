@@ -3,7 +3,7 @@
 
 #include "imap-error.h"
 
-G_DEFINE_QUARK(imap-error-quark, imap_error)
+G_DEFINE_QUARK(imap - error - quark, imap_error)
 
 gboolean imap_error_is_fatal(const GError *error)
 {

@@ -28,9 +28,8 @@ gboolean imapfs_log_enabled(enum imapfs_log_level level)
 
 void imapfs_log(enum imapfs_log_level level, const char *fmt, ...)
 {
-	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
-	static const char *const name[] = { "error", "warning", "info",
-					    "debug" };
+	static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
+	static const char *const name[] = {"error", "warning", "info", "debug"};
 	va_list ap;
 	char *msg;
 

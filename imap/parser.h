@@ -51,12 +51,14 @@ struct imap_parser_limits {
 
 /* Sensible defaults: 64 KiB lines, 64 MiB literals and total, depth 32,
  * 1,000,000 args. */
-#define IMAP_PARSER_DEFAULT_LIMITS                                          \
-	{ 65536, 64u * 1024 * 1024, 64u * 1024 * 1024, 32, 1000000 }
+#define IMAP_PARSER_DEFAULT_LIMITS                                       \
+	{                                                                \
+		65536, 64u * 1024 * 1024, 64u * 1024 * 1024, 32, 1000000 \
+	}
 
 enum imap_arg_type {
 	IMAP_ARG_NIL,
-	IMAP_ARG_ATOM,    /* also numbers, flags (\Seen), BODY[]<0> */
+	IMAP_ARG_ATOM,	  /* also numbers, flags (\Seen), BODY[]<0> */
 	IMAP_ARG_STRING,  /* quoted string, escapes removed */
 	IMAP_ARG_LITERAL, /* {n}, {n+} or ~{n}; may contain NUL bytes */
 	IMAP_ARG_LIST,

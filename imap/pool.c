@@ -72,8 +72,7 @@ static struct imap_session *pool_take_idle(struct imap_pool *pool,
 }
 
 struct imap_session *imap_pool_acquire(struct imap_pool *pool,
-				       const char *mailbox_hint,
-				       GError **error)
+				       const char *mailbox_hint, GError **error)
 {
 	gint64 deadline = g_get_monotonic_time() +
 			  (gint64)pool->account->timeout_ms * 1000 * 2;

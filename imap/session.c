@@ -68,7 +68,7 @@ static gboolean session_run(struct imap_session *s, const struct imap_cmd *cmd,
 			    imap_untagged_fn *cb, void *user_data,
 			    struct imap_response **tagged_r, GError **error)
 {
-	struct session_dispatch d = { s, cb, user_data };
+	struct session_dispatch d = {s, cb, user_data};
 	struct imap_response *tagged = NULL;
 	gboolean ok;
 
@@ -342,7 +342,7 @@ static void session_list_cb(struct imap_response *resp, void *user_data)
 
 GPtrArray *imap_session_list(struct imap_session *session, GError **error)
 {
-	struct session_list_ctx ctx = { session, NULL };
+	struct session_list_ctx ctx = {session, NULL};
 	struct imap_cmd *cmd = imap_cmd_new("LIST");
 	char *pattern = g_strconcat(session->ns_prefix, "*", NULL);
 	gboolean ok;
@@ -365,8 +365,7 @@ GPtrArray *imap_session_list(struct imap_session *session, GError **error)
 	return ctx.result;
 }
 
-gboolean imap_session_examine(struct imap_session *session,
-			      const char *mailbox,
+gboolean imap_session_examine(struct imap_session *session, const char *mailbox,
 			      struct imap_mailbox_status *status_r,
 			      GError **error)
 {
@@ -408,13 +407,13 @@ static gboolean session_ensure(struct imap_session *s, const char *mailbox,
 	return TRUE;
 }
 
-static const char *const session_months[] = { "Jan", "Feb", "Mar", "Apr",
-					       "May", "Jun", "Jul", "Aug",
-					       "Sep", "Oct", "Nov", "Dec" };
+static const char *const session_months[] = {"Jan", "Feb", "Mar", "Apr",
+					     "May", "Jun", "Jul", "Aug",
+					     "Sep", "Oct", "Nov", "Dec"};
 
 gboolean imap_parse_datetime(const char *text, gint64 *time_r)
 {
-	char mon[4] = { 0 };
+	char mon[4] = {0};
 	int day, year, hh, mm, ss, zone, n = 0, month = -1, i;
 	char sign;
 	GDateTime *dt;
@@ -456,14 +455,13 @@ struct session_meta_ctx {
 static void session_meta_cb(struct imap_response *resp, void *user_data)
 {
 	struct session_meta_ctx *ctx = user_data;
-	struct imap_message_meta meta = { 0 };
+	struct imap_message_meta meta = {0};
 	const struct imap_arg *items;
 	size_t n, i;
 	gboolean have_uid = FALSE, have_size = FALSE, have_date = FALSE;
 
 	if (resp->keyword == NULL || strcmp(resp->keyword, "FETCH") != 0 ||
-	    resp->count != 1 ||
-	    !imap_arg_get_list(&resp->args[0], &items, &n))
+	    resp->count != 1 || !imap_arg_get_list(&resp->args[0], &items, &n))
 		return;
 	g_string_truncate(ctx->flags, 0);
 	for (i = 0; i + 1 < n; i += 2) {
@@ -478,9 +476,9 @@ static void session_meta_cb(struct imap_response *resp, void *user_data)
 		} else if (imap_arg_atom_equals(&items[i], "RFC822.SIZE")) {
 			have_size = imap_arg_get_uint64(val, &meta.size);
 		} else if (imap_arg_atom_equals(&items[i], "INTERNALDATE")) {
-			have_date = imap_arg_get_astring(val, &str) &&
-				    imap_parse_datetime(str,
-							&meta.internaldate);
+			have_date =
+				imap_arg_get_astring(val, &str) &&
+				imap_parse_datetime(str, &meta.internaldate);
 		} else if (imap_arg_atom_equals(&items[i], "FLAGS") &&
 			   imap_arg_get_list(val, &fl, &nfl)) {
 			for (j = 0; j < nfl; j++) {
@@ -509,7 +507,7 @@ gboolean imap_session_fetch_meta(struct imap_session *session,
 				 imap_meta_fn *fn, void *user_data,
 				 GError **error)
 {
-	struct session_meta_ctx ctx = { fn, user_data, g_string_new(NULL) };
+	struct session_meta_ctx ctx = {fn, user_data, g_string_new(NULL)};
 	struct imap_cmd *cmd;
 	char *range;
 	gboolean ok;
@@ -610,6 +608,15 @@ static void session_body_cb(struct imap_response *resp, void *user_data)
 		ctx->bad_origin = TRUE;
 		return;
 	}
+	if (ctx->length == 0) {
+		/* The whole message was asked for. */
+		if (has_origin) {
+			ctx->bad_origin = TRUE;
+			return;
+		}
+		ctx->data = imap_arg_steal(body, &ctx->len);
+		return;
+	}
 	if (has_origin) {
 		/* The partial reply must start where we asked and be no
 		 * longer than we asked. */
@@ -639,9 +646,8 @@ gboolean imap_session_fetch_body(struct imap_session *session,
 				 uint32_t uid, uint64_t offset, uint64_t length,
 				 char **data_r, size_t *len_r, GError **error)
 {
-	struct session_body_ctx ctx = { .uid = uid,
-					.offset = offset,
-					.length = length };
+	struct session_body_ctx ctx = {
+		.uid = uid, .offset = offset, .length = length};
 	struct imap_cmd *cmd;
 	char *item;
 	gboolean ok;
@@ -650,9 +656,13 @@ gboolean imap_session_fetch_body(struct imap_session *session,
 		return FALSE;
 	cmd = imap_cmd_new("UID FETCH");
 	imap_cmd_add_uint64(cmd, uid);
-	item = g_strdup_printf("(UID BODY.PEEK[]<%" G_GUINT64_FORMAT
-			       ".%" G_GUINT64_FORMAT ">)",
-			       offset, length);
+	g_return_val_if_fail(length > 0 || offset == 0, FALSE);
+	if (length == 0)
+		item = g_strdup("(UID BODY.PEEK[])");
+	else
+		item = g_strdup_printf("(UID BODY.PEEK[]<%" G_GUINT64_FORMAT
+				       ".%" G_GUINT64_FORMAT ">)",
+				       offset, length);
 	imap_cmd_add_atom(cmd, item);
 	g_free(item);
 	ok = session_run(session, cmd, session_body_cb, &ctx, NULL, error);
@@ -734,7 +744,7 @@ gboolean imap_session_fetch_bodies(struct imap_session *session,
 				   uint64_t max_len, imap_body_fn *fn,
 				   void *user_data, GError **error)
 {
-	struct session_bodies_ctx ctx = { max_len, fn, user_data };
+	struct session_bodies_ctx ctx = {max_len, fn, user_data};
 	GString *set;
 	struct imap_cmd *cmd;
 	char *item;
@@ -801,7 +811,7 @@ static void session_quota_cb(struct imap_response *resp, void *user_data)
 gboolean imap_session_quota(struct imap_session *session, uint64_t *used_kib_r,
 			    uint64_t *limit_kib_r, GError **error)
 {
-	struct session_quota_ctx ctx = { 0 };
+	struct session_quota_ctx ctx = {0};
 	struct imap_cmd *cmd;
 	gboolean ok;
 

@@ -27,16 +27,16 @@ struct imap_account {
 	char *host;
 	uint16_t port;
 	gboolean implicit_tls;
-	char *cafile;	/* may be NULL */
+	char *cafile; /* may be NULL */
 	char *user;
 	char *password; /* never logged */
 	int timeout_ms; /* bound on every single wait */
 };
 
 struct imap_mailbox_info {
-	char *name; /* the server's name (modified UTF-7), as in LIST */
-	char delimiter; /* 0 for a flat namespace */
-	gboolean noselect;    /* \Noselect or \NonExistent */
+	char *name;	   /* the server's name (modified UTF-7), as in LIST */
+	char delimiter;	   /* 0 for a flat namespace */
+	gboolean noselect; /* \Noselect or \NonExistent */
 	gboolean nonexistent; /* \NonExistent: only a parent of others */
 	char *special_use;    /* e.g. "\\Trash", or NULL */
 };
@@ -50,9 +50,9 @@ struct imap_mailbox_status {
 
 struct imap_message_meta {
 	uint32_t uid;
-	uint64_t size;	      /* RFC822.SIZE */
-	gint64 internaldate;  /* seconds since the epoch (UTC) */
-	char *flags;	      /* space-separated, \Recent removed; never NULL */
+	uint64_t size;	     /* RFC822.SIZE */
+	gint64 internaldate; /* seconds since the epoch (UTC) */
+	char *flags;	     /* space-separated, \Recent removed; never NULL */
 };
 
 /* Connects and logs in: TLS as the account says, CAPABILITY, then
@@ -87,8 +87,7 @@ GPtrArray *imap_session_list(struct imap_session *session, GError **error);
 /* Sends EXAMINE @mailbox (always, so the status is fresh) and fills
  * @status_r. Fails with IMAP_ERROR_NONEXISTENT if the server says the
  * mailbox does not exist. */
-gboolean imap_session_examine(struct imap_session *session,
-			      const char *mailbox,
+gboolean imap_session_examine(struct imap_session *session, const char *mailbox,
 			      struct imap_mailbox_status *status_r,
 			      GError **error);
 
@@ -111,6 +110,8 @@ gboolean imap_session_fetch_meta(struct imap_session *session,
  * g_malloc'd buffer of *len_r bytes (*len_r < @length means the message
  * ends there; 0 means @offset is at or beyond its end). A server that
  * ignores the partial range and returns the whole body is handled.
+ * @length 0 (with @offset 0) fetches the whole message with BODY.PEEK[]
+ * (servers stream that faster than a partial fetch of the same bytes). 
  * Fails with IMAP_ERROR_STALE if UIDVALIDITY changed or the UID no longer
  * exists, IMAP_ERROR_PROTOCOL if the reply does not match the request. */
 gboolean imap_session_fetch_body(struct imap_session *session,

@@ -27,9 +27,8 @@ struct imap_transport;
  * within @timeout_ms in total. Enables TCP keepalive and TCP_NODELAY.
  * Returns NULL with IMAP_ERROR_IO ("connection refused", "name or service
  * not known", ...) or IMAP_ERROR_TIMEOUT. */
-struct imap_transport *imap_transport_connect(const char *host,
-					      uint16_t port, int timeout_ms,
-					      GError **error);
+struct imap_transport *imap_transport_connect(const char *host, uint16_t port,
+					      int timeout_ms, GError **error);
 
 /* Performs a TLS client handshake on the connected socket and verifies the
  * peer for @host (the name the user gave). @cafile (may be NULL) is a PEM
@@ -55,8 +54,8 @@ gssize imap_transport_read(struct imap_transport *transport, void *buf,
  * bounded by @timeout_ms. Returns FALSE with IMAP_ERROR_IO or
  * IMAP_ERROR_TIMEOUT. Never raises SIGPIPE. */
 gboolean imap_transport_write_all(struct imap_transport *transport,
-				  const void *data, size_t size,
-				  int timeout_ms, GError **error);
+				  const void *data, size_t size, int timeout_ms,
+				  GError **error);
 
 /* Shuts the socket down (both directions) so that a thread blocked in
  * read/write on it returns promptly with an error. May be called from any

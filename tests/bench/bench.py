@@ -371,6 +371,9 @@ def main() -> int:
             print(f"targets met: {sum(1 for x in results if x)} of "
                   f"{len(results)}")
         return 0
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
     except Exception as e:
         log(f"error: {e}")
         return 1

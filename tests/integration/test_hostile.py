@@ -1,12 +1,14 @@
 """imapfs against a scripted hostile IMAP server (tests/support/fakeserver).
 
 One fake server and one mount (with -o timeout=2 so that a server that never
-answers costs seconds, not minutes) serve the whole module.  Every message
-UID has its own misbehaviour, so one test's damage (a connection the server
-closed, a reply the parser rejected) is also a test that the daemon recovers
-for the next one.  Each test asserts the outcome for the user (exact bytes,
-or EIO) and that the daemon is still alive and serving: it reads a control
-message that was never read before and checks that this reached the server.
+answers costs seconds, not minutes) serve the whole module.  INBOX holds the
+messages whose RFC822.SIZE lies; each body-FETCH misbehaviour has two small
+folders of its own, one where the bad message is fetched on demand and one
+where a prefetch batch meets it first.  Every test asserts the outcome for
+the user (exact bytes, or EIO/ESTALE) and that the daemon is still alive,
+serving and small: it reads a control message (in its own folder, never
+prefetched) and checks that this reached the server, and checks VmRSS.
+The last test audits every command the server received.
 """
 
 import errno
@@ -41,8 +43,7 @@ def _big(size, seed):
     return testenv.big_message(size, seed=seed)
 
 
-# UID -> (message, how the server misbehaves).  Control messages (never
-# scripted) start at CONTROL_FIRST.
+# INBOX UID -> (message, how the server misbehaves): the size lies.
 CASES = {
     1: ("small", {"size_delta": -7}),
     2: ("small", {"size_delta": +500}),
@@ -50,17 +51,6 @@ CASES = {
     4: ("big", {"size_delta": +70000}),
     5: ("big", {"size_delta": -BLOCK - 5000}),
     6: ("big", {"body": "whole"}),
-    7: ("small", {"body": "wrong_origin"}),
-    8: ("small", {"body": "nil"}),
-    9: ("small", {"body": "nodata"}),
-    10: ("small", {"body": "other_uid"}),
-    11: ("small", {"body": "too_long"}),
-    12: ("small", {"body": "hang"}),
-    13: ("small", {"body": "garbage_parens"}),
-    14: ("small", {"body": "binary_junk"}),
-    15: ("small", {"body": "absurd_literal"}),
-    16: ("small", {"body": "bye"}),
-    17: ("small", {"body": "deep_nesting"}),
     18: ("small", {"omit_size": True}),
     19: ("small", {"size_text": "99999999999999999999999"}),
     20: ("small", {"size_text": "18446744073709551615"}),
@@ -69,8 +59,34 @@ CASES = {
     23: ("small", {"size_text": "0"}),
     24: ("big", {"body": "whole", "size_delta": -3000}),
 }
-CONTROL_FIRST = 101
-CONTROL_COUNT = 40
+# Many messages with the same lie, each read once: the first read of a file
+# is where a race between the read reply and the kernel invalidation shows.
+SIZE_LARGER = range(30, 45)
+SIZE_SMALLER = range(45, 85)
+for _u in SIZE_LARGER:
+    CASES[_u] = ("small", {"size_delta": +500})
+for _u in SIZE_SMALLER:
+    CASES[_u] = ("small", {"size_delta": -7})
+
+# Body-FETCH misbehaviours.  imapfs prefetches the next messages of a
+# folder when it sees them read in UID order, in one batched FETCH on
+# another connection, so each misbehaviour gets two folders:
+#   "M-<mode>": UID 1 fine, UID 2 misbehaves; only UID 2 is read, as the
+#               first read in the folder, so it is fetched on demand;
+#   "P-<mode>": UIDs 1-3 fine, UID 4 misbehaves; all are read in order, so
+#               UID 4 is (also) asked for by a prefetch batch.
+FAIL_MODES = ["wrong_origin", "nil", "too_long", "hang", "garbage_parens",
+              "binary_junk", "absurd_literal", "bye", "deep_nesting"]
+# What the server says when a message has been expunged: ESTALE is right,
+# EIO acceptable.
+GONE_MODES = ["nodata", "other_uid"]
+ALL_MODES = FAIL_MODES + GONE_MODES
+# Control messages (never scripted) live in their own folder and are read
+# in descending UID order (a step backwards is not a walk to prefetch), so
+# reading one always reaches the server.
+CONTROL = "Control"
+CONTROL_FIRST = 1
+CONTROL_COUNT = 60
 
 
 def _build_messages():
@@ -78,12 +94,18 @@ def _build_messages():
     for uid, (kind, _) in CASES.items():
         msgs[uid] = _small(1000 + uid) if kind == "small" else \
             _big(300_000 + uid * 1000, seed=uid)
-    for i in range(CONTROL_COUNT):
-        msgs[CONTROL_FIRST + i] = _small(2000 + i)
-    return msgs
+    others = {CONTROL: {CONTROL_FIRST + i: _small(2000 + i)
+                        for i in range(CONTROL_COUNT)}}
+    for k, mode in enumerate(ALL_MODES):
+        others[f"M-{mode}"] = {u: _small(3000 + 10 * k + u)
+                               for u in (1, 2)}
+        others[f"P-{mode}"] = {u: _small(4000 + 10 * k + u)
+                               for u in (1, 2, 3, 4)}
+    return msgs, others
 
 
-def _apply_script(script):
+def _apply_scripts(scripts):
+    script = scripts["INBOX"]
     for uid, (_, how) in CASES.items():
         if "size_delta" in how:
             script.size_delta[uid] = how["size_delta"]
@@ -93,6 +115,9 @@ def _apply_script(script):
             script.body[uid] = how["body"]
         if how.get("omit_size"):
             script.omit_size.add(uid)
+    for mode in ALL_MODES:
+        scripts[f"M-{mode}"].body[2] = mode
+        scripts[f"P-{mode}"].body[4] = mode
 
 
 class Mount:
@@ -100,20 +125,26 @@ class Mount:
         self.server = server
         self.mnt = mnt
         self.pid = None
-        self._next_control = CONTROL_FIRST
+        self._next_control = CONTROL_FIRST + CONTROL_COUNT - 1
         self._lock = threading.Lock()
 
-    def path(self, uid):
-        return os.path.join(self.mnt, "INBOX", f"{uid}.eml")
+    def path(self, uid, folder="INBOX"):
+        return os.path.join(self.mnt, folder, f"{uid}.eml")
 
-    def body(self, uid):
-        return self.server.messages[uid]
+    def body(self, uid, folder="INBOX"):
+        return self.server.mailboxes[folder][uid]
+
+    def control_path(self, uid):
+        return os.path.join(self.mnt, CONTROL, f"{uid}.eml")
+
+    def control_body(self, uid):
+        return self.server.mailboxes[CONTROL][uid]
 
     def fresh_control(self):
         with self._lock:
             uid = self._next_control
-            self._next_control += 1
-        assert uid < CONTROL_FIRST + CONTROL_COUNT, "out of control files"
+            self._next_control -= 1
+        assert uid >= CONTROL_FIRST, "out of control files"
         return uid
 
 
@@ -182,32 +213,41 @@ def assert_alive(m):
         "imapfs daemon died"
     assert testenv.daemon_pid(m.mnt) == m.pid, "imapfs daemon died"
     uid = m.fresh_control()
-    before = len(m.server.fetches_for(uid))
-    data, exc, _ = bounded(m, lambda: read_file(m.path(uid)))
+    before = len(m.server.fetches_for(uid, CONTROL))
+    data, exc, _ = bounded(m, lambda: read_file(m.control_path(uid)))
     assert exc is None, f"control file {uid} failed after the test: {exc!r}"
-    assert data == m.body(uid), f"control file {uid} read wrong bytes"
-    assert len(m.server.fetches_for(uid)) > before, \
+    assert data == m.control_body(uid), f"control file {uid} read wrong " \
+        f"bytes"
+    assert len(m.server.fetches_for(uid, CONTROL)) > before, \
         "control read did not reach the server"
     assert rss_kb(m.pid) < MAX_RSS_KB, \
         f"daemon RSS {rss_kb(m.pid)} kB exceeds {MAX_RSS_KB} kB"
 
 
-def assert_eio(m, uid):
-    data, exc, elapsed = bounded(m, lambda: read_file(m.path(uid)))
-    assert exc is not None, \
-        f"UID {uid}: read returned {len(data)} bytes instead of failing " \
-        f"(mode {m.server.script.body_mode(uid)})"
-    assert isinstance(exc, OSError) and exc.errno == errno.EIO, \
-        f"UID {uid}: expected EIO, got {exc!r}"
+def assert_fails(m, path, real, errnos=(errno.EIO,), real_ok=False):
+    """Reading `path` fails with one of `errnos`, within OP_BOUND_S (or,
+    with real_ok, returns exactly the real message)."""
+    data, exc, elapsed = bounded(m, lambda: read_file(path))
+    if exc is None and real_ok and data == real:
+        return elapsed
+    if exc is None:
+        what = "the real message" if data == real else \
+            f"{len(data)} bytes that are NOT the message" if \
+            not real.startswith(data) else f"a {len(data)}-byte prefix"
+        pytest.fail(f"{path}: read returned {what} instead of failing")
+    assert isinstance(exc, OSError) and exc.errno in errnos, \
+        f"{path}: expected {[errno.errorcode[e] for e in errnos]}, got " \
+        f"{exc!r}"
     return elapsed
 
 
 @pytest.fixture(scope="module")
 def fake(imapfs_bin, tmp_path_factory):
     work = str(tmp_path_factory.mktemp("hostile"))
-    server = fakeserver.FakeImapServer(_build_messages(),
+    inbox, others = _build_messages()
+    server = fakeserver.FakeImapServer(inbox, others=others,
                                        workdir=os.path.join(work, "srv"))
-    _apply_script(server.script)
+    _apply_scripts(server.scripts)
     mnt = os.path.join(work, "mnt")
     os.mkdir(mnt)
     server.start()
@@ -247,26 +287,63 @@ def _poll_size(path, want, timeout=3.0):
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("uid", [1, 2, 3, 4, 5])
-def test_wrong_rfc822_size(fake, listing, uid):
-    """A wrong RFC822.SIZE: reads give the real bytes, st_size heals."""
+def _first_read(fake, uid):
     path = fake.path(uid)
     real = fake.body(uid)
-    assert f"{uid}.eml" in listing
-    assert os.stat(path).st_size == len(real) + \
-        fake.server.script.size_delta[uid]
+    claimed = len(real) + fake.server.script.size_delta[uid]
+    assert os.stat(path).st_size == claimed
     data, exc, _ = bounded(fake, lambda: read_file(path))
-    assert exc is None, f"read failed: {exc!r}"
-    # Compare lengths first: the assertion message stays readable.
-    assert len(data) == len(real), \
-        f"read {len(data)} bytes, message has {len(real)} (RFC822.SIZE " \
-        f"said {len(real) + fake.server.script.size_delta[uid]})"
-    assert data == real
+    assert exc is None, f"UID {uid}: read failed: {exc!r}"
+    return data, real, claimed
+
+
+def _describe(data, real, claimed):
+    if data == real:
+        return "exact"
+    if len(data) > len(real) and data.startswith(real):
+        pad = data[len(real):]
+        what = "NUL bytes" if pad.count(0) == len(pad) else "junk"
+        return f"the message plus {len(pad)} {what} (RFC822.SIZE said " \
+               f"{claimed}, message has {len(real)})"
+    if real.startswith(data):
+        return f"truncated to {len(data)} of {len(real)} bytes (RFC822.SIZE " \
+               f"said {claimed})"
+    return f"{len(data)} bytes that are not the message"
+
+
+@pytest.mark.parametrize("uid", [1, 2, 3, 4, 5])
+def test_wrong_rfc822_size(fake, listing, uid):
+    """A wrong RFC822.SIZE: a read never returns bytes that are not the
+    message's, st_size heals once a read found the real end, and from then
+    on reads give the real bytes exactly."""
+    path = fake.path(uid)
+    assert f"{uid}.eml" in listing
+    data, real, claimed = _first_read(fake, uid)
+    assert real.startswith(data) or data == real, \
+        f"first read returned {_describe(data, real, claimed)}"
     assert _poll_size(path, len(real)) == len(real), \
-        "st_size was not corrected after the read found the real end"
-    # A second open reads the same, now with the right size.
+        f"st_size is still {os.stat(path).st_size}, not the real " \
+        f"{len(real)} (first read: {_describe(data, real, claimed)})"
     data2, exc, _ = bounded(fake, lambda: read_file(path))
-    assert exc is None and data2 == real
+    assert exc is None, repr(exc)
+    assert data2 == real, f"read after the size healed returned " \
+        f"{_describe(data2, real, claimed)}"
+    assert_alive(fake)
+
+
+@pytest.mark.parametrize("uids", [SIZE_LARGER, SIZE_SMALLER],
+                         ids=["larger", "smaller"])
+def test_wrong_rfc822_size_first_read_exact(fake, listing, uids):
+    """The very first read of a file whose RFC822.SIZE is wrong already
+    returns exactly the message (tried on many files: the failure modes
+    are races between the read reply and the kernel invalidation)."""
+    bad = {}
+    for uid in uids:
+        data, real, claimed = _first_read(fake, uid)
+        if data != real:
+            bad[uid] = _describe(data, real, claimed)
+    assert not bad, f"{len(bad)} of {len(uids)} first reads were wrong: " + \
+        "; ".join(f"UID {u}: {d}" for u, d in sorted(bad.items()))
     assert_alive(fake)
 
 
@@ -286,6 +363,11 @@ def test_whole_body_instead_of_partial(fake, listing, uid):
         # can cut a read short, never make it return other bytes.
         if off + 5000 <= min(size, len(real)):
             assert len(got) == 5000, f"short read at {off}"
+    # A full read finds the real end (it may itself be cut short by the
+    # race tested above); after the size healed a read must be exact.
+    data, exc, _ = bounded(fake, lambda: read_file(path))
+    assert exc is None and real.startswith(data), repr(exc)
+    assert _poll_size(path, len(real)) == len(real)
     data, exc, _ = bounded(fake, lambda: read_file(path))
     assert exc is None and data == real
     assert_alive(fake)
@@ -293,53 +375,58 @@ def test_whole_body_instead_of_partial(fake, listing, uid):
 
 # -- replies that must fail the read, not the daemon ---------------------
 
-@pytest.mark.parametrize("uid", [7, 8, 11], ids=["wrong_origin", "nil",
-                                                 "too_long"])
-def test_bad_partial_reply_is_eio(fake, listing, uid):
-    """Wrong origin, NIL, more bytes than asked for: EIO."""
-    assert_eio(fake, uid)
+def _expected(mode):
+    return (errno.ESTALE, errno.EIO) if mode in GONE_MODES else (errno.EIO,)
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_bad_body_reply_on_demand(fake, mode):
+    """Wrong origin, NIL, more bytes than asked for, no data, another
+    message's data, no answer, garbage, an absurd literal, BYE, deep
+    nesting: the read fails (EIO; ESTALE where the reply says "expunged"),
+    in bounded time, and the daemon survives with bounded memory."""
+    folder = f"M-{mode}"
+    conns = fake.server.connection_count()
+    elapsed = assert_fails(fake, fake.path(2, folder), fake.body(2, folder),
+                           _expected(mode))
+    sys.stderr.write(f"\n{mode}: failed after {elapsed:.1f}s\n")
+    assert elapsed < 20, f"took {elapsed:.1f}s (timeout={TIMEOUT_S}s)"
+    assert fake.server.fetches_for(2, folder), "no FETCH reached the server"
+    if mode in ("bye", "hang", "garbage_parens", "binary_junk",
+                "absurd_literal", "deep_nesting"):
+        assert fake.server.connection_count() > conns, \
+            "imapfs did not replace the broken connection"
+    # The folder's good message is still fine.
+    data, exc, _ = bounded(fake, lambda: read_file(fake.path(1, folder)))
+    assert exc is None and data == fake.body(1, folder), repr(exc)
     assert_alive(fake)
 
 
-@pytest.mark.parametrize("uid", [9, 10], ids=["nodata", "other_uid"])
-def test_reply_without_our_data(fake, listing, uid):
-    """Tagged OK but no FETCH data for our UID (only another message's, or
-    none): that is what an expunged message looks like, so imapfs answers
-    ESTALE (EIO would do too); it never returns another message's bytes."""
-    data, exc, _ = bounded(fake, lambda: read_file(fake.path(uid)))
-    assert exc is not None, f"read returned {len(data)} bytes"
-    assert isinstance(exc, OSError) and \
-        exc.errno in (errno.EIO, errno.ESTALE), repr(exc)
-    assert_alive(fake)
-
-
-def test_hang_is_bounded(fake, listing):
-    """A server that never answers a body FETCH: EIO after the timeout."""
-    elapsed = assert_eio(fake, 12)
-    sys.stderr.write(f"\nhang: read failed with EIO after {elapsed:.1f}s "
-                     f"(timeout={TIMEOUT_S}s)\n")
-    assert elapsed < 20, f"hung read took {elapsed:.1f}s"
-    assert_alive(fake)
-
-
-@pytest.mark.parametrize("uid", [13, 14, 15, 17],
-                         ids=["parens", "binary_junk", "absurd_literal",
-                              "deep_nesting"])
-def test_garbage_is_eio(fake, listing, uid):
-    """Unparseable replies: EIO, the daemon survives, memory is bounded."""
-    elapsed = assert_eio(fake, uid)
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_bad_body_reply_in_prefetch(fake, mode):
+    """The same misbehaviours met by a prefetch batch: the good messages
+    before it read right, the bad one fails as on demand or (a batch reply
+    being cut to the requested length) reads exactly right; it never
+    returns bytes that are not the message, and the daemon survives."""
+    folder = f"P-{mode}"
+    for uid in (1, 2, 3):
+        data, exc, _ = bounded(fake, lambda: read_file(fake.path(uid,
+                                                                 folder)))
+        assert exc is None, f"good UID {uid} failed: {exc!r}"
+        assert data == fake.body(uid, folder), f"good UID {uid} wrong"
+    elapsed = assert_fails(fake, fake.path(4, folder), fake.body(4, folder),
+                           _expected(mode), real_ok=True)
     assert elapsed < 20, f"took {elapsed:.1f}s"
     assert_alive(fake)
 
 
-def test_bye_mid_command(fake, listing):
-    """* BYE and a closed connection in the middle of a FETCH: EIO (the
-    retry on a fresh connection meets the same BYE), daemon alive."""
-    conns = fake.server.connection_count()
-    assert_eio(fake, 16)
-    assert fake.server.connection_count() > conns, \
-        "imapfs did not reconnect after BYE"
-    assert_alive(fake)
+def test_prefetch_happens(fake):
+    """The prefetch tests above mean something only if imapfs batches."""
+    batched = [c for c in fake.server.commands_snapshot()
+               if c.mailbox and c.mailbox.startswith("P-") and
+               re.search(r"UID FETCH \d+[:,]", c.text)]
+    if not batched:
+        pytest.skip("this imapfs sent no batched (prefetch) FETCH")
 
 
 # -- listing oddities ----------------------------------------------------
@@ -350,7 +437,7 @@ def test_missing_rfc822_size(fake, listing):
     Observed behaviour: the message is left out of the directory (imapfs
     cannot give it a size); the other messages are listed normally.
     """
-    assert "1.eml" in listing and f"{CONTROL_FIRST}.eml" in listing
+    assert "1.eml" in listing and "6.eml" in listing
     if "18.eml" in listing:
         data, exc, _ = bounded(fake, lambda: read_file(fake.path(18)))
         assert exc is None and data == fake.body(18)
@@ -408,7 +495,7 @@ _ALLOWED = {"CAPABILITY", "AUTHENTICATE", "LOGIN", "NAMESPACE", "LIST",
             "EXAMINE", "UID FETCH", "NOOP", "LOGOUT", "ENABLE", "ID",
             "GETQUOTAROOT", "STATUS"}
 _TAG_RE = re.compile(r"^[A-Za-z0-9.]+$")
-_BODY_FETCH_RE = re.compile(r"^\S+ UID FETCH \d+ \(UID BODY\.PEEK\[\]"
+_BODY_FETCH_RE = re.compile(r"^\S+ UID FETCH [0-9:,]+ \(UID BODY\.PEEK\[\]"
                             r"<\d+\.\d+>\)$")
 _META_FETCH_RE = re.compile(r"^\S+ UID FETCH \d+:(\d+|\*) \(UID RFC822\.SIZE "
                             r"INTERNALDATE FLAGS\)$")

@@ -12,8 +12,8 @@ serves one mailbox, INBOX.  It implements exactly what imapfs sends:
 
 Every command line received is recorded (`FakeImapServer.commands`), so a
 test can check what the client sent.  Misbehaviour is scripted per message
-UID through `FakeImapServer.script` (a `Script`), which may be changed while
-the server runs:
+UID, per mailbox, through `FakeImapServer.scripts[mailbox]` (a `Script`;
+`.script` is INBOX's), which may be changed while the server runs:
 
     script.body[uid]       how a body FETCH for uid is answered (BODY_MODES)
     script.size_delta[uid] added to the real size in RFC822.SIZE
@@ -39,7 +39,6 @@ import ssl
 import subprocess
 import tempfile
 import threading
-import time
 
 __all__ = ["FakeImapServer", "Script", "Command", "BODY_MODES"]
 
@@ -75,6 +74,7 @@ class Command:
     tag: str = ""
     name: str = ""            # upper-case command name ("UID FETCH", ...)
     text: str = ""            # lines joined, literals shown as {n}
+    mailbox: str | None = None  # the mailbox examined when it arrived
 
     @property
     def raw(self) -> bytes:
@@ -204,17 +204,22 @@ class FakeImapServer:
 
     def __init__(self, messages, user: str = "alice",
                  password: str | None = None, uidvalidity: int = 1234,
-                 workdir: str | None = None):
-        """`messages` is a list of bytes (UIDs 1..n) or {uid: bytes}."""
+                 workdir: str | None = None, others: dict | None = None):
+        """`messages` (INBOX) is a list of bytes (UIDs 1..n) or {uid: bytes};
+        `others` maps further mailbox names (plain ASCII, "/" delimiter) to
+        {uid: bytes}.  Each mailbox has its own Script in `scripts`."""
         if isinstance(messages, dict):
-            self.messages = dict(sorted(messages.items()))
+            inbox = dict(sorted(messages.items()))
         else:
-            self.messages = {i + 1: m for i, m in enumerate(messages)}
+            inbox = {i + 1: m for i, m in enumerate(messages)}
+        self.mailboxes: dict[str, dict[int, bytes]] = {"INBOX": inbox}
+        for name, msgs in (others or {}).items():
+            self.mailboxes[name] = dict(sorted(msgs.items()))
         self.user = user
         self.password = password if password is not None else \
             "fake-" + secrets.token_hex(8)
         self.uidvalidity = uidvalidity
-        self.script = Script()
+        self.scripts = {name: Script() for name in self.mailboxes}
         self.commands: list[Command] = []
         self.imaps_port = 0
         self.imap_port = 0       # no plaintext/STARTTLS listener
@@ -317,16 +322,36 @@ class FakeImapServer:
         self.cafile = ca_crt
         return crt, key
 
+    @property
+    def messages(self) -> dict[int, bytes]:
+        """INBOX's messages."""
+        return self.mailboxes["INBOX"]
+
+    @property
+    def script(self) -> "Script":
+        """INBOX's script (each mailbox has its own in `scripts`)."""
+        return self.scripts["INBOX"]
+
     # -- inspection ----------------------------------------------------------
     def commands_snapshot(self) -> list[Command]:
         with self._lock:
             return list(self.commands)
 
-    def fetches_for(self, uid: int) -> list[Command]:
-        """UID FETCH commands for exactly `uid` (body requests)."""
-        return [c for c in self.commands_snapshot()
-                if c.name == "UID FETCH" and
-                re.match(rf"^\S+ UID FETCH {uid} ", c.text, re.I)]
+    def fetches_for(self, uid: int, mailbox: str = "INBOX") -> list[Command]:
+        """Body FETCH commands in `mailbox` whose UID set includes `uid`."""
+        out = []
+        for c in self.commands_snapshot():
+            if c.mailbox != mailbox:
+                continue
+            m = re.match(r"^\S+ UID FETCH (\S+) \(.*BODY", c.text, re.I)
+            if not m:
+                continue
+            try:
+                if uid in _parse_set(m.group(1), 1 << 32):
+                    out.append(c)
+            except ValueError:
+                continue
+        return out
 
     def connection_count(self) -> int:
         with self._lock:
@@ -385,7 +410,7 @@ class _Session:
         self.n = n
         self.reader = _Reader(sock, server._stop)
         self.authed = False
-        self.selected = False
+        self.selected: str | None = None
 
     def send(self, data: bytes):
         view = memoryview(data)
@@ -419,7 +444,7 @@ class _Session:
             literals.append(self.reader.exactly(size))
         text = b"".join(lines).decode("latin-1")
         cmd = Command(conn=self.n, lines=lines, literals=literals,
-                      text=text)
+                      text=text, mailbox=self.selected)
         parts = text.split(" ", 2)
         cmd.tag = parts[0]
         name = parts[1].upper() if len(parts) > 1 else ""
@@ -469,16 +494,21 @@ class _Session:
             self.send(b'* NAMESPACE (("" "/")) NIL NIL\r\n' + tag +
                       b" OK done\r\n")
         elif name in ("LIST", "LSUB"):
-            self.send(b'* ' + name.encode() +
-                      b' (\\HasNoChildren) "/" INBOX\r\n' + tag +
-                      b" OK done\r\n")
+            out = b"".join(b"* " + name.encode() +
+                           b' (\\HasNoChildren) "/" "' + mb.encode() +
+                           b'"\r\n' for mb in self.srv.mailboxes)
+            self.send(out + tag + b" OK done\r\n")
         elif name == "EXAMINE":
             args = _tokens(rest, cmd.literals)
-            if len(args) != 1 or args[0].upper() != "INBOX":
+            mb = None
+            if len(args) == 1:
+                mb = "INBOX" if args[0].upper() == "INBOX" else args[0]
+            if mb not in self.srv.mailboxes:
+                self.selected = None
                 self.send(tag + b" NO [NONEXISTENT] no such mailbox\r\n")
                 return True
-            self.selected = True
-            uids = list(self.srv.messages)
+            self.selected = mb
+            uids = list(self.srv.mailboxes[mb])
             nxt = (max(uids) + 1) if uids else 1
             self.send(f"* {len(uids)} EXISTS\r\n* 0 RECENT\r\n"
                       f"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen "
@@ -521,13 +551,19 @@ class _Session:
                       b"Authentication failed.\r\n")
         return True
 
+    def msgs(self) -> dict[int, bytes]:
+        return self.srv.mailboxes[self.selected]
+
+    def mode(self, uid: int) -> str:
+        return self.srv.scripts[self.selected].body_mode(uid)
+
     def uid_fetch(self, tag: bytes, rest: str) -> bool:
         # rest: "FETCH <set> (<items>)"
         m = re.match(r"FETCH (\S+) \((.*)\)$", rest, re.I)
         if not m:
             self.send(tag + b" BAD bad UID FETCH\r\n")
             return True
-        msgs = self.srv.messages
+        msgs = self.msgs()
         try:
             uids = _parse_set(m.group(1), max(msgs) if msgs else 0)
         except ValueError:
@@ -538,28 +574,28 @@ class _Session:
                          re.I)
         if body is None:
             return self.fetch_meta(tag, uids, items)
-        wanted = [u for u in sorted(uids) if u in msgs]
-        if len(wanted) != 1:
-            # imapfs asks for one message at a time; answer plainly.
-            for u in wanted:
-                self.send_body(u, None, None)
-            self.send(tag + b" OK FETCH done\r\n")
-            return True
-        uid = wanted[0]
         off = int(body.group(2)) if body.group(2) else None
         length = int(body.group(3)) if body.group(3) else None
-        return self.body_reply(tag, uid, off, length)
+        # A batch (imapfs's prefetch) is answered message by message with
+        # each message's scripted behaviour; one that breaks the
+        # connection breaks the whole batch, as it would on a real server.
+        for uid in sorted(u for u in uids if u in msgs):
+            if not self.body_item(uid, off, length):
+                return False
+        self.send(tag + b" OK FETCH done\r\n")
+        return True
 
     def seq(self, uid: int) -> int:
-        return list(self.srv.messages).index(uid) + 1
+        return list(self.msgs()).index(uid) + 1
 
     def fetch_meta(self, tag: bytes, uids: set[int], items: str) -> bool:
-        sc = self.srv.script
+        sc = self.srv.scripts[self.selected]
         out = bytearray()
+        msgs = self.msgs()
         for u in sorted(uids):
-            if u not in self.srv.messages:
+            if u not in msgs:
                 continue
-            msg = self.srv.messages[u]
+            msg = msgs[u]
             parts = [f"UID {u}"]
             if "RFC822.SIZE" in items.upper() and u not in sc.omit_size:
                 size = sc.size_text.get(u)
@@ -578,7 +614,7 @@ class _Session:
         return True
 
     def send_body(self, uid: int, off, length, origin=None, data=None):
-        msg = self.srv.messages[uid]
+        msg = self.msgs()[uid]
         if off is None:
             key, chunk = b"BODY[]", msg
         else:
@@ -589,11 +625,12 @@ class _Session:
         self.send(f"* {self.seq(uid)} FETCH (UID {uid} ".encode() + key +
                   f" {{{len(chunk)}}}\r\n".encode() + chunk + b")\r\n")
 
-    def body_reply(self, tag: bytes, uid: int, off, length) -> bool:
-        mode = self.srv.script.body_mode(uid)
+    # Sends the untagged part of the answer for one message; returns False
+    # if the connection is to be closed (the tagged reply never comes).
+    def body_item(self, uid: int, off, length) -> bool:
+        mode = self.mode(uid)
         seq = self.seq(uid)
-        ok = tag + b" OK FETCH done\r\n"
-        msg = self.srv.messages[uid]
+        msg = self.msgs()[uid]
         if off is None:
             # Not what imapfs sends: answer plainly.
             self.send_body(uid, None, None)
@@ -613,7 +650,7 @@ class _Session:
         elif mode == "nodata":
             pass
         elif mode == "other_uid":
-            other = next((u for u in self.srv.messages if u != uid), uid)
+            other = next((u for u in self.msgs() if u != uid), uid)
             self.send_body(other, off, length)
         elif mode == "hang":
             self.hang()
@@ -637,7 +674,6 @@ class _Session:
                       b"(" * 10000 + b")" * 10000 + b")\r\n")
         else:
             raise ValueError(f"unknown body mode {mode!r}")
-        self.send(ok)
         return True
 
     def hang(self):

@@ -30,9 +30,10 @@ static gboolean fake_fetch(void *user_data, uint64_t offset, uint64_t length,
 	m->fetched += length;
 	g_hash_table_replace(
 		m->per_off, GSIZE_TO_POINTER(offset + 1),
-		GINT_TO_POINTER(GPOINTER_TO_INT(g_hash_table_lookup(
-					m->per_off, GSIZE_TO_POINTER(offset + 1))) +
-				1));
+		GINT_TO_POINTER(
+			GPOINTER_TO_INT(g_hash_table_lookup(
+				m->per_off, GSIZE_TO_POINTER(offset + 1))) +
+			1));
 	if (m->fail_next > 0) {
 		m->fail_next--;
 		g_mutex_unlock(&m->lock);
@@ -126,9 +127,9 @@ static void test_readahead_one_fetch(void)
 		g_assert_cmpint(rd(c, m, m->size, off, B, 0, buf, NULL), ==, B);
 	g_assert_cmpint(m->fetches, ==, 1);
 	/* Read-ahead never runs past the size we believe in. */
-	g_assert_cmpint(rd(c, m, m->size, 9 * (uint64_t)B, B, 100 * B, buf,
-			   NULL),
-			==, B);
+	g_assert_cmpint(
+		rd(c, m, m->size, 9 * (uint64_t)B, B, 100 * B, buf, NULL), ==,
+		B);
 	g_assert_cmpuint(m->fetched, ==, 20 * (uint64_t)B);
 	g_free(buf);
 	fs_bodycache_free(c);

@@ -41,8 +41,7 @@ static struct fs_tree *make_tree(void)
 	return t;
 }
 
-static uint64_t lookup_ino(struct fs_tree *t, uint64_t parent,
-			   const char *name)
+static uint64_t lookup_ino(struct fs_tree *t, uint64_t parent, const char *name)
 {
 	struct fs_entry e;
 	uint64_t ino;
@@ -57,9 +56,9 @@ static uint64_t lookup_ino(struct fs_tree *t, uint64_t parent,
 static void load(struct fs_tree *t, uint64_t dir, uint32_t uidvalidity,
 		 const uint32_t *uids, size_t n)
 {
-	struct imap_mailbox_status st = { .uidvalidity = uidvalidity };
-	GArray *metas = g_array_new(FALSE, TRUE,
-				    sizeof(struct imap_message_meta));
+	struct imap_mailbox_status st = {.uidvalidity = uidvalidity};
+	GArray *metas =
+		g_array_new(FALSE, TRUE, sizeof(struct imap_message_meta));
 	char *mailbox = NULL;
 	uint32_t old;
 	size_t i;
@@ -69,11 +68,11 @@ static void load(struct fs_tree *t, uint64_t dir, uint32_t uidvalidity,
 					     &mailbox, &old),
 			==, 1);
 	for (i = 0; i < n; i++) {
-		struct imap_message_meta m = { .uid = uids[i],
-					       .size = 100 * uids[i],
-					       .internaldate = 1700000000 +
-							       uids[i],
-					       .flags = "\\Seen" };
+		struct imap_message_meta m = {.uid = uids[i],
+					      .size = 100 * uids[i],
+					      .internaldate =
+						      1700000000 + uids[i],
+					      .flags = "\\Seen"};
 
 		g_array_append_val(metas, m);
 	}
@@ -117,7 +116,7 @@ static void test_listing(void)
 {
 	struct fs_tree *t = make_tree();
 	uint64_t inbox = lookup_ino(t, FS_ROOT_INO, "INBOX");
-	const uint32_t uids[] = { 7, 3, 12 };
+	const uint32_t uids[] = {7, 3, 12};
 	char *mailbox = NULL;
 	uint32_t uv;
 	struct fs_entry e;
@@ -160,7 +159,7 @@ static void test_expunge_and_forget(void)
 {
 	struct fs_tree *t = make_tree();
 	uint64_t inbox = lookup_ino(t, FS_ROOT_INO, "INBOX");
-	const uint32_t before[] = { 1, 2, 3 }, after[] = { 1, 3 };
+	const uint32_t before[] = {1, 2, 3}, after[] = {1, 3};
 	uint64_t two;
 	struct fs_entry e;
 
@@ -178,7 +177,7 @@ static void test_uidvalidity_change(void)
 {
 	struct fs_tree *t = make_tree();
 	uint64_t inbox = lookup_ino(t, FS_ROOT_INO, "INBOX");
-	const uint32_t uids[] = { 1, 2 };
+	const uint32_t uids[] = {1, 2};
 	uint64_t old1, new1;
 	struct fs_entry e;
 
@@ -224,8 +223,8 @@ static void test_failed_load_keeps_listing(void)
 {
 	struct fs_tree *t = make_tree();
 	uint64_t inbox = lookup_ino(t, FS_ROOT_INO, "INBOX");
-	const uint32_t uids[] = { 4 };
-	struct imap_mailbox_status st = { 0 };
+	const uint32_t uids[] = {4};
+	struct imap_mailbox_status st = {0};
 	char *mb = NULL;
 	uint32_t uv;
 
@@ -239,6 +238,67 @@ static void test_failed_load_keeps_listing(void)
 	fs_tree_free(t);
 }
 
+static gboolean plan(struct fs_tree *t, uint64_t ino, GArray *items)
+{
+	char *mb = NULL;
+	uint32_t uv = 0;
+	gboolean r;
+
+	g_array_set_size(items, 0);
+	r = fs_tree_prefetch_plan(t, ino, 1 << 30, 256 * 1024, items, &mb, &uv);
+	if (r) {
+		g_assert_cmpstr(mb, ==, "INBOX");
+		g_assert_cmpuint(uv, ==, 7);
+	}
+	g_free(mb);
+	return r;
+}
+
+static void test_prefetch_plan(void)
+{
+	struct fs_tree *t = make_tree();
+	uint64_t inbox = lookup_ino(t, FS_ROOT_INO, "INBOX");
+	GArray *items =
+		g_array_new(FALSE, FALSE, sizeof(struct fs_prefetch_item));
+	uint32_t uids[100];
+	uint64_t ino[101];
+	guint i;
+
+	for (i = 0; i < 100; i++)
+		uids[i] = 2 * i + 1; /* sparse: 1, 3, 5, ... */
+	load(t, inbox, 7, uids, 100);
+	for (i = 0; i < 100; i++) {
+		char name[32];
+
+		g_snprintf(name, sizeof(name), "%u.eml", uids[i]);
+		ino[i] = lookup_ino(t, inbox, name);
+	}
+	/* One read is not a walk; a jump back is not either. */
+	g_assert_false(plan(t, ino[10], items));
+	g_assert_false(plan(t, ino[5], items));
+	g_assert_false(plan(t, ino[6], items));
+	/* The second forward step starts a walk: the next 16 messages. */
+	g_assert_true(plan(t, ino[7], items));
+	g_assert_cmpuint(items->len, ==, 16);
+	g_assert_cmpuint(g_array_index(items, struct fs_prefetch_item, 0).uid,
+			 ==, uids[8]);
+	g_assert_cmpuint(g_array_index(items, struct fs_prefetch_item, 0).ino,
+			 ==, ino[8]);
+	g_assert_cmpuint(g_array_index(items, struct fs_prefetch_item, 0).size,
+			 ==, 100 * uids[8]);
+	/* Nothing more while most of the batch is still ahead. */
+	g_assert_false(plan(t, ino[8], items));
+	g_assert_false(plan(t, ino[12], items));
+	/* Half consumed: the next batch, twice as large, continues after
+	 * the first one. */
+	g_assert_true(plan(t, ino[16], items));
+	g_assert_cmpuint(items->len, ==, 32);
+	g_assert_cmpuint(g_array_index(items, struct fs_prefetch_item, 0).uid,
+			 ==, uids[24]);
+	fs_tree_free(t);
+	g_array_unref(items);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -248,5 +308,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/tree/uidvalidity", test_uidvalidity_change);
 	g_test_add_func("/tree/mailbox-vanishes", test_mailbox_vanishes);
 	g_test_add_func("/tree/failed-load", test_failed_load_keeps_listing);
+	g_test_add_func("/tree/prefetch-plan", test_prefetch_plan);
 	return g_test_run();
 }
