@@ -155,6 +155,127 @@ static void cache_abandon(struct fs_bodycache *cache, uint64_t ino,
 	}
 }
 
+struct fs_bodycache_stream {
+	struct fs_bodycache *cache;
+	uint64_t ino;
+	uint64_t first, last;
+	uint64_t origin;
+	uint64_t pos; /* message offset of the next byte written */
+	char *buf;    /* the block being filled: block pos / B */
+	size_t buf_len;
+};
+
+struct fs_bodycache_stream *
+fs_bodycache_stream_new(struct fs_bodycache *cache, uint64_t ino,
+			uint64_t first, uint64_t last, uint64_t origin)
+{
+	struct fs_bodycache_stream *st = g_new0(struct fs_bodycache_stream, 1);
+
+	st->cache = cache;
+	st->ino = ino;
+	st->first = first;
+	st->last = last;
+	st->origin = MIN(origin, first * B);
+	st->pos = st->origin;
+	return st;
+}
+
+void fs_bodycache_stream_restart(struct fs_bodycache_stream *st)
+{
+	st->pos = st->origin;
+	st->buf_len = 0;
+}
+
+/* Makes the block being filled readable (if it is still ours to fill).
+ * Called with the lock held; takes the buffer. */
+static void stream_publish(struct fs_bodycache_stream *st, uint64_t idx)
+{
+	struct fs_bodycache *cache = st->cache;
+	struct cache_block *blk = cache_lookup(cache, st->ino, idx);
+
+	if (blk == NULL || !blk->loading) {
+		g_free(st->buf);
+	} else {
+		blk->data = g_bytes_new_take(st->buf, st->buf_len);
+		blk->loading = FALSE;
+		blk->lru.data = blk;
+		g_queue_push_head_link(&cache->lru, &blk->lru);
+		cache->bytes += st->buf_len;
+	}
+	st->buf = NULL;
+	st->buf_len = 0;
+}
+
+void fs_bodycache_stream_write(struct fs_bodycache_stream *st, const void *data,
+			       size_t len)
+{
+	const char *p = data;
+	gboolean published = FALSE;
+
+	/* Skip what comes before the first reserved block. */
+	if (st->pos < st->first * B) {
+		uint64_t skip = MIN(st->first * B - st->pos, (uint64_t)len);
+
+		st->pos += skip;
+		p += skip;
+		len -= (size_t)skip;
+	}
+	while (len > 0 && st->pos / B <= st->last) {
+		size_t n = MIN(len, (size_t)(B - st->buf_len));
+
+		if (st->buf == NULL)
+			st->buf = g_malloc(B);
+		memcpy(st->buf + st->buf_len, p, n);
+		st->buf_len += n;
+		st->pos += n;
+		p += n;
+		len -= n;
+		if (st->buf_len == B) {
+			g_mutex_lock(&st->cache->lock);
+			stream_publish(st, st->pos / B - 1);
+			cache_evict(st->cache);
+			g_mutex_unlock(&st->cache->lock);
+			published = TRUE;
+		}
+	}
+	if (published) {
+		g_mutex_lock(&st->cache->lock);
+		g_cond_broadcast(&st->cache->cond);
+		g_mutex_unlock(&st->cache->lock);
+	}
+}
+
+void fs_bodycache_stream_finish(struct fs_bodycache_stream *st,
+				gboolean complete)
+{
+	struct fs_bodycache *cache = st->cache;
+	uint64_t i, next = st->pos / B;
+
+	g_mutex_lock(&cache->lock);
+	if (complete && next <= st->last && st->pos >= st->first * B) {
+		/* The message ended inside block "next" (maybe at its very
+		 * start): that short block records the end. */
+		if (st->buf == NULL)
+			st->buf = g_malloc(1);
+		stream_publish(st, next);
+		for (i = next + 1; i <= st->last; i++) {
+			struct cache_block *blk =
+				cache_lookup(cache, st->ino, i);
+
+			if (blk != NULL && blk->loading)
+				g_hash_table_remove(cache->blocks, &blk->key);
+		}
+	} else {
+		g_free(st->buf);
+		st->buf = NULL;
+		cache_abandon(cache, st->ino, st->first, st->last);
+	}
+	cache_evict(cache);
+	g_cond_broadcast(&cache->cond);
+	g_mutex_unlock(&cache->lock);
+	g_free(st);
+}
+
 gssize fs_bodycache_read(struct fs_bodycache *cache, uint64_t ino,
 			 uint64_t size_hint, uint64_t offset, size_t size,
 			 uint64_t readahead, char *buf, uint64_t *eof_r,
@@ -169,9 +290,7 @@ gssize fs_bodycache_read(struct fs_bodycache *cache, uint64_t ino,
 	while (pos < end) {
 		uint64_t idx = pos / B, first, last, want_end, i;
 		struct cache_block *blk = cache_lookup(cache, ino, idx);
-		char *data = NULL;
-		size_t len = 0;
-		GBytes *all;
+		struct fs_bodycache_stream *st;
 		gboolean ok;
 
 		if (blk != NULL && !blk->loading) {
@@ -227,19 +346,16 @@ gssize fs_bodycache_read(struct fs_bodycache *cache, uint64_t ino,
 			g_hash_table_insert(cache->blocks, &blk->key, blk);
 		}
 		g_mutex_unlock(&cache->lock);
-		ok = fetch(user_data, first * B, (last - first + 1) * B, &data,
-			   &len, error);
+		st = fs_bodycache_stream_new(cache, ino, first, last,
+					     first * B);
+		ok = fetch(user_data, first * B, (last - first + 1) * B, st,
+			   error);
+		fs_bodycache_stream_finish(st, ok);
 		g_mutex_lock(&cache->lock);
 		if (!ok) {
-			cache_abandon(cache, ino, first, last);
-			g_cond_broadcast(&cache->cond);
 			g_mutex_unlock(&cache->lock);
 			return -1;
 		}
-		all = g_bytes_new_take(data, len);
-		cache_store(cache, ino, first, last, all, 0);
-		g_bytes_unref(all);
-		g_cond_broadcast(&cache->cond);
 	}
 	/* Evict only now: blocks fetched for this read stay until copied. */
 	cache_evict(cache);

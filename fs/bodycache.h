@@ -25,12 +25,37 @@
 
 struct fs_bodycache;
 
-/* Fetches bytes @offset..@offset+@length of the message; returns a
- * g_malloc'd buffer in *data_r of *len_r bytes (fewer means the message
- * ends there), or FALSE with an error. */
+struct fs_bodycache_stream;
+
+/* Fetches bytes @offset..@offset+@length of the message and hands them to
+ * fs_bodycache_stream_write() as they arrive (fewer than @length means the
+ * message ends there). Returns FALSE with an error if the fetch failed.
+ * May be retried on the same stream after fs_bodycache_stream_restart(). */
 typedef gboolean fs_bodycache_fetch_fn(void *user_data, uint64_t offset,
-				       uint64_t length, char **data_r,
-				       size_t *len_r, GError **error);
+				       uint64_t length,
+				       struct fs_bodycache_stream *stream,
+				       GError **error);
+
+/* Streams: blocks become readable one by one while a fetch is still
+ * running, so a reader of block 0 of a 20 MB fetch need not wait for the
+ * rest, and bytes are copied once, from the network buffer into the block.
+ * fs_bodycache_stream_new() starts filling the blocks @first..@last of
+ * @ino, which the caller reserved (fs_bodycache_reserve()); the bytes
+ * written start at message offset @origin (<= @first's offset; earlier
+ * bytes are skipped). fs_bodycache_stream_finish() ends it: when @complete
+ * the bytes written are all there is up to the last reserved block (a
+ * short last block marks the end of the message), otherwise what was not
+ * filled is released. Frees the stream. */
+struct fs_bodycache_stream *
+fs_bodycache_stream_new(struct fs_bodycache *cache, uint64_t ino,
+			uint64_t first, uint64_t last, uint64_t origin);
+void fs_bodycache_stream_write(struct fs_bodycache_stream *stream,
+			       const void *data, size_t len);
+/* Starts writing again from @origin (a retried fetch); blocks already
+ * filled stay. */
+void fs_bodycache_stream_restart(struct fs_bodycache_stream *stream);
+void fs_bodycache_stream_finish(struct fs_bodycache_stream *stream,
+				gboolean complete);
 
 /* Creates a cache holding at most @max_bytes of content (at least a few
  * blocks are always allowed). Never returns NULL. */

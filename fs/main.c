@@ -171,7 +171,7 @@ int main(int argc, char **argv)
 	fs_ops_start(&fs);
 	loop_cfg = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_max_threads(loop_cfg, 16);
-	fuse_loop_cfg_set_idle_threads(loop_cfg, 4);
+	fuse_loop_cfg_set_idle_threads(loop_cfg, 8);
 	ret = fuse_session_loop_mt(se, loop_cfg) != 0 ? 1 : 0;
 	fuse_loop_cfg_destroy(loop_cfg);
 	fs_ops_stop(&fs);

@@ -368,22 +368,33 @@ struct ops_fetch_ctx {
 	struct imapfs *fs;
 	const struct fs_entry *e;
 	uint64_t offset, length;
-	char *data;
-	size_t len;
+	struct fs_bodycache_stream *stream;
 };
+
+static void ops_fetch_data(void *user_data, uint64_t offset, const void *data,
+			   size_t len)
+{
+	struct ops_fetch_ctx *c = user_data;
+
+	fs_bodycache_stream_write(c->stream, data, len);
+}
 
 static gboolean ops_fetch_body_fn(struct imap_session *s, void *user_data,
 				  GError **error)
 {
 	struct ops_fetch_ctx *c = user_data;
 
+	/* A retry on a fresh connection starts the bytes over. */
+	fs_bodycache_stream_restart(c->stream);
 	return imap_session_fetch_body(s, c->e->mailbox, c->e->uidvalidity,
 				       c->e->uid, c->offset, c->length,
-				       &c->data, &c->len, error);
+				       ops_fetch_data, c, NULL, error);
 }
 
+/* The cache's fetch callback: the bytes stream into the cache's blocks
+ * as they arrive. @length 0 means the whole message. */
 static gboolean ops_fetch(void *user_data, uint64_t offset, uint64_t length,
-			  char **data_r, size_t *len_r, GError **error)
+			  struct fs_bodycache_stream *stream, GError **error)
 {
 	struct ops_fetch_ctx *c = user_data;
 
@@ -397,12 +408,9 @@ static gboolean ops_fetch(void *user_data, uint64_t offset, uint64_t length,
 	}
 	c->offset = offset;
 	c->length = length;
-	if (!imap_pool_run(c->fs->pool, c->e->mailbox, ops_fetch_body_fn, c,
-			   error))
-		return FALSE;
-	*data_r = c->data;
-	*len_r = c->len;
-	return TRUE;
+	c->stream = stream;
+	return imap_pool_run(c->fs->pool, c->e->mailbox, ops_fetch_body_fn, c,
+			     error);
 }
 
 /* Prefetch: when a folder is read message after message in UID order,
@@ -477,12 +485,13 @@ static void ops_prefetch_job_free(struct ops_prefetch_job *job)
  * window's end. */
 static void ops_readahead_run(struct imapfs *fs, struct ops_prefetch_job *job)
 {
+	const uint64_t B = FS_BODYCACHE_BLOCK;
 	struct fs_entry e = {0};
-	struct ops_fetch_ctx ctx = {fs, &e, 0, 0, NULL, 0};
+	struct ops_fetch_ctx ctx = {fs, &e, 0, 0, NULL};
+	struct fs_bodycache_stream *st;
 	GError *err = NULL;
+	gboolean ok;
 	uint64_t n;
-	char *data;
-	size_t len;
 
 	n = fs_bodycache_reserve(fs->cache, job->ino, job->first, job->nblocks);
 	if (n == 0)
@@ -490,19 +499,20 @@ static void ops_readahead_run(struct imapfs *fs, struct ops_prefetch_job *job)
 	e.mailbox = job->mailbox;
 	e.uidvalidity = job->uidvalidity;
 	e.uid = job->uid;
-	/* A whole-message job asks for BODY.PEEK[] from 0 and keeps what
-	 * it reserved. */
-	if (ops_fetch(&ctx, job->whole ? 0 : job->first * FS_BODYCACHE_BLOCK,
-		      job->whole ? 0 : n * FS_BODYCACHE_BLOCK, &data, &len,
-		      &err)) {
-		fs_bodycache_fill(fs->cache, job->ino, job->first, n, data, len,
-				  job->whole ? job->first * FS_BODYCACHE_BLOCK
-					     : 0);
-	} else {
+	/* A whole-message job asks for BODY.PEEK[] from 0; the stream skips
+	 * to the blocks it reserved. */
+	st = fs_bodycache_stream_new(fs->cache, job->ino, job->first,
+				     job->first + n - 1,
+				     job->whole ? 0 : job->first * B);
+	ok = ops_fetch(&ctx, job->whole ? 0 : job->first * B,
+		       job->whole ? 0 : n * B, st, &err);
+	/* A whole fetch may end before the last reserved block only at the
+	 * message's end, so it is complete either way. */
+	fs_bodycache_stream_finish(st, ok);
+	if (!ok) {
 		imapfs_info("read-ahead in %s failed: %s", job->mailbox,
 			    err->message);
 		g_error_free(err);
-		fs_bodycache_abandon(fs->cache, job->ino, job->first, n);
 	}
 }
 
@@ -670,7 +680,7 @@ static void ops_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
 	struct imapfs *fs = ops_fs(req);
-	struct ops_fetch_ctx ctx = {fs, NULL, 0, 0, NULL, 0};
+	struct ops_fetch_ctx ctx = {fs, NULL, 0, 0, NULL};
 	uint64_t readahead = 0, eof = G_MAXUINT64, claimed;
 	struct fs_entry e;
 	GError *err = NULL;

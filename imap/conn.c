@@ -93,6 +93,12 @@ gboolean imap_conn_is_broken(const struct imap_conn *conn)
 	return conn->broken;
 }
 
+void imap_conn_set_literal_sink(struct imap_conn *conn,
+				const struct imap_literal_sink *sink)
+{
+	imap_parser_set_literal_sink(conn->parser, sink);
+}
+
 const char *imap_conn_bye_text(const struct imap_conn *conn)
 {
 	return conn->bye_text;

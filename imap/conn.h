@@ -85,6 +85,11 @@ gboolean imap_conn_run_sasl(struct imap_conn *conn, const struct imap_cmd *cmd,
 			    void *user_data, struct imap_response **tagged_r,
 			    GError **error);
 
+/* Installs a literal sink on the connection's parser for the commands
+ * that follow (NULL removes it); see imap_parser_set_literal_sink(). */
+void imap_conn_set_literal_sink(struct imap_conn *conn,
+				const struct imap_literal_sink *sink);
+
 /* The text of the BYE that ended the connection, or NULL. */
 const char *imap_conn_bye_text(const struct imap_conn *conn);
 

@@ -121,6 +121,10 @@ struct imap_parser {
 	char *lit;
 	size_t lit_len;
 	size_t lit_cap;
+	/* The caller's literal sink and whether the current literal goes
+	 * there (then lit_len counts delivered bytes, lit stays NULL). */
+	struct imap_literal_sink sink;
+	gboolean lit_streaming;
 };
 
 static void buf_add(struct buf *b, char c)
@@ -202,6 +206,7 @@ static void response_clear_state(struct imap_parser *p)
 	p->lit = NULL;
 	p->lit_len = 0;
 	p->lit_cap = 0;
+	p->lit_streaming = FALSE;
 	p->lit_size = 0;
 	p->lit_digits = 0;
 	p->lit8 = FALSE;
@@ -237,6 +242,15 @@ void imap_parser_free(struct imap_parser *parser)
 void imap_parser_reset(struct imap_parser *parser)
 {
 	response_clear_state(parser);
+}
+
+void imap_parser_set_literal_sink(struct imap_parser *parser,
+				  const struct imap_literal_sink *sink)
+{
+	if (sink != NULL)
+		parser->sink = *sink;
+	else
+		memset(&parser->sink, 0, sizeof(parser->sink));
 }
 
 gboolean imap_parser_in_literal(const struct imap_parser *parser)
@@ -385,7 +399,15 @@ static void begin_literal(struct imap_parser *p)
 	struct imap_arg arg = {.type = IMAP_ARG_LITERAL};
 
 	if (p->lit_size > 0) {
+		GArray *top = g_ptr_array_index(p->stack, p->stack->len - 1);
+
 		p->state = S_LITERAL;
+		p->lit_streaming =
+			p->sink.start != NULL &&
+			p->sink.start(
+				p->sink.ctx,
+				(const struct imap_arg *)(void *)top->data,
+				top->len, p->stack->len - 1, p->lit_size);
 		return;
 	}
 	arg.str = g_malloc0(1);
@@ -429,6 +451,20 @@ static size_t literal_copy(struct imap_parser *p, const guchar *data,
 	size_t n = len < want ? len : (size_t)want;
 	struct imap_arg arg = {.type = IMAP_ARG_LITERAL};
 
+	if (p->lit_streaming) {
+		p->sink.data(p->sink.ctx, data, n);
+		p->lit_len += n;
+		if (p->lit_len == p->lit_size) {
+			arg.str = g_malloc0(1);
+			arg.literal8 = p->lit8;
+			arg.streamed = TRUE;
+			arg.streamed_size = p->lit_size;
+			p->lit_len = 0;
+			p->lit_streaming = FALSE;
+			add_arg(p, &arg);
+		}
+		return n;
+	}
 	if (p->lit_len + n + 1 > p->lit_cap) {
 		size_t need = p->lit_len + n + 1;
 		size_t cap =

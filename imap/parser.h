@@ -73,6 +73,11 @@ struct imap_arg {
 	size_t len;
 	/* LITERAL only: TRUE for a literal8 (~{n}). */
 	gboolean literal8;
+	/* LITERAL only: TRUE if the contents went to the literal sink (see
+	 * imap_parser_set_literal_sink()); str is then "" and len 0, and
+	 * streamed_size says how many bytes were delivered. */
+	gboolean streamed;
+	uint64_t streamed_size;
 	/* LIST only: the elements. */
 	struct imap_arg *list;
 	size_t count;
@@ -146,6 +151,28 @@ void imap_parser_reset(struct imap_parser *parser);
 enum imap_parse_result imap_parser_feed(struct imap_parser *parser,
 					const void *data, size_t len,
 					size_t *consumed_r, GError **error);
+
+/* Literal streaming: lets a caller take a large literal's contents as they
+ * arrive instead of having them collected in the argument, so a message
+ * body is copied once, into its final place, and consumers can use the
+ * first bytes before the last ones are received. */
+struct imap_literal_sink {
+	/* Called when a literal of @size (> 0) bytes begins. @siblings are
+	 * the @n arguments before it in the same list (for "* 3 FETCH (UID
+	 * 7 BODY[]<0> {5}" inside the parenthesis: UID, 7, BODY[]<0>) and
+	 * @depth is the list depth (0 = top level). Return TRUE to receive
+	 * the contents through data(); FALSE keeps the normal behaviour. */
+	gboolean (*start)(void *ctx, const struct imap_arg *siblings, size_t n,
+			  unsigned int depth, uint64_t size);
+	/* The contents, in order, in pieces of any size. */
+	void (*data)(void *ctx, const void *data, size_t len);
+	void *ctx;
+};
+
+/* Installs @sink (copied; NULL removes it). It applies from the next
+ * literal on and is kept across responses and resets until changed. */
+void imap_parser_set_literal_sink(struct imap_parser *parser,
+				  const struct imap_literal_sink *sink);
 
 /* Returns TRUE while the parser is inside a literal's contents, i.e. the
  * server announced {n} and its bytes are still arriving. (The connection

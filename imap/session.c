@@ -323,6 +323,8 @@ static void session_list_cb(struct imap_response *resp, void *user_data)
 			continue;
 		if (g_ascii_strcasecmp(f, "\\Noselect") == 0) {
 			info->noselect = TRUE;
+		} else if (g_ascii_strcasecmp(f, "\\HasChildren") == 0) {
+			info->has_children = TRUE;
 		} else if (g_ascii_strcasecmp(f, "\\NonExistent") == 0) {
 			info->noselect = TRUE;
 			info->nonexistent = TRUE;
@@ -351,9 +353,18 @@ GPtrArray *imap_session_list(struct imap_session *session, GError **error)
 	ok = imap_cmd_add_string(cmd, "", 0, FALSE, error) &&
 	     imap_cmd_add_string(cmd, pattern, strlen(pattern), FALSE, error);
 	g_free(pattern);
-	if (ok && imap_conn_has_cap(session->conn, "LIST-EXTENDED") &&
-	    imap_conn_has_cap(session->conn, "SPECIAL-USE"))
-		imap_cmd_add_atom(cmd, "RETURN (SPECIAL-USE)");
+	/* LIST-EXTENDED return options: SPECIAL-USE marks Trash, Sent...;
+	 * CHILDREN says which mailboxes have children. */
+	if (ok && imap_conn_has_cap(session->conn, "LIST-EXTENDED")) {
+		gboolean su = imap_conn_has_cap(session->conn, "SPECIAL-USE");
+		gboolean ch = imap_conn_has_cap(session->conn, "CHILDREN");
+
+		if (su || ch)
+			imap_cmd_add_atom(cmd, su && ch ? "RETURN (SPECIAL-USE "
+							  "CHILDREN)"
+					       : su	? "RETURN (SPECIAL-USE)"
+							: "RETURN (CHILDREN)");
+	}
 	if (ok)
 		ok = session_run(session, cmd, session_list_cb, &ctx, NULL,
 				 error);
@@ -533,12 +544,17 @@ gboolean imap_session_fetch_meta(struct imap_session *session,
 struct session_body_ctx {
 	uint32_t uid;
 	uint64_t offset;
-	uint64_t length;
+	uint64_t length; /* 0: the whole message */
+	imap_body_data_fn *fn;
+	void *user_data;
 	gboolean found;
 	gboolean nodata;
 	gboolean bad_origin;
-	char *data;
-	size_t len;
+	/* The literal being streamed: bytes of it to skip (a server that
+	 * ignored the range), bytes still wanted, bytes seen. */
+	gboolean streaming;
+	uint64_t skip, want, seen;
+	uint64_t delivered;
 };
 
 /* Parses "BODY[]", "BODY[]<123>". Returns FALSE for other items. */
@@ -570,6 +586,80 @@ static gboolean session_body_key(const char *key, gboolean *has_origin_r,
 	return TRUE;
 }
 
+/* Decides, from the key before a body literal, which of its bytes are
+ * wanted: returns FALSE if the reply does not match the request. */
+static gboolean session_body_plan(struct session_body_ctx *ctx,
+				  gboolean has_origin, uint64_t origin,
+				  uint64_t size, uint64_t *skip_r,
+				  uint64_t *want_r)
+{
+	if (ctx->length == 0) {
+		/* The whole message was asked for. */
+		*skip_r = 0;
+		*want_r = size;
+		return !has_origin;
+	}
+	if (has_origin) {
+		/* A partial reply must start where we asked and be no longer
+		 * than we asked. */
+		*skip_r = 0;
+		*want_r = size;
+		return origin == ctx->offset && size <= ctx->length;
+	}
+	/* The server ignored <offset.length> and sent everything: take the
+	 * part that was asked for. */
+	*skip_r = MIN(ctx->offset, size);
+	*want_r = MIN(size - *skip_r, ctx->length);
+	return TRUE;
+}
+
+/* Literal sink: a body literal of our message is passed on as it arrives
+ * (only if the UID came before it in the reply, so we know it is ours). */
+static gboolean session_body_start(void *c, const struct imap_arg *sib,
+				   size_t n, unsigned int depth, uint64_t size)
+{
+	struct session_body_ctx *ctx = c;
+	gboolean has_origin = FALSE, uid_ok = FALSE;
+	uint64_t origin = 0;
+	const char *key;
+	size_t i;
+
+	if (depth != 1 || n == 0 || n % 2 == 0 || ctx->found ||
+	    !imap_arg_get_atom(&sib[n - 1], &key) ||
+	    !session_body_key(key, &has_origin, &origin))
+		return FALSE;
+	for (i = 0; i + 1 < n; i += 2) {
+		uint32_t uid;
+
+		if (imap_arg_atom_equals(&sib[i], "UID") &&
+		    imap_arg_get_uint32(&sib[i + 1], &uid))
+			uid_ok = uid == ctx->uid;
+	}
+	if (!uid_ok || !session_body_plan(ctx, has_origin, origin, size,
+					  &ctx->skip, &ctx->want))
+		return FALSE;
+	ctx->streaming = TRUE;
+	ctx->seen = 0;
+	return TRUE;
+}
+
+static void session_body_data(void *c, const void *data, size_t len)
+{
+	struct session_body_ctx *ctx = c;
+	const char *p = data;
+	uint64_t lo = ctx->seen, hi = ctx->seen + len;
+
+	ctx->seen = hi;
+	/* Deliver the part of [lo, hi) inside [skip, skip + want). */
+	lo = MAX(lo, ctx->skip);
+	hi = MIN(hi, ctx->skip + ctx->want);
+	if (lo >= hi)
+		return;
+	ctx->fn(ctx->user_data, ctx->offset + ctx->delivered,
+		p + (lo - (ctx->seen - len)), (size_t)(hi - lo));
+	ctx->delivered += hi - lo;
+}
+
 static void session_body_cb(struct imap_response *resp, void *user_data)
 {
 	struct session_body_ctx *ctx = user_data;
@@ -578,7 +668,7 @@ static void session_body_cb(struct imap_response *resp, void *user_data)
 	uint32_t uid = 0;
 	struct imap_arg *body = NULL;
 	gboolean has_origin = FALSE;
-	uint64_t origin = 0;
+	uint64_t origin = 0, skip, want;
 
 	if (resp->keyword == NULL || strcmp(resp->keyword, "FETCH") != 0 ||
 	    resp->count != 1 || resp->args[0].type != IMAP_ARG_LIST)
@@ -595,68 +685,51 @@ static void session_body_cb(struct imap_response *resp, void *user_data)
 			body = &items[i + 1];
 	}
 	/* Other messages' FETCHes (flag updates) are not ours. */
-	if (uid != ctx->uid || body == NULL)
+	if (uid != ctx->uid || body == NULL || ctx->found)
 		return;
 	ctx->found = TRUE;
-	g_clear_pointer(&ctx->data, g_free);
-	ctx->len = 0;
+	if (body->type == IMAP_ARG_LITERAL && body->streamed) {
+		ctx->streaming = FALSE; /* already delivered */
+		return;
+	}
 	if (body->type == IMAP_ARG_NIL) {
 		ctx->nodata = TRUE;
 		return;
 	}
-	if (body->type != IMAP_ARG_STRING && body->type != IMAP_ARG_LITERAL) {
+	if ((body->type != IMAP_ARG_STRING && body->type != IMAP_ARG_LITERAL) ||
+	    !session_body_plan(ctx, has_origin, origin, body->len, &skip,
+			       &want)) {
 		ctx->bad_origin = TRUE;
 		return;
 	}
-	if (ctx->length == 0) {
-		/* The whole message was asked for. */
-		if (has_origin) {
-			ctx->bad_origin = TRUE;
-			return;
-		}
-		ctx->data = imap_arg_steal(body, &ctx->len);
-		return;
-	}
-	if (has_origin) {
-		/* The partial reply must start where we asked and be no
-		 * longer than we asked. */
-		if (origin != ctx->offset || body->len > ctx->length) {
-			ctx->bad_origin = TRUE;
-			return;
-		}
-		ctx->data = imap_arg_steal(body, &ctx->len);
-		return;
-	}
-	/* The server ignored <offset.length> and sent everything: cut out
-	 * the part that was asked for. */
-	if (ctx->offset >= body->len) {
-		ctx->data = g_strdup("");
-		ctx->len = 0;
-	} else {
-		size_t take = MIN(body->len - ctx->offset, ctx->length);
-
-		ctx->data = g_memdup2(body->str + ctx->offset, take + 1);
-		ctx->data[take] = '\0';
-		ctx->len = take;
-	}
+	if (want > 0)
+		ctx->fn(ctx->user_data, ctx->offset, body->str + skip,
+			(size_t)want);
+	ctx->delivered = want;
 }
 
 gboolean imap_session_fetch_body(struct imap_session *session,
 				 const char *mailbox, uint32_t uidvalidity,
 				 uint32_t uid, uint64_t offset, uint64_t length,
-				 char **data_r, size_t *len_r, GError **error)
+				 imap_body_data_fn *fn, void *user_data,
+				 uint64_t *len_r, GError **error)
 {
-	struct session_body_ctx ctx = {
-		.uid = uid, .offset = offset, .length = length};
+	struct session_body_ctx ctx = {.uid = uid,
+				       .offset = offset,
+				       .length = length,
+				       .fn = fn,
+				       .user_data = user_data};
+	struct imap_literal_sink sink = {session_body_start, session_body_data,
+					 &ctx};
 	struct imap_cmd *cmd;
 	char *item;
 	gboolean ok;
 
+	g_return_val_if_fail(length > 0 || offset == 0, FALSE);
 	if (!session_ensure(session, mailbox, uidvalidity, error))
 		return FALSE;
 	cmd = imap_cmd_new("UID FETCH");
 	imap_cmd_add_uint64(cmd, uid);
-	g_return_val_if_fail(length > 0 || offset == 0, FALSE);
 	if (length == 0)
 		item = g_strdup("(UID BODY.PEEK[])");
 	else
@@ -665,18 +738,17 @@ gboolean imap_session_fetch_body(struct imap_session *session,
 				       offset, length);
 	imap_cmd_add_atom(cmd, item);
 	g_free(item);
+	imap_conn_set_literal_sink(session->conn, &sink);
 	ok = session_run(session, cmd, session_body_cb, &ctx, NULL, error);
+	imap_conn_set_literal_sink(session->conn, NULL);
 	imap_cmd_free(cmd);
-	if (!ok) {
-		g_free(ctx.data);
+	if (!ok)
 		return FALSE;
-	}
 	if (ctx.bad_origin) {
 		g_set_error(error, IMAP_ERROR, IMAP_ERROR_NO,
 			    "server answered UID %u with a part that does not "
 			    "match the request",
 			    uid);
-		g_free(ctx.data);
 		return FALSE;
 	}
 	if (!ctx.found) {
@@ -690,8 +762,8 @@ gboolean imap_session_fetch_body(struct imap_session *session,
 			    "server returned no data for UID %u", uid);
 		return FALSE;
 	}
-	*data_r = ctx.data;
-	*len_r = ctx.len;
+	if (len_r != NULL)
+		*len_r = ctx.delivered;
 	return TRUE;
 }
 

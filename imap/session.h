@@ -37,8 +37,9 @@ struct imap_mailbox_info {
 	char *name;	   /* the server's name (modified UTF-7), as in LIST */
 	char delimiter;	   /* 0 for a flat namespace */
 	gboolean noselect; /* \Noselect or \NonExistent */
-	gboolean nonexistent; /* \NonExistent: only a parent of others */
-	char *special_use;    /* e.g. "\\Trash", or NULL */
+	gboolean nonexistent;  /* \NonExistent: only a parent of others */
+	gboolean has_children; /* \HasChildren (CHILDREN / LIST-EXTENDED) */
+	char *special_use;     /* e.g. "\\Trash", or NULL */
 };
 
 struct imap_mailbox_status {
@@ -106,18 +107,25 @@ gboolean imap_session_fetch_meta(struct imap_session *session,
 				 GError **error);
 
 /* Fetches bytes @offset..@offset+@length of the whole message (BODY[])
- * with UID FETCH uid BODY.PEEK[]<offset.length>. On success *data_r is a
- * g_malloc'd buffer of *len_r bytes (*len_r < @length means the message
- * ends there; 0 means @offset is at or beyond its end). A server that
- * ignores the partial range and returns the whole body is handled.
- * @length 0 (with @offset 0) fetches the whole message with BODY.PEEK[]
- * (servers stream that faster than a partial fetch of the same bytes). 
- * Fails with IMAP_ERROR_STALE if UIDVALIDITY changed or the UID no longer
- * exists, IMAP_ERROR_PROTOCOL if the reply does not match the request. */
+ * with UID FETCH uid BODY.PEEK[]<offset.length> and hands them to @fn in
+ * order, as they arrive: the literal is streamed from the network buffer
+ * (imap_parser_set_literal_sink()) when the reply names the UID before
+ * the body, else delivered once complete. @fn's @offset is the message
+ * offset of @data. *len_r (may be NULL) gets the total delivered; less
+ * than @length means the message ends there, 0 that @offset is at or
+ * beyond its end. A server that ignores the partial range and returns the
+ * whole body is handled. @length 0 (with @offset 0) fetches the whole
+ * message with BODY.PEEK[] (servers stream that faster than partial
+ * fetches). Fails with IMAP_ERROR_STALE if UIDVALIDITY changed or the UID
+ * no longer exists, IMAP_ERROR_NO if the reply does not match the request
+ * or carries no data; @fn may have been called before a failure. */
+typedef void imap_body_data_fn(void *user_data, uint64_t offset,
+			       const void *data, size_t len);
 gboolean imap_session_fetch_body(struct imap_session *session,
 				 const char *mailbox, uint32_t uidvalidity,
 				 uint32_t uid, uint64_t offset, uint64_t length,
-				 char **data_r, size_t *len_r, GError **error);
+				 imap_body_data_fn *fn, void *user_data,
+				 uint64_t *len_r, GError **error);
 
 /* Fetches the first @max_len bytes of several messages of @mailbox in one
  * command (UID FETCH uid,uid,... (UID BODY.PEEK[]<0.max_len>)), calling

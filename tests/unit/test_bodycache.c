@@ -20,10 +20,10 @@ struct fake_msg {
 };
 
 static gboolean fake_fetch(void *user_data, uint64_t offset, uint64_t length,
-			   char **data_r, size_t *len_r, GError **error)
+			   struct fs_bodycache_stream *stream, GError **error)
 {
 	struct fake_msg *m = user_data;
-	size_t n;
+	size_t n, done;
 
 	g_mutex_lock(&m->lock);
 	m->fetches++;
@@ -37,6 +37,10 @@ static gboolean fake_fetch(void *user_data, uint64_t offset, uint64_t length,
 	if (m->fail_next > 0) {
 		m->fail_next--;
 		g_mutex_unlock(&m->lock);
+		/* Some bytes arrive before the connection dies. */
+		if (offset < m->size)
+			fs_bodycache_stream_write(stream, m->data + offset,
+						  MIN(m->size - offset, 100));
 		g_set_error(error, IMAP_ERROR, IMAP_ERROR_IO, "injected");
 		return FALSE;
 	}
@@ -44,9 +48,10 @@ static gboolean fake_fetch(void *user_data, uint64_t offset, uint64_t length,
 	if (m->delay_us > 0)
 		g_usleep(m->delay_us);
 	n = offset < m->size ? MIN(m->size - offset, length) : 0;
-	*data_r = g_malloc(n + 1);
-	memcpy(*data_r, m->data + MIN(offset, m->size), n);
-	*len_r = n;
+	/* Odd-sized pieces, as a network delivers them. */
+	for (done = 0; done < n; done += 7001)
+		fs_bodycache_stream_write(stream, m->data + offset + done,
+					  MIN(7001, n - done));
 	return TRUE;
 }
 
@@ -280,6 +285,47 @@ static void test_forget(void)
 	fake_free(m);
 }
 
+static void test_stream_skip_and_partial(void)
+{
+	struct fake_msg *m = fake_new(5 * B + 10);
+	struct fs_bodycache *c = fs_bodycache_new(64ull << 20);
+	struct fs_bodycache_stream *st;
+	char *buf = g_malloc(B);
+	uint64_t eof = G_MAXUINT64;
+
+	/* A whole-message stream filling blocks 2..9: bytes before block 2
+	 * are skipped, the message ends in block 5. */
+	g_assert_cmpuint(fs_bodycache_reserve(c, 1, 2, 8), ==, 8);
+	/* Blocks already reserved cannot be reserved again. */
+	g_assert_cmpuint(fs_bodycache_reserve(c, 1, 2, 1), ==, 0);
+	g_assert_cmpuint(fs_bodycache_first_missing(c, 1, 0, 10), ==, 0);
+	st = fs_bodycache_stream_new(c, 1, 2, 9, 0);
+	fs_bodycache_stream_write(st, m->data, 3 * B);
+	/* Block 2 is readable before the stream ends. */
+	m->fail_next = 0;
+	g_assert_cmpint(rd(c, m, m->size, 2 * B, B, 0, buf, NULL), ==, B);
+	g_assert_true(memcmp(buf, m->data + 2 * B, B) == 0);
+	fs_bodycache_stream_write(st, m->data + 3 * B, m->size - 3 * B);
+	fs_bodycache_stream_finish(st, TRUE);
+	g_assert_cmpint(m->fetches, ==, 0);
+	g_assert_cmpint(rd(c, m, m->size, 5 * B, B, 0, buf, &eof), ==, 10);
+	g_assert_cmpuint(eof, ==, 5 * (uint64_t)B + 10);
+	g_assert_cmpint(m->fetches, ==, 0);
+	/* Blocks 0 and 1 were never filled: read on demand. */
+	g_assert_cmpint(rd(c, m, m->size, 0, B, 0, buf, NULL), ==, B);
+	g_assert_cmpint(m->fetches, ==, 1);
+
+	/* An incomplete stream releases what it did not fill. */
+	g_assert_cmpuint(fs_bodycache_reserve(c, 2, 0, 3), ==, 3);
+	st = fs_bodycache_stream_new(c, 2, 0, 2, 0);
+	fs_bodycache_stream_write(st, m->data, B + 5);
+	fs_bodycache_stream_finish(st, FALSE);
+	g_assert_cmpuint(fs_bodycache_first_missing(c, 2, 0, 3), ==, 1);
+	g_free(buf);
+	fs_bodycache_free(c);
+	fake_free(m);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -291,5 +337,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/bodycache/fetch-error", test_fetch_error);
 	g_test_add_func("/bodycache/concurrent", test_concurrent_single_fetch);
 	g_test_add_func("/bodycache/forget", test_forget);
+	g_test_add_func("/bodycache/stream", test_stream_skip_and_partial);
 	return g_test_run();
 }

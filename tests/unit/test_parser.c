@@ -896,6 +896,99 @@ static void test_in_literal(void)
 	imap_parser_free(p);
 }
 
+struct sink_log {
+	GString *data;
+	int starts;
+	char *last_key;
+	size_t nsib;
+	unsigned int depth;
+	uint64_t size;
+	gboolean accept;
+};
+
+static gboolean sink_start(void *ctx, const struct imap_arg *sib, size_t n,
+			   unsigned int depth, uint64_t size)
+{
+	struct sink_log *l = ctx;
+	const char *key = NULL;
+
+	l->starts++;
+	l->nsib = n;
+	l->depth = depth;
+	l->size = size;
+	g_free(l->last_key);
+	l->last_key = n > 0 && imap_arg_get_atom(&sib[n - 1], &key)
+			      ? g_strdup(key)
+			      : NULL;
+	return l->accept;
+}
+
+static void sink_data(void *ctx, const void *data, size_t len)
+{
+	struct sink_log *l = ctx;
+
+	g_string_append_len(l->data, data, len);
+}
+
+static void test_literal_sink(void)
+{
+	static const char input[] =
+		"* 3 FETCH (UID 7 BODY[]<0> {10}\r\n"
+		"0123456789 FLAGS (\\Seen))\r\n"
+		"* 4 FETCH (UID 8 BODY[]<0> {3}\r\nabc)\r\n";
+	int accept;
+
+	for (accept = 0; accept <= 1; accept++) {
+		struct imap_parser *p = imap_parser_new(NULL);
+		struct sink_log l = {
+			g_string_new(NULL), 0, NULL, 0, 0, 0, accept};
+		struct imap_literal_sink sink = {sink_start, sink_data, &l};
+		struct imap_response *r;
+		const struct imap_arg *items;
+		size_t i = 0, n, used;
+		int responses = 0;
+
+		imap_parser_set_literal_sink(p, &sink);
+		/* One byte at a time: the sink sees every byte once. */
+		while (i < strlen(input)) {
+			enum imap_parse_result res =
+				imap_parser_feed(p, input + i, 1, &used, NULL);
+
+			g_assert_cmpint(res, !=, IMAP_PARSE_ERROR);
+			i += used;
+			if (res != IMAP_PARSE_DONE)
+				continue;
+			r = imap_parser_take(p);
+			g_assert_true(
+				imap_arg_get_list(&r->args[0], &items, &n));
+			g_assert_cmpuint(n, ==, responses == 0 ? 6 : 4);
+			g_assert_true(items[3].type == IMAP_ARG_LITERAL);
+			g_assert_cmpint(items[3].streamed, ==, accept);
+			if (accept) {
+				g_assert_cmpuint(items[3].len, ==, 0);
+				g_assert_cmpuint(items[3].streamed_size, ==,
+						 responses == 0 ? 10 : 3);
+			} else {
+				g_assert_cmpstr(items[3].str, ==,
+						responses == 0 ? "0123456789"
+							       : "abc");
+			}
+			imap_response_free(r);
+			responses++;
+		}
+		g_assert_cmpint(responses, ==, 2);
+		g_assert_cmpint(l.starts, ==, 2);
+		g_assert_cmpstr(l.last_key, ==, "BODY[]<0>");
+		g_assert_cmpuint(l.nsib, ==, 3);
+		g_assert_cmpuint(l.depth, ==, 1);
+		g_assert_cmpuint(l.size, ==, 3);
+		g_assert_cmpstr(l.data->str, ==, accept ? "0123456789abc" : "");
+		g_string_free(l.data, TRUE);
+		g_free(l.last_key);
+		imap_parser_free(p);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -911,5 +1004,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/parser/accessors", test_accessors);
 	g_test_add_func("/parser/reset-after-error", test_reset_after_error);
 	g_test_add_func("/parser/in-literal", test_in_literal);
+	g_test_add_func("/parser/literal-sink", test_literal_sink);
 	return g_test_run();
 }
