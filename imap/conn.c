@@ -134,7 +134,9 @@ static void conn_trace_arg(GString *out, const struct imap_arg *arg)
 		break;
 	case IMAP_ARG_LITERAL:
 		/* Literal contents are message data: never logged. */
-		g_string_append_printf(out, "{%zu}", arg->len);
+		g_string_append_printf(out, "{%" G_GUINT64_FORMAT "}",
+				       arg->streamed ? arg->streamed_size
+						     : (guint64)arg->len);
 		break;
 	case IMAP_ARG_LIST:
 		g_string_append_c(out, '(');
