@@ -124,12 +124,9 @@ int main(int argc, char **argv)
 	fs.attr_timeout = opts.attr_timeout;
 	fs.entry_timeout = opts.attr_timeout;
 	fs.listing_ttl_us = (gint64)opts.listing_ttl * G_USEC_PER_SEC;
-	fs.max_readahead = 8 * 1024 * 1024;
-	/* A prefetch batch may use a quarter of the cache, so it cannot
-	 * push out what the reader has not consumed yet. */
-	fs.whole_fetch_max = MIN((uint64_t)opts.cache_mb * 1024 * 1024 / 2,
-				 32 * 1024 * 1024);
-	fs.prefetch_max_bytes =
+	/* A read-ahead window stays well inside the cache, so the blocks it
+	 * brings are not evicted before they are read. */
+	fs.max_readahead =
 		MIN((uint64_t)opts.cache_mb * 1024 * 1024 / 4, 8 * 1024 * 1024);
 	if (fs_ops_load_mailboxes(&fs, &err) != 0) {
 		main_fail("cannot list mailboxes", err);
@@ -168,13 +165,20 @@ int main(int argc, char **argv)
 		imapfs_log_setup(IMAPFS_LOG_WARNING, TRUE);
 
 	fs.notify = fs_notify_new(se);
-	fs_ops_start(&fs);
+	/* A prefetch batch may use a quarter of the cache, so it cannot
+	 * push out what the reader has not consumed yet; whole-message
+	 * fetches at most half. */
+	fs.prefetch = fs_prefetch_new(
+		fs.pool, fs.tree, fs.cache,
+		MIN((uint64_t)opts.cache_mb * 1024 * 1024 / 4, 8 * 1024 * 1024),
+		MIN((uint64_t)opts.cache_mb * 1024 * 1024 / 2,
+		    32 * 1024 * 1024));
 	loop_cfg = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_max_threads(loop_cfg, 16);
 	fuse_loop_cfg_set_idle_threads(loop_cfg, 8);
 	ret = fuse_session_loop_mt(se, loop_cfg) != 0 ? 1 : 0;
 	fuse_loop_cfg_destroy(loop_cfg);
-	fs_ops_stop(&fs);
+	fs_prefetch_free(fs.prefetch);
 	fs_notify_free(fs.notify);
 
 out_unmount:

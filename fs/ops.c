@@ -15,6 +15,7 @@
 #include "imap-error.h"
 #include "log.h"
 #include "namemap.h"
+#include "fetch.h"
 #include "ops.h"
 
 #define XATTR_FLAGS "user.imap.flags"
@@ -364,287 +365,10 @@ static void ops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_open(req, fi);
 }
 
-struct ops_fetch_ctx {
-	struct imapfs *fs;
-	const struct fs_entry *e;
-	uint64_t offset, length;
-	struct fs_bodycache_stream *stream;
-};
-
-static void ops_fetch_data(void *user_data, uint64_t offset, const void *data,
-			   size_t len)
-{
-	struct ops_fetch_ctx *c = user_data;
-
-	fs_bodycache_stream_write(c->stream, data, len);
-}
-
-static gboolean ops_fetch_body_fn(struct imap_session *s, void *user_data,
-				  GError **error)
-{
-	struct ops_fetch_ctx *c = user_data;
-
-	/* A retry on a fresh connection starts the bytes over. */
-	fs_bodycache_stream_restart(c->stream);
-	return imap_session_fetch_body(s, c->e->mailbox, c->e->uidvalidity,
-				       c->e->uid, c->offset, c->length,
-				       ops_fetch_data, c, NULL, error);
-}
-
-/* The cache's fetch callback: the bytes stream into the cache's blocks
- * as they arrive. @length 0 means the whole message. */
-static gboolean ops_fetch(void *user_data, uint64_t offset, uint64_t length,
-			  struct fs_bodycache_stream *stream, GError **error)
-{
-	struct ops_fetch_ctx *c = user_data;
-
-	if (c->e->gone) {
-		/* Expunged or its folder's UIDVALIDITY changed: what is
-		 * cached may be served, nothing may be fetched. */
-		g_set_error(error, IMAP_ERROR, IMAP_ERROR_STALE,
-			    "message UID %u of %s no longer exists", c->e->uid,
-			    c->e->mailbox);
-		return FALSE;
-	}
-	c->offset = offset;
-	c->length = length;
-	c->stream = stream;
-	return imap_pool_run(c->fs->pool, c->e->mailbox, ops_fetch_body_fn, c,
-			     error);
-}
-
-/* Prefetch: when a folder is read message after message in UID order,
- * the next messages' first bytes are fetched in one command on another
- * connection while the reader works, so a cold grep -r costs a stream,
- * not a round trip per file. Only the first PREFETCH_PER_MESSAGE bytes of
- * each message are taken, and only after a walk is seen, so a single cat
- * never pulls in a folder. */
-#define OPS_PREFETCH_PER_MESSAGE (2 * (uint64_t)FS_BODYCACHE_BLOCK)
-
-struct ops_prefetch_job {
-	char *mailbox;
-	uint32_t uidvalidity;
-	/* Either messages of a folder walk... */
-	GArray *items; /* struct fs_prefetch_item, or NULL */
-	/* ...or the next window of one message being read sequentially. */
-	uint64_t ino;
-	uint32_t uid;
-	uint64_t first, nblocks;
-	gboolean whole; /* fetch BODY.PEEK[] and keep blocks from first */
-};
-
-struct ops_reservation {
-	uint64_t ino;
-	uint64_t nblocks;
-	gboolean filled;
-};
-
-struct ops_prefetch_ctx {
-	struct imapfs *fs;
-	struct ops_prefetch_job *job;
-	GHashTable *reserved; /* uid -> struct ops_reservation * */
-	uint32_t *uids;
-	size_t nuids;
-};
-
-static void ops_prefetch_body(uint32_t uid, char *data, size_t len,
-			      void *user_data)
-{
-	struct ops_prefetch_ctx *c = user_data;
-	struct ops_reservation *r =
-		g_hash_table_lookup(c->reserved, GUINT_TO_POINTER(uid));
-
-	if (r == NULL || r->filled) {
-		g_free(data);
-		return;
-	}
-	r->filled = TRUE;
-	fs_bodycache_fill(c->fs->cache, r->ino, 0, r->nblocks, data, len, 0);
-}
-
-static gboolean ops_prefetch_fn(struct imap_session *s, void *user_data,
-				GError **error)
-{
-	struct ops_prefetch_ctx *c = user_data;
-
-	return imap_session_fetch_bodies(
-		s, c->job->mailbox, c->job->uidvalidity, c->uids, c->nuids,
-		OPS_PREFETCH_PER_MESSAGE, ops_prefetch_body, c, error);
-}
-
-static void ops_prefetch_job_free(struct ops_prefetch_job *job)
-{
-	g_free(job->mailbox);
-	if (job->items != NULL)
-		g_array_unref(job->items);
-	g_free(job);
-}
-
-/* The next window of a sequential read, fetched while the reader consumes
- * the current one, so a large cat streams instead of stopping at every
- * window's end. */
-static void ops_readahead_run(struct imapfs *fs, struct ops_prefetch_job *job)
-{
-	const uint64_t B = FS_BODYCACHE_BLOCK;
-	struct fs_entry e = {0};
-	struct ops_fetch_ctx ctx = {fs, &e, 0, 0, NULL};
-	struct fs_bodycache_stream *st;
-	GError *err = NULL;
-	gboolean ok;
-	uint64_t n;
-
-	n = fs_bodycache_reserve(fs->cache, job->ino, job->first, job->nblocks);
-	if (n == 0)
-		return;
-	e.mailbox = job->mailbox;
-	e.uidvalidity = job->uidvalidity;
-	e.uid = job->uid;
-	/* A whole-message job asks for BODY.PEEK[] from 0; the stream skips
-	 * to the blocks it reserved. */
-	st = fs_bodycache_stream_new(fs->cache, job->ino, job->first,
-				     job->first + n - 1,
-				     job->whole ? 0 : job->first * B);
-	ok = ops_fetch(&ctx, job->whole ? 0 : job->first * B,
-		       job->whole ? 0 : n * B, st, &err);
-	/* A whole fetch may end before the last reserved block only at the
-	 * message's end, so it is complete either way. */
-	fs_bodycache_stream_finish(st, ok);
-	if (!ok) {
-		imapfs_info("read-ahead in %s failed: %s", job->mailbox,
-			    err->message);
-		g_error_free(err);
-	}
-}
-
-static void ops_prefetch_run(gpointer data, gpointer user_data)
-{
-	struct ops_prefetch_job *job = data;
-	struct ops_prefetch_ctx c = {user_data, job, NULL, NULL, 0};
-	GHashTableIter it;
-	gpointer v;
-	GError *err = NULL;
-	guint i;
-
-	if (job->items == NULL) {
-		ops_readahead_run(c.fs, job);
-		ops_prefetch_job_free(job);
-		return;
-	}
-	c.reserved = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
-					   g_free);
-	c.uids = g_new(uint32_t, job->items->len);
-	for (i = 0; i < job->items->len; i++) {
-		const struct fs_prefetch_item *item =
-			&g_array_index(job->items, struct fs_prefetch_item, i);
-		uint64_t want =
-			MIN(MAX(item->size, 1), OPS_PREFETCH_PER_MESSAGE);
-		struct ops_reservation *r = g_new0(struct ops_reservation, 1);
-
-		r->ino = item->ino;
-		r->nblocks =
-			(want + FS_BODYCACHE_BLOCK - 1) / FS_BODYCACHE_BLOCK;
-		/* Already cached or being read: leave it alone. */
-		r->nblocks = fs_bodycache_reserve(c.fs->cache, r->ino, 0,
-						  r->nblocks);
-		if (r->nblocks == 0) {
-			g_free(r);
-			continue;
-		}
-		g_hash_table_insert(c.reserved, GUINT_TO_POINTER(item->uid), r);
-		c.uids[c.nuids++] = item->uid;
-	}
-	if (c.nuids > 0 && !imap_pool_run(c.fs->pool, job->mailbox,
-					  ops_prefetch_fn, &c, &err)) {
-		imapfs_info("prefetch in %s failed: %s", job->mailbox,
-			    err->message);
-		g_error_free(err);
-	}
-	/* Whatever did not arrive is released to on-demand reads. */
-	g_hash_table_iter_init(&it, c.reserved);
-	while (g_hash_table_iter_next(&it, NULL, &v)) {
-		struct ops_reservation *r = v;
-
-		if (!r->filled)
-			fs_bodycache_abandon(c.fs->cache, r->ino, 0,
-					     r->nblocks);
-	}
-	g_hash_table_destroy(c.reserved);
-	g_free(c.uids);
-	ops_prefetch_job_free(job);
-}
-
-static void ops_maybe_prefetch(struct imapfs *fs, uint64_t ino)
-{
-	struct ops_prefetch_job *job;
-
-	if (fs->prefetch == NULL)
-		return;
-	job = g_new0(struct ops_prefetch_job, 1);
-	job->items = g_array_new(FALSE, FALSE, sizeof(struct fs_prefetch_item));
-	if (!fs_tree_prefetch_plan(fs->tree, ino, fs->prefetch_max_bytes,
-				   OPS_PREFETCH_PER_MESSAGE, job->items,
-				   &job->mailbox, &job->uidvalidity)) {
-		ops_prefetch_job_free(job);
-		return;
-	}
-	g_thread_pool_push(fs->prefetch, job, NULL);
-}
-
-/* After a sequential read at @end with window @window: if part of the
- * next window is not cached or coming, fetch it in the background. */
-static void ops_maybe_readahead(struct imapfs *fs, uint64_t ino,
-				const struct fs_entry *e, uint64_t end,
-				uint64_t window)
-{
-	const uint64_t B = FS_BODYCACHE_BLOCK;
-	uint64_t first = end / B, last, missing;
-	struct ops_prefetch_job *job;
-
-	if (fs->prefetch == NULL || window < 2 * B || e->gone)
-		return;
-	/* Up to the claimed end; the caller saw none before @end. */
-	last = MIN((end + window - 1) / B, (uint64_t)e->st.st_size / B);
-	if (last < first)
-		return;
-	missing = fs_bodycache_first_missing(fs->cache, ino, first,
-					     last - first + 1);
-	if (missing == G_MAXUINT64)
-		return;
-	job = g_new0(struct ops_prefetch_job, 1);
-	job->mailbox = g_strdup(e->mailbox);
-	job->uidvalidity = e->uidvalidity;
-	job->uid = e->uid;
-	job->ino = ino;
-	job->first = missing;
-	job->nblocks = MAX(window / B, 1);
-	/* A message that fits comfortably in the cache and is being read
-	 * through is taken in one piece: servers stream BODY.PEEK[] faster
-	 * than the same bytes in partial fetches (Dovecot: 1.6x). Larger
-	 * ones stay in windows, so memory stays bounded by the cache. */
-	if ((uint64_t)e->st.st_size <= fs->whole_fetch_max && window >= 4 * B) {
-		job->whole = TRUE;
-		job->nblocks = (uint64_t)e->st.st_size / B + 1 - missing;
-	}
-	g_thread_pool_push(fs->prefetch, job, NULL);
-}
-
-void fs_ops_start(struct imapfs *fs)
-{
-	/* Two workers: one batch streams while the next is requested. */
-	fs->prefetch = g_thread_pool_new(ops_prefetch_run, fs, 2, FALSE, NULL);
-}
-
-void fs_ops_stop(struct imapfs *fs)
-{
-	if (fs->prefetch != NULL)
-		g_thread_pool_free(fs->prefetch, TRUE, TRUE);
-	fs->prefetch = NULL;
-}
-
 /* Reads on from @from until the message's real end shows; returns it, or
  * G_MAXUINT64 if a fetch failed (the caller then keeps the claim). */
 static uint64_t ops_find_end(struct imapfs *fs, uint64_t ino, uint64_t from,
-			     struct ops_fetch_ctx *ctx)
+			     struct fs_fetch *fetch)
 {
 	char *scratch = g_malloc(FS_BODYCACHE_BLOCK);
 	uint64_t pos = from, end = G_MAXUINT64;
@@ -654,9 +378,10 @@ static uint64_t ops_find_end(struct imapfs *fs, uint64_t ino, uint64_t from,
 	for (i = 0; i < 65536; i++) {
 		uint64_t eof = G_MAXUINT64;
 		GError *err = NULL;
-		gssize r = fs_bodycache_read(
-			fs->cache, ino, G_MAXUINT64, pos, FS_BODYCACHE_BLOCK,
-			1024 * 1024, scratch, &eof, ops_fetch, ctx, &err);
+		gssize r = fs_bodycache_read(fs->cache, ino, G_MAXUINT64, pos,
+					     FS_BODYCACHE_BLOCK, 1024 * 1024,
+					     scratch, &eof, fs_fetch_into_cache,
+					     fetch, &err);
 
 		if (r < 0) {
 			g_error_free(err);
@@ -680,7 +405,7 @@ static void ops_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
 	struct imapfs *fs = ops_fs(req);
-	struct ops_fetch_ctx ctx = {fs, NULL, 0, 0, NULL};
+	struct fs_fetch fetch = {.pool = fs->pool};
 	uint64_t readahead = 0, eof = G_MAXUINT64, claimed;
 	struct fs_entry e;
 	GError *err = NULL;
@@ -698,13 +423,16 @@ static void ops_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		ops_reply_err(req, r);
 		return;
 	}
-	ctx.e = &e;
+	fetch.mailbox = e.mailbox;
+	fetch.uidvalidity = e.uidvalidity;
+	fetch.uid = e.uid;
+	fetch.gone = e.gone;
 	if (off == 0 && !e.gone)
-		ops_maybe_prefetch(fs, ino);
+		fs_prefetch_folder_walk(fs->prefetch, ino);
 	buf = g_malloc(size);
 	n = fs_bodycache_read(fs->cache, ino, (uint64_t)e.st.st_size,
 			      (uint64_t)off, size, readahead, buf, &eof,
-			      ops_fetch, &ctx, &err);
+			      fs_fetch_into_cache, &fetch, &err);
 	if (n < 0) {
 		if (!g_error_matches(err, IMAP_ERROR, IMAP_ERROR_STALE))
 			imapfs_warning("read of %s UID %u failed: %s",
@@ -714,15 +442,15 @@ static void ops_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		goto out;
 	}
 	if (readahead > 0 && (size_t)n == size && eof == G_MAXUINT64)
-		ops_maybe_readahead(fs, ino, &e, (uint64_t)off + size,
-				    readahead);
+		fs_prefetch_window(fs->prefetch, ino, &e, (uint64_t)off + size,
+				   readahead);
 	claimed = (uint64_t)e.st.st_size;
 	/* The read reached the size the server claimed without finding the
 	 * end there: the message may be longer (RFC822.SIZE is only a
 	 * SHOULD). Find out now, before replying. */
 	if (eof == G_MAXUINT64 && !e.size_verified &&
 	    (uint64_t)off + size >= claimed)
-		eof = ops_find_end(fs, ino, claimed, &ctx);
+		eof = ops_find_end(fs, ino, claimed, &fetch);
 	if (eof == G_MAXUINT64 || e.size_verified) {
 		fuse_reply_buf(req, buf, (size_t)n);
 	} else if (eof > claimed) {

@@ -13,6 +13,7 @@
 
 #include "bodycache.h"
 #include "notify.h"
+#include "prefetch.h"
 #include "pool.h"
 #include "tree.h"
 
@@ -31,13 +32,8 @@ struct imapfs {
 	gint64 listing_ttl_us;
 	/* Largest read-ahead for sequential reads (bytes). */
 	uint64_t max_readahead;
-	/* Prefetch of the next messages of a folder walked in order;
-	 * NULL disables it. The pool is internally locked. */
-	GThreadPool *prefetch;
-	uint64_t prefetch_max_bytes;
-	/* Messages up to this size that are read sequentially are fetched
-	 * whole rather than in windows. */
-	uint64_t whole_fetch_max;
+	/* Background prefetch (NULL: none). */
+	struct fs_prefetch *prefetch;
 	/* Written once by the FUSE init callback, before any other request:
 	 * the kernel supports opens that never reach the daemon. */
 	gboolean zero_message_open;
@@ -45,13 +41,6 @@ struct imapfs {
 
 /* The operations table (static, never NULL). */
 const struct fuse_lowlevel_ops *fs_ops_get(void);
-
-/* Starts the prefetch workers (call before serving). */
-void fs_ops_start(struct imapfs *fs);
-
-/* Stops the prefetch workers: queued jobs are dropped, running ones
- * finish (bounded by the IMAP timeout). Call after the FUSE loop ended. */
-void fs_ops_stop(struct imapfs *fs);
 
 /* Loads the mailbox list into the tree (used at mount, before serving).
  * Returns 0 or a negative errno, with the IMAP error in @error. */

@@ -586,6 +586,33 @@ static gboolean session_body_key(const char *key, gboolean *has_origin_r,
 	return TRUE;
 }
 
+/* Finds the BODY[] item of a FETCH response: returns its value (NULL if
+ * @resp is not a FETCH or has none) and the UID (0 if absent). */
+static struct imap_arg *session_fetch_body_item(struct imap_response *resp,
+						uint32_t *uid_r,
+						gboolean *has_origin_r,
+						uint64_t *origin_r)
+{
+	struct imap_arg *items, *body = NULL;
+	size_t n, i;
+
+	if (resp->keyword == NULL || strcmp(resp->keyword, "FETCH") != 0 ||
+	    resp->count != 1 || resp->args[0].type != IMAP_ARG_LIST)
+		return NULL;
+	items = resp->args[0].list;
+	n = resp->args[0].count;
+	for (i = 0; i + 1 < n; i += 2) {
+		const char *key;
+
+		if (imap_arg_atom_equals(&items[i], "UID"))
+			imap_arg_get_uint32(&items[i + 1], uid_r);
+		else if (imap_arg_get_atom(&items[i], &key) &&
+			 session_body_key(key, has_origin_r, origin_r))
+			body = &items[i + 1];
+	}
+	return body;
+}
+
 /* Decides, from the key before a body literal, which of its bytes are
  * wanted: returns FALSE if the reply does not match the request. */
 static gboolean session_body_plan(struct session_body_ctx *ctx,
@@ -663,27 +690,12 @@ static void session_body_data(void *c, const void *data, size_t len)
 static void session_body_cb(struct imap_response *resp, void *user_data)
 {
 	struct session_body_ctx *ctx = user_data;
-	struct imap_arg *items;
-	size_t n, i;
 	uint32_t uid = 0;
-	struct imap_arg *body = NULL;
+	struct imap_arg *body;
 	gboolean has_origin = FALSE;
 	uint64_t origin = 0, skip, want;
 
-	if (resp->keyword == NULL || strcmp(resp->keyword, "FETCH") != 0 ||
-	    resp->count != 1 || resp->args[0].type != IMAP_ARG_LIST)
-		return;
-	items = resp->args[0].list;
-	n = resp->args[0].count;
-	for (i = 0; i + 1 < n; i += 2) {
-		const char *key;
-
-		if (imap_arg_atom_equals(&items[i], "UID"))
-			imap_arg_get_uint32(&items[i + 1], &uid);
-		else if (imap_arg_get_atom(&items[i], &key) &&
-			 session_body_key(key, &has_origin, &origin))
-			body = &items[i + 1];
-	}
+	body = session_fetch_body_item(resp, &uid, &has_origin, &origin);
 	/* Other messages' FETCHes (flag updates) are not ours. */
 	if (uid != ctx->uid || body == NULL || ctx->found)
 		return;
@@ -776,27 +788,14 @@ struct session_bodies_ctx {
 static void session_bodies_cb(struct imap_response *resp, void *user_data)
 {
 	struct session_bodies_ctx *ctx = user_data;
-	struct imap_arg *items, *body = NULL;
-	size_t n, i, len;
+	struct imap_arg *body;
+	size_t len;
 	uint32_t uid = 0;
 	gboolean has_origin = FALSE;
 	uint64_t origin = 0;
 	char *data;
 
-	if (resp->keyword == NULL || strcmp(resp->keyword, "FETCH") != 0 ||
-	    resp->count != 1 || resp->args[0].type != IMAP_ARG_LIST)
-		return;
-	items = resp->args[0].list;
-	n = resp->args[0].count;
-	for (i = 0; i + 1 < n; i += 2) {
-		const char *key;
-
-		if (imap_arg_atom_equals(&items[i], "UID"))
-			imap_arg_get_uint32(&items[i + 1], &uid);
-		else if (imap_arg_get_atom(&items[i], &key) &&
-			 session_body_key(key, &has_origin, &origin))
-			body = &items[i + 1];
-	}
+	body = session_fetch_body_item(resp, &uid, &has_origin, &origin);
 	if (uid == 0 || body == NULL ||
 	    (body->type != IMAP_ARG_STRING && body->type != IMAP_ARG_LITERAL))
 		return;
