@@ -120,7 +120,6 @@ int main(int argc, char **argv)
 	fs.pool = imap_pool_new(&account, opts.connections, first);
 	fs.tree = fs_tree_new(getuid(), getgid(), 0400, 0500);
 	fs.cache = fs_bodycache_new((uint64_t)opts.cache_mb * 1024 * 1024);
-	fs.read_only = TRUE;
 	fs.attr_timeout = opts.attr_timeout;
 	fs.entry_timeout = opts.attr_timeout;
 	fs.listing_ttl_us = (gint64)opts.listing_ttl * G_USEC_PER_SEC;

@@ -23,7 +23,6 @@ struct imapfs {
 	struct fs_tree *tree;
 	struct fs_bodycache *cache;
 	struct fs_notify *notify;
-	gboolean read_only;
 	/* Seconds the kernel may cache attributes and names. */
 	double attr_timeout;
 	double entry_timeout;

@@ -18,7 +18,7 @@ struct fs_options {
 	char *password_command;
 	char *password_file;
 	char *cafile;
-	int read_only;
+	int read_only; /* -o ro (this release mounts read-only anyway) */
 	unsigned int connections; /* >= 1 */
 	unsigned int cache_mb;
 	unsigned int timeout_s;	  /* bound on every wait for the server */
