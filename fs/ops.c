@@ -171,6 +171,30 @@ static void ops_reply_err(fuse_req_t req, int neg_errno)
 
 /* Lookup, attributes, directories */
 
+static uint64_t ops_find_end(struct imapfs *fs, uint64_t ino, uint64_t from,
+			     struct fs_fetch *fetch);
+
+/* A message the server says is empty is measured before its size is
+ * reported: with st_size 0 the kernel would never ask to read it. */
+static void ops_measure_unknown_size(struct imapfs *fs, struct fs_entry *e)
+{
+	struct fs_fetch fetch = {.pool = fs->pool,
+				 .mailbox = e->mailbox,
+				 .uidvalidity = e->uidvalidity,
+				 .uid = e->uid};
+	uint64_t end;
+
+	if (!e->size_unknown)
+		return;
+	end = ops_find_end(fs, e->ino, 0, &fetch);
+	if (end == G_MAXUINT64)
+		return; /* keep 0; a later lookup tries again */
+	fs_tree_set_size(fs->tree, e->ino, end);
+	e->st.st_size = (off_t)end;
+	e->st.st_blocks = (blkcnt_t)MAX((end + 511) / 512, 1);
+	e->size_unknown = FALSE;
+}
+
 static void ops_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct imapfs *fs = ops_fs(req);
@@ -205,6 +229,7 @@ static void ops_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		ops_reply_err(req, r);
 		return;
 	}
+	ops_measure_unknown_size(fs, &e);
 	ops_fill_param(fs, &e, &p);
 	fs_entry_clear(&e);
 	if (fuse_reply_entry(req, &p) != 0)
@@ -239,6 +264,7 @@ static void ops_getattr(fuse_req_t req, fuse_ino_t ino,
 		ops_reply_err(req, r);
 		return;
 	}
+	ops_measure_unknown_size(fs, &e);
 	fuse_reply_attr(req, &e.st, fs->attr_timeout);
 	fs_entry_clear(&e);
 }
@@ -288,7 +314,7 @@ static void ops_readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size,
 		if (plus) {
 			struct fuse_entry_param p;
 
-			if (dot || e->bad_size) {
+			if (dot || e->bad_size || e->size_unknown) {
 				/* No lookup reference for . and .., nor
 				 * for an entry whose lookup fails. */
 				memset(&p, 0, sizeof(p));
@@ -305,7 +331,7 @@ static void ops_readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size,
 		}
 		if (n > size - used)
 			break;
-		if (plus && !dot && !e->bad_size)
+		if (plus && !dot && !e->bad_size && !e->size_unknown)
 			fs_tree_ref(fs->tree, e->ino);
 		used += n;
 	}

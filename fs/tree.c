@@ -195,6 +195,7 @@ static void tree_fill_entry(struct fs_tree *tree, struct tree_node *n,
 		e->flags = g_strdup(n->flags);
 		e->size_verified = n->size_verified;
 		e->bad_size = n->size > TREE_MAX_SIZE;
+		e->size_unknown = n->size == 0 && !n->size_verified;
 		e->st.st_mode = S_IFREG | tree->file_mode;
 		e->st.st_nlink = 1;
 		e->st.st_size = (off_t)n->size;

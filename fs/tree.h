@@ -41,7 +41,11 @@ struct fs_entry {
 	gboolean gone;		/* only from fs_tree_get_for_read() */
 	gboolean size_verified; /* messages: st_size was proven by a read */
 	gboolean bad_size;	/* messages: the claimed size is implausible */
-	char *flags;		/* messages: space-separated flags */
+	/* messages: the server claimed size 0, which is never true of a
+	 * message (and would keep the kernel from ever reading it): the
+	 * size must be measured before it is reported. */
+	gboolean size_unknown;
+	char *flags; /* messages: space-separated flags */
 };
 
 /* Frees the strings of @entry (not @entry itself). */

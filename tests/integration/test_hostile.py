@@ -476,15 +476,13 @@ def test_absurd_rfc822_size(fake, listing, uid):
     assert_alive(fake)
 
 
-@pytest.mark.xfail(reason="imapfs limitation: with st_size 0 the kernel "
-                   "never sends a read, so the wrong size is never found "
-                   "out (RFC822.SIZE 0 could be treated as unknown)",
-                   strict=False)
 def test_zero_rfc822_size(fake, listing):
     """RFC822.SIZE 0 for a non-empty message: the file must not read as
     empty (it would stay empty forever: the kernel never asks for data
-    beyond st_size, so imapfs never learns the real end)."""
+    beyond st_size), so imapfs measures such a message before it reports
+    its size."""
     path = fake.path(23)
+    assert os.stat(path).st_size == len(fake.body(23))
     data, exc, _ = bounded(fake, lambda: read_file(path))
     assert exc is None, repr(exc)
     assert data == fake.body(23), \
