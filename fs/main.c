@@ -164,6 +164,9 @@ int main(int argc, char **argv)
 		imapfs_log_setup(IMAPFS_LOG_WARNING, TRUE);
 
 	fs.notify = fs_notify_new(se);
+	/* Reads and prefetch run side by side from the start: have three
+	 * connections ready rather than logging in on first use. */
+	imap_pool_prestart(fs.pool, 3);
 	/* A prefetch batch may use a quarter of the cache, so it cannot
 	 * push out what the reader has not consumed yet; whole-message
 	 * fetches at most half. */

@@ -16,9 +16,9 @@ struct fs_prefetch {
 	GThreadPool *workers;
 };
 
-/* A folder walk takes only the first PREFETCH_PER_MESSAGE bytes of each
- * message, and only after a walk is seen, so a single cat never pulls in
- * a folder. */
+/* A folder walk prefetches only messages of at most PREFETCH_PER_MESSAGE
+ * bytes (whole), and only after a walk is seen, so a single cat never
+ * pulls in a folder. */
 #define PREFETCH_PER_MESSAGE (2 * (uint64_t)FS_BODYCACHE_BLOCK)
 
 struct prefetch_job {
@@ -67,9 +67,12 @@ static gboolean prefetch_batch_fn(struct imap_session *s, void *user_data,
 {
 	struct prefetch_batch *c = user_data;
 
-	return imap_session_fetch_bodies(
-		s, c->job->mailbox, c->job->uidvalidity, c->uids, c->nuids,
-		PREFETCH_PER_MESSAGE, prefetch_batch_body, c, error);
+	/* Whole messages: the plan only holds ones that fit the
+	 * reservation, and prefetch_batch_body keeps no more than that. */
+	return imap_session_fetch_bodies(s, c->job->mailbox,
+					 c->job->uidvalidity, c->uids,
+					 c->nuids, 0, prefetch_batch_body, c,
+					 error);
 }
 
 static void prefetch_job_free(struct prefetch_job *job)

@@ -3,9 +3,9 @@
  * Two patterns are recognised and served in the background, on pooled
  * connections other than the reader's, by two worker threads:
  *  - a folder walked message after message in UID order (grep -r,
- *    cat *.eml, a file manager's preview pass): the next messages' first
- *    256 KiB come in batches of one UID FETCH each (16 doubling to 256
- *    messages, bounded in bytes);
+ *    cat *.eml, a file manager's preview pass): the next messages of up to
+ *    256 KiB come whole in batches of one UID FETCH each (16 doubling to
+ *    512 messages, bounded in bytes);
  *  - a message read sequentially: the next window is fetched while the
  *    reader consumes the current one, and a message up to the whole-fetch
  *    bound is taken in one BODY.PEEK[] (servers stream that faster).

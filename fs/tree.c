@@ -620,7 +620,7 @@ gboolean fs_tree_prefetch_plan(struct fs_tree *tree, uint64_t ino,
 	 * of it is consumed, then ask for one twice as large. */
 	if (dir->prefetch_window != 0 && next - pos > dir->prefetch_window / 2)
 		goto out;
-	window = dir->prefetch_window != 0 ? MIN(dir->prefetch_window * 2, 256u)
+	window = dir->prefetch_window != 0 ? MIN(dir->prefetch_window * 2, 512u)
 					   : 16;
 	dir->prefetch_window = window;
 	for (; next < dir->uids->len && items->len < window; next++) {
@@ -631,6 +631,13 @@ gboolean fs_tree_prefetch_plan(struct fs_tree *tree, uint64_t ino,
 
 		if (m == NULL || bytes >= max_bytes)
 			break;
+		/* Only small messages come in batches (whole, which is what
+		 * the reader wants and what servers serve fastest); a big
+		 * one is left to on-demand reads and their read-ahead. */
+		if (m->size > per_message || m->gone) {
+			dir->prefetch_mark = uid;
+			continue;
+		}
 		it.ino = m->ino;
 		it.uid = uid;
 		it.size = m->size;
@@ -638,6 +645,8 @@ gboolean fs_tree_prefetch_plan(struct fs_tree *tree, uint64_t ino,
 		g_array_append_val(items, it);
 		dir->prefetch_mark = uid;
 	}
+	/* What was planned (the byte bound may have cut the window). */
+	dir->prefetch_window = MAX(items->len, 1u);
 	if (items->len > 0) {
 		*mailbox_r = g_strdup(dir->mailbox);
 		*uidvalidity_r = dir->uidvalidity;

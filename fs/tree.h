@@ -98,10 +98,11 @@ struct fs_prefetch_item {
 /* Called on a read at offset 0 of message @ino. Tracks whether reads in its
  * folder walk forward through the UIDs (grep -r, cat *.eml, a file
  * manager's preview pass); once they do, and when fewer than half of the
- * messages planned so far remain ahead of the reader, appends the next
- * messages (a window that doubles from 16 to 256, bounded by @max_bytes
- * counting at most @per_message bytes each) to @items and returns TRUE
- * with the folder's *mailbox_r (caller frees) and *uidvalidity_r. */
+ * messages planned last time remain ahead of the reader, appends the next
+ * messages of at most @per_message bytes (larger ones are skipped: reads
+ * and their read-ahead handle them) to @items -- a batch that doubles from
+ * 16 to 512 messages, bounded by @max_bytes -- and returns TRUE with the
+ * folder's *mailbox_r (caller frees) and *uidvalidity_r. */
 gboolean fs_tree_prefetch_plan(struct fs_tree *tree, uint64_t ino,
 			       uint64_t max_bytes, uint64_t per_message,
 			       GArray *items, char **mailbox_r,

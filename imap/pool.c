@@ -17,6 +17,9 @@ struct imap_pool {
 	/* Sessions that exist, borrowed or idle, plus opens under way
 	 * (protected by lock). */
 	unsigned int count;
+	/* imap_pool_prestart()'s thread, joined by imap_pool_free(). */
+	GThread *prestart;
+	unsigned int prestart_n;
 };
 
 struct imap_pool *imap_pool_new(const struct imap_account *account,
@@ -36,12 +39,49 @@ struct imap_pool *imap_pool_new(const struct imap_account *account,
 	return pool;
 }
 
+static gpointer pool_prestart_thread(gpointer data)
+{
+	struct imap_pool *pool = data;
+	struct imap_session *s;
+
+	for (;;) {
+		g_mutex_lock(&pool->lock);
+		if (pool->count >= MIN(pool->prestart_n, pool->size)) {
+			g_mutex_unlock(&pool->lock);
+			break;
+		}
+		pool->count++;
+		g_mutex_unlock(&pool->lock);
+		s = imap_session_open(pool->account, NULL);
+		g_mutex_lock(&pool->lock);
+		if (s != NULL)
+			g_ptr_array_add(pool->idle, s);
+		else
+			pool->count--;
+		g_cond_signal(&pool->cond);
+		g_mutex_unlock(&pool->lock);
+		if (s == NULL)
+			break;
+	}
+	return NULL;
+}
+
+void imap_pool_prestart(struct imap_pool *pool, unsigned int n)
+{
+	g_return_if_fail(pool->prestart == NULL);
+	pool->prestart_n = n;
+	pool->prestart =
+		g_thread_new("imapfs-prestart", pool_prestart_thread, pool);
+}
+
 void imap_pool_free(struct imap_pool *pool)
 {
 	guint i;
 
 	if (pool == NULL)
 		return;
+	if (pool->prestart != NULL)
+		g_thread_join(pool->prestart);
 	for (i = 0; i < pool->idle->len; i++)
 		imap_session_free(pool->idle->pdata[i]);
 	g_ptr_array_free(pool->idle, TRUE);

@@ -804,7 +804,7 @@ static void session_bodies_cb(struct imap_response *resp, void *user_data)
 	if (has_origin && origin != 0)
 		return;
 	data = imap_arg_steal(body, &len);
-	if (len > ctx->max_len)
+	if (ctx->max_len > 0 && len > ctx->max_len)
 		len = (size_t)ctx->max_len;
 	ctx->fn(uid, data, len, ctx->user_data);
 }
@@ -842,8 +842,12 @@ gboolean imap_session_fetch_bodies(struct imap_session *session,
 	}
 	cmd = imap_cmd_new("UID FETCH");
 	imap_cmd_add_atom(cmd, set->str);
-	item = g_strdup_printf("(UID BODY.PEEK[]<0.%" G_GUINT64_FORMAT ">)",
-			       max_len);
+	if (max_len == 0)
+		item = g_strdup("(UID BODY.PEEK[])");
+	else
+		item = g_strdup_printf("(UID BODY.PEEK[]<0.%" G_GUINT64_FORMAT
+				       ">)",
+				       max_len);
 	imap_cmd_add_atom(cmd, item);
 	g_free(item);
 	g_string_free(set, TRUE);

@@ -131,8 +131,9 @@ gboolean imap_session_fetch_body(struct imap_session *session,
  * command (UID FETCH uid,uid,... (UID BODY.PEEK[]<0.max_len>)), calling
  * @fn as each message's reply arrives with a g_malloc'd buffer the
  * callback takes over. Messages the server does not return are simply not
- * reported. Fails with IMAP_ERROR_STALE if UIDVALIDITY is not
- * @uidvalidity. At most 1,000 UIDs per call. */
+ * reported. @max_len 0 fetches whole messages (BODY.PEEK[], which servers
+ * stream faster than partial fetches). Fails with IMAP_ERROR_STALE if
+ * UIDVALIDITY is not @uidvalidity. At most 1,000 UIDs per call. */
 typedef void imap_body_fn(uint32_t uid, char *data, size_t len,
 			  void *user_data);
 gboolean imap_session_fetch_bodies(struct imap_session *session,

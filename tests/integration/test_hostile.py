@@ -496,8 +496,10 @@ _ALLOWED = {"CAPABILITY", "AUTHENTICATE", "LOGIN", "NAMESPACE", "LIST",
             "EXAMINE", "UID FETCH", "NOOP", "LOGOUT", "ENABLE", "ID",
             "GETQUOTAROOT", "STATUS"}
 _TAG_RE = re.compile(r"^[A-Za-z0-9.]+$")
+# Partial fetches of a block range, or whole messages (prefetch batches
+# and sequential reads of messages that fit the cache).
 _BODY_FETCH_RE = re.compile(r"^\S+ UID FETCH [0-9:,]+ \(UID BODY\.PEEK\[\]"
-                            r"<\d+\.\d+>\)$")
+                            r"(<\d+\.\d+>)?\)$")
 _META_FETCH_RE = re.compile(r"^\S+ UID FETCH \d+:(\d+|\*) \(UID RFC822\.SIZE "
                             r"INTERNALDATE FLAGS\)$")
 
