@@ -131,6 +131,9 @@ int main(int argc, char **argv)
 		main_fail("cannot list mailboxes", err);
 		goto out_fs;
 	}
+	/* Reads and prefetch run side by side: log in a few connections now,
+	 * while the mount is set up, rather than on the first read. */
+	imap_pool_open_more(fs.pool, MIN(opts.connections, 3u));
 
 	/* A ':' in fsname makes df and gnulib treat the mount as remote.
 	 * This release is read-only, so the kernel mount is too. A comma
@@ -164,9 +167,6 @@ int main(int argc, char **argv)
 		imapfs_log_setup(IMAPFS_LOG_WARNING, TRUE);
 
 	fs.notify = fs_notify_new(se);
-	/* Reads and prefetch run side by side from the start: have three
-	 * connections ready rather than logging in on first use. */
-	imap_pool_prestart(fs.pool, 3);
 	/* A prefetch batch may use a quarter of the cache, so it cannot
 	 * push out what the reader has not consumed yet; whole-message
 	 * fetches at most half. */

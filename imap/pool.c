@@ -17,9 +17,6 @@ struct imap_pool {
 	/* Sessions that exist, borrowed or idle, plus opens under way
 	 * (protected by lock). */
 	unsigned int count;
-	/* imap_pool_prestart()'s thread, joined by imap_pool_free(). */
-	GThread *prestart;
-	unsigned int prestart_n;
 };
 
 struct imap_pool *imap_pool_new(const struct imap_account *account,
@@ -39,16 +36,15 @@ struct imap_pool *imap_pool_new(const struct imap_account *account,
 	return pool;
 }
 
-static gpointer pool_prestart_thread(gpointer data)
+void imap_pool_open_more(struct imap_pool *pool, unsigned int n)
 {
-	struct imap_pool *pool = data;
 	struct imap_session *s;
 
 	for (;;) {
 		g_mutex_lock(&pool->lock);
-		if (pool->count >= MIN(pool->prestart_n, pool->size)) {
+		if (pool->count >= MIN(n, pool->size)) {
 			g_mutex_unlock(&pool->lock);
-			break;
+			return;
 		}
 		pool->count++;
 		g_mutex_unlock(&pool->lock);
@@ -61,17 +57,8 @@ static gpointer pool_prestart_thread(gpointer data)
 		g_cond_signal(&pool->cond);
 		g_mutex_unlock(&pool->lock);
 		if (s == NULL)
-			break;
+			return;
 	}
-	return NULL;
-}
-
-void imap_pool_prestart(struct imap_pool *pool, unsigned int n)
-{
-	g_return_if_fail(pool->prestart == NULL);
-	pool->prestart_n = n;
-	pool->prestart =
-		g_thread_new("imapfs-prestart", pool_prestart_thread, pool);
 }
 
 void imap_pool_free(struct imap_pool *pool)
@@ -80,8 +67,6 @@ void imap_pool_free(struct imap_pool *pool)
 
 	if (pool == NULL)
 		return;
-	if (pool->prestart != NULL)
-		g_thread_join(pool->prestart);
 	for (i = 0; i < pool->idle->len; i++)
 		imap_session_free(pool->idle->pdata[i]);
 	g_ptr_array_free(pool->idle, TRUE);

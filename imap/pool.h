@@ -26,11 +26,11 @@ struct imap_pool;
 struct imap_pool *imap_pool_new(const struct imap_account *account,
 				unsigned int size, struct imap_session *first);
 
-/* Opens sessions in a background thread until @n exist (bounded by the
- * pool size), so that the first parallel requests -- a prefetch next to a
- * read -- need not wait for a TLS handshake and a login. Failures are
- * ignored (sessions are opened on demand anyway). At most once per pool. */
-void imap_pool_prestart(struct imap_pool *pool, unsigned int n);
+/* Opens sessions until @n exist (bounded by the pool size), so that the
+ * first parallel requests -- a prefetch next to a read -- need not wait
+ * for a TLS handshake and a login. Stops at the first failure (sessions
+ * are opened on demand anyway); blocks for the logins. */
+void imap_pool_open_more(struct imap_pool *pool, unsigned int n);
 
 /* Logs out and frees every idle session; sessions still borrowed are
  * aborted. NULL is allowed. Call only after all users stopped. */
