@@ -9,7 +9,6 @@
 
 struct notify_event {
 	uint64_t ino;
-	char *name; /* NULL: inode event; else entry event in dir ino */
 	gboolean stop;
 };
 
@@ -21,7 +20,6 @@ struct fs_notify {
 
 static void notify_event_free(struct notify_event *ev)
 {
-	g_free(ev->name);
 	g_free(ev);
 }
 
@@ -37,13 +35,8 @@ static gpointer notify_thread(gpointer data)
 			notify_event_free(ev);
 			break;
 		}
-		if (ev->name == NULL)
-			ret = fuse_lowlevel_notify_inval_inode(
-				n->se, (fuse_ino_t)ev->ino, 0, 0);
-		else
-			ret = fuse_lowlevel_notify_inval_entry(
-				n->se, (fuse_ino_t)ev->ino, ev->name,
-				strlen(ev->name));
+		ret = fuse_lowlevel_notify_inval_inode(
+			n->se, (fuse_ino_t)ev->ino, 0, 0);
 		/* ENOENT: the kernel did not have it cached; fine. */
 		if (ret != 0 && ret != -ENOENT)
 			imapfs_debug("kernel invalidation failed: %s",
@@ -84,16 +77,6 @@ void fs_notify_inval_inode(struct fs_notify *notify, uint64_t ino)
 	struct notify_event *ev = g_new0(struct notify_event, 1);
 
 	ev->ino = ino;
-	g_async_queue_push(notify->queue, ev);
-}
-
-void fs_notify_inval_entry(struct fs_notify *notify, uint64_t parent,
-			   const char *name)
-{
-	struct notify_event *ev = g_new0(struct notify_event, 1);
-
-	ev->ino = parent;
-	ev->name = g_strdup(name);
 	g_async_queue_push(notify->queue, ev);
 }
 

@@ -1,7 +1,8 @@
 /* notify.h - kernel cache invalidation from a thread of its own.
  *
  * The kernel must be told when something it cached changed (a message's
- * real size turned out different, later: IDLE news).  libfuse's notify
+ * real size turned out different; with the live view: IDLE news, which
+ * will add name events here).  libfuse's notify
  * calls must not be made from inside a request handler that holds locks a
  * request needs (fuse_lowlevel.h explains the deadlock), so handlers only
  * queue the event here and a dedicated thread delivers it.
@@ -34,8 +35,5 @@ void fs_notify_inval_inode(struct fs_notify *notify, uint64_t ino);
  * no page lock. Used when the next read must see a new size. */
 void fs_notify_inval_attr_now(struct fs_notify *notify, uint64_t ino);
 
-/* Queues "drop the name @name in directory @parent". */
-void fs_notify_inval_entry(struct fs_notify *notify, uint64_t parent,
-			   const char *name);
 
 #endif

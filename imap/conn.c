@@ -99,11 +99,6 @@ void imap_conn_set_literal_sink(struct imap_conn *conn,
 	imap_parser_set_literal_sink(conn->parser, sink);
 }
 
-const char *imap_conn_bye_text(const struct imap_conn *conn)
-{
-	return conn->bye_text;
-}
-
 void imap_conn_abort(struct imap_conn *conn)
 {
 	imap_transport_shutdown(conn->transport);

@@ -90,7 +90,5 @@ gboolean imap_conn_run_sasl(struct imap_conn *conn, const struct imap_cmd *cmd,
 void imap_conn_set_literal_sink(struct imap_conn *conn,
 				const struct imap_literal_sink *sink);
 
-/* The text of the BYE that ended the connection, or NULL. */
-const char *imap_conn_bye_text(const struct imap_conn *conn);
 
 #endif

@@ -82,12 +82,6 @@ static gboolean session_run(struct imap_session *s, const struct imap_cmd *cmd,
 	return ok;
 }
 
-gboolean imap_session_has_cap(const struct imap_session *session,
-			      const char *cap)
-{
-	return imap_conn_has_cap(session->conn, cap);
-}
-
 gboolean imap_session_is_usable(const struct imap_session *session)
 {
 	return !imap_conn_is_broken(session->conn);
@@ -845,9 +839,8 @@ gboolean imap_session_fetch_bodies(struct imap_session *session,
 	if (max_len == 0)
 		item = g_strdup("(UID BODY.PEEK[])");
 	else
-		item = g_strdup_printf("(UID BODY.PEEK[]<0.%" G_GUINT64_FORMAT
-				       ">)",
-				       max_len);
+		item = g_strdup_printf(
+			"(UID BODY.PEEK[]<0.%" G_GUINT64_FORMAT ">)", max_len);
 	imap_cmd_add_atom(cmd, item);
 	g_free(item);
 	g_string_free(set, TRUE);
@@ -909,13 +902,4 @@ gboolean imap_session_quota(struct imap_session *session, uint64_t *used_kib_r,
 	*used_kib_r = ctx.used;
 	*limit_kib_r = ctx.limit;
 	return TRUE;
-}
-
-gboolean imap_session_noop(struct imap_session *session, GError **error)
-{
-	struct imap_cmd *cmd = imap_cmd_new("NOOP");
-	gboolean ok = session_run(session, cmd, NULL, NULL, NULL, error);
-
-	imap_cmd_free(cmd);
-	return ok;
 }

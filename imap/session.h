@@ -73,10 +73,6 @@ void imap_session_abort(struct imap_session *session);
 /* FALSE once the connection broke; the owner should free the session. */
 gboolean imap_session_is_usable(const struct imap_session *session);
 
-/* TRUE if the server announced capability @cap. */
-gboolean imap_session_has_cap(const struct imap_session *session,
-			      const char *cap);
-
 /* The mailbox currently examined, or NULL. */
 const char *imap_session_selected(const struct imap_session *session);
 
@@ -152,7 +148,5 @@ gboolean imap_session_quota(struct imap_session *session, uint64_t *used_kib_r,
  * leading space) into seconds since the epoch. Returns FALSE if invalid. */
 gboolean imap_parse_datetime(const char *text, gint64 *time_r);
 
-/* Sends NOOP (liveness check). */
-gboolean imap_session_noop(struct imap_session *session, GError **error);
 
 #endif

@@ -775,10 +775,16 @@ def populate_sample(server: DovecotServer) -> dict:
         "Projects/imapfs": 12,
     }
     seed = 100
+    # Arrival times spread over two years, newest last, so ls -l and
+    # find -newer have something to show.
+    start = datetime.datetime(2023, 1, 2, 8, 30, tzinfo=datetime.timezone.utc)
     for name, n in plan.items():
         msgs = sample_messages(n, seed=seed)
+        dates = [start + datetime.timedelta(hours=(700 * 24 * i) // n,
+                                            minutes=seed + 7 * i)
+                 for i in range(n)]
         seed += 1
-        server.bulk_load(name, msgs)
+        server.bulk_load(name, msgs, dates)
     # A few flags so the demo xattrs show something.
     c = server.client()
     try:
