@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import sys
 import threading
 
@@ -308,14 +307,7 @@ def _watchdog(request):
     def fire():
         sys.stderr.write(f"\nwatchdog: {request.node.nodeid} exceeded "
                          f"{TEST_WATCHDOG}s; unmounting {env.mnt}\n")
-        pid = testenv.daemon_pid(env.mnt)
-        subprocess.run(["fusermount3", "-uz", env.mnt],
-                       stderr=subprocess.DEVNULL)
-        if pid:
-            try:
-                os.kill(pid, 9)
-            except ProcessLookupError:
-                pass
+        testenv.force_unmount(env.mnt)
 
     t = threading.Timer(TEST_WATCHDOG, fire)
     t.daemon = True

@@ -14,7 +14,6 @@ The last test audits every command the server received.
 import errno
 import os
 import re
-import subprocess
 import sys
 import threading
 import time
@@ -152,14 +151,7 @@ class Mount:
 
 
 def _kill_mount(mnt):
-    pid = testenv.daemon_pid(mnt)
-    subprocess.run(["fusermount3", "-uz", mnt], stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
-    if pid:
-        try:
-            os.kill(pid, 9)
-        except ProcessLookupError:
-            pass
+    testenv.force_unmount(mnt)
 
 
 def bounded(m, fn, bound=OP_BOUND_S):

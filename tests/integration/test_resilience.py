@@ -208,14 +208,7 @@ def start_dovecot_again(server):
 # -- mount helpers ---------------------------------------------------------
 
 def _kill_mount(mnt):
-    pid = testenv.daemon_pid(mnt)
-    subprocess.run(["fusermount3", "-uz", mnt], stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
-    if pid:
-        try:
-            os.kill(pid, 9)
-        except ProcessLookupError:
-            pass
+    testenv.force_unmount(mnt)
 
 
 def bounded(mnt, fn, bound=OP_BOUND_S):

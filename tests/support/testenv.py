@@ -854,6 +854,19 @@ def mount_imapfs(binary: str, server: DovecotServer, mountpoint: str, *,
             os.unlink(pwfile)
 
 
+def force_unmount(mountpoint: str) -> None:
+    """Tears a mount down whatever state its daemon is in: lazy unmount
+    (so blocked system calls return), then SIGKILL of the daemon."""
+    pid = daemon_pid(mountpoint)
+    subprocess.run(["fusermount3", "-uz", mountpoint],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if pid:
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+
+
 def daemon_pid(mountpoint: str) -> int | None:
     """PID of the imapfs process whose argv names `mountpoint`."""
     targets = {mountpoint, os.path.abspath(mountpoint),
