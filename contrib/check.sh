@@ -13,7 +13,7 @@
 # is "N passed, M failed" summed over all phases.
 #
 # Environment: FUZZ_SECONDS (default 60), CHECK_PHASES (default
-# "plain asan fuzz"; e.g. CHECK_PHASES=plain for a quick local run),
+# "format plain asan fuzz"; e.g. CHECK_PHASES=plain for a quick local run),
 # SKIP_SETUP_DEPS=1 to not call contrib/setup-deps.sh.
 set -euo pipefail
 
@@ -57,7 +57,7 @@ fi
 BUILD=$ROOT/build
 LOGS=$BUILD/logs
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
-CHECK_PHASES=${CHECK_PHASES:-plain asan fuzz}
+CHECK_PHASES=${CHECK_PHASES:-format plain asan fuzz}
 REAPER=$IMAPFS_CHECK_REAPER_PID
 CHECK_TMP=$(mktemp -d /tmp/imapfs-check.XXXXXX)
 export TMPDIR=$CHECK_TMP
@@ -224,6 +224,21 @@ build_phase() {
 
 # ---- phases --------------------------------------------------------------
 
+# Every C file must be as .clang-format (at the root) formats it.
+phase_format() {
+	local t0=$SECONDS files bad
+	say "format: clang-format --dry-run"
+	mapfile -t files < <(find include imap fs tests -name '*.[ch]' | sort)
+	if bad=$(clang-format --dry-run -Werror "${files[@]}" 2>&1); then
+		TOTAL_PASS=$((TOTAL_PASS + 1))
+	else
+		printf '%s\n' "$bad" | head -n 20
+		fail_step "format: run clang-format -i on the files above"
+	fi
+	printf '=== phase format: %d files (%ds)\n' "${#files[@]}" \
+		$((SECONDS - t0))
+}
+
 phase_plain() {
 	build_phase plain
 }
@@ -313,7 +328,7 @@ mkdir -p "$LOGS"
 
 for phase in $CHECK_PHASES; do
 	case "$phase" in
-	plain | asan | fuzz) "phase_$phase" ;;
+	format | plain | asan | fuzz) "phase_$phase" ;;
 	*)
 		echo "check.sh: unknown phase '$phase'" >&2
 		exit 2

@@ -7,7 +7,7 @@
 set -euo pipefail
 
 PACKAGES=(
-	build-essential gcc clang libclang-rt-14-dev
+	build-essential gcc clang clang-format libclang-rt-14-dev
 	libfuse3-dev fuse3 libglib2.0-dev libssl-dev
 	meson ninja-build pkg-config
 	dovecot-imapd

@@ -35,5 +35,4 @@ void fs_notify_inval_inode(struct fs_notify *notify, uint64_t ino);
  * no page lock. Used when the next read must see a new size. */
 void fs_notify_inval_attr_now(struct fs_notify *notify, uint64_t ino);
 
-
 #endif

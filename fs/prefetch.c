@@ -70,9 +70,8 @@ static gboolean prefetch_batch_fn(struct imap_session *s, void *user_data,
 	/* Whole messages: the plan only holds ones that fit the
 	 * reservation, and prefetch_batch_body keeps no more than that. */
 	return imap_session_fetch_bodies(s, c->job->mailbox,
-					 c->job->uidvalidity, c->uids,
-					 c->nuids, 0, prefetch_batch_body, c,
-					 error);
+					 c->job->uidvalidity, c->uids, c->nuids,
+					 0, prefetch_batch_body, c, error);
 }
 
 static void prefetch_job_free(struct prefetch_job *job)

@@ -90,5 +90,4 @@ gboolean imap_conn_run_sasl(struct imap_conn *conn, const struct imap_cmd *cmd,
 void imap_conn_set_literal_sink(struct imap_conn *conn,
 				const struct imap_literal_sink *sink);
 
-
 #endif

@@ -148,5 +148,4 @@ gboolean imap_session_quota(struct imap_session *session, uint64_t *used_kib_r,
  * leading space) into seconds since the epoch. Returns FALSE if invalid. */
 gboolean imap_parse_datetime(const char *text, gint64 *time_r);
 
-
 #endif
