@@ -204,10 +204,14 @@ class FakeImapServer:
 
     def __init__(self, messages, user: str = "alice",
                  password: str | None = None, uidvalidity: int = 1234,
-                 workdir: str | None = None, others: dict | None = None):
+                 workdir: str | None = None, others: dict | None = None,
+                 starttls_inject: bytes | None = None):
         """`messages` (INBOX) is a list of bytes (UIDs 1..n) or {uid: bytes};
         `others` maps further mailbox names (plain ASCII, "/" delimiter) to
-        {uid: bytes}.  Each mailbox has its own Script in `scripts`."""
+        {uid: bytes}.  Each mailbox has its own Script in `scripts`.
+        With `starttls_inject`, a plaintext listener (imap_port) offers
+        STARTTLS and sends those bytes right after its "OK Begin TLS", in
+        the same write, as a man in the middle would."""
         if isinstance(messages, dict):
             inbox = dict(sorted(messages.items()))
         else:
@@ -222,7 +226,9 @@ class FakeImapServer:
         self.scripts = {name: Script() for name in self.mailboxes}
         self.commands: list[Command] = []
         self.imaps_port = 0
-        self.imap_port = 0       # no plaintext/STARTTLS listener
+        self.imap_port = 0       # plaintext/STARTTLS listener, if any
+        self._starttls_inject = starttls_inject
+        self._plain_listener: socket.socket | None = None
         self.cafile = ""
         self._workdir = workdir
         self._own_workdir = False
@@ -266,15 +272,30 @@ class FakeImapServer:
                              daemon=True)
         t.start()
         self._threads.append(t)
+        if self._starttls_inject is not None:
+            pl = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            pl.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            pl.bind((self.host, 0))
+            pl.listen(16)
+            pl.settimeout(0.2)
+            self._plain_listener = pl
+            self.imap_port = pl.getsockname()[1]
+            t = threading.Thread(target=self._accept_loop, args=(pl, True),
+                                 name="fake-accept-plain", daemon=True)
+            t.start()
+            self._threads.append(t)
 
     def stop(self) -> None:
         """Idempotent; closes every connection and joins every thread."""
         self._stop.set()
-        if self._listener is not None:
+        for ls in (self._listener, self._plain_listener):
+            if ls is None:
+                continue
             try:
-                self._listener.close()
+                ls.close()
             except OSError:
                 pass
+        self._plain_listener = None
         with self._lock:
             socks = list(self._socks)
         for s in socks:
@@ -358,10 +379,11 @@ class FakeImapServer:
             return self._nconn
 
     # -- serving -------------------------------------------------------------
-    def _accept_loop(self):
+    def _accept_loop(self, listener=None, starttls=False):
+        listener = listener or self._listener
         while not self._stop.is_set():
             try:
-                raw, _ = self._listener.accept()
+                raw, _ = listener.accept()
             except socket.timeout:
                 continue
             except OSError:
@@ -370,21 +392,46 @@ class FakeImapServer:
                 self._nconn += 1
                 n = self._nconn
                 self._socks.add(raw)
-            t = threading.Thread(target=self._serve, args=(raw, n),
+            t = threading.Thread(target=self._serve, args=(raw, n, starttls),
                                  name=f"fake-conn-{n}", daemon=True)
             t.start()
             self._threads.append(t)
 
-    def _serve(self, raw, n):
+    def _starttls_prelude(self, raw, n) -> bool:
+        """Plaintext greeting, STARTTLS, then the injected bytes in the same
+        write as the OK. Returns False if the client did not ask for TLS."""
+        raw.sendall(b"* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] "
+                    b"fake server ready\r\n")
+        line = b""
+        while not line.endswith(b"\n") and len(line) < 1024:
+            chunk = raw.recv(1)
+            if not chunk:
+                return False
+            line += chunk
+        text = line.decode("latin-1").strip()
+        self._record(Command(conn=n, lines=[line.rstrip(b"\r\n")],
+                             literals=[], tag=text.split(" ")[0],
+                             name=" ".join(text.split(" ")[1:2]).upper(),
+                             text=text, mailbox=None))
+        parts = text.split(" ")
+        if len(parts) != 2 or parts[1].upper() != "STARTTLS":
+            return False
+        raw.sendall(parts[0].encode() + b" OK Begin TLS now\r\n" +
+                    self._starttls_inject)
+        return True
+
+    def _serve(self, raw, n, starttls=False):
         sock = None
         try:
             raw.settimeout(10)
+            if starttls and not self._starttls_prelude(raw, n):
+                return
             sock = self._ctx.wrap_socket(raw, server_side=True)
             sock.settimeout(0.2)
             with self._lock:
                 self._socks.discard(raw)
                 self._socks.add(sock)
-            _Session(self, sock, n).run()
+            _Session(self, sock, n).run(greet=not starttls)
         except (_Closed, OSError, ssl.SSLError, ValueError):
             pass
         finally:
@@ -454,9 +501,10 @@ class _Session:
         self.srv._record(cmd)
         return cmd
 
-    def run(self):
-        self.send(f"* OK [CAPABILITY {self.caps()}] fake server ready\r\n"
-                  .encode())
+    def run(self, greet=True):
+        if greet:
+            self.send(f"* OK [CAPABILITY {self.caps()}] fake server "
+                      "ready\r\n".encode())
         while True:
             cmd = self.read_command()
             if not self.dispatch(cmd):
