@@ -150,35 +150,12 @@ class Mount:
         return uid
 
 
-def _kill_mount(mnt):
-    testenv.force_unmount(mnt)
-
-
 def bounded(m, fn, bound=OP_BOUND_S):
-    """Runs fn() in a thread; returns (result, exception, seconds).
-
-    If it has not finished after `bound` seconds the mount is torn down
-    (which makes the blocked system call return) and the test fails.
-    """
-    box = {}
-
-    def run():
-        try:
-            box["result"] = fn()
-        except BaseException as e:  # noqa: B902 - reported to the caller
-            box["exc"] = e
-
-    t0 = time.monotonic()
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    t.join(bound)
-    elapsed = time.monotonic() - t0
-    if t.is_alive():
-        _kill_mount(m.mnt)
-        t.join(10)
-        pytest.fail(f"operation still blocked after {bound}s; mount torn "
-                    f"down")
-    return box.get("result"), box.get("exc"), elapsed
+    """Runs fn() with a bound; a hang tears the mount down and fails."""
+    try:
+        return testenv.run_bounded(m.mnt, fn, bound)
+    except TimeoutError as e:
+        pytest.fail(str(e))
 
 
 def read_file(path):
@@ -259,7 +236,7 @@ def fake(imapfs_bin, tmp_path_factory):
     finally:
         testenv.unmount(mnt)
         if testenv.daemon_pid(mnt) is not None:
-            _kill_mount(mnt)
+            testenv.force_unmount(mnt)
         server.stop()
 
 

@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 
@@ -207,31 +206,12 @@ def start_dovecot_again(server):
 
 # -- mount helpers ---------------------------------------------------------
 
-def _kill_mount(mnt):
-    testenv.force_unmount(mnt)
-
-
 def bounded(mnt, fn, bound=OP_BOUND_S):
-    """Runs fn() in a thread: (result, exception, seconds).  A call still
-    blocked after `bound` seconds tears the mount down and fails."""
-    box = {}
-
-    def run():
-        try:
-            box["result"] = fn()
-        except BaseException as e:  # noqa: B902 - reported to the caller
-            box["exc"] = e
-
-    t0 = time.monotonic()
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    t.join(bound)
-    elapsed = time.monotonic() - t0
-    if t.is_alive():
-        _kill_mount(mnt)
-        t.join(10)
-        pytest.fail(f"operation still blocked after {bound}s")
-    return box.get("result"), box.get("exc"), elapsed
+    """Runs fn() with a bound; a hang tears the mount down and fails."""
+    try:
+        return testenv.run_bounded(mnt, fn, bound)
+    except TimeoutError as e:
+        pytest.fail(str(e))
 
 
 def read_file(path):
@@ -273,7 +253,7 @@ def mount(imapfs_bin, server, tmp_path):
     for mnt in mnts:
         testenv.unmount(mnt)
         if testenv.daemon_pid(mnt) is not None:
-            _kill_mount(mnt)
+            testenv.force_unmount(mnt)
 
 
 # -- (a) sessions killed on the server -----------------------------------

@@ -28,6 +28,7 @@ import socket
 import ssl as _ssl
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.parse
 from email.message import EmailMessage
@@ -865,6 +866,34 @@ def force_unmount(mountpoint: str) -> None:
             os.kill(pid, 9)
         except ProcessLookupError:
             pass
+
+
+def run_bounded(mountpoint: str, fn, bound: float):
+    """Runs fn() in a thread and returns (result, exception, seconds).
+
+    If it is still running after `bound` seconds the mount is torn down
+    (force_unmount, which makes the blocked system call return) and
+    TimeoutError is raised: a hang becomes a failure, not a stuck suite.
+    """
+    box = {}
+
+    def run():
+        try:
+            box["result"] = fn()
+        except BaseException as e:  # noqa: B902 - handed to the caller
+            box["exc"] = e
+
+    t0 = time.monotonic()
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(bound)
+    elapsed = time.monotonic() - t0
+    if t.is_alive():
+        force_unmount(mountpoint)
+        t.join(10)
+        raise TimeoutError(f"operation still blocked after {bound}s; "
+                           f"mount torn down")
+    return box.get("result"), box.get("exc"), elapsed
 
 
 def daemon_pid(mountpoint: str) -> int | None:
