@@ -178,14 +178,8 @@ def stop_dovecot(server):
 
 
 def start_dovecot_again(server):
-    out = os.path.join(server.root, "dovecot-restart.stderr")
-    with open(out, "w+") as f:
-        r = subprocess.run(["dovecot", "-c", server.conf], stdout=f,
-                           stderr=subprocess.STDOUT,
-                           stdin=subprocess.DEVNULL, timeout=60)
-        f.seek(0)
-        early = f.read()
-    if r.returncode != 0:
+    early = server.launch_master("dovecot-restart.stderr")
+    if early is not None:
         return f"dovecot did not start again: {early}\n{server.log_tail()}"
     pid = testenv.wait_for(lambda: master_pid(server), 10,
                            what="dovecot master.pid")

@@ -261,29 +261,23 @@ class FakeImapServer:
         self._ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         self._ctx.load_cert_chain(cert, key)
         self._stop.clear()
+        self._listener, self.imaps_port = self._listen(False)
+        if self._starttls_inject is not None:
+            self._plain_listener, self.imap_port = self._listen(True)
+
+    def _listen(self, starttls: bool):
+        """A listener on an ephemeral port with its accept thread."""
         ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         ls.bind((self.host, 0))
         ls.listen(64)
         ls.settimeout(0.2)
-        self._listener = ls
-        self.imaps_port = ls.getsockname()[1]
-        t = threading.Thread(target=self._accept_loop, name="fake-accept",
-                             daemon=True)
+        t = threading.Thread(target=self._accept_loop, args=(ls, starttls),
+                             name="fake-accept-plain" if starttls else
+                             "fake-accept", daemon=True)
         t.start()
         self._threads.append(t)
-        if self._starttls_inject is not None:
-            pl = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            pl.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            pl.bind((self.host, 0))
-            pl.listen(16)
-            pl.settimeout(0.2)
-            self._plain_listener = pl
-            self.imap_port = pl.getsockname()[1]
-            t = threading.Thread(target=self._accept_loop, args=(pl, True),
-                                 name="fake-accept-plain", daemon=True)
-            t.start()
-            self._threads.append(t)
+        return ls, ls.getsockname()[1]
 
     def stop(self) -> None:
         """Idempotent; closes every connection and joins every thread."""

@@ -214,16 +214,8 @@ class DovecotServer:
         self._started = True
         try:
             self._prepare()
-            # The daemonized master inherits stdout/stderr: give it a file,
-            # not a pipe we would wait on forever.
-            out = os.path.join(self.root, "dovecot.stderr")
-            with open(out, "w+") as f:
-                r = subprocess.run(["dovecot", "-c", self.conf], stdout=f,
-                                   stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, timeout=60)
-                f.seek(0)
-                early = f.read()
-            if r.returncode != 0:
+            early = self.launch_master()
+            if early is not None:
                 raise RuntimeError("dovecot failed to start:\n" + early +
                                    "\n" + self.log_tail())
             self._master_pid = self._read_master_pid()
@@ -235,6 +227,19 @@ class DovecotServer:
                 raise
             raise RuntimeError(f"dovecot start failed: {e!r}\n" + tail) \
                 from e
+
+    def launch_master(self, name: str = "dovecot.stderr") -> str | None:
+        """Runs the dovecot master (it daemonizes); returns None on success,
+        else what it printed. Its stdout/stderr go to a file under root,
+        not a pipe we would wait on forever."""
+        out = os.path.join(self.root, name)
+        with open(out, "w+") as f:
+            r = subprocess.run(["dovecot", "-c", self.conf], stdout=f,
+                               stderr=subprocess.STDOUT,
+                               stdin=subprocess.DEVNULL, timeout=60)
+            f.seek(0)
+            early = f.read()
+        return None if r.returncode == 0 else early
 
     def _read_master_pid(self) -> int:
         path = os.path.join(self.root, "run", "master.pid")
