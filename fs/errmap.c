@@ -28,8 +28,21 @@ int fs_errno_from_error(const GError *error)
 		return EIO;
 	case IMAP_ERROR_CANCELLED:
 		return EINTR;
+	case IMAP_ERROR_TOOBIG:
+		return EFBIG;
+	case IMAP_ERROR_CANNOT:
+		return EPERM;
+	case IMAP_ERROR_MODIFIED:
+		return ESTALE;
+	case IMAP_ERROR_EXISTS:
+		return EEXIST;
+	case IMAP_ERROR_INUSE:
+		return EBUSY;
+	case IMAP_ERROR_NOTEMPTY:
+		return ENOTEMPTY;
 	default:
-		/* PROTOCOL, IO, TLS, AUTH, UNSUPPORTED, NO, BAD, BYE */
+		/* PROTOCOL, IO, TLS, AUTH, UNSUPPORTED, NO, BAD, BYE,
+		 * UNKNOWN_OUTCOME, SOURCE */
 		return EIO;
 	}
 }

@@ -21,9 +21,25 @@
 #include <glib.h>
 #include <stddef.h>
 
+#include <stdint.h>
+
 enum imap_cmd_chunk_kind {
 	IMAP_CMD_CHUNK_TEXT,
 	IMAP_CMD_CHUNK_LITERAL,
+	/* A literal whose bytes come from a source (a spool file), streamed
+	 * in pieces while it is sent: never whole in memory. */
+	IMAP_CMD_CHUNK_SOURCE,
+};
+
+/* Where a streamed literal's bytes come from. @read copies up to @len
+ * bytes at literal offset @offset into @buf and returns how many (> 0),
+ * or -1 with an error (any domain; the connection reports it as
+ * IMAP_ERROR_SOURCE). Called from the sending thread only. */
+struct imap_literal_source {
+	uint64_t size;
+	gssize (*read)(void *user_data, uint64_t offset, void *buf, size_t len,
+		       GError **error);
+	void *user_data;
 };
 
 struct imap_cmd_chunk {
@@ -31,6 +47,7 @@ struct imap_cmd_chunk {
 	GString *data;	 /* text, or the literal's bytes */
 	gboolean secret; /* redact in logs */
 	gboolean binary; /* LITERAL: send as literal8 "~{n}" */
+	struct imap_literal_source source; /* CHUNK_SOURCE only */
 };
 
 struct imap_cmd {
@@ -69,6 +86,13 @@ gboolean imap_cmd_add_string(struct imap_cmd *cmd, const char *str, size_t len,
  * bodies. */
 void imap_cmd_add_literal(struct imap_cmd *cmd, const void *data, size_t len,
 			  gboolean binary);
+
+/* Appends SP and a literal whose bytes are read from @source while the
+ * command is sent (copied: @source's user_data must outlive the send).
+ * @binary sends a literal8. */
+void imap_cmd_add_literal_source(struct imap_cmd *cmd,
+				 const struct imap_literal_source *source,
+				 gboolean binary);
 
 /* Returns a newly allocated one-line description of the command for debug
  * logs: secret chunks as "<redacted>", literals as "{n}" followed by

@@ -15,6 +15,8 @@ gboolean imap_error_is_fatal(const GError *error)
 	case IMAP_ERROR_TIMEOUT:
 	case IMAP_ERROR_TLS:
 	case IMAP_ERROR_BYE:
+	case IMAP_ERROR_UNKNOWN_OUTCOME:
+	case IMAP_ERROR_SOURCE:
 		return TRUE;
 	default:
 		return FALSE;

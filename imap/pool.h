@@ -58,4 +58,12 @@ typedef gboolean imap_pool_fn(struct imap_session *session, void *user_data,
 gboolean imap_pool_run(struct imap_pool *pool, const char *mailbox_hint,
 		       imap_pool_fn *fn, void *user_data, GError **error);
 
+/* A non-idempotent request (APPEND, STORE, EXPUNGE, MOVE, COPY, CREATE,
+ * DELETE, RENAME): like imap_pool_run() but never run a second time.
+ * When @fn fails with a connection error the session is replaced and the
+ * error (IMAP_ERROR_UNKNOWN_OUTCOME if the command may have reached the
+ * server) is returned for the caller to resolve. */
+gboolean imap_pool_run_once(struct imap_pool *pool, const char *mailbox_hint,
+			    imap_pool_fn *fn, void *user_data, GError **error);
+
 #endif

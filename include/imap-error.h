@@ -47,14 +47,34 @@ enum imap_error_code {
 	IMAP_ERROR_INVALID,
 	/* The operation was cancelled because the client is shutting down. */
 	IMAP_ERROR_CANCELLED,
+	/* The write path (imap/mutate.h): */
+	/* NO [TOOBIG], or over the APPENDLIMIT / literal limit. */
+	IMAP_ERROR_TOOBIG,
+	/* NO [CANNOT]: the server will never do this. */
+	IMAP_ERROR_CANNOT,
+	/* A conditional STORE (UNCHANGEDSINCE) was refused: [MODIFIED]. */
+	IMAP_ERROR_MODIFIED,
+	/* NO [ALREADYEXISTS]. */
+	IMAP_ERROR_EXISTS,
+	/* NO [INUSE]. */
+	IMAP_ERROR_INUSE,
+	/* NO [HASCHILDREN], or DELETE of a mailbox that still holds mail. */
+	IMAP_ERROR_NOTEMPTY,
+	/* The connection died after a non-idempotent command was sent and
+	 * before its tagged reply: it may or may not have happened. Fatal
+	 * for the connection. */
+	IMAP_ERROR_UNKNOWN_OUTCOME,
+	/* Reading the local data of a literal (a spool file) failed. */
+	IMAP_ERROR_SOURCE,
 };
 
 /* Returns the GQuark of IMAP_ERROR.  Thread-safe. */
 GQuark imap_error_quark(void);
 
 /* Returns TRUE if @error means the connection it came from is no longer
- * usable (IO, TIMEOUT, PROTOCOL, BYE, TLS) so that a pool should replace it
- * and an idempotent request may be retried once on a fresh connection. */
+ * usable (IO, TIMEOUT, PROTOCOL, BYE, TLS, UNKNOWN_OUTCOME, SOURCE) so that
+ * a pool should replace it and an idempotent request may be retried once
+ * on a fresh connection. */
 gboolean imap_error_is_fatal(const GError *error);
 
 /* The single GError -> errno mapping used by every fs/ operation.

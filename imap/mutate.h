@@ -1,0 +1,176 @@
+/* mutate.h - the requests that change the server: APPEND, STORE, EXPUNGE,
+ * MOVE, COPY, CREATE, DELETE, RENAME, and the look-ups the write path
+ * needs to decide what happened (STATUS, a UID's existence, a search for a
+ * message just appended).
+ *
+ * None of these is idempotent, so none is ever retried here; run them with
+ * imap_pool_run_once(), never imap_pool_run().  When the connection dies
+ * after the command was (partly) sent and before its tagged reply, the
+ * request fails with IMAP_ERROR_UNKNOWN_OUTCOME (the error message says
+ * what was sent); the caller then asks the server on a fresh session what
+ * happened (imap_session_find_appended(), imap_session_uid_state()) before
+ * it answers the user.  A failure before anything was sent keeps its own
+ * code (IO, TIMEOUT, ...): then nothing happened on the server.
+ *
+ * Mailboxes are selected read-write (SELECT) for STORE/EXPUNGE/MOVE/COPY
+ * (the session remembers whether it has EXAMINEd or SELECTed a mailbox and
+ * upgrades when needed); reads keep working on a SELECTed mailbox because
+ * they use BODY.PEEK.  Every message is addressed by (mailbox,
+ * UIDVALIDITY, UID): a UIDVALIDITY that no longer matches fails with
+ * IMAP_ERROR_STALE before anything is sent.  Every string goes through
+ * command.h (atom, quoted string or literal).
+ *
+ * Threading: like session.h (one thread per session at a time).
+ */
+#ifndef IMAPFS_IMAP_MUTATE_H
+#define IMAPFS_IMAP_MUTATE_H
+
+#include <glib.h>
+#include <stdint.h>
+
+#include "command.h"
+#include "session.h"
+
+/* TRUE if the server announced @cap (case-insensitive), e.g. "UIDPLUS",
+ * "MOVE", "BINARY", "CONDSTORE", "LITERAL+". */
+gboolean imap_session_has_cap(const struct imap_session *session,
+			      const char *cap);
+
+/* The APPENDLIMIT the server announced (RFC 7889: APPENDLIMIT=n in
+ * CAPABILITY), or 0 when it announced none. */
+uint64_t imap_session_append_limit(const struct imap_session *session);
+
+/* The personal namespace prefix ("" or e.g. "INBOX.") and its hierarchy
+ * delimiter as NAMESPACE reported them (delimiter 0 if unknown). */
+const char *imap_session_personal_prefix(const struct imap_session *session);
+
+struct imap_append_req {
+	const char *mailbox;
+	/* Where the message bytes come from (exactly source.size bytes,
+	 * already in the form to send: CRLF line ends). */
+	struct imap_literal_source source;
+	/* Space-separated flags to set ("" or NULL: none). \Recent is
+	 * dropped, flags the mailbox does not allow are the caller's
+	 * problem (the server answers NO). */
+	const char *flags;
+	/* INTERNALDATE, seconds since the epoch; 0 = let the server pick. */
+	gint64 internaldate;
+	/* The bytes contain NUL: send a literal8 (needs BINARY, else fails
+	 * with IMAP_ERROR_INVALID before sending anything). */
+	gboolean binary;
+};
+
+struct imap_append_result {
+	/* From APPENDUID (UIDPLUS); both 0 when the server did not say. */
+	uint32_t uidvalidity;
+	uint32_t uid;
+};
+
+/* APPENDs one message, streaming its bytes from @req->source (never
+ * holding it whole in memory), with LITERAL+ / LITERAL- (up to 4096
+ * bytes) or a synchronising literal as the server allows.  Before sending
+ * it checks APPENDLIMIT (IMAP_ERROR_TOOBIG).  Errors: the tagged NO's code
+ * (OVERQUOTA, TOOBIG, TRYCREATE, NOPERM, CANNOT, ...), IMAP_ERROR_SOURCE
+ * when the source's read failed (the connection is then broken: the
+ * literal cannot be completed), IMAP_ERROR_UNKNOWN_OUTCOME when the
+ * connection died after the first literal byte was sent. */
+gboolean imap_session_append(struct imap_session *session,
+			     const struct imap_append_req *req,
+			     struct imap_append_result *result,
+			     GError **error);
+
+/* STATUS @mailbox (MESSAGES UIDNEXT UIDVALIDITY [HIGHESTMODSEQ]).  Fails
+ * with IMAP_ERROR_NONEXISTENT for a mailbox that does not exist.  Fills
+ * exists from MESSAGES.  Idempotent (may run through imap_pool_run). */
+gboolean imap_session_status(struct imap_session *session, const char *mailbox,
+			     struct imap_mailbox_status *status_r,
+			     GError **error);
+
+/* Whether UID @uid still exists in @mailbox (UID FETCH uid (UID FLAGS
+ * [MODSEQ])); *modseq_r gets its MODSEQ (0 without CONDSTORE), *flags_r
+ * (may be NULL; caller frees) its flags.  Fails with IMAP_ERROR_STALE if
+ * UIDVALIDITY is not @uidvalidity.  Idempotent. */
+gboolean imap_session_uid_state(struct imap_session *session,
+				const char *mailbox, uint32_t uidvalidity,
+				uint32_t uid, gboolean *exists_r,
+				uint64_t *modseq_r, char **flags_r,
+				GError **error);
+
+/* Finds a message appended to @mailbox at or after UID @min_uid whose
+ * Message-ID header is @message_id (UID SEARCH UID min:* HEADER
+ * Message-ID ...) and whose RFC822.SIZE is @size.  Used without UIDPLUS
+ * and after an APPEND's outcome was unknown.  *uid_r gets the highest such
+ * UID, or 0 when there is none.  Fails with IMAP_ERROR_STALE if
+ * UIDVALIDITY is not @uidvalidity (0 = any; *uidvalidity_r, may be NULL,
+ * gets the one found).  Idempotent. */
+gboolean imap_session_find_appended(struct imap_session *session,
+				    const char *mailbox, uint32_t uidvalidity,
+				    uint32_t min_uid, const char *message_id,
+				    uint64_t size, uint32_t *uid_r,
+				    uint32_t *uidvalidity_r, GError **error);
+
+enum imap_store_mode {
+	IMAP_STORE_SET,	   /* FLAGS */
+	IMAP_STORE_ADD,	   /* +FLAGS */
+	IMAP_STORE_REMOVE, /* -FLAGS */
+};
+
+/* UID STORE @uid [(UNCHANGEDSINCE @unchangedsince)] FLAGS.SILENT (...)
+ * @unchangedsince 0: unconditional (also without CONDSTORE).  A
+ * conditional store the server refuses ([MODIFIED]) fails with
+ * IMAP_ERROR_MODIFIED.  A flag outside the mailbox's PERMANENTFLAGS
+ * (unless it allows \*) fails with IMAP_ERROR_INVALID before sending.
+ * *modseq_r (may be NULL) gets the new MODSEQ when the server says. */
+gboolean imap_session_store_flags(struct imap_session *session,
+				  const char *mailbox, uint32_t uidvalidity,
+				  uint32_t uid, enum imap_store_mode mode,
+				  const char *flags, uint64_t unchangedsince,
+				  uint64_t *modseq_r, GError **error);
+
+/* The PERMANENTFLAGS of @mailbox from its last SELECT/EXAMINE on this
+ * session (selects it if needed), space-separated, "\*" included when
+ * the server allows new keywords.  Caller frees. NULL on error. */
+char *imap_session_permanent_flags(struct imap_session *session,
+				   const char *mailbox, GError **error);
+
+/* Removes one message: UID STORE uid +FLAGS.SILENT (\Deleted), then
+ * UID EXPUNGE uid.  Never a bare EXPUNGE: without UIDPLUS it fails with
+ * IMAP_ERROR_UNSUPPORTED before sending anything, unless @flag_only, when
+ * it only sets \Deleted and succeeds. */
+gboolean imap_session_expunge_uid(struct imap_session *session,
+				  const char *mailbox, uint32_t uidvalidity,
+				  uint32_t uid, gboolean flag_only,
+				  GError **error);
+
+struct imap_copy_result {
+	/* From COPYUID (UIDPLUS), both 0 if the server did not say. */
+	uint32_t uidvalidity;
+	uint32_t uid;
+};
+
+/* Moves one message to @dest: UID MOVE (RFC 6851) when offered, else
+ * UID COPY and, only after it succeeded, STORE \Deleted + UID EXPUNGE (the
+ * latter needs UIDPLUS; without it fails with IMAP_ERROR_UNSUPPORTED
+ * before anything is sent).  A missing @dest fails with
+ * IMAP_ERROR_NONEXISTENT ([TRYCREATE]) and leaves the source intact. */
+gboolean imap_session_move(struct imap_session *session, const char *mailbox,
+			   uint32_t uidvalidity, uint32_t uid, const char *dest,
+			   struct imap_copy_result *result, GError **error);
+
+/* UID COPY one message to @dest (the source stays). */
+gboolean imap_session_copy(struct imap_session *session, const char *mailbox,
+			   uint32_t uidvalidity, uint32_t uid, const char *dest,
+			   struct imap_copy_result *result, GError **error);
+
+/* CREATE / DELETE / RENAME a mailbox (server names, modified UTF-7).
+ * Errors: ALREADYEXISTS, NONEXISTENT, HASCHILDREN/INUSE, NOPERM, ... as
+ * classified in imap-error.h.  A session that had @name selected forgets
+ * it (DELETE, RENAME). */
+gboolean imap_session_create(struct imap_session *session, const char *name,
+			     GError **error);
+gboolean imap_session_delete(struct imap_session *session, const char *name,
+			     GError **error);
+gboolean imap_session_rename(struct imap_session *session, const char *from,
+			     const char *to, GError **error);
+
+#endif
