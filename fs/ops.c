@@ -17,6 +17,7 @@
 #include "namemap.h"
 #include "fetch.h"
 #include "ops.h"
+#include "wops.h"
 
 #define XATTR_FLAGS "user.imap.flags"
 #define XATTR_UID "user.imap.uid"
@@ -129,9 +130,22 @@ int fs_ops_load_mailboxes(struct imapfs *fs, GError **error)
 {
 	GPtrArray *infos = NULL;
 
+	guint i;
+
 	if (!imap_pool_run(fs->pool, NULL, ops_list_fn, &infos, error))
 		return -fs_errno_from_error(*error);
 	fs_tree_set_mailboxes(fs->tree, infos);
+	g_mutex_lock(&fs->meta_lock);
+	g_clear_pointer(&fs->trash_mailbox, g_free);
+	for (i = 0; i < infos->len; i++) {
+		const struct imap_mailbox_info *info = infos->pdata[i];
+
+		if (info->special_use != NULL && !info->noselect &&
+		    g_ascii_strcasecmp(info->special_use, "\\Trash") == 0 &&
+		    fs->trash_mailbox == NULL)
+			fs->trash_mailbox = g_strdup(info->name);
+	}
+	g_mutex_unlock(&fs->meta_lock);
 	g_ptr_array_unref(infos);
 	return 0;
 }
@@ -366,6 +380,10 @@ static void ops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fs_entry e;
 	int r;
 
+	if (!fs->zero_message_open) {
+		fs_wops_open(req, ino, fi);
+		return;
+	}
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
 		fuse_reply_err(req, EROFS);
 		return;
@@ -443,10 +461,22 @@ static void ops_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
+	if (fi != NULL && fi->fh != 0) {
+		/* A local file, or a message being edited. */
+		fs_wops_read_spool(
+			req, ((struct fs_handle *)(uintptr_t)fi->fh)->spool,
+			size, off);
+		return;
+	}
 	r = fs_tree_get_for_read(fs->tree, ino, (uint64_t)off, size,
 				 fs->max_readahead, &e, &readahead);
 	if (r < 0) {
 		ops_reply_err(req, r);
+		return;
+	}
+	if (e.spool != NULL) {
+		fs_wops_read_spool(req, e.spool, size, off);
+		fs_entry_clear(&e);
 		return;
 	}
 	fetch.mailbox = e.mailbox;
@@ -502,17 +532,6 @@ out:
 	fs_entry_clear(&e);
 }
 
-static void ops_release(fuse_req_t req, fuse_ino_t ino,
-			struct fuse_file_info *fi)
-{
-	fuse_reply_err(req, 0);
-}
-
-static void ops_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
-		      struct fuse_file_info *fi)
-{
-	fuse_reply_err(req, 0);
-}
 
 /* statfs */
 
@@ -616,74 +635,6 @@ static void ops_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	fs_entry_clear(&e);
 }
 
-/* Everything that would change the mailbox: this release is read-only
- * (the kernel mount is "ro" too; these are the second line). */
-
-static void ops_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
-			int to_set, struct fuse_file_info *fi)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void ops_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
-		      mode_t mode, dev_t rdev)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void ops_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
-		      mode_t mode)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void ops_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void ops_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
-			const char *name)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void ops_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
-		       fuse_ino_t newparent, const char *newname,
-		       unsigned int flags)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void ops_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
-		     const char *newname)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void ops_create(fuse_req_t req, fuse_ino_t parent, const char *name,
-		       mode_t mode, struct fuse_file_info *fi)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void ops_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
-		      size_t size, off_t off, struct fuse_file_info *fi)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void ops_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
-			 const char *value, size_t size, int flags)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void ops_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
-{
-	fuse_reply_err(req, EROFS);
-}
-
 static void ops_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct imapfs *fs = userdata;
@@ -700,9 +651,14 @@ static void ops_init(void *userdata, struct fuse_conn_info *conn)
 	if (conn->capable & FUSE_CAP_READDIRPLUS_AUTO)
 		conn->want |= FUSE_CAP_READDIRPLUS_AUTO;
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	/* O_TRUNC arrives with the open, so an edited message starts out
+	 * empty without first fetching its old bytes. */
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 	/* init runs before any other request: the one write of this
-	 * field. */
-	fs->zero_message_open = (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) != 0;
+	 * field. A writable mount must see every open. */
+	fs->zero_message_open = fs->read_only &&
+				(conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) != 0;
 }
 
 static const struct fuse_lowlevel_ops ops_table = {
@@ -711,31 +667,32 @@ static const struct fuse_lowlevel_ops ops_table = {
 	.forget = ops_forget,
 	.forget_multi = ops_forget_multi,
 	.getattr = ops_getattr,
-	.setattr = ops_setattr,
-	.mknod = ops_mknod,
-	.mkdir = ops_mkdir,
-	.unlink = ops_unlink,
-	.rmdir = ops_unlink,
-	.symlink = ops_symlink,
-	.rename = ops_rename,
-	.link = ops_link,
+	.setattr = fs_wops_setattr,
+	.mknod = fs_wops_mknod,
+	.mkdir = fs_wops_mkdir,
+	.unlink = fs_wops_unlink,
+	.rmdir = fs_wops_rmdir,
+	.symlink = fs_wops_symlink,
+	.rename = fs_wops_rename,
+	.link = fs_wops_link,
 	.open = ops_open,
 	.read = ops_read,
-	.write = ops_write,
-	.release = ops_release,
-	/* No .flush: nothing is ever dirty, and the kernel stops sending
-	 * FLUSH after the first ENOSYS (one round trip less per close). */
-	.fsync = ops_fsync,
+	.write = fs_wops_write,
+	/* FLUSH (each close) sends a written message: close() returns
+	 * the APPEND's result. */
+	.flush = fs_wops_flush,
+	.release = fs_wops_release,
+	.fsync = fs_wops_fsync,
 	.opendir = ops_opendir,
 	.readdir = ops_readdir,
 	.readdirplus = ops_readdirplus,
 	.releasedir = ops_releasedir,
 	.statfs = ops_statfs,
-	.setxattr = ops_setxattr,
+	.setxattr = fs_wops_setxattr,
 	.getxattr = ops_getxattr,
 	.listxattr = ops_listxattr,
-	.removexattr = ops_removexattr,
-	.create = ops_create,
+	.removexattr = fs_wops_removexattr,
+	.create = fs_wops_create,
 };
 
 const struct fuse_lowlevel_ops *fs_ops_get(void)

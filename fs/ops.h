@@ -15,6 +15,7 @@
 #include "notify.h"
 #include "prefetch.h"
 #include "pool.h"
+#include "spool.h"
 #include "tree.h"
 
 struct imapfs {
@@ -34,8 +35,24 @@ struct imapfs {
 	/* Background prefetch (NULL: none). */
 	struct fs_prefetch *prefetch;
 	/* Written once by the FUSE init callback, before any other request:
-	 * the kernel supports opens that never reach the daemon. */
+	 * the kernel supports opens that never reach the daemon (used on
+	 * read-only mounts only: a writable mount must see every open). */
 	gboolean zero_message_open;
+	/* -o ro: every change answers EROFS from our own handlers. */
+	gboolean read_only;
+	/* -o delete=trash: unlink moves messages to the \Trash mailbox. */
+	gboolean delete_to_trash;
+	/* Where local files live (immutable after mount). */
+	struct fs_spool_dir *spool_dir;
+	/* The personal namespace prefix ("" or e.g. "INBOX."), immutable. */
+	char *ns_prefix;
+	/* Server capabilities the write path decides by (immutable after
+	 * mount, read from the first session). */
+	gboolean cap_uidplus, cap_move, cap_binary;
+	/* The \Trash special-use mailbox (server name) or NULL; protected
+	 * by meta_lock, replaced when the mailbox list is reloaded. */
+	GMutex meta_lock;
+	char *trash_mailbox;
 };
 
 /* The operations table (static, never NULL). */
