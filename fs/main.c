@@ -134,9 +134,8 @@ int main(int argc, char **argv)
 		}
 	}
 	fs.pool = imap_pool_new(&account, opts.connections, first);
-	fs.tree = fs.read_only
-			  ? fs_tree_new(getuid(), getgid(), 0400, 0500)
-			  : fs_tree_new(getuid(), getgid(), 0600, 0700);
+	fs.tree = fs.read_only ? fs_tree_new(getuid(), getgid(), 0400, 0500)
+			       : fs_tree_new(getuid(), getgid(), 0600, 0700);
 	fs.cache = fs_bodycache_new((uint64_t)opts.cache_mb * 1024 * 1024);
 	fs.attr_timeout = opts.attr_timeout;
 	fs.entry_timeout = opts.attr_timeout;

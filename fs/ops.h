@@ -34,10 +34,6 @@ struct imapfs {
 	uint64_t max_readahead;
 	/* Background prefetch (NULL: none). */
 	struct fs_prefetch *prefetch;
-	/* Written once by the FUSE init callback, before any other request:
-	 * the kernel supports opens that never reach the daemon (used on
-	 * read-only mounts only: a writable mount must see every open). */
-	gboolean zero_message_open;
 	/* -o ro: every change answers EROFS from our own handlers. */
 	gboolean read_only;
 	/* -o delete=trash: unlink moves messages to the \Trash mailbox. */

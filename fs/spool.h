@@ -111,8 +111,8 @@ int fs_spool_scan(struct fs_spool *sp, struct fs_spool_scan *scan_r);
  * @state, caller-allocated, tracks the position (sequential reads only). */
 struct fs_spool_source_state {
 	struct fs_spool *sp;
-	uint64_t wire_pos; /* next wire offset */
-	uint64_t raw_pos;  /* next file offset */
+	uint64_t wire_pos;   /* next wire offset */
+	uint64_t raw_pos;    /* next file offset */
 	gboolean pending_lf; /* a CR was emitted for a bare LF; LF next */
 	char prev;	     /* last raw byte emitted */
 };

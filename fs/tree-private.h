@@ -95,7 +95,7 @@ struct fs_tree {
 };
 
 struct tree_node *tree_node_new(struct fs_tree *tree, enum tree_kind kind,
-			       const char *name, struct tree_node *parent);
+				const char *name, struct tree_node *parent);
 struct tree_node *tree_find(struct fs_tree *tree, uint64_t ino);
 void tree_msg_gone(struct fs_tree *tree, struct tree_node *msg);
 void tree_maybe_drop(struct fs_tree *tree, struct tree_node *n);

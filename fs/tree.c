@@ -16,9 +16,8 @@ void fs_entry_clear(struct fs_entry *entry)
 	g_clear_pointer(&entry->spool, fs_spool_unref);
 }
 
-struct tree_node *tree_node_new(struct fs_tree *tree,
-				       enum tree_kind kind, const char *name,
-				       struct tree_node *parent)
+struct tree_node *tree_node_new(struct fs_tree *tree, enum tree_kind kind,
+				const char *name, struct tree_node *parent)
 {
 	struct tree_node *n = g_new0(struct tree_node, 1);
 
@@ -116,7 +115,7 @@ void tree_msg_gone(struct fs_tree *tree, struct tree_node *msg)
 }
 
 void tree_fill_entry(struct fs_tree *tree, struct tree_node *n,
-			    struct fs_entry *e)
+		     struct fs_entry *e)
 {
 	memset(e, 0, sizeof(*e));
 	e->ino = n->ino;
@@ -195,8 +194,8 @@ gint64 fs_tree_mailboxes_time(struct fs_tree *tree)
 	return t;
 }
 
-struct tree_node *tree_subdir(struct fs_tree *tree,
-				     struct tree_node *parent, const char *name)
+struct tree_node *tree_subdir(struct fs_tree *tree, struct tree_node *parent,
+			      const char *name)
 {
 	struct tree_node *d = g_hash_table_lookup(parent->subdirs, name);
 

@@ -131,8 +131,7 @@ void tree_drop_msg_names(struct tree_node *dir, struct tree_node *msg)
 	GHashTableIter it;
 	gpointer v;
 
-	if (msg->renamed &&
-	    g_hash_table_lookup(dir->locals, msg->name) == msg)
+	if (msg->renamed && g_hash_table_lookup(dir->locals, msg->name) == msg)
 		g_hash_table_remove(dir->locals, msg->name);
 	g_hash_table_iter_init(&it, dir->aliases);
 	while (g_hash_table_iter_next(&it, NULL, &v)) {
@@ -232,7 +231,8 @@ int fs_tree_commit(struct fs_tree *tree, uint64_t ino, uint64_t dir_ino,
 	 * (its listing is still loaded on the next access). */
 	if (dir->uidvalidity == 0 && dir->loaded_at == 0)
 		dir->uidvalidity = uidvalidity;
-	if (uid == 0 || dir->uidvalidity != uidvalidity || dir->mailbox == NULL) {
+	if (uid == 0 || dir->uidvalidity != uidvalidity ||
+	    dir->mailbox == NULL) {
 		/* We cannot name it: let the next listing show it. */
 		dir->loaded_at = 0;
 		n->gone = TRUE;
@@ -259,8 +259,8 @@ int fs_tree_commit(struct fs_tree *tree, uint64_t ino, uint64_t dir_ino,
 	 * (UIDs are not reused), but a listing may have created a node for
 	 * it already: ours replaces it. */
 	{
-		struct tree_node *dup = g_hash_table_lookup(
-			dir->msgs, GUINT_TO_POINTER(uid));
+		struct tree_node *dup =
+			g_hash_table_lookup(dir->msgs, GUINT_TO_POINTER(uid));
 
 		if (dup != NULL && dup != n) {
 			tree_unlink_node(dup);
@@ -345,9 +345,8 @@ static void tree_clear_local_name(struct fs_tree *tree, struct tree_node *dir,
 	}
 }
 
-int fs_tree_move_local(struct fs_tree *tree, uint64_t parent,
-		       const char *name, uint64_t newparent,
-		       const char *newname)
+int fs_tree_move_local(struct fs_tree *tree, uint64_t parent, const char *name,
+		       uint64_t newparent, const char *newname)
 {
 	struct tree_node *dir, *ndir, *n;
 	int r = 0;
@@ -441,8 +440,8 @@ void fs_tree_move_msg(struct fs_tree *tree, uint64_t ino, uint64_t newdir,
 	n->uid = newuid;
 	{
 		char nm[32];
-		struct tree_node *dup =
-			g_hash_table_lookup(ndir->msgs, GUINT_TO_POINTER(newuid));
+		struct tree_node *dup = g_hash_table_lookup(
+			ndir->msgs, GUINT_TO_POINTER(newuid));
 
 		if (dup != NULL && dup != n) {
 			tree_unlink_node(dup);
