@@ -124,6 +124,7 @@ int main(int argc, char **argv)
 	fs.cap_uidplus = imap_session_has_cap(first, "UIDPLUS");
 	fs.cap_move = imap_session_has_cap(first, "MOVE");
 	fs.cap_binary = imap_session_has_cap(first, "BINARY");
+	fs.append_limit = imap_session_append_limit(first);
 	g_mutex_init(&fs.meta_lock);
 	if (!fs.read_only) {
 		fs.spool_dir = fs_spool_dir_new(opts.spool_dir, &err);

@@ -146,6 +146,16 @@ int fs_ops_load_mailboxes(struct imapfs *fs, GError **error)
 		    fs->trash_mailbox == NULL)
 			fs->trash_mailbox = g_strdup(info->name);
 	}
+	/* Without SPECIAL-USE, the mailbox clients conventionally use. */
+	for (i = 0; i < infos->len && fs->trash_mailbox == NULL; i++) {
+		const struct imap_mailbox_info *info = infos->pdata[i];
+		const char *pre = fs->ns_prefix != NULL ? fs->ns_prefix : "";
+		size_t plen = strlen(pre);
+
+		if (!info->noselect && strncmp(info->name, pre, plen) == 0 &&
+		    g_ascii_strcasecmp(info->name + plen, "Trash") == 0)
+			fs->trash_mailbox = g_strdup(info->name);
+	}
 	g_mutex_unlock(&fs->meta_lock);
 	g_ptr_array_unref(infos);
 	return 0;

@@ -45,6 +45,9 @@ struct imapfs {
 	/* Server capabilities the write path decides by (immutable after
 	 * mount, read from the first session). */
 	gboolean cap_uidplus, cap_move, cap_binary;
+	/* APPENDLIMIT (bytes; 0: none announced): a write beyond it fails
+	 * at once with EFBIG rather than at close. */
+	uint64_t append_limit;
 	/* The \Trash special-use mailbox (server name) or NULL; protected
 	 * by meta_lock, replaced when the mailbox list is reloaded. */
 	GMutex meta_lock;

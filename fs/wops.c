@@ -307,6 +307,14 @@ void fs_wops_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
+	/* Past the server's APPENDLIMIT the message could never be stored:
+	 * say so now. (Scratch files never go to the server, but may become
+	 * messages by a rename; they are held to the same bound.) */
+	if (wops_fs(req)->append_limit != 0 &&
+	    (uint64_t)off + size > wops_fs(req)->append_limit) {
+		fuse_reply_err(req, EFBIG);
+		return;
+	}
 	n = fs_spool_write(h->spool, buf, size, (uint64_t)off);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);

@@ -430,11 +430,12 @@ class WriteEnv:
             c.logout()
 
 
-def mount_write_env(binary, work, options=(), server=None):
+def mount_write_env(binary, work, options=(), server=None, **server_kw):
     """Starts (unless given) a Dovecot with the write folders and mounts
     it read-write with a spool in @work. Returns a WriteEnv."""
     if server is None:
-        server = testenv.DovecotServer(os.path.join(work, "dovecot"))
+        server = testenv.DovecotServer(os.path.join(work, "dovecot"),
+                                       **server_kw)
         server.start()
         for f in WRITE_FOLDERS:
             if f != "INBOX":

@@ -480,3 +480,92 @@ def test_read_only_mount_refuses_every_change_itself(imapfs_bin, tmp_path):
     finally:
         testenv.unmount(env.mnt)
         env.server.stop()
+
+
+def test_nul_bytes_go_as_binary_literal(wenv):
+    # Dovecot offers BINARY: the message is sent as a literal8 and
+    # stored byte for byte (BINARY.PEEK[] shows it; BODY[] cannot carry
+    # a NUL, and Dovecot sends 0x80 there instead).
+    body = msg("with-nul").replace(b"Second line.", b"Sec\0ond line.")
+    write_file(wenv.path("Work", "nul.eml"), body)
+    c = wenv.server.client()
+    try:
+        c.select("Work", readonly=True)
+        typ, data = c.uid("SEARCH", "HEADER", "Subject", "with-nul")
+        (uid,) = data[0].split()
+        typ, data = c.uid("FETCH", uid.decode(), "(BINARY.PEEK[])")
+        stored = next(x[1] for x in data if isinstance(x, tuple))
+    finally:
+        c.logout()
+    assert stored == body
+    wenv.check_sentinels()
+
+
+@pytest.mark.parametrize("trash,special", [("Deleted Items", True),
+                                           ("Trash", False)])
+def test_delete_to_trash(imapfs_bin, tmp_path, trash, special):
+    """-o delete=trash moves to the \\Trash special-use mailbox (or, on a
+    server without SPECIAL-USE, to a top-level one named Trash)."""
+    env = mount_write_env(imapfs_bin, str(tmp_path),
+                          options=["-o", "delete=trash"],
+                          special_use={trash: "\\Trash"} if special
+                          else None)
+    try:
+        if trash not in env.server_folders():
+            env.server.create_mailbox(trash)
+            # The mount reads the mailbox list at start: remount.
+            testenv.unmount(env.mnt)
+            env = mount_write_env(imapfs_bin, str(tmp_path),
+                                  options=["-o", "delete=trash"],
+                                  server=env.server)
+        uid = env.append("INBOX", msg("to-trash"))
+        os.listdir(env.path("INBOX"))
+        os.unlink(env.path("INBOX", f"{uid}.eml"))
+        assert uid not in env.messages("INBOX")
+        assert env.bodies(trash) == [msg("to-trash")]
+        # In the trash itself, rm expunges.
+        os.listdir(env.path(trash))
+        (tuid,) = [u for u, m in env.messages(trash).items()]
+        os.unlink(env.path(trash, f"{tuid}.eml"))
+        assert env.messages(trash) == {}
+        env.check_sentinels()
+    finally:
+        testenv.unmount(env.mnt)
+        env.server.stop()
+
+
+def _vm(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError(f"{field} missing for {pid}")
+
+
+def test_100mb_message_written_through_the_mount(wenv, tmp_path):
+    size = 100 * 1024 * 1024
+    big = testenv.big_message(size, seed=11)
+    src = tmp_path / "big.eml"
+    src.write_bytes(big)
+    pid = testenv.daemon_pid(wenv.mnt)
+    before = _vm(pid, "VmRSS")
+    subprocess.run(["cp", str(src), wenv.path("Archive", "big.eml")],
+                   check=True, timeout=600)
+    peak = _vm(pid, "VmHWM")
+    c = wenv.server.client()
+    try:
+        c.select("Archive", readonly=True)
+        typ, data = c.uid("SEARCH", "LARGER", str(size // 2))
+        uids = data[0].split()
+        assert len(uids) == 1
+        typ, data = c.uid("FETCH", uids[0].decode(), "(BODY.PEEK[])")
+        stored = next(x[1] for x in data if isinstance(x, tuple))
+    finally:
+        c.logout()
+    assert stored == crlf(big)
+    if not os.environ.get("IMAPFS_SANITIZED"):
+        # Streamed from the spool file: the daemon holds pieces, never
+        # the message.
+        assert peak - before < 32 * 1024, \
+            f"daemon grew by {(peak - before) // 1024} MB writing 100 MB"
+    wenv.check_sentinels()

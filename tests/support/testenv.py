@@ -177,12 +177,16 @@ class DovecotServer:
     delimiter = "."
 
     def __init__(self, basedir: str, user: str = "alice",
-                 password: str | None = None, ssl: bool = True):
+                 password: str | None = None, ssl: bool = True,
+                 special_use: dict | None = None):
         self.basedir = os.path.abspath(basedir)
         self.user = user
         self.password = password if password is not None else \
             "pw-" + secrets.token_hex(12)
         self.ssl = ssl
+        # {mailbox name: "\\Trash"}: special-use attributes (and the
+        # SPECIAL-USE capability) configured in the namespace.
+        self.special_use = dict(special_use or {})
         self.imap_port = 0
         self.imaps_port = 0
         self.cafile = ""
@@ -337,7 +341,7 @@ namespace inbox {{
   inbox = yes
   separator = {self.delimiter}
   prefix =
-}}
+{self._special_use_conf()}}}
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {passwd}
@@ -360,6 +364,10 @@ protocol imap {{
   mail_max_userip_connections = 1000
 }}
 """
+
+    def _special_use_conf(self) -> str:
+        return "".join(f'  mailbox "{name}" {{\n    special_use = {use}\n'
+                       f'  }}\n' for name, use in self.special_use.items())
 
     def _make_certs(self) -> None:
         d = os.path.join(self.root, "ssl")
