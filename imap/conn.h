@@ -68,8 +68,7 @@ gboolean imap_conn_has_cap(const struct imap_conn *conn, const char *cap);
  * @name "APPENDLIMIT"), upper-cased and owned by the connection (valid until
  * the capabilities change), or NULL if none was announced.  With several
  * (AUTH=...) any one of them. */
-const char *imap_conn_cap_value(const struct imap_conn *conn,
-				const char *name);
+const char *imap_conn_cap_value(const struct imap_conn *conn, const char *name);
 
 /* Forgets the known capabilities and asks the server again (CAPABILITY),
  * unless a later response already delivered them. */
