@@ -124,6 +124,7 @@ static char **mutate_split_flags(const char *flags, GError **error)
 				    "not a valid IMAP flag: \"%s\"", *w);
 			for (; *w != NULL; w++)
 				g_free(*w);
+			g_ptr_array_set_free_func(out, g_free);
 			g_ptr_array_free(out, TRUE);
 			g_free(words);
 			return NULL;
