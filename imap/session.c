@@ -235,8 +235,8 @@ static void session_namespace_cb(struct imap_response *resp, void *user_data)
 
 				g_free(s->ns_prefix);
 				s->ns_prefix = g_strdup(prefix);
-				if (m >= 2 && imap_arg_get_astring(&ns[1],
-								   &delim) &&
+				if (m >= 2 &&
+				    imap_arg_get_astring(&ns[1], &delim) &&
 				    strlen(delim) == 1)
 					s->ns_delimiter = delim[0];
 			} else if (*prefix != '\0') {
