@@ -453,6 +453,22 @@ int fs_tree_child_server_name(struct fs_tree *tree, uint64_t parent,
 	return ret;
 }
 
+gboolean fs_tree_folder_vanished(struct fs_tree *tree, uint64_t ino)
+{
+	struct tree_node *dir;
+	gboolean parent = FALSE;
+
+	g_mutex_lock(&tree->lock);
+	dir = tree_find(tree, ino);
+	if (dir != NULL && dir->kind == TREE_DIR && !dir->gone &&
+	    g_hash_table_size(dir->subdirs) > 0) {
+		tree_dir_unselect(tree, dir);
+		parent = TRUE;
+	}
+	g_mutex_unlock(&tree->lock);
+	return parent;
+}
+
 int fs_tree_set_rights(struct fs_tree *tree, uint64_t ino, const char *rights)
 {
 	struct tree_node *n;

@@ -176,6 +176,16 @@ void fs_tree_folder_end(struct fs_tree *tree, uint64_t ino, gboolean ok,
 			const struct imap_mailbox_status *status,
 			GArray *metas);
 
+/* For a folder load (fs_tree_folder_begin/end) that failed with ENOENT:
+ * the server says the mailbox does not exist although LIST showed it
+ * (Dovecot goes on listing a deleted mailbox that still has children). If
+ * directory @ino has subdirectories it stops being a selectable mailbox
+ * -- it holds only them until the next mailbox list makes it one again --
+ * and TRUE is returned: the caller serves it (opendir succeeds, as for
+ * any level that is only a parent). FALSE if it has none: the caller
+ * reports ENOENT. */
+gboolean fs_tree_folder_vanished(struct fs_tree *tree, uint64_t ino);
+
 /* Marks a folder's listing as stale so that the next access reloads it. */
 void fs_tree_folder_invalidate(struct fs_tree *tree, uint64_t ino);
 
