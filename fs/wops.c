@@ -495,37 +495,15 @@ out:
 /* Server names of directories */
 
 /* The server's name for the mailbox @name in directory @parent, or NULL
- * (-EINVAL: the name cannot be a mailbox name). */
+ * with a negative errno (-EINVAL: not a possible mailbox name; -EPERM:
+ * no mailbox can be made there). */
 static char *wops_server_name(struct imapfs *fs, fuse_ino_t parent,
 			      const char *name, int *errno_r)
 {
-	char **path = fs_tree_dir_path(fs->tree, parent);
-	GPtrArray *comps;
-	char *mailbox, *full;
-	guint i;
+	char *server = NULL;
 
-	if (path == NULL) {
-		*errno_r = -ENOENT;
-		return NULL;
-	}
-	comps = g_ptr_array_new();
-	for (i = 0; path[i] != NULL; i++)
-		g_ptr_array_add(comps, path[i]);
-	g_ptr_array_add(comps, (char *)name);
-	mailbox = fs_namemap_path_to_mailbox((const char *const *)comps->pdata,
-					     comps->len,
-					     fs_tree_delimiter(fs->tree));
-	g_ptr_array_free(comps, TRUE);
-	g_strfreev(path);
-	if (mailbox == NULL) {
-		*errno_r = -EINVAL;
-		return NULL;
-	}
-	if (*fs->ns_prefix == '\0' || g_ascii_strcasecmp(mailbox, "INBOX") == 0)
-		return mailbox;
-	full = g_strconcat(fs->ns_prefix, mailbox, NULL);
-	g_free(mailbox);
-	return full;
+	*errno_r = fs_tree_child_server_name(fs->tree, parent, name, &server);
+	return *errno_r == 0 ? server : NULL;
 }
 
 struct wops_box_ctx {

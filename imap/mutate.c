@@ -69,12 +69,16 @@ uint64_t imap_session_append_limit(const struct imap_session *session)
 
 const char *imap_session_personal_prefix(const struct imap_session *session)
 {
-	return session->ns_prefix;
+	const struct session_ns *ns = session->namespaces->pdata[0];
+
+	return ns->prefix != NULL ? ns->prefix : "";
 }
 
 char imap_session_personal_delimiter(const struct imap_session *session)
 {
-	return session->ns_delimiter;
+	const struct session_ns *ns = session->namespaces->pdata[0];
+
+	return ns->delimiter;
 }
 
 /* ---- flags ---- */
