@@ -326,6 +326,14 @@ void fs_wops_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		fuse_reply_err(req, wops_fs(req)->read_only ? EROFS : EBADF);
 		return;
 	}
+	if (h->copied) {
+		/* Its content is the server's copy, not in the spool file:
+		 * writing would send a truncated message. */
+		imapfs_warning("a file stored by UID COPY cannot be written "
+			       "through the same open; open it again");
+		fuse_reply_err(req, EIO);
+		return;
+	}
 	if (off < 0) {
 		fuse_reply_err(req, EINVAL);
 		return;
