@@ -40,6 +40,8 @@ import subprocess
 import tempfile
 import threading
 
+from testenv import Service
+
 __all__ = ["FakeImapServer", "Script", "Command", "BODY_MODES"]
 
 # How a body FETCH may be answered.
@@ -197,7 +199,7 @@ def _parse_set(text: str, maxuid: int) -> set[int] | None:
     return out
 
 
-class FakeImapServer:
+class FakeImapServer(Service):
     """A threaded scripted IMAP server; context manager (start/stop)."""
 
     host = "127.0.0.1"
@@ -241,14 +243,6 @@ class FakeImapServer:
         self._ctx: ssl.SSLContext | None = None
 
     # -- lifecycle -----------------------------------------------------------
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-        return False
-
     def start(self) -> None:
         if self._listener is not None:
             return

@@ -34,6 +34,7 @@ import urllib.parse
 from email.message import EmailMessage
 
 __all__ = [
+    "Service",
     "DovecotServer",
     "sample_messages",
     "big_message",
@@ -170,7 +171,19 @@ def _run(argv, **kw) -> subprocess.CompletedProcess:
 # the server
 # --------------------------------------------------------------------------
 
-class DovecotServer:
+class Service:
+    """A context manager for anything with start() and stop()."""
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+
+class DovecotServer(Service):
     """A private Dovecot on 127.0.0.1 in a temp dir; context manager."""
 
     host = "127.0.0.1"
@@ -192,15 +205,6 @@ class DovecotServer:
         self.mail_root = ""     # the user's Maildir++ root (INBOX)
         self._master_pid: int | None = None
         self._started = False
-
-    # -- context manager ---------------------------------------------------
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-        return False
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> None:
