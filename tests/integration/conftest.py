@@ -225,6 +225,20 @@ def _missing_prerequisite():
     return None
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "mount_options(*argv): extra imapfs "
+                            "arguments for a test's own mount")
+    config.addinivalue_line("markers", "needs_write_path_merge: skipped "
+                            "until the write path is merged (remove then)")
+
+
+def pytest_collection_modifyitems(config, items):
+    skip = pytest.mark.skip(reason="needs write path merge")
+    for item in items:
+        if item.get_closest_marker("needs_write_path_merge"):
+            item.add_marker(skip)
+
+
 def pytest_sessionfinish(session, exitstatus):
     """Without FUSE or Dovecot nothing here can run: report that as a skip
     (exit 77, which meson shows as SKIP), never as a pass."""
