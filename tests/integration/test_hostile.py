@@ -92,6 +92,9 @@ CONTROL_FIRST = 1
 CONTROL_COUNT = 60
 # Good messages only, read in UID order by test_prefetch_happens.
 PREFETCH_CHECK = "Prefetch"
+# EXAMINE answered NO [NOPERM]; body FETCH of UID 2 answered NO [NOPERM].
+NOPERM_EXAMINE = "NoPerm-examine"
+NOPERM_FETCH = "NoPerm-fetch"
 
 
 def _build_messages():
@@ -101,7 +104,9 @@ def _build_messages():
             _big(300_000 + uid * 1000, seed=uid)
     others = {CONTROL: {CONTROL_FIRST + i: _small(2000 + i)
                         for i in range(CONTROL_COUNT)},
-              PREFETCH_CHECK: {u: _small(5000 + u) for u in (1, 2, 3, 4)}}
+              PREFETCH_CHECK: {u: _small(5000 + u) for u in (1, 2, 3, 4)},
+              NOPERM_EXAMINE: {1: _small(6001)},
+              NOPERM_FETCH: {1: _small(6002), 2: _small(6003)}}
     for k, mode in enumerate(ALL_MODES):
         others[f"M-{mode}"] = {u: _small(3000 + 10 * k + u)
                                for u in (1, 2)}
@@ -124,6 +129,8 @@ def _apply_scripts(scripts):
     for mode in ALL_MODES:
         scripts[f"M-{mode}"].body[2] = mode
         scripts[f"P-{mode}"].body[4] = mode
+    scripts[NOPERM_EXAMINE].examine_no = "NO [NOPERM] no access"
+    scripts[NOPERM_FETCH].body[2] = "noperm"
 
 
 class Mount:
@@ -428,6 +435,31 @@ def test_prefetch_happens(fake):
         data, exc, _ = bounded(fake, lambda: read_file(
             fake.path(uid, PREFETCH_CHECK)))
         assert exc is None and data == fake.body(uid, PREFETCH_CHECK)
+
+
+# -- refusals ----------------------------------------------------------------
+
+def test_noperm_examine_is_eacces(fake):
+    """EXAMINE answered NO [NOPERM]: listing the folder and looking up a
+    message in it give EACCES; the daemon survives."""
+    folder = os.path.join(fake.mnt, NOPERM_EXAMINE)
+    _, exc, _ = bounded(fake, lambda: os.listdir(folder))
+    assert isinstance(exc, OSError) and exc.errno == errno.EACCES, repr(exc)
+    _, exc, _ = bounded(fake, lambda: os.stat(os.path.join(folder,
+                                                           "1.eml")))
+    assert isinstance(exc, OSError) and exc.errno == errno.EACCES, repr(exc)
+    assert_alive(fake)
+
+
+def test_noperm_fetch_is_eacces(fake):
+    """A body FETCH answered NO [NOPERM]: the read gives EACCES, the
+    folder's other message still reads, the daemon survives."""
+    assert_fails(fake, fake.path(2, NOPERM_FETCH),
+                 fake.body(2, NOPERM_FETCH), (errno.EACCES,))
+    data, exc, _ = bounded(fake, lambda: read_file(fake.path(1,
+                                                             NOPERM_FETCH)))
+    assert exc is None and data == fake.body(1, NOPERM_FETCH), repr(exc)
+    assert_alive(fake)
 
 
 # -- listing oddities ----------------------------------------------------
