@@ -190,7 +190,17 @@ class DovecotServer(Service):
     delimiter = "."
 
     def __init__(self, basedir: str, user: str = "alice",
-                 password: str | None = None, ssl: bool = True):
+                 password: str | None = None, ssl: bool = True,
+                 quota_kb: int | None = None,
+                 without_caps: tuple[str, ...] = ()):
+        """`quota_kb`: a storage quota for the user (quota plugin, maildir
+        backend, "User quota" root, GETQUOTAROOT via imap_quota); an APPEND
+        beyond it gets NO [OVERQUOTA].  `without_caps`: capabilities the
+        server must not announce (e.g. ("UIDPLUS", "MOVE", "LITERAL+",
+        "NOTIFY")), before and after login."""
+        self.quota_kb = quota_kb
+        self.without_caps = tuple(c.upper() for c in without_caps)
+        self._imap_capability = ""   # set by _drop_caps()
         self.basedir = os.path.abspath(basedir)
         self.user = user
         self.password = password if password is not None else \
@@ -224,6 +234,8 @@ class DovecotServer(Service):
                                    "\n" + self.log_tail())
             self._master_pid = self._read_master_pid()
             self._wait_ready()
+            if self.without_caps:
+                self._drop_caps()
         except BaseException as e:
             tail = self.log_tail()
             self.stop()
@@ -269,6 +281,50 @@ class DovecotServer(Service):
         # INBOX was created by the mail process as nobody already; ensure
         # anything else we made is owned by nobody too.
         self._chown_mail()
+
+    def capabilities(self, login: bool = True) -> list[str]:
+        """The capabilities announced after login (or before, in reply to
+        CAPABILITY on a fresh connection), upper-case."""
+        c = self.client(login=login)
+        try:
+            typ, data = c.capability()
+            self._check(typ, data, "CAPABILITY")
+            return data[0].decode().upper().split()
+        finally:
+            try:
+                c.logout()
+            except (imaplib.IMAP4.error, OSError):
+                pass
+
+    def _drop_caps(self) -> None:
+        """Dovecot's imap_capability replaces the whole list: take the
+        default one, leave out without_caps, restart the server with it."""
+        keep = [c for c in self.capabilities()
+                if c not in self.without_caps]
+        self._imap_capability = " ".join(keep)
+        self._restart()
+        got = self.capabilities()
+        left = [c for c in self.without_caps if c in got]
+        if left:
+            raise RuntimeError(f"dovecot still announces {left}")
+
+    def _restart(self) -> None:
+        """Stops the master and starts it again with a rewritten config
+        (same ports, certificates and mail)."""
+        master = self._master_pid
+        os.kill(master, signal.SIGTERM)
+        wait_for(lambda: not _pid_alive(master), 10,
+                 what="dovecot master exit")
+        pidfile = os.path.join(self.root, "run", "master.pid")
+        if os.path.exists(pidfile):
+            os.unlink(pidfile)
+        with open(self.conf, "w") as f:
+            f.write(self._config_text(os.path.join(self.root, "passwd")))
+        early = self.launch_master("dovecot-restart.stderr")
+        if early is not None:
+            raise RuntimeError("dovecot failed to restart:\n" + early)
+        self._master_pid = self._read_master_pid()
+        self._wait_ready()
 
     def _prepare(self) -> None:
         r = self.root
@@ -335,9 +391,9 @@ last_valid_uid = 0
 auth_mechanisms = plain login
 {ssl_part}
 mail_location = maildir:{r}/mail/%u
-mail_plugins = listescape
+mail_plugins = listescape{" quota" if self.quota_kb else ""}
 mail_fsync = never
-namespace inbox {{
+{self._extra_config()}namespace inbox {{
   inbox = yes
   separator = {self.delimiter}
   prefix =
@@ -362,8 +418,27 @@ service imap {{
 }}
 protocol imap {{
   mail_max_userip_connections = 1000
+{self._imap_config()}}}
+"""
+
+    def _extra_config(self) -> str:
+        out = ""
+        if self.quota_kb:
+            out += f"""plugin {{
+  quota = maildir:User quota
+  quota_rule = *:storage={self.quota_kb}K
 }}
 """
+        return out
+
+    def _imap_config(self) -> str:
+        """Lines for the protocol imap block."""
+        out = ""
+        if self.quota_kb:
+            out += "  mail_plugins = $mail_plugins imap_quota\n"
+        if self._imap_capability:
+            out += f"  imap_capability = {self._imap_capability}\n"
+        return out
 
     def _make_certs(self) -> None:
         d = os.path.join(self.root, "ssl")
@@ -502,14 +577,16 @@ protocol imap {{
         ctx = _ssl.create_default_context(cafile=self.cafile or None)
         return ctx
 
-    def client(self) -> imaplib.IMAP4:
-        """A logged-in imaplib connection (IMAP4_SSL when ssl=True)."""
+    def client(self, login: bool = True) -> imaplib.IMAP4:
+        """A logged-in (unless login=False) imaplib connection (IMAP4_SSL
+        when ssl=True)."""
         if self.ssl:
             c = imaplib.IMAP4_SSL(self.host, self.imaps_port,
                                   ssl_context=self.ssl_context(), timeout=60)
         else:
             c = imaplib.IMAP4(self.host, self.imap_port, timeout=60)
-        c.login(self.user, self.password)
+        if login:
+            c.login(self.user, self.password)
         return c
 
     @staticmethod
