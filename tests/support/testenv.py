@@ -813,14 +813,18 @@ def _one_message(rng: random.Random, i: int, target: int,
     return msg.as_bytes()
 
 
-def sample_messages(count: int, seed: int = 1) -> list[bytes]:
-    """Deterministic realistic MIME messages (CRLF), ~1 KB to ~200 KB."""
+def sample_messages(count: int, seed: int = 1,
+                    sizes: tuple[int, int] | None = None) -> list[bytes]:
+    """Deterministic realistic MIME messages (CRLF), ~1 KB to ~200 KB, or
+    of about sizes=(low, high) bytes each."""
     rng = random.Random(seed)
     start = datetime.datetime(2023, 6, 1, 9, 0, tzinfo=datetime.timezone.utc)
     out = []
     for i in range(count):
         r = rng.random()
-        if r < 0.6:
+        if sizes is not None:
+            target = rng.randint(*sizes)
+        elif r < 0.6:
             target = rng.randint(1000, 6000)
         elif r < 0.9:
             target = rng.randint(6000, 50000)
