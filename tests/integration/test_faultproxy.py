@@ -250,3 +250,33 @@ def test_stops_by_itself(dovecot):
         assert p._listener is None and p.open_connections() == 0
     finally:
         p.stop()
+
+
+def test_response_point_withholds_the_whole_answer(dovecot, proxy):
+    """"response" fires before the first line of the answer: the client
+    sees none of UID MOVE's untagged COPYUID/EXPUNGE, yet the server
+    moved the message."""
+    msg, mid = message()
+    dovecot.append("INBOX", msg)
+    (uid,) = copies(dovecot, "INBOX", mid)
+    rule = proxy.add_rule(faultproxy.Rule(r"^UID MOVE ", at="response",
+                                          action="drop"))
+    c = proxy.client()
+    c.select("INBOX")
+    with pytest.raises(DROPPED):
+        c.uid("MOVE", str(uid), "Target")
+    assert rule.fired == 1
+    assert "COPYUID" not in str(c.untagged_responses)
+    assert len(copies(dovecot, "Target", mid)) == 1
+
+
+def test_after_reply_point(proxy):
+    """"after_reply" fires once the tagged reply was relayed: the command
+    succeeded for the client, the next one finds the connection gone."""
+    rule = proxy.add_rule(faultproxy.Rule(r"^NOOP", at="after_reply",
+                                          action="reset"))
+    c = proxy.client()
+    assert c.noop()[0] == "OK"
+    assert rule.fired == 1 and rule.fired_on[0].relayed
+    with pytest.raises(DROPPED):
+        c.noop()

@@ -5,7 +5,6 @@ A private Dovecot serves this module through the fault proxy
 and can hold a reply back; each test mounts imapfs through it.
 """
 
-import errno
 import os
 import re
 import secrets
