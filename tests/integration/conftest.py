@@ -225,6 +225,11 @@ def _missing_prerequisite():
     return None
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "mount_options(*argv): extra imapfs "
+                            "arguments for a test's own mount")
+
+
 def pytest_sessionfinish(session, exitstatus):
     """Without FUSE or Dovecot nothing here can run: report that as a skip
     (exit 77, which meson shows as SKIP), never as a pass."""
