@@ -1078,6 +1078,15 @@ def force_unmount(mountpoint: str) -> None:
             pass
 
 
+def proc_status_kb(pid: int, field: str) -> int:
+    """A /proc/PID/status field in KiB (VmRSS, VmHWM)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError(f"{field} missing for {pid}")
+
+
 def run_bounded(mountpoint: str, fn, bound: float):
     """Runs fn() in a thread and returns (result, exception, seconds).
 
