@@ -30,8 +30,14 @@ static gboolean copy_fn(struct imap_session *s, void *user_data, GError **error)
  * server; returns the bytes "copied" (the message's size) or a negative
  * errno (-EOPNOTSUPP: not a case for UID COPY). */
 static gssize copy_on_server(struct imapfs *fs, const struct fs_entry *src,
-			     const struct fs_entry *dst)
+			     const struct fs_entry *dst, struct fs_spool *sp)
 {
+	/* cp onto an existing message's name (cp a/5.eml b/ where b has a
+	 * UID 5 of its own) opened that message with O_TRUNC: UIDs collide
+	 * by chance, so the copy becomes a new message of b and the opened
+	 * one stays as it was. */
+	gboolean over_msg =
+		!dst->is_local && dst->spool == sp && dst->st.st_size == 0;
 	struct copy_ctx c = {.mailbox = src->mailbox,
 			     .uidvalidity = src->uidvalidity,
 			     .uid = src->uid};
@@ -42,8 +48,10 @@ static gssize copy_on_server(struct imapfs *fs, const struct fs_entry *src,
 	/* The size returned only tells cp how far to go on; the copy's
 	 * real size is the server's, so a claimed one will do. */
 	if (src->is_dir || src->is_local || src->spool != NULL ||
-	    src->bad_size || src->size_unknown || !dst->is_local ||
-	    !fs_commit_is_message_name(dst->name) || dst->st.st_size != 0)
+	    src->bad_size || src->size_unknown ||
+	    (!over_msg &&
+	     (!dst->is_local || !fs_commit_is_message_name(dst->name) ||
+	      dst->st.st_size != 0)))
 		return -EOPNOTSUPP;
 	if (fs_tree_get(fs->tree, dst->parent, &dir) < 0)
 		return -EOPNOTSUPP;
@@ -68,13 +76,23 @@ static gssize copy_on_server(struct imapfs *fs, const struct fs_entry *src,
 		fs_entry_clear(&dir);
 		return r;
 	}
-	fs_tree_commit(fs->tree, dst->ino, dst->parent,
-		       c.result.uidvalidity != 0 ? c.result.uidvalidity
-						 : dir.uidvalidity,
-		       c.result.uid, (uint64_t)src->st.st_size,
-		       src->st.st_mtime, src->flags, dst->name, 0);
-	/* Its bytes are the server's now, not the (empty) local file's. */
-	fs_tree_detach_shadow(fs->tree, dst->ino, dst->spool);
+	if (over_msg) {
+		/* Nothing of the truncation is sent: the message keeps its
+		 * bytes; the copy shows up with the next listing. */
+		fs_spool_mark_sent(sp, fs_spool_changes(sp));
+		fs_spool_set_keep(sp, FALSE);
+		fs_tree_detach_shadow(fs->tree, dst->ino, sp);
+		fs_tree_folder_invalidate(fs->tree, dst->parent);
+	} else {
+		fs_tree_commit(fs->tree, dst->ino, dst->parent,
+			       c.result.uidvalidity != 0 ? c.result.uidvalidity
+							 : dir.uidvalidity,
+			       c.result.uid, (uint64_t)src->st.st_size,
+			       src->st.st_mtime, src->flags, dst->name, 0);
+		/* Its bytes are the server's now, not the (empty) local
+		 * file's. */
+		fs_tree_detach_shadow(fs->tree, dst->ino, dst->spool);
+	}
 	fs_notify_inval_inode(fs->notify, dst->ino);
 	fs_entry_clear(&dir);
 	return (gssize)src->st.st_size;
@@ -117,8 +135,9 @@ void fs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 		fuse_reply_err(req, EOPNOTSUPP);
 		return;
 	}
-	r = (uint64_t)src.st.st_size <= len ? copy_on_server(fs, &src, &dst)
-					    : -EOPNOTSUPP;
+	r = (uint64_t)src.st.st_size <= len
+		    ? copy_on_server(fs, &src, &dst, h->spool)
+		    : -EOPNOTSUPP;
 	fs_entry_clear(&src);
 	fs_entry_clear(&dst);
 	if (r < 0) {

@@ -916,18 +916,21 @@ static int wops_rename_msg(struct imapfs *fs, const struct fs_entry *src,
 {
 	struct imap_copy_result res = {0};
 	struct fs_entry ndir;
+	/* The target is another message's own name ("5.eml" in a folder
+	 * that has a UID 5 too): UIDs collide by chance between folders,
+	 * so "mv a/NNN.eml b/" must never replace b's messages. The moved one
+	 * is listed by its new UID, and the name keeps its message. */
+	gboolean taken =
+		dst_kind == FS_NAME_MSG && strcmp(newname, dst->name) == 0;
 	int r;
 
 	if (dst_kind == FS_NAME_DIR)
 		return -EISDIR;
 	if (dst_kind == FS_NAME_MSG && dst->ino == src->ino)
 		return 0;
-	if (newparent == parent) {
-		if (dst_kind == FS_NAME_MSG &&
-		    (r = wops_remove_msg(fs, dst)) < 0)
-			return r;
-		return fs_tree_rename_msg(fs->tree, src->ino, newname);
-	}
+	if (newparent == parent)
+		return taken ? -EEXIST
+			     : fs_tree_rename_msg(fs->tree, src->ino, newname);
 	r = fs_tree_get(fs->tree, newparent, &ndir);
 	if (r < 0)
 		return r;
@@ -942,11 +945,14 @@ static int wops_rename_msg(struct imapfs *fs, const struct fs_entry *src,
 		r = wops_msg_op(fs, src, 1, ndir.mailbox, &res);
 	if (r == 0) {
 		fs_tree_move_msg(fs->tree, src->ino, newparent, res.uidvalidity,
-				 res.uid, newname);
-		if (dst_kind == FS_NAME_MSG)
-			r = wops_remove_msg(fs, dst);
-		else if (dst_kind == FS_NAME_LOCAL)
+				 res.uid, taken ? NULL : newname);
+		if (dst_kind == FS_NAME_LOCAL)
 			fs_tree_remove_local(fs->tree, newparent, newname);
+		/* The kernel will think the name is the moved inode now:
+		 * make it ask again (this waits for the rename to finish,
+		 * the kernel holds the directory meanwhile). */
+		if (taken)
+			fs_notify_inval_entry(fs->notify, newparent, newname);
 	}
 	fs_entry_clear(&ndir);
 	return r;

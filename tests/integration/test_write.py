@@ -586,3 +586,69 @@ def test_cp_between_folders_copies_on_the_server(wenv):
     new2 = uid_of(wenv, "Work", msg("server-copy"))
     assert wenv.messages("Work")[new2]["flags"] == {"\\Answered", "$Work"}
     wenv.check_sentinels()
+
+
+def _same_uid_in_two_folders(wenv, tag):
+    """A message in Archive and one in Work that have the same UID (as
+    happens all the time: UIDs are per folder)."""
+    filler = msg(f"{tag}-filler")
+    a = wenv.append("Archive", filler)
+    w = wenv.append("Work", filler)
+    for _ in range(200):
+        if a == w:
+            break
+        if a < w:
+            a = wenv.append("Archive", filler)
+        else:
+            w = wenv.append("Work", filler)
+    assert a == w
+    a = wenv.append("Archive", msg(f"{tag}-a"))
+    w = wenv.append("Work", msg(f"{tag}-w-{a}"))
+    assert a == w
+    return a
+
+
+def test_mv_onto_a_colliding_uid_keeps_both(wenv):
+    """mv Archive/N.eml Work/ where Work has a UID N of its own: a MOVE,
+    and Work's message N is not touched."""
+    n = _same_uid_in_two_folders(wenv, "mvcol")
+    os.listdir(wenv.path("Archive"))
+    os.listdir(wenv.path("Work"))
+    subprocess.run(["mv", wenv.path("Archive", f"{n}.eml"),
+                    wenv.path("Work")], check=True)
+    work = wenv.messages("Work")
+    assert work[n]["body"] == msg(f"mvcol-w-{n}")
+    assert len(copies_of(work, msg("mvcol-a"))) == 1
+    with open(wenv.path("Work", f"{n}.eml"), "rb") as f:
+        assert f.read() == msg(f"mvcol-w-{n}")
+    wenv.check_sentinels()
+
+
+def test_cp_onto_a_colliding_uid_keeps_both(wenv):
+    n = _same_uid_in_two_folders(wenv, "cpcol")
+    os.listdir(wenv.path("Archive"))
+    os.listdir(wenv.path("Work"))
+    subprocess.run(["cp", wenv.path("Archive", f"{n}.eml"),
+                    wenv.path("Work")], check=True)
+    work = wenv.messages("Work")
+    assert work[n]["body"] == msg(f"cpcol-w-{n}")
+    assert len(copies_of(work, msg("cpcol-a"))) == 1
+    assert n in wenv.messages("Archive")
+    with open(wenv.path("Work", f"{n}.eml"), "rb") as f:
+        assert f.read() == msg(f"cpcol-w-{n}")
+    wenv.check_sentinels()
+
+
+def test_mv_onto_another_message_in_the_same_folder_is_eexist(wenv):
+    a = wenv.append("Work", msg("same-a"))
+    b = wenv.append("Work", msg("same-b"))
+    os.listdir(wenv.path("Work"))
+    with pytest.raises(OSError) as e:
+        os.rename(wenv.path("Work", f"{a}.eml"), wenv.path("Work", f"{b}.eml"))
+    assert e.value.errno == errno.EEXIST
+    msgs = wenv.messages("Work")
+    assert a in msgs and b in msgs
+
+
+def copies_of(msgs, body):
+    return [u for u, m in msgs.items() if m["body"] == body]
