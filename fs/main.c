@@ -18,6 +18,7 @@
 
 #include "imap-error.h"
 #include "log.h"
+#include "mountcheck.h"
 #include "ops.h"
 #include "options.h"
 #include "password.h"
@@ -32,25 +33,13 @@ static void main_fail(const char *what, const GError *error)
 
 static int main_check_mountpoint(const char *path)
 {
-	struct stat st;
+	GError *error = NULL;
 
-	if (stat(path, &st) != 0) {
-		if (errno == ENOTCONN)
-			fprintf(stderr,
-				"imapfs: %s: a dead FUSE mount is still "
-				"there; run 'fusermount3 -u %s' first\n",
-				path, path);
-		else
-			fprintf(stderr, "imapfs: mountpoint %s: %s\n", path,
-				g_strerror(errno));
-		return -1;
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "imapfs: mountpoint %s is not a directory\n",
-			path);
-		return -1;
-	}
-	return 0;
+	if (fs_mountcheck(path, &error))
+		return 0;
+	main_fail(NULL, error);
+	g_error_free(error);
+	return -1;
 }
 
 int main(int argc, char **argv)
