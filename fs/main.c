@@ -16,6 +16,7 @@
 
 #include <openssl/opensslv.h>
 
+#include "accounts.h"
 #include "imap-error.h"
 #include "log.h"
 #include "mountcheck.h"
@@ -42,6 +43,26 @@ static int main_check_mountpoint(const char *path)
 	return -1;
 }
 
+/* fs_options_parse(), an account name first expanded from the config
+ * file (imapfs ACCOUNT MOUNTPOINT). */
+static gboolean main_parse(int argc, char **argv, struct fs_options *opts,
+			   GError **error)
+{
+	char **expanded = NULL;
+	gboolean ok;
+
+	if (!fs_accounts_expand(argc, argv, &expanded, error)) {
+		memset(opts, 0, sizeof(*opts));
+		return FALSE;
+	}
+	if (expanded == NULL)
+		return fs_options_parse(argc, argv, opts, error);
+	ok = fs_options_parse((int)g_strv_length(expanded), expanded, opts,
+			      error);
+	g_strfreev(expanded);
+	return ok;
+}
+
 int main(int argc, char **argv)
 {
 	struct fs_options opts;
@@ -57,7 +78,7 @@ int main(int argc, char **argv)
 	int ret = 1;
 
 	signal(SIGPIPE, SIG_IGN);
-	if (!fs_options_parse(argc, argv, &opts, &err)) {
+	if (!main_parse(argc, argv, &opts, &err)) {
 		main_fail(NULL, err);
 		g_error_free(err);
 		fs_options_clear(&opts);

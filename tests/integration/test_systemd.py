@@ -81,3 +81,71 @@ def test_systemd_analyze_verify(installed, tmp_path):  # noqa: F811
                     if mans or "man imapfs(1)" not in ln)
     assert r.returncode == 0 or (not mans and out == ""), r.stdout
     assert out == "", f"systemd-analyze verify:\n{r.stdout}"
+
+
+def unit_commands(installed, key, home, instance):  # noqa: F811
+    """The unit's command lines for `key` as systemd would run them for
+    instance `instance` with home `home`: [(ignore_failure, argv)], the
+    program "imapfs" being the installed one."""
+    bins = find_installed(installed, "bin/imapfs")
+    assert len(bins) == 1, bins
+    cmds = []
+    with open(unit_file(installed)) as f:
+        for line in f:
+            k, sep, v = line.strip().partition("=")
+            if not sep or k != key:
+                continue
+            ignore = v.startswith("-")
+            argv = v.lstrip("-").replace("%h", home).replace(
+                "%i", instance).split()
+            if argv[0] == "imapfs":
+                argv[0] = bins[0]
+            cmds.append((ignore, argv))
+    assert cmds, f"no {key}= in the unit"
+    return cmds
+
+
+def run_unit(installed, key, home, env_vars):  # noqa: F811
+    for ignore, argv in unit_commands(installed, key, home, "work"):
+        r = subprocess.run(argv, env=env_vars, stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, timeout=120)
+        assert ignore or r.returncode == 0, f"{argv}: {r.stderr}"
+
+
+def test_unit_start_means_mounted(env, installed, tmp_path):  # noqa: F811
+    """ExecStartPre/ExecStart/ExecStop as written, for an account from the
+    config file: when ExecStart returns the mount is live; ExecStop
+    unmounts and the daemon exits; after a crash (daemon killed) a restart
+    cleans up the dead mount and mounts again."""
+    import testenv
+    from test_cli import clean_env, read_one, secret_file, url
+
+    home = tmp_path / "home"
+    (home / ".config" / "imapfs").mkdir(parents=True)
+    pw = secret_file(tmp_path, env.server.password)
+    cfg = home / ".config" / "imapfs" / "config"
+    cfg.write_text(f"[account work]\nurl={url(env.server)}\n"
+                   f"password_file={pw}\ncafile={env.server.cafile}\n")
+    os.chmod(cfg, 0o600)
+    e = clean_env(HOME=str(home))
+    e.pop("XDG_CONFIG_HOME", None)
+    mnt = str(home / "mail" / "work")
+    try:
+        for attempt in ("start", "restart after crash"):
+            run_unit(installed, "ExecStartPre", str(home), e)
+            run_unit(installed, "ExecStart", str(home), e)
+            assert os.path.ismount(mnt), f"{attempt}: not mounted"
+            read_one(env, mnt)
+            pid = testenv.daemon_pid(mnt)
+            assert pid is not None
+            if attempt == "start":
+                os.kill(pid, 9)
+                testenv.wait_for(lambda: testenv.daemon_pid(mnt) is None,
+                                 10, what="daemon death")
+        run_unit(installed, "ExecStop", str(home), e)
+        assert not os.path.ismount(mnt)
+        testenv.wait_for(lambda: testenv.daemon_pid(mnt) is None, 10,
+                         what="daemon exit after ExecStop")
+    finally:
+        testenv.force_unmount(mnt)
