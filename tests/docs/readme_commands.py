@@ -27,6 +27,8 @@ import sys
 
 # A program named by a relative path inside the checkout: "a/b", "a/b/c.sh".
 _SCRIPT = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$")
+# What a program's name may end in; "docs/SEMANTICS.md" is not one.
+_PROGRAM_EXTS = ("", ".sh", ".py", ".pl")
 _ASSIGN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 
 
@@ -69,6 +71,9 @@ def program_of(cmd):
         return None  # a plain program name, or ./DIR
     if prog.startswith("build/"):
         return None  # a build product, not part of the checkout
+    ext = os.path.splitext(prog)[1]
+    if ext not in _PROGRAM_EXTS:
+        return None  # a document named in text: docs/X.md, contrib/x.conf
     return prog
 
 
