@@ -17,6 +17,7 @@
 #include <openssl/opensslv.h>
 
 #include "accounts.h"
+#include "control.h"
 #include "imap-error.h"
 #include "log.h"
 #include "mountcheck.h"
@@ -24,6 +25,7 @@
 #include "options.h"
 #include "password.h"
 #include "pool.h"
+#include "status.h"
 #include "url.h"
 
 static void main_fail(const char *what, const GError *error)
@@ -63,6 +65,51 @@ static gboolean main_parse(int argc, char **argv, struct fs_options *opts,
 	return ok;
 }
 
+/* "imapfs status MOUNTPOINT" / "imapfs refresh MOUNTPOINT". */
+static gboolean main_is_control_command(int argc, char **argv)
+{
+	return argc == 3 && (strcmp(argv[1], "status") == 0 ||
+			     strcmp(argv[1], "refresh") == 0);
+}
+
+/* What "imapfs status" reports; the socket path is made absolute now,
+ * before daemonizing changes the working directory. */
+static void main_status_init(struct fs_status *status, struct imapfs *fs,
+			     const struct fs_options *opts,
+			     const struct imap_url *url,
+			     const struct imap_session *first)
+{
+	status->fs = fs;
+	status->mountpoint = g_canonicalize_filename(opts->mountpoint, NULL);
+	status->user = g_strdup(url->user);
+	status->host = g_strdup(url->host);
+	status->port = url->port;
+	status->implicit_tls = url->implicit_tls;
+	status->cache_mb = opts->cache_mb;
+	status->timeout_s = opts->timeout_s;
+	status->listing_ttl = opts->listing_ttl;
+	status->attr_timeout = opts->attr_timeout;
+	status->started = g_get_real_time();
+	fs_status_set_caps(status, first);
+}
+
+/* The control socket; the mount works without it (warning). */
+static struct fs_control *main_control_start(struct fs_status *status)
+{
+	char *path = fs_control_socket_path(status->mountpoint);
+	GError *error = NULL;
+	struct fs_control *control;
+
+	control = fs_control_start(path, fs_status_answer, status, &error);
+	if (control == NULL) {
+		imapfs_warning("no imapfs status for this mount: %s",
+			       error->message);
+		g_error_free(error);
+	}
+	g_free(path);
+	return control;
+}
+
 int main(int argc, char **argv)
 {
 	struct fs_options opts;
@@ -73,11 +120,15 @@ int main(int argc, char **argv)
 	struct imap_session *first;
 	struct fuse_session *se = NULL;
 	struct fuse_loop_config *loop_cfg;
+	struct fs_status status = {0};
+	struct fs_control *control;
 	GError *err = NULL;
 	char *fsopts, *fsname;
 	int ret = 1;
 
 	signal(SIGPIPE, SIG_IGN);
+	if (main_is_control_command(argc, argv))
+		return fs_control_client(argv[2], argv[1]);
 	if (!main_parse(argc, argv, &opts, &err)) {
 		main_fail(NULL, err);
 		g_error_free(err);
@@ -127,6 +178,7 @@ int main(int argc, char **argv)
 		main_fail(NULL, err);
 		goto out_err;
 	}
+	main_status_init(&status, &fs, &opts, &url, first);
 	fs.pool = imap_pool_new(&account, opts.connections, first);
 	fs.tree = fs_tree_new(getuid(), getgid(), 0400, 0500);
 	fs.cache = fs_bodycache_new((uint64_t)opts.cache_mb * 1024 * 1024);
@@ -185,11 +237,13 @@ int main(int argc, char **argv)
 		MIN((uint64_t)opts.cache_mb * 1024 * 1024 / 4, 8 * 1024 * 1024),
 		MIN((uint64_t)opts.cache_mb * 1024 * 1024 / 2,
 		    32 * 1024 * 1024));
+	control = main_control_start(&status);
 	loop_cfg = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_max_threads(loop_cfg, 16);
 	fuse_loop_cfg_set_idle_threads(loop_cfg, 8);
 	ret = fuse_session_loop_mt(se, loop_cfg) != 0 ? 1 : 0;
 	fuse_loop_cfg_destroy(loop_cfg);
+	fs_control_stop(control);
 	fs_prefetch_free(fs.prefetch);
 	fs_notify_free(fs.notify);
 
@@ -207,6 +261,7 @@ out_fs:
 out_err:
 out_url:
 	g_clear_error(&err);
+	fs_status_clear(&status);
 	fs_password_free(account.password);
 	imap_url_clear(&url);
 out_opts:

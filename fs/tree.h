@@ -146,6 +146,10 @@ void fs_tree_folder_end(struct fs_tree *tree, uint64_t ino, gboolean ok,
 /* Marks a folder's listing as stale so that the next access reloads it. */
 void fs_tree_folder_invalidate(struct fs_tree *tree, uint64_t ino);
 
+/* Marks every folder listing and the mailbox list as stale, so the next
+ * access to each reloads it (SIGHUP, "imapfs refresh"). Any thread. */
+void fs_tree_invalidate_all(struct fs_tree *tree);
+
 /* Number of message nodes in the tree (for statfs's f_files). */
 uint64_t fs_tree_count_files(struct fs_tree *tree);
 

@@ -198,3 +198,13 @@ gboolean imap_pool_run(struct imap_pool *pool, const char *mailbox_hint,
 		pool_purge_idle(pool);
 	}
 }
+
+void imap_pool_stats(struct imap_pool *pool, unsigned int *count_r,
+		     unsigned int *idle_r, unsigned int *size_r)
+{
+	g_mutex_lock(&pool->lock);
+	*count_r = pool->count;
+	*idle_r = pool->idle->len;
+	*size_r = pool->size;
+	g_mutex_unlock(&pool->lock);
+}
