@@ -168,12 +168,11 @@ static gpointer control_thread(gpointer data)
 	return NULL;
 }
 
-struct fs_control *fs_control_start(const char *path, fs_control_fn *fn,
-				    void *user_data, GError **error)
+struct fs_control *fs_control_open(const char *path, fs_control_fn *fn,
+				   void *user_data, GError **error)
 {
 	struct fs_control *c;
 	struct sockaddr_un sa;
-	struct sigaction act;
 	char *dir;
 	mode_t old;
 
@@ -206,6 +205,21 @@ struct fs_control *fs_control_start(const char *path, fs_control_fn *fn,
 	umask(old);
 	if (listen(c->listen_fd, 8) != 0)
 		goto fail;
+	return c;
+fail:
+	g_set_error(error, IMAP_ERROR, IMAP_ERROR_IO, "control socket %s: %s",
+		    path, g_strerror(errno));
+	unlink(path);
+	fs_control_stop(c);
+	return NULL;
+}
+
+void fs_control_run(struct fs_control *c)
+{
+	struct sigaction act;
+
+	if (c == NULL || c->thread != NULL)
+		return;
 	c->thread = g_thread_new("control", control_thread, c);
 	control_hup_fd = c->wake[1];
 	memset(&act, 0, sizeof(act));
@@ -213,12 +227,6 @@ struct fs_control *fs_control_start(const char *path, fs_control_fn *fn,
 	sigemptyset(&act.sa_mask);
 	act.sa_flags = SA_RESTART;
 	sigaction(SIGHUP, &act, NULL);
-	return c;
-fail:
-	g_set_error(error, IMAP_ERROR, IMAP_ERROR_IO, "control socket %s: %s",
-		    path, g_strerror(errno));
-	fs_control_stop(c);
-	return NULL;
 }
 
 void fs_control_stop(struct fs_control *c)
@@ -234,10 +242,11 @@ void fs_control_stop(struct fs_control *c)
 			imapfs_log(IMAPFS_LOG_WARNING,
 				   "control: cannot stop the thread");
 		g_thread_join(c->thread);
+	}
+	if (c->listen_fd >= 0) {
+		close(c->listen_fd);
 		unlink(c->path);
 	}
-	if (c->listen_fd >= 0)
-		close(c->listen_fd);
 	if (c->wake[0] >= 0)
 		close(c->wake[0]);
 	if (c->wake[1] >= 0)

@@ -28,12 +28,17 @@ typedef char *fs_control_fn(const char *request, void *user_data);
  * call on the mount itself). g_malloc'd. */
 char *fs_control_socket_path(const char *mountpoint);
 
-/* Binds @path (replacing a stale socket of a dead daemon) and starts the
- * control thread, which calls @fn for every request; SIGHUP then runs
- * @fn("refresh") on that thread too.  Call after daemonizing.  Returns
- * NULL with an error (the mount works without it). */
-struct fs_control *fs_control_start(const char *path, fs_control_fn *fn,
-				    void *user_data, GError **error);
+/* Binds @path (replacing a stale socket of a dead daemon) and listens, so
+ * a client that connects as soon as imapfs has returned is answered.  Call
+ * before daemonizing (the socket survives the fork).  Returns NULL with an
+ * error (the mount works without it). */
+struct fs_control *fs_control_open(const char *path, fs_control_fn *fn,
+				   void *user_data, GError **error);
+
+/* Starts the control thread, which calls @fn for every request; SIGHUP
+ * then runs @fn("refresh") on that thread too.  Call after daemonizing.
+ * NULL is allowed (does nothing). */
+void fs_control_run(struct fs_control *control);
 
 /* Stops the thread, removes the socket and frees @control (NULL allowed).
  * Restores the default SIGHUP action. */

@@ -93,14 +93,15 @@ static void main_status_init(struct fs_status *status, struct imapfs *fs,
 	fs_status_set_caps(status, first);
 }
 
-/* The control socket; the mount works without it (warning). */
+/* The control socket, listening (the thread starts after daemonizing);
+ * the mount works without it (warning). */
 static struct fs_control *main_control_start(struct fs_status *status)
 {
 	char *path = fs_control_socket_path(status->mountpoint);
 	GError *error = NULL;
-	struct fs_control *control;
+	struct fs_control *control = NULL;
 
-	control = fs_control_start(path, fs_status_answer, status, &error);
+	control = fs_control_open(path, fs_status_answer, status, &error);
 	if (control == NULL) {
 		imapfs_warning("no imapfs status for this mount: %s",
 			       error->message);
@@ -223,6 +224,7 @@ int main(int argc, char **argv)
 			opts.mountpoint);
 		goto out_signals;
 	}
+	control = main_control_start(&status);
 	if (fuse_daemonize(opts.foreground) != 0)
 		goto out_unmount;
 	if (!opts.foreground)
@@ -237,17 +239,17 @@ int main(int argc, char **argv)
 		MIN((uint64_t)opts.cache_mb * 1024 * 1024 / 4, 8 * 1024 * 1024),
 		MIN((uint64_t)opts.cache_mb * 1024 * 1024 / 2,
 		    32 * 1024 * 1024));
-	control = main_control_start(&status);
+	fs_control_run(control);
 	loop_cfg = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_max_threads(loop_cfg, 16);
 	fuse_loop_cfg_set_idle_threads(loop_cfg, 8);
 	ret = fuse_session_loop_mt(se, loop_cfg) != 0 ? 1 : 0;
 	fuse_loop_cfg_destroy(loop_cfg);
-	fs_control_stop(control);
 	fs_prefetch_free(fs.prefetch);
 	fs_notify_free(fs.notify);
 
 out_unmount:
+	fs_control_stop(control);
 	fuse_session_unmount(se);
 out_signals:
 	fuse_remove_signal_handlers(se);

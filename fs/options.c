@@ -215,6 +215,9 @@ void fs_options_clear(struct fs_options *opts)
 void fs_options_print_help(const char *progname)
 {
 	printf("usage: %s [options] URL MOUNTPOINT\n"
+	       "       imapfs [options] ACCOUNT MOUNTPOINT  (an account of "
+	       "~/.config/imapfs/config)\n"
+	       "       imapfs status|refresh MOUNTPOINT\n"
 	       "\n"
 	       "Mounts an IMAP account: mailboxes are directories, messages "
 	       "are files <UID>.eml.\n"
