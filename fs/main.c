@@ -72,7 +72,7 @@ static gboolean main_is_control_command(int argc, char **argv)
 			     strcmp(argv[1], "refresh") == 0);
 }
 
-/* What "imapfs status" reports; the socket path is made absolute now,
+/* What "imapfs status" reports; the mount point is made absolute now,
  * before daemonizing changes the working directory. */
 static void main_status_init(struct fs_status *status, struct imapfs *fs,
 			     const struct fs_options *opts,
@@ -99,7 +99,7 @@ static struct fs_control *main_control_start(struct fs_status *status)
 {
 	char *path = fs_control_socket_path(status->mountpoint);
 	GError *error = NULL;
-	struct fs_control *control = NULL;
+	struct fs_control *control;
 
 	control = fs_control_open(path, fs_status_answer, status, &error);
 	if (control == NULL) {
@@ -122,7 +122,7 @@ int main(int argc, char **argv)
 	struct fuse_session *se = NULL;
 	struct fuse_loop_config *loop_cfg;
 	struct fs_status status = {0};
-	struct fs_control *control;
+	struct fs_control *control = NULL;
 	GError *err = NULL;
 	char *fsopts, *fsname;
 	int ret = 1;
