@@ -15,7 +15,22 @@
 # Environment: FUZZ_SECONDS (default 60), CHECK_PHASES (default
 # "format plain asan fuzz"; e.g. CHECK_PHASES=plain for a quick local run),
 # SKIP_SETUP_DEPS=1 to not call contrib/setup-deps.sh.
+#
+#   contrib/check.sh          run the phases
+#   contrib/check.sh --help   print this text and exit
 set -euo pipefail
+
+case "${1:-}" in
+-h | --help)
+	sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//p}' "$0"
+	exit 0
+	;;
+"") ;;
+*)
+	echo "check.sh: unexpected argument '$1' (see contrib/check.sh --help)" >&2
+	exit 2
+	;;
+esac
 
 cd "$(dirname "$0")/.."
 ROOT=$PWD

@@ -16,13 +16,17 @@
 
 #include <openssl/opensslv.h>
 
+#include "accounts.h"
+#include "control.h"
 #include "imap-error.h"
 #include "mutate.h"
 #include "log.h"
+#include "mountcheck.h"
 #include "ops.h"
 #include "options.h"
 #include "password.h"
 #include "pool.h"
+#include "status.h"
 #include "url.h"
 
 static void main_fail(const char *what, const GError *error)
@@ -33,25 +37,79 @@ static void main_fail(const char *what, const GError *error)
 
 static int main_check_mountpoint(const char *path)
 {
-	struct stat st;
+	GError *error = NULL;
 
-	if (stat(path, &st) != 0) {
-		if (errno == ENOTCONN)
-			fprintf(stderr,
-				"imapfs: %s: a dead FUSE mount is still "
-				"there; run 'fusermount3 -u %s' first\n",
-				path, path);
-		else
-			fprintf(stderr, "imapfs: mountpoint %s: %s\n", path,
-				g_strerror(errno));
-		return -1;
+	if (fs_mountcheck(path, &error))
+		return 0;
+	main_fail(NULL, error);
+	g_error_free(error);
+	return -1;
+}
+
+/* fs_options_parse(), an account name first expanded from the config
+ * file (imapfs ACCOUNT MOUNTPOINT). */
+static gboolean main_parse(int argc, char **argv, struct fs_options *opts,
+			   GError **error)
+{
+	char **expanded = NULL;
+	gboolean ok;
+
+	if (!fs_accounts_expand(argc, argv, &expanded, error)) {
+		memset(opts, 0, sizeof(*opts));
+		return FALSE;
 	}
-	if (!S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "imapfs: mountpoint %s is not a directory\n",
-			path);
-		return -1;
+	if (expanded == NULL)
+		return fs_options_parse(argc, argv, opts, error);
+	ok = fs_options_parse((int)g_strv_length(expanded), expanded, opts,
+			      error);
+	g_strfreev(expanded);
+	return ok;
+}
+
+/* "imapfs status MOUNTPOINT" / "imapfs refresh MOUNTPOINT". */
+static gboolean main_is_control_command(int argc, char **argv)
+{
+	return argc == 3 && (strcmp(argv[1], "status") == 0 ||
+			     strcmp(argv[1], "refresh") == 0);
+}
+
+/* What "imapfs status" reports; the mount point is made absolute now,
+ * before daemonizing changes the working directory. */
+static void main_status_init(struct fs_status *status, struct imapfs *fs,
+			     const struct fs_options *opts,
+			     const struct imap_url *url,
+			     const struct imap_session *first)
+{
+	status->fs = fs;
+	status->mountpoint = g_canonicalize_filename(opts->mountpoint, NULL);
+	status->user = g_strdup(url->user);
+	status->host = g_strdup(url->host);
+	status->port = url->port;
+	status->implicit_tls = url->implicit_tls;
+	status->cache_mb = opts->cache_mb;
+	status->timeout_s = opts->timeout_s;
+	status->listing_ttl = opts->listing_ttl;
+	status->attr_timeout = opts->attr_timeout;
+	status->started = g_get_real_time();
+	fs_status_set_caps(status, first);
+}
+
+/* The control socket, listening (the thread starts after daemonizing);
+ * the mount works without it (warning). */
+static struct fs_control *main_control_start(struct fs_status *status)
+{
+	char *path = fs_control_socket_path(status->mountpoint);
+	GError *error = NULL;
+	struct fs_control *control;
+
+	control = fs_control_open(path, fs_status_answer, status, &error);
+	if (control == NULL) {
+		imapfs_warning("no imapfs status for this mount: %s",
+			       error->message);
+		g_error_free(error);
 	}
-	return 0;
+	g_free(path);
+	return control;
 }
 
 int main(int argc, char **argv)
@@ -64,12 +122,16 @@ int main(int argc, char **argv)
 	struct imap_session *first;
 	struct fuse_session *se = NULL;
 	struct fuse_loop_config *loop_cfg;
+	struct fs_status status = {0};
+	struct fs_control *control = NULL;
 	GError *err = NULL;
 	char *fsopts, *fsname;
 	int ret = 1;
 
 	signal(SIGPIPE, SIG_IGN);
-	if (!fs_options_parse(argc, argv, &opts, &err)) {
+	if (main_is_control_command(argc, argv))
+		return fs_control_client(argv[2], argv[1]);
+	if (!main_parse(argc, argv, &opts, &err)) {
 		main_fail(NULL, err);
 		g_error_free(err);
 		fs_options_clear(&opts);
@@ -134,6 +196,7 @@ int main(int argc, char **argv)
 			goto out_err;
 		}
 	}
+	main_status_init(&status, &fs, &opts, &url, first);
 	fs.pool = imap_pool_new(&account, opts.connections, first);
 	fs.tree = fs.read_only ? fs_tree_new(getuid(), getgid(), 0400, 0500)
 			       : fs_tree_new(getuid(), getgid(), 0600, 0700);
@@ -181,6 +244,7 @@ int main(int argc, char **argv)
 			opts.mountpoint);
 		goto out_signals;
 	}
+	control = main_control_start(&status);
 	if (fuse_daemonize(opts.foreground) != 0)
 		goto out_unmount;
 	if (!opts.foreground)
@@ -195,6 +259,7 @@ int main(int argc, char **argv)
 		MIN((uint64_t)opts.cache_mb * 1024 * 1024 / 4, 8 * 1024 * 1024),
 		MIN((uint64_t)opts.cache_mb * 1024 * 1024 / 2,
 		    32 * 1024 * 1024));
+	fs_control_run(control);
 	loop_cfg = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_max_threads(loop_cfg, 16);
 	fuse_loop_cfg_set_idle_threads(loop_cfg, 8);
@@ -204,6 +269,7 @@ int main(int argc, char **argv)
 	fs_notify_free(fs.notify);
 
 out_unmount:
+	fs_control_stop(control);
 	fuse_session_unmount(se);
 out_signals:
 	fuse_remove_signal_handlers(se);
@@ -223,6 +289,7 @@ out_fs:
 out_err:
 out_url:
 	g_clear_error(&err);
+	fs_status_clear(&status);
 	fs_password_free(account.password);
 	imap_url_clear(&url);
 out_opts:

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "imap-error.h"
+#include "mountopts.h"
 #include "options.h"
 
 enum { KEY_HELP, KEY_VERSION, KEY_FOREGROUND, KEY_DEBUG };
@@ -132,7 +133,7 @@ static int options_proc(void *data, const char *arg, int key,
 					"IMAPFS_PASSWORD or ~/.netrc");
 			return 0;
 		}
-		return 1;
+		return fs_mountopt_filter(arg, &ctx->error);
 	default:
 		return 1;
 	}
@@ -236,6 +237,9 @@ void fs_options_clear(struct fs_options *opts)
 void fs_options_print_help(const char *progname)
 {
 	printf("usage: %s [options] URL MOUNTPOINT\n"
+	       "       imapfs [options] ACCOUNT MOUNTPOINT  (an account of "
+	       "~/.config/imapfs/config)\n"
+	       "       imapfs status|refresh MOUNTPOINT\n"
 	       "\n"
 	       "Mounts an IMAP account: mailboxes are directories, messages "
 	       "are files <UID>.eml.\n"
@@ -279,6 +283,7 @@ void fs_options_print_help(const char *progname)
 	       "redacted), implies -f\n"
 	       "    -h, --help               print this help\n"
 	       "    -V, --version            print the version\n"
-	       "Other -o options are passed to FUSE.\n",
+	       "FUSE and mount(8) options (allow_other, noatime, ...): "
+	       "see man imapfs.\n",
 	       progname);
 }

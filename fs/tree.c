@@ -948,3 +948,20 @@ uint64_t fs_tree_count_files(struct fs_tree *tree)
 	g_mutex_unlock(&tree->lock);
 	return n;
 }
+
+void fs_tree_invalidate_all(struct fs_tree *tree)
+{
+	GHashTableIter it;
+	gpointer v;
+
+	g_mutex_lock(&tree->lock);
+	g_hash_table_iter_init(&it, tree->nodes);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		struct tree_node *node = v;
+
+		if (node->kind == TREE_DIR)
+			node->loaded_at = 0;
+	}
+	tree->mailboxes_time = 0;
+	g_mutex_unlock(&tree->lock);
+}

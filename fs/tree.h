@@ -304,6 +304,9 @@ uint32_t fs_tree_max_uid(struct fs_tree *tree, uint64_t dir);
  * subdirectories of directory @ino, from memory. */
 void fs_tree_dir_counts(struct fs_tree *tree, uint64_t ino,
 			unsigned int *locals_r, unsigned int *subdirs_r);
+/* Marks every folder listing and the mailbox list as stale, so the next
+ * access to each reloads it (SIGHUP, "imapfs refresh"). Any thread. */
+void fs_tree_invalidate_all(struct fs_tree *tree);
 
 /* Number of message nodes in the tree (for statfs's f_files). */
 uint64_t fs_tree_count_files(struct fs_tree *tree);

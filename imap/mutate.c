@@ -18,12 +18,6 @@
 #include "mutate.h"
 #include "session-private.h"
 
-gboolean imap_session_has_cap(const struct imap_session *session,
-			      const char *cap)
-{
-	return imap_conn_has_cap(session->conn, cap);
-}
-
 /* A decimal number without sign, spaces or leading garbage. */
 static gboolean mutate_parse_u64(const char *s, size_t len, uint64_t max,
 				 uint64_t *value_r)

@@ -32,11 +32,6 @@
 #include "command.h"
 #include "session.h"
 
-/* TRUE if the server announced @cap (case-insensitive), e.g. "UIDPLUS",
- * "MOVE", "BINARY", "CONDSTORE", "LITERAL+". */
-gboolean imap_session_has_cap(const struct imap_session *session,
-			      const char *cap);
-
 /* The APPENDLIMIT the server announced (RFC 7889: APPENDLIMIT=n in
  * CAPABILITY), or 0 when it announced none. */
 uint64_t imap_session_append_limit(const struct imap_session *session);

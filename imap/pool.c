@@ -234,3 +234,13 @@ gboolean imap_pool_run_once(struct imap_pool *pool, const char *mailbox_hint,
 	g_propagate_error(error, err);
 	return FALSE;
 }
+
+void imap_pool_stats(struct imap_pool *pool, unsigned int *count_r,
+		     unsigned int *idle_r, unsigned int *size_r)
+{
+	g_mutex_lock(&pool->lock);
+	*count_r = pool->count;
+	*idle_r = pool->idle->len;
+	*size_r = pool->size;
+	g_mutex_unlock(&pool->lock);
+}

@@ -32,6 +32,11 @@ struct imap_pool *imap_pool_new(const struct imap_account *account,
  * are opened on demand anyway); blocks for the logins. */
 void imap_pool_open_more(struct imap_pool *pool, unsigned int n);
 
+/* The sessions that exist (borrowed or idle, plus opens under way), how
+ * many of them are idle, and the most there may be. Any thread. */
+void imap_pool_stats(struct imap_pool *pool, unsigned int *count_r,
+		     unsigned int *idle_r, unsigned int *size_r);
+
 /* Logs out and frees every idle session; sessions still borrowed are
  * aborted. NULL is allowed. Call only after all users stopped. */
 void imap_pool_free(struct imap_pool *pool);

@@ -145,6 +145,12 @@ gboolean imap_session_is_usable(const struct imap_session *session)
 	return !imap_conn_is_broken(session->conn);
 }
 
+gboolean imap_session_has_cap(const struct imap_session *session,
+			      const char *cap)
+{
+	return imap_conn_has_cap(session->conn, cap);
+}
+
 void imap_session_abort(struct imap_session *session)
 {
 	imap_conn_abort(session->conn);

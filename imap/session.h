@@ -98,6 +98,11 @@ void imap_session_abort(struct imap_session *session);
 /* FALSE once the connection broke; the owner should free the session. */
 gboolean imap_session_is_usable(const struct imap_session *session);
 
+/* TRUE if the server announced capability @cap (ASCII case-insensitive).
+ * Call only while the session is not in use by another thread. */
+gboolean imap_session_has_cap(const struct imap_session *session,
+			      const char *cap);
+
 /* The mailbox currently examined, or NULL. */
 const char *imap_session_selected(const struct imap_session *session);
 

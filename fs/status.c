@@ -1,0 +1,96 @@
+/* status.c - see status.h. */
+#include "config.h"
+
+#include <string.h>
+#include <unistd.h>
+
+#include "bodycache.h"
+#include "pool.h"
+#include "status.h"
+#include "tree.h"
+
+/* What imapfs looks for in CAPABILITY (and uses where offered). */
+static const char *const status_caps[] = {
+	"IMAP4rev1", "SASL-IR",	      "LITERAL+",    "ENABLE",	 "CONDSTORE",
+	"NAMESPACE", "LIST-EXTENDED", "SPECIAL-USE", "CHILDREN", "QUOTA",
+	"UIDPLUS",   "MOVE",	      "IDLE",
+};
+
+void fs_status_set_caps(struct fs_status *status,
+			const struct imap_session *session)
+{
+	GString *used = g_string_new(NULL), *missing = g_string_new(NULL);
+	size_t i;
+
+	for (i = 0; i < G_N_ELEMENTS(status_caps); i++) {
+		GString *to = imap_session_has_cap(session, status_caps[i])
+				      ? used
+				      : missing;
+
+		if (to->len > 0)
+			g_string_append_c(to, ' ');
+		g_string_append(to, status_caps[i]);
+	}
+	g_free(status->caps_used);
+	g_free(status->caps_missing);
+	status->caps_used = g_string_free(used, FALSE);
+	status->caps_missing = g_string_free(missing, FALSE);
+}
+
+static char *status_text(const struct fs_status *st)
+{
+	unsigned int count, idle, size;
+	uint64_t cached = fs_bodycache_bytes(st->fs->cache);
+	GDateTime *since =
+		g_date_time_new_from_unix_local(st->started / G_USEC_PER_SEC);
+	char *when = g_date_time_format(since, "%Y-%m-%d %H:%M:%S %z");
+	char *text;
+
+	imap_pool_stats(st->fs->pool, &count, &idle, &size);
+	text = g_strdup_printf(
+		"mount point:  %s\n"
+		"account:      %s@%s port %u (%s)\n"
+		"mounted:      %s (pid %d)\n"
+		"capabilities: %s\n"
+		"not offered:  %s\n"
+		"connections:  %u open (%u busy, %u idle), at most %u\n"
+		"cache:        %" G_GUINT64_FORMAT " KiB of %u MiB\n"
+		"messages:     %" G_GUINT64_FORMAT " known\n"
+		"settings:     timeout=%u listing_ttl=%u attr_timeout=%.0f\n",
+		st->mountpoint, st->user, st->host, st->port,
+		st->implicit_tls ? "imaps: TLS" : "imap: STARTTLS", when,
+		(int)getpid(), st->caps_used ? st->caps_used : "",
+		st->caps_missing && *st->caps_missing ? st->caps_missing
+						      : "(none)",
+		count, count - MIN(idle, count), idle, size,
+		(cached + 1023) / 1024, st->cache_mb,
+		fs_tree_count_files(st->fs->tree), st->timeout_s,
+		st->listing_ttl, st->attr_timeout);
+	g_free(when);
+	g_date_time_unref(since);
+	return text;
+}
+
+char *fs_status_answer(const char *request, void *user_data)
+{
+	struct fs_status *st = user_data;
+
+	if (strcmp(request, "status") == 0)
+		return status_text(st);
+	if (strcmp(request, "refresh") == 0) {
+		fs_tree_invalidate_all(st->fs->tree);
+		return g_strdup("refreshed: every folder listing is reloaded "
+				"on its next use\n");
+	}
+	return NULL;
+}
+
+void fs_status_clear(struct fs_status *status)
+{
+	g_free(status->mountpoint);
+	g_free(status->user);
+	g_free(status->host);
+	g_free(status->caps_used);
+	g_free(status->caps_missing);
+	memset(status, 0, sizeof(*status));
+}
