@@ -119,6 +119,7 @@ int main(int argc, char **argv)
 	}
 	fs.pool = imap_pool_new(&account, opts.connections, first);
 	fs.tree = fs_tree_new(getuid(), getgid(), 0400, 0500);
+	fs.quota = fs_quota_new(fs.pool, FS_QUOTA_TTL_US);
 	fs.cache = fs_bodycache_new((uint64_t)opts.cache_mb * 1024 * 1024);
 	fs.attr_timeout = opts.attr_timeout;
 	fs.entry_timeout = opts.attr_timeout;
@@ -190,6 +191,7 @@ out_signals:
 out_session:
 	fuse_session_destroy(se);
 out_fs:
+	fs_quota_free(fs.quota);
 	imap_pool_free(fs.pool);
 	if (fs.tree != NULL)
 		fs_tree_free(fs.tree);

@@ -516,27 +516,17 @@ static void ops_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 
 /* statfs */
 
-static gboolean ops_quota_fn(struct imap_session *s, void *user_data,
-			     GError **error)
-{
-	uint64_t *q = user_data;
-
-	return imap_session_quota(s, &q[0], &q[1], error);
-}
-
 static void ops_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct imapfs *fs = ops_fs(req);
 	/* Without QUOTA: 1 TiB, all free, so copy tools don't refuse. */
 	uint64_t total = (uint64_t)1 << 40, avail = total, q[2];
 	struct statvfs st;
-	GError *err = NULL;
 
-	if (imap_pool_run(fs->pool, NULL, ops_quota_fn, q, &err) && q[1] > 0) {
+	if (fs_quota_get(fs->quota, &q[0], &q[1]) && q[1] > 0) {
 		total = q[1] * 1024;
 		avail = q[0] < q[1] ? (q[1] - q[0]) * 1024 : 0;
 	}
-	g_clear_error(&err);
 	memset(&st, 0, sizeof(st));
 	st.f_bsize = 4096;
 	st.f_frsize = 4096;

@@ -15,6 +15,7 @@
 #include "notify.h"
 #include "prefetch.h"
 #include "pool.h"
+#include "quota.h"
 #include "tree.h"
 
 struct imapfs {
@@ -23,6 +24,7 @@ struct imapfs {
 	struct fs_tree *tree;
 	struct fs_bodycache *cache;
 	struct fs_notify *notify;
+	struct fs_quota *quota; /* statfs's cached quota */
 	/* Seconds the kernel may cache attributes and names. */
 	double attr_timeout;
 	double entry_timeout;
