@@ -309,8 +309,8 @@ GPtrArray *fs_namemap_mailbox_paths(GPtrArray *infos)
 		const char *rel =
 			info->rel_name != NULL ? info->rel_name : info->name;
 		struct fs_namemap_path *mp;
-		size_t plen = info->ns_prefix != NULL ? strlen(info->ns_prefix)
-						      : 0;
+		size_t plen =
+			info->ns_prefix != NULL ? strlen(info->ns_prefix) : 0;
 
 		if (!imap_mailbox_info_is_primary(info))
 			continue;

@@ -156,14 +156,7 @@ def ns(imapfs_bin, tmp_path_factory):
             ["-o", "listing_ttl=1", "-o", "attr_timeout=0"])
         yield NsEnv(server, mnt, trace, proc)
     finally:
-        testenv.unmount(mnt)
-        if proc is not None:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                testenv.force_unmount(mnt)
-                proc.kill()
-                proc.wait()
+        testenv.stop_traced(mnt, proc)
         server.stop()
         signal.signal(signal.SIGTERM, old_term)
 
@@ -328,6 +321,36 @@ def test_statfs_quota_is_cached(ns):
     st = results[-1]
     # Dovecot's quota_rule: 1 GiB of storage.
     assert st.f_blocks * st.f_frsize == 1 << 30
+
+
+def test_statfs_without_storage_quota_is_cached(imapfs_bin, tmp_path):
+    """A QUOTA reply without a STORAGE resource (here a message-count
+    quota; Courier sends no resource at all) gives the default totals, and
+    that answer is cached as well."""
+    server = testenv.DovecotServer(str(tmp_path / "dovecot"), quota=True,
+                                   quota_rule="*:messages=1000")
+    mnt = str(tmp_path / "mnt")
+    os.mkdir(mnt)
+    proc = None
+    try:
+        server.start()
+        c = server.client()
+        try:
+            typ, _ = c._simple_command("GETQUOTAROOT", "INBOX")
+            assert typ == "OK"
+            assert b"MESSAGE" in b" ".join(c.untagged_responses["QUOTA"])
+        finally:
+            c.logout()
+        trace = str(tmp_path / "trace.txt")
+        proc = testenv.mount_traced(imapfs_bin, server, mnt, trace)
+        sts = [os.statvfs(mnt) for _ in range(5)]
+        with open(trace, errors="replace") as f:
+            sent = re.findall(r"C: \S+ GETQUOTAROOT", f.read())
+        assert len(sent) == 1, sent
+        assert all(st.f_blocks * st.f_frsize == 1 << 40 for st in sts)
+    finally:
+        testenv.stop_traced(mnt, proc)
+        server.stop()
 
 
 def test_personal_mailbox_named_like_a_namespace(ns):

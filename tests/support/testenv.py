@@ -350,7 +350,8 @@ class DovecotServer(ImapServer):
     def __init__(self, basedir: str, user: str = "alice",
                  password: str | None = None, ssl: bool = True,
                  inbox_prefix: str = "", other_users: tuple = (),
-                 acl: bool = False, quota: bool = False):
+                 acl: bool = False, quota: bool = False,
+                 quota_rule: str = "*:storage=1G"):
         """`inbox_prefix` is the personal namespace's prefix ("" as Dovecot
         ships, "INBOX." as Courier and Debian's Cyrus use it).
         `other_users` are more accounts (passwords in self.passwords).
@@ -358,7 +359,8 @@ class DovecotServer(ImapServer):
         other users' mailboxes shared with this one, prefix
         "shared.<user>." (Dovecot's "shared.%%u."), without the listescape
         plugin (names cannot contain "/" then). `quota` turns on the
-        quota plugin (QUOTA extension, 1 GiB storage limit)."""
+        quota plugin (QUOTA extension) with `quota_rule` (1 GiB of
+        storage)."""
         self.basedir = os.path.abspath(basedir)
         self.user = user
         self.password = password if password is not None else \
@@ -368,6 +370,7 @@ class DovecotServer(ImapServer):
         self.prefix = inbox_prefix
         self.acl = acl
         self.quota = quota
+        self.quota_rule = quota_rule
         self.passwords = {user: self.password}
         for u in other_users:
             self.passwords[u] = "pw-" + secrets.token_hex(12)
@@ -576,16 +579,15 @@ plugin {{
 }}
 """
 
-    @staticmethod
-    def _quota_config() -> str:
-        return """protocol imap {
+    def _quota_config(self) -> str:
+        return f"""protocol imap {{
   mail_plugins = $mail_plugins imap_quota
-}
-plugin {
+}}
+plugin {{
   quota = count:User quota
-  quota_rule = *:storage=1G
+  quota_rule = {self.quota_rule}
   quota_vsizes = yes
-}
+}}
 """
 
     def log_tail(self, lines: int = 40) -> str:
@@ -962,9 +964,9 @@ def mount_traced(binary: str, server: DovecotServer, mountpoint: str,
                  trace_path: str, options: list[str] = (),
                  timeout: float = 60) -> subprocess.Popen:
     """Run imapfs in the foreground with the -d trace going to
-    `trace_path`; return the process once the mount is live.  Stop it with
-    unmount(mountpoint) and then wait() on it.  Raises RuntimeError (with
-    the trace's tail) if it exits or does not mount within `timeout`."""
+    `trace_path`; return the process once the mount is live.  Raises RuntimeError (with
+    the trace's tail) if it exits, TimeoutError if it does not mount
+    within `timeout`.  Stop it with stop_traced()."""
     argv, pwfile = _imapfs_argv(binary, server, mountpoint, False,
                                 ["-f", "-d"] + list(options), True)
     with open(trace_path, "wb") as out:
@@ -985,6 +987,20 @@ def mount_traced(binary: str, server: DovecotServer, mountpoint: str,
             raise RuntimeError(f"imapfs exited {p.returncode}:\n" +
                                f.read()[-3000:])
     return p
+
+
+def stop_traced(mountpoint: str, proc: subprocess.Popen | None) -> None:
+    """Unmounts a mount_traced() mount and waits (bounded) for its
+    process; kills it if it does not exit."""
+    unmount(mountpoint)
+    if proc is None:
+        return
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        force_unmount(mountpoint)
+        proc.kill()
+        proc.wait()
 
 
 def mount_imapfs(binary: str, server: DovecotServer, mountpoint: str, *,
