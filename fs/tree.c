@@ -7,83 +7,14 @@
 #include "acl.h"
 #include "log.h"
 #include "namemap.h"
-#include "tree.h"
-
-/* How long fs_tree_folder_begin() waits for another thread's load (the
- * load itself is bounded by the IMAP timeouts; this only guards against
- * a bug turning into a hang). */
-#define TREE_LOAD_WAIT_US (300 * G_USEC_PER_SEC)
-/* A claimed RFC822.SIZE above this is not plausible (and near 2^63 the
- * kernel refuses it): such a message answers EIO instead of attributes. */
-#define TREE_MAX_SIZE ((uint64_t)1 << 53)
-/* First read-ahead window of a sequential read; it doubles from there. */
-#define TREE_INITIAL_READAHEAD (256 * 1024)
-
-enum tree_kind { TREE_DIR, TREE_MSG };
-
-struct tree_node {
-	uint64_t ino;
-	enum tree_kind kind;
-	char *name;
-	struct tree_node *parent;
-	uint64_t nlookup;
-	gboolean gone;
-
-	/* TREE_DIR */
-	char *mailbox; /* server name, NULL if not a mailbox */
-	gboolean selectable;
-	/* The server's name of this level even if it is no mailbox (NULL
-	 * for the root and namespace directories), its delimiter, and the
-	 * MYRIGHTS of the mailbox (NULL: not restricted). */
-	char *server_name;
-	char delimiter;
-	char *rights;
-	gboolean assigned;   /* mark for fs_tree_set_mailboxes */
-	GHashTable *subdirs; /* name -> struct tree_node * */
-	GHashTable *msgs;    /* GUINT_TO_POINTER(uid) -> struct tree_node * */
-	uint32_t uidvalidity;
-	gint64 loaded_at; /* monotonic us, 0 = not loaded */
-	gboolean loading;
-	gboolean seen;		/* mark for fs_tree_set_mailboxes */
-	GArray *uids;		/* sorted UIDs of msgs (uint32_t) */
-	uint32_t last_read_uid; /* prefetch: the walk so far */
-	unsigned int streak;
-	uint32_t prefetch_mark; /* highest UID planned */
-	unsigned int prefetch_window;
-
-	/* TREE_MSG */
-	uint32_t uid;
-	uint64_t size;
-	gint64 mtime;
-	char *flags;
-	gboolean size_verified;
-	uint64_t ra_next;   /* where a sequential read would continue */
-	uint64_t ra_window; /* current read-ahead */
-};
-
-struct fs_tree {
-	GMutex lock;
-	GCond load_cond;
-	/* Everything below is protected by lock. */
-	GHashTable *nodes; /* ino -> struct tree_node * */
-	uint64_t next_ino;
-	struct tree_node *root;
-	gint64 mailboxes_time;
-	uint64_t nfiles;
-	uid_t uid;
-	gid_t gid;
-	mode_t file_mode, dir_mode;
-	gint64 mount_time;
-	/* The primary personal namespace (from the last mailbox list). */
-	char *personal_prefix;
-	char personal_delimiter;
-};
+#include "tree-private.h"
 
 void fs_entry_clear(struct fs_entry *entry)
 {
 	g_clear_pointer(&entry->name, g_free);
 	g_clear_pointer(&entry->mailbox, g_free);
 	g_clear_pointer(&entry->flags, g_free);
+	g_clear_pointer(&entry->spool, fs_spool_unref);
 	g_clear_pointer(&entry->rights, g_free);
 }
 
@@ -98,9 +29,8 @@ mode_t fs_tree_rights_mode(mode_t mode, const char *rights)
 	return mode;
 }
 
-static struct tree_node *tree_node_new(struct fs_tree *tree,
-				       enum tree_kind kind, const char *name,
-				       struct tree_node *parent)
+struct tree_node *tree_node_new(struct fs_tree *tree, enum tree_kind kind,
+				const char *name, struct tree_node *parent)
 {
 	struct tree_node *n = g_new0(struct tree_node, 1);
 
@@ -112,6 +42,11 @@ static struct tree_node *tree_node_new(struct fs_tree *tree,
 		n->subdirs = g_hash_table_new(g_str_hash, g_str_equal);
 		n->msgs = g_hash_table_new(g_direct_hash, g_direct_equal);
 		n->uids = g_array_new(FALSE, FALSE, sizeof(uint32_t));
+		n->locals = g_hash_table_new(g_str_hash, g_str_equal);
+		n->aliases = g_hash_table_new_full(g_str_hash, g_str_equal,
+						   g_free, NULL);
+		n->tombs = g_hash_table_new_full(g_direct_hash, g_direct_equal,
+						 NULL, g_free);
 	} else {
 		tree->nfiles++;
 	}
@@ -125,7 +60,11 @@ static void tree_node_free(struct tree_node *n)
 		g_hash_table_destroy(n->subdirs);
 		g_hash_table_destroy(n->msgs);
 		g_array_unref(n->uids);
+		g_hash_table_destroy(n->locals);
+		g_hash_table_destroy(n->aliases);
+		g_hash_table_destroy(n->tombs);
 	}
+	fs_spool_unref(n->spool);
 	g_free(n->name);
 	g_free(n->mailbox);
 	g_free(n->server_name);
@@ -168,15 +107,15 @@ void fs_tree_free(struct fs_tree *tree)
 	g_free(tree);
 }
 
-static struct tree_node *tree_find(struct fs_tree *tree, uint64_t ino)
+struct tree_node *tree_find(struct fs_tree *tree, uint64_t ino)
 {
 	return g_hash_table_lookup(tree->nodes, &ino);
 }
 
 /* Frees a gone message node nobody refers to any more. */
-static void tree_maybe_drop(struct fs_tree *tree, struct tree_node *n)
+void tree_maybe_drop(struct fs_tree *tree, struct tree_node *n)
 {
-	if (n->kind != TREE_MSG || !n->gone || n->nlookup > 0)
+	if (n->kind == TREE_DIR || !n->gone || n->nlookup > 0)
 		return;
 	g_hash_table_remove(tree->nodes, &n->ino);
 	tree->nfiles--;
@@ -185,14 +124,14 @@ static void tree_maybe_drop(struct fs_tree *tree, struct tree_node *n)
 
 /* Removes a message from its folder; it stays reachable by inode for the
  * kernel's references until forgotten. */
-static void tree_msg_gone(struct fs_tree *tree, struct tree_node *msg)
+void tree_msg_gone(struct fs_tree *tree, struct tree_node *msg)
 {
 	msg->gone = TRUE;
 	tree_maybe_drop(tree, msg);
 }
 
-static void tree_fill_entry(struct fs_tree *tree, struct tree_node *n,
-			    struct fs_entry *e)
+void tree_fill_entry(struct fs_tree *tree, struct tree_node *n,
+		     struct fs_entry *e)
 {
 	memset(e, 0, sizeof(*e));
 	e->ino = n->ino;
@@ -214,6 +153,22 @@ static void tree_fill_entry(struct fs_tree *tree, struct tree_node *n,
 		e->st.st_blocks = 8;
 		e->st.st_mtime = e->st.st_ctime = e->st.st_atime =
 			tree->mount_time;
+	} else if (n->kind == TREE_LOCAL) {
+		struct fs_spool_attr a;
+
+		fs_spool_get_attr(n->spool, &a);
+		e->is_local = TRUE;
+		e->spool = fs_spool_ref(n->spool);
+		e->mailbox = g_strdup(n->parent->mailbox);
+		e->flags = a.flags != NULL ? a.flags : g_strdup("");
+		e->size_verified = TRUE;
+		e->st.st_mode = S_IFREG | (a.mode & 07777);
+		e->st.st_nlink = 1;
+		e->st.st_size = (off_t)a.size;
+		e->st.st_blocks = (blkcnt_t)((a.size + 511) / 512);
+		e->st.st_mtime = a.mtime;
+		e->st.st_atime = a.atime;
+		e->st.st_ctime = a.ctime;
 	} else {
 		struct tree_node *dir = n->parent;
 
@@ -232,7 +187,21 @@ static void tree_fill_entry(struct fs_tree *tree, struct tree_node *n,
 		/* Never 0, so du and file managers see the space. */
 		e->st.st_blocks = (blkcnt_t)MAX((n->size + 511) / 512, 1);
 		e->st.st_mtime = e->st.st_ctime = e->st.st_atime = n->mtime;
+		if (n->spool != NULL) {
+			/* Being edited: the shadow copy is the content. */
+			struct fs_spool_attr a;
+
+			fs_spool_get_attr(n->spool, &a);
+			g_free(a.flags);
+			e->spool = fs_spool_ref(n->spool);
+			e->size_verified = TRUE;
+			e->size_unknown = FALSE;
+			e->bad_size = FALSE;
+			e->st.st_size = (off_t)a.size;
+			e->st.st_blocks = (blkcnt_t)((a.size + 511) / 512);
+		}
 	}
+	e->parent = n->parent != NULL ? n->parent->ino : FS_ROOT_INO;
 }
 
 gint64 fs_tree_mailboxes_time(struct fs_tree *tree)
@@ -245,8 +214,8 @@ gint64 fs_tree_mailboxes_time(struct fs_tree *tree)
 	return t;
 }
 
-static struct tree_node *tree_subdir(struct fs_tree *tree,
-				     struct tree_node *parent, const char *name)
+struct tree_node *tree_subdir(struct fs_tree *tree, struct tree_node *parent,
+			      const char *name)
 {
 	struct tree_node *d = g_hash_table_lookup(parent->subdirs, name);
 
@@ -269,7 +238,7 @@ static void tree_clear_seen(struct tree_node *dir)
 		tree_clear_seen(v);
 }
 
-static void tree_dir_gone(struct fs_tree *tree, struct tree_node *dir)
+void tree_dir_gone(struct fs_tree *tree, struct tree_node *dir)
 {
 	GHashTableIter it;
 	gpointer v;
@@ -279,11 +248,24 @@ static void tree_dir_gone(struct fs_tree *tree, struct tree_node *dir)
 	while (g_hash_table_iter_next(&it, NULL, &v))
 		tree_dir_gone(tree, v);
 	g_hash_table_remove_all(dir->subdirs);
+	g_hash_table_iter_init(&it, dir->locals);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		struct tree_node *l = v;
+
+		g_hash_table_iter_remove(&it);
+		if (l->kind == TREE_LOCAL) {
+			/* Unsent data of a folder that vanished stays in
+			 * the spool (fs_spool_dir_close() logs it). */
+			l->gone = TRUE;
+			tree_maybe_drop(tree, l);
+		}
+	}
 	g_hash_table_iter_init(&it, dir->msgs);
 	while (g_hash_table_iter_next(&it, NULL, &v)) {
 		g_hash_table_iter_remove(&it);
 		tree_msg_gone(tree, v);
 	}
+	g_hash_table_remove_all(dir->aliases);
 	/* Directory nodes are few: they stay allocated so that inode
 	 * numbers the kernel holds keep answering (ENOENT). */
 }
@@ -401,6 +383,8 @@ void fs_tree_set_mailboxes(struct fs_tree *tree, GPtrArray *infos)
 				d->delimiter = info->delimiter;
 			}
 		}
+		if (info->delimiter != 0)
+			tree->delimiter = info->delimiter;
 		if (!skip && d != tree->root)
 			tree_assign(tree, d, info);
 	}
@@ -488,15 +472,24 @@ int fs_tree_set_rights(struct fs_tree *tree, uint64_t ino, const char *rights)
 	return ret;
 }
 
-static struct tree_node *tree_child(struct tree_node *dir, const char *name)
+struct tree_node *tree_child(struct tree_node *dir, const char *name)
 {
 	struct tree_node *n = g_hash_table_lookup(dir->subdirs, name);
+	gpointer uidp;
 	guint32 uid;
 
 	if (n != NULL)
 		return n;
-	if (dir->selectable && fs_namemap_parse_message_name(name, &uid))
-		return g_hash_table_lookup(dir->msgs, GUINT_TO_POINTER(uid));
+	n = g_hash_table_lookup(dir->locals, name);
+	if (n != NULL)
+		return n;
+	if (dir->selectable && fs_namemap_parse_message_name(name, &uid)) {
+		n = g_hash_table_lookup(dir->msgs, GUINT_TO_POINTER(uid));
+		if (n != NULL && !n->renamed)
+			return n;
+	}
+	if (g_hash_table_lookup_extended(dir->aliases, name, NULL, &uidp))
+		return g_hash_table_lookup(dir->msgs, uidp);
 	return NULL;
 }
 
@@ -556,7 +549,7 @@ int fs_tree_get_for_read(struct fs_tree *tree, uint64_t ino, uint64_t offset,
 	n = tree_find(tree, ino);
 	if (n == NULL) {
 		ret = -ENOENT;
-	} else if (n->kind != TREE_MSG) {
+	} else if (n->kind == TREE_DIR) {
 		ret = -EISDIR;
 	} else {
 		tree_fill_entry(tree, n, entry_r);
@@ -629,7 +622,9 @@ static gint tree_entry_cmp(gconstpointer a, gconstpointer b, gpointer unused)
 	/* Directories first (by name), then messages by UID. */
 	if (x->is_dir != y->is_dir)
 		return x->is_dir ? -1 : 1;
-	if (!x->is_dir)
+	if (x->is_local != y->is_local)
+		return x->is_local ? 1 : -1;
+	if (!x->is_dir && !x->is_local)
 		return x->uid < y->uid ? -1 : x->uid > y->uid;
 	return strcmp(x->name, y->name);
 }
@@ -668,7 +663,16 @@ GArray *fs_tree_list(struct fs_tree *tree, uint64_t ino, int *errno_r)
 	}
 	g_hash_table_iter_init(&it, dir->msgs);
 	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		if (((struct tree_node *)v)->renamed)
+			continue; /* listed under its own name below */
 		tree_fill_entry(tree, v, &e);
+		g_array_append_val(arr, e);
+	}
+	g_hash_table_iter_init(&it, dir->locals);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		tree_fill_entry(tree, v, &e);
+		g_free(e.name);
+		e.name = g_strdup(((struct tree_node *)v)->name);
 		g_array_append_val(arr, e);
 	}
 	g_mutex_unlock(&tree->lock);
@@ -717,6 +721,7 @@ int fs_tree_folder_begin(struct fs_tree *tree, uint64_t ino, gint64 max_age_us,
 			break;
 		}
 		dir->loading = TRUE;
+		dir->load_gen = dir->gen;
 		*mailbox_r = g_strdup(dir->mailbox);
 		*uidvalidity_r = dir->uidvalidity;
 		ret = 1;
@@ -731,6 +736,21 @@ static gint tree_uid_cmp(gconstpointer a, gconstpointer b)
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
 
 	return x < y ? -1 : x > y;
+}
+
+void tree_rebuild_uids(struct tree_node *dir)
+{
+	GHashTableIter it;
+	gpointer k;
+
+	g_array_set_size(dir->uids, 0);
+	g_hash_table_iter_init(&it, dir->msgs);
+	while (g_hash_table_iter_next(&it, &k, NULL)) {
+		uint32_t uid = GPOINTER_TO_UINT(k);
+
+		g_array_append_val(dir->uids, uid);
+	}
+	g_array_sort(dir->uids, tree_uid_cmp);
 }
 
 /* Index of the first UID in @uids greater than @uid. */
@@ -844,8 +864,11 @@ void fs_tree_folder_end(struct fs_tree *tree, uint64_t ino, gboolean ok,
 		g_hash_table_iter_init(&it, dir->msgs);
 		while (g_hash_table_iter_next(&it, NULL, &v)) {
 			g_hash_table_iter_remove(&it);
+			tree_drop_msg_names(dir, v);
 			tree_msg_gone(tree, v);
 		}
+		g_hash_table_remove_all(dir->aliases);
+		g_hash_table_remove_all(dir->tombs);
 	}
 	dir->uidvalidity = status->uidvalidity;
 	fresh = g_hash_table_new(g_direct_hash, g_direct_equal);
@@ -854,7 +877,12 @@ void fs_tree_folder_end(struct fs_tree *tree, uint64_t ino, gboolean ok,
 			&g_array_index(metas, struct imap_message_meta, i);
 		gpointer key = GUINT_TO_POINTER(m->uid);
 		struct tree_node *msg = g_hash_table_lookup(dir->msgs, key);
+		guint64 *tomb = g_hash_table_lookup(dir->tombs, key);
 
+		/* Removed by this mount after the listing began: the
+		 * listing is older than our delta, do not resurrect. */
+		if (msg == NULL && tomb != NULL && *tomb > dir->load_gen)
+			continue;
 		if (msg == NULL) {
 			char name[32];
 
@@ -874,20 +902,25 @@ void fs_tree_folder_end(struct fs_tree *tree, uint64_t ino, gboolean ok,
 	}
 	g_hash_table_iter_init(&it, dir->msgs);
 	while (g_hash_table_iter_next(&it, &k, &v)) {
-		if (!g_hash_table_contains(fresh, k)) {
+		struct tree_node *msg = v;
+
+		/* Added by this mount after the listing began: keep it. */
+		if (!g_hash_table_contains(fresh, k) &&
+		    msg->born_gen <= dir->load_gen) {
 			g_hash_table_iter_remove(&it);
-			tree_msg_gone(tree, v);
+			tree_drop_msg_names(dir, msg);
+			tree_msg_gone(tree, msg);
 		}
 	}
-	g_hash_table_destroy(fresh);
-	g_array_set_size(dir->uids, 0);
-	g_hash_table_iter_init(&it, dir->msgs);
-	while (g_hash_table_iter_next(&it, &k, NULL)) {
-		uint32_t uid = GPOINTER_TO_UINT(k);
-
-		g_array_append_val(dir->uids, uid);
+	/* Tombstones older than this listing are settled: the server
+	 * agreed when it was asked after our change. */
+	g_hash_table_iter_init(&it, dir->tombs);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		if (*(guint64 *)v <= dir->load_gen)
+			g_hash_table_iter_remove(&it);
 	}
-	g_array_sort(dir->uids, tree_uid_cmp);
+	g_hash_table_destroy(fresh);
+	tree_rebuild_uids(dir);
 	dir->loaded_at = g_get_monotonic_time();
 out:
 	g_cond_broadcast(&tree->load_cond);

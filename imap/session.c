@@ -9,25 +9,7 @@
 #include "imap-error.h"
 #include "log.h"
 #include "session-int.h"
-#include "session.h"
-
-/* One namespace from NAMESPACE (RFC 2342). */
-struct session_ns {
-	enum imap_ns_kind kind;
-	char *prefix;
-	char delimiter; /* 0 if NIL */
-};
-
-struct imap_session {
-	const struct imap_account *account;
-	struct imap_conn *conn;
-	/* Every namespace NAMESPACE announced (struct session_ns *); the
-	 * first is the primary personal one (prefix "" without NAMESPACE). */
-	GPtrArray *namespaces;
-	/* The examined mailbox (NULL if none) and what we know of it. */
-	char *selected;
-	struct imap_mailbox_status status;
-};
+#include "session-private.h"
 
 /* Per-command dispatch: keeps the selected mailbox's state current from
  * whatever untagged data arrives, then hands the response on. */
@@ -37,6 +19,16 @@ struct session_dispatch {
 	void *user_data;
 };
 
+/* "(\\Seen \\*)" -> "\\Seen \\*"; NULL if @args is not a list. */
+static char *session_flag_list(const char *args)
+{
+	size_t len = strlen(args);
+
+	if (len < 2 || args[0] != '(' || args[len - 1] != ')')
+		return NULL;
+	return g_strstrip(g_strndup(args + 1, len - 2));
+}
+
 static void session_note_code(struct imap_session *s, const char *code,
 			      const char *args)
 {
@@ -44,6 +36,15 @@ static void session_note_code(struct imap_session *s, const char *code,
 
 	if (code == NULL || args == NULL)
 		return;
+	if (strcmp(code, "PERMANENTFLAGS") == 0) {
+		char *list = session_flag_list(args);
+
+		if (list != NULL) {
+			g_free(s->permanent_flags);
+			s->permanent_flags = list;
+		}
+		return;
+	}
 	if (!g_ascii_string_to_unsigned(args, 10, 0, G_MAXUINT64, &v, NULL))
 		return;
 	if (strcmp(code, "UIDVALIDITY") == 0 && v <= G_MAXUINT32)
@@ -54,6 +55,30 @@ static void session_note_code(struct imap_session *s, const char *code,
 		s->status.highestmodseq = v;
 }
 
+/* "* FLAGS (\\Seen ...)": the flags the mailbox knows. */
+static void session_note_flags(struct imap_session *s,
+			       const struct imap_response *resp)
+{
+	const struct imap_arg *list;
+	size_t n;
+	GString *out;
+
+	if (resp->count != 1 || !imap_arg_get_list(&resp->args[0], &list, &n))
+		return;
+	out = g_string_new(NULL);
+	for (size_t i = 0; i < n; i++) {
+		const char *flag;
+
+		if (!imap_arg_get_atom(&list[i], &flag))
+			continue;
+		if (out->len > 0)
+			g_string_append_c(out, ' ');
+		g_string_append(out, flag);
+	}
+	g_free(s->flags);
+	s->flags = g_string_free(out, FALSE);
+}
+
 static void session_untagged(struct imap_response *resp, void *user_data)
 {
 	struct session_dispatch *d = user_data;
@@ -61,6 +86,9 @@ static void session_untagged(struct imap_response *resp, void *user_data)
 
 	if (resp->status != IMAP_STATUS_NONE) {
 		session_note_code(s, resp->code, resp->code_args);
+	} else if (!resp->has_number && resp->keyword != NULL &&
+		   strcmp(resp->keyword, "FLAGS") == 0) {
+		session_note_flags(s, resp);
 	} else if (resp->has_number && resp->keyword != NULL) {
 		if (strcmp(resp->keyword, "EXISTS") == 0)
 			s->status.exists = resp->number;
@@ -72,15 +100,21 @@ static void session_untagged(struct imap_response *resp, void *user_data)
 		d->cb(resp, d->user_data);
 }
 
-static gboolean session_run(struct imap_session *s, const struct imap_cmd *cmd,
-			    imap_untagged_fn *cb, void *user_data,
-			    struct imap_response **tagged_r, GError **error)
+gboolean imap_session_run_cmd(struct imap_session *s,
+			      const struct imap_cmd *cmd, gboolean once,
+			      imap_untagged_fn *cb, void *user_data,
+			      struct imap_response **tagged_r, GError **error)
 {
 	struct session_dispatch d = {s, cb, user_data};
 	struct imap_response *tagged = NULL;
 	gboolean ok;
 
-	ok = imap_conn_run(s->conn, cmd, session_untagged, &d, &tagged, error);
+	if (once)
+		ok = imap_conn_run_once(s->conn, cmd, session_untagged, &d,
+					&tagged, error);
+	else
+		ok = imap_conn_run(s->conn, cmd, session_untagged, &d, &tagged,
+				   error);
 	if (tagged != NULL)
 		session_note_code(s, tagged->code, tagged->code_args);
 	if (tagged_r != NULL)
@@ -88,6 +122,14 @@ static gboolean session_run(struct imap_session *s, const struct imap_cmd *cmd,
 	else
 		imap_response_free(tagged);
 	return ok;
+}
+
+static gboolean session_run(struct imap_session *s, const struct imap_cmd *cmd,
+			    imap_untagged_fn *cb, void *user_data,
+			    struct imap_response **tagged_r, GError **error)
+{
+	return imap_session_run_cmd(s, cmd, FALSE, cb, user_data, tagged_r,
+				    error);
 }
 
 gboolean imap_session_run(struct imap_session *session,
@@ -287,6 +329,8 @@ void imap_session_free(struct imap_session *session)
 	imap_conn_free(session->conn);
 	g_ptr_array_unref(session->namespaces);
 	g_free(session->selected);
+	g_free(session->permanent_flags);
+	g_free(session->flags);
 	g_free(session);
 }
 
@@ -554,37 +598,67 @@ GPtrArray *imap_session_list(struct imap_session *session, GError **error)
 	return ctx.result;
 }
 
-gboolean imap_session_examine(struct imap_session *session, const char *mailbox,
-			      struct imap_mailbox_status *status_r,
-			      GError **error)
+void imap_session_forget_selected(struct imap_session *s)
 {
-	struct imap_cmd *cmd = imap_cmd_new("EXAMINE");
+	g_clear_pointer(&s->selected, g_free);
+	g_clear_pointer(&s->permanent_flags, g_free);
+	g_clear_pointer(&s->flags, g_free);
+	s->selected_rw = FALSE;
+	s->read_only = FALSE;
+	memset(&s->status, 0, sizeof(s->status));
+}
+
+/* SELECT (@rw) or EXAMINE @mailbox. */
+static gboolean session_open_mailbox(struct imap_session *s,
+				     const char *mailbox, gboolean rw,
+				     GError **error)
+{
+	struct imap_cmd *cmd = imap_cmd_new(rw ? "SELECT" : "EXAMINE");
+	struct imap_response *tagged = NULL;
 	gboolean ok;
 
-	g_clear_pointer(&session->selected, g_free);
-	memset(&session->status, 0, sizeof(session->status));
+	imap_session_forget_selected(s);
 	ok = imap_cmd_add_string(cmd, mailbox, strlen(mailbox), FALSE, error) &&
-	     session_run(session, cmd, NULL, NULL, NULL, error);
+	     session_run(s, cmd, NULL, NULL, &tagged, error);
 	imap_cmd_free(cmd);
+	if (ok && rw && tagged->code != NULL &&
+	    strcmp(tagged->code, "READ-ONLY") == 0)
+		s->read_only = TRUE;
+	imap_response_free(tagged);
 	if (!ok)
 		return FALSE;
-	if (session->status.uidvalidity == 0) {
+	if (s->status.uidvalidity == 0) {
 		g_set_error(error, IMAP_ERROR, IMAP_ERROR_PROTOCOL,
 			    "server sent no UIDVALIDITY for %s", mailbox);
 		return FALSE;
 	}
-	session->selected = g_strdup(mailbox);
+	s->selected = g_strdup(mailbox);
+	s->selected_rw = rw;
+	return TRUE;
+}
+
+gboolean imap_session_examine(struct imap_session *session, const char *mailbox,
+			      struct imap_mailbox_status *status_r,
+			      GError **error)
+{
+	/* A mailbox this session has SELECTed for writing is re-opened the
+	 * same way: the status is as fresh, and reads work either way. */
+	gboolean rw = session->selected != NULL && session->selected_rw &&
+		      strcmp(session->selected, mailbox) == 0;
+
+	if (!session_open_mailbox(session, mailbox, rw, error))
+		return FALSE;
 	if (status_r != NULL)
 		*status_r = session->status;
 	return TRUE;
 }
 
-/* Makes @mailbox the examined mailbox with @uidvalidity (0 = any). */
-static gboolean session_ensure(struct imap_session *s, const char *mailbox,
-			       uint32_t uidvalidity, GError **error)
+gboolean imap_session_ensure(struct imap_session *s, const char *mailbox,
+			     uint32_t uidvalidity, gboolean rw, GError **error)
 {
-	if (s->selected == NULL || strcmp(s->selected, mailbox) != 0) {
-		if (!imap_session_examine(s, mailbox, NULL, error))
+	if (s->selected == NULL || strcmp(s->selected, mailbox) != 0 ||
+	    (rw && !s->selected_rw)) {
+		if (!session_open_mailbox(s, mailbox, rw, error))
 			return FALSE;
 	}
 	if (uidvalidity != 0 && s->status.uidvalidity != uidvalidity) {
@@ -593,7 +667,19 @@ static gboolean session_ensure(struct imap_session *s, const char *mailbox,
 			    uidvalidity, s->status.uidvalidity);
 		return FALSE;
 	}
+	if (rw && s->read_only) {
+		g_set_error(error, IMAP_ERROR, IMAP_ERROR_NOPERM,
+			    "%s is read-only for this user", mailbox);
+		return FALSE;
+	}
 	return TRUE;
+}
+
+/* Makes @mailbox the examined mailbox with @uidvalidity (0 = any). */
+static gboolean session_ensure(struct imap_session *s, const char *mailbox,
+			       uint32_t uidvalidity, GError **error)
+{
+	return imap_session_ensure(s, mailbox, uidvalidity, FALSE, error);
 }
 
 static const char *const session_months[] = {"Jan", "Feb", "Mar", "Apr",

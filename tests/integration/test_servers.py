@@ -116,7 +116,9 @@ def env(request, imapfs_bin, tmp_path_factory):
     def load(srv):
         refused.update(load_corpus(srv))
 
-    with served_and_mounted(imapfs_bin, server, work, load) as e:
+    # Read tests: a read-only mount (-o ro), like the session suite's.
+    with served_and_mounted(imapfs_bin, server, work, load,
+                            ["-o", "ro"]) as e:
         e.kind = kind
         e.refused = refused
         yield e
@@ -263,7 +265,7 @@ def test_statfs_follows_quota(env):
 
 
 def test_readonly_errno(env):
-    """Writing is refused with EROFS on every server (read-only mount)."""
+    """With -o ro, writing is refused with EROFS on every server."""
     with pytest.raises(OSError) as ei:
         os.mkdir(env.path("NewFolder"))
     assert ei.value.errno == errno.EROFS

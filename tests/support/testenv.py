@@ -351,7 +351,8 @@ class DovecotServer(ImapServer):
                  password: str | None = None, ssl: bool = True,
                  inbox_prefix: str = "", other_users: tuple = (),
                  acl: bool = False, quota: bool = False,
-                 quota_rule: str = "*:storage=1G"):
+                 quota_rule: str = "*:storage=1G",
+                 special_use: dict | None = None):
         """`inbox_prefix` is the personal namespace's prefix ("" as Dovecot
         ships, "INBOX." as Courier and Debian's Cyrus use it).
         `other_users` are more accounts (passwords in self.passwords).
@@ -360,12 +361,16 @@ class DovecotServer(ImapServer):
         "shared.<user>." (Dovecot's "shared.%%u."), without the listescape
         plugin (names cannot contain "/" then). `quota` turns on the
         quota plugin (QUOTA extension) with `quota_rule` (1 GiB of
-        storage)."""
+        storage). `special_use` ({mailbox: "\\\\Trash"}) configures
+        special-use attributes (and the SPECIAL-USE capability)."""
         self.basedir = os.path.abspath(basedir)
         self.user = user
         self.password = password if password is not None else \
             "pw-" + secrets.token_hex(12)
         self.ssl = ssl
+        # {mailbox name: "\\Trash"}: special-use attributes (and the
+        # SPECIAL-USE capability) configured in the namespace.
+        self.special_use = dict(special_use or {})
         self.inbox_prefix = inbox_prefix
         self.prefix = inbox_prefix
         self.acl = acl
@@ -527,7 +532,7 @@ namespace inbox {{
   inbox = yes
   separator = {self.delimiter}
   prefix = {self.inbox_prefix}
-}}
+{self._special_use_conf()}}}
 {self._acl_config() if self.acl else ""}{self._quota_config() if self.quota else ""}passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {passwd}
@@ -550,6 +555,10 @@ protocol imap {{
   mail_max_userip_connections = 1000
 }}
 """
+
+    def _special_use_conf(self) -> str:
+        return "".join(f'  mailbox "{name}" {{\n    special_use = {use}\n'
+                       f'  }}\n' for name, use in self.special_use.items())
 
     def _plugins(self) -> str:
         # listescape (names with "/") breaks Dovecot 2.3's shared
