@@ -17,6 +17,7 @@
 #include "namemap.h"
 #include "fetch.h"
 #include "ops.h"
+#include "copy.h"
 #include "wops.h"
 
 #define XATTR_FLAGS "user.imap.flags"
@@ -667,6 +668,7 @@ static const struct fuse_lowlevel_ops ops_table = {
 	.listxattr = ops_listxattr,
 	.removexattr = fs_wops_removexattr,
 	.create = fs_wops_create,
+	.copy_file_range = fs_copy_file_range,
 };
 
 const struct fuse_lowlevel_ops *fs_ops_get(void)

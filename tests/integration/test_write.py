@@ -569,3 +569,28 @@ def test_100mb_message_written_through_the_mount(wenv, tmp_path):
         assert peak - before < 32 * 1024, \
             f"daemon grew by {(peak - before) // 1024} MB writing 100 MB"
     wenv.check_sentinels()
+
+
+def test_cp_between_folders_copies_on_the_server(wenv):
+    """coreutils' cp uses copy_file_range: between two folders of the
+    mount that is a UID COPY (flags and INTERNALDATE come along, no bytes
+    through the daemon), seen as a COPY and no APPEND in the trace."""
+    when = datetime.datetime(2019, 5, 6, 7, 8, 9, tzinfo=UTC)
+    uid = wenv.append("INBOX", msg("server-copy"), "\\Answered $Work", when)
+    os.listdir(wenv.path("INBOX"))
+    subprocess.run(["cp", wenv.path("INBOX", f"{uid}.eml"),
+                    wenv.path("Archive", "copied.eml")], check=True)
+    new = uid_of(wenv, "Archive", msg("server-copy"))
+    m = wenv.messages("Archive")[new]
+    assert m["flags"] == {"\\Answered", "$Work"}
+    assert m["date"] == int(when.timestamp())
+    assert uid in wenv.messages("INBOX")
+    with open(wenv.path("Archive", "copied.eml"), "rb") as f:
+        assert f.read() == msg("server-copy")
+    assert f"{new}.eml" in listed(wenv, "Archive")
+    # cp -a of the same: the copy's flags, set again, are unchanged.
+    subprocess.run(["cp", "-a", wenv.path("INBOX", f"{uid}.eml"),
+                    wenv.path("Work", "copied-a.eml")], check=True)
+    new2 = uid_of(wenv, "Work", msg("server-copy"))
+    assert wenv.messages("Work")[new2]["flags"] == {"\\Answered", "$Work"}
+    wenv.check_sentinels()

@@ -34,7 +34,7 @@ import urllib.parse
 from email.message import EmailMessage
 
 __all__ = [
-    "StartStop",
+    "Service",
     "ImapServer",
     "DovecotServer",
     "make_certs",
@@ -212,9 +212,9 @@ def make_certs(directory: str, label: str) -> dict[str, str]:
 # the server
 # --------------------------------------------------------------------------
 
-class StartStop:
-    """Context manager over start() and stop() (which subclasses define;
-    stop() must be idempotent)."""
+class Service:
+    """A context manager for anything with start() and stop() (stop() must
+    be idempotent)."""
 
     def __enter__(self):
         self.start()
@@ -231,7 +231,7 @@ class StartStop:
         raise NotImplementedError
 
 
-class ImapServer(StartStop):
+class ImapServer(Service):
     """What the tests use of a real IMAP server; the servers subclass it.
 
     A subclass sets host, delimiter, prefix (the personal namespace prefix,
@@ -259,17 +259,20 @@ class ImapServer(StartStop):
         ctx = _ssl.create_default_context(cafile=self.cafile or None)
         return ctx
 
-    def client(self, user: str | None = None) -> imaplib.IMAP4:
-        """A logged-in imaplib connection (IMAP4_SSL when ssl=True), as
-        `user` (default: the main user; others from self.passwords)."""
+    def client(self, user: str | None = None,
+               login: bool = True) -> imaplib.IMAP4:
+        """A logged-in (unless login=False) imaplib connection (IMAP4_SSL
+        when ssl=True), as `user` (default: the main user; others from
+        self.passwords)."""
         if self.ssl:
             c = imaplib.IMAP4_SSL(self.host, self.imaps_port,
                                   ssl_context=self.ssl_context(), timeout=60)
         else:
             c = imaplib.IMAP4(self.host, self.imap_port, timeout=60)
-        user = user or self.user
-        c.login(user, self.password if user == self.user else
-                self.passwords[user])
+        if login:
+            user = user or self.user
+            c.login(user, self.password if user == self.user else
+                    self.passwords[user])
         return c
 
     @staticmethod
@@ -352,7 +355,9 @@ class DovecotServer(ImapServer):
                  inbox_prefix: str = "", other_users: tuple = (),
                  acl: bool = False, quota: bool = False,
                  quota_rule: str = "*:storage=1G",
-                 special_use: dict | None = None):
+                 special_use: dict | None = None,
+                 quota_kb: int | None = None,
+                 without_caps: tuple[str, ...] = ()):
         """`inbox_prefix` is the personal namespace's prefix ("" as Dovecot
         ships, "INBOX." as Courier and Debian's Cyrus use it).
         `other_users` are more accounts (passwords in self.passwords).
@@ -361,8 +366,15 @@ class DovecotServer(ImapServer):
         "shared.<user>." (Dovecot's "shared.%%u."), without the listescape
         plugin (names cannot contain "/" then). `quota` turns on the
         quota plugin (QUOTA extension) with `quota_rule` (1 GiB of
-        storage). `special_use` ({mailbox: "\\\\Trash"}) configures
-        special-use attributes (and the SPECIAL-USE capability)."""
+        storage); `quota_kb` is the same with a storage limit of that many
+        KiB (an APPEND beyond it gets NO [OVERQUOTA]). `special_use`
+        ({mailbox: "\\\\Trash"}) configures special-use attributes (and
+        the SPECIAL-USE capability). `without_caps`: capabilities the
+        server must not announce (e.g. ("UIDPLUS", "MOVE", "LITERAL+",
+        "NOTIFY")), before and after login."""
+        self.quota_kb = quota_kb
+        self.without_caps = tuple(c.upper() for c in without_caps)
+        self._imap_capability = ""   # set by _drop_caps()
         self.basedir = os.path.abspath(basedir)
         self.user = user
         self.password = password if password is not None else \
@@ -374,8 +386,9 @@ class DovecotServer(ImapServer):
         self.inbox_prefix = inbox_prefix
         self.prefix = inbox_prefix
         self.acl = acl
-        self.quota = quota
-        self.quota_rule = quota_rule
+        self.quota = quota or bool(quota_kb)
+        self.quota_rule = f"*:storage={quota_kb}K" if quota_kb \
+            else quota_rule
         self.passwords = {user: self.password}
         for u in other_users:
             self.passwords[u] = "pw-" + secrets.token_hex(12)
@@ -407,6 +420,8 @@ class DovecotServer(ImapServer):
                                    "\n" + self.log_tail())
             self._master_pid = self._read_master_pid()
             self._wait_ready()
+            if self.without_caps:
+                self._drop_caps()
         except BaseException as e:
             tail = self.log_tail()
             self.stop()
@@ -452,6 +467,50 @@ class DovecotServer(ImapServer):
         # INBOX was created by the mail process as nobody already; ensure
         # anything else we made is owned by nobody too.
         self._chown_mail()
+
+    def capabilities(self, login: bool = True) -> list[str]:
+        """The capabilities announced after login (or before, in reply to
+        CAPABILITY on a fresh connection), upper-case."""
+        c = self.client(login=login)
+        try:
+            typ, data = c.capability()
+            self._check(typ, data, "CAPABILITY")
+            return data[0].decode().upper().split()
+        finally:
+            try:
+                c.logout()
+            except (imaplib.IMAP4.error, OSError):
+                pass
+
+    def _drop_caps(self) -> None:
+        """Dovecot's imap_capability replaces the whole list: take the
+        default one, leave out without_caps, restart the server with it."""
+        keep = [c for c in self.capabilities()
+                if c not in self.without_caps]
+        self._imap_capability = " ".join(keep)
+        self._restart()
+        got = self.capabilities()
+        left = [c for c in self.without_caps if c in got]
+        if left:
+            raise RuntimeError(f"dovecot still announces {left}")
+
+    def _restart(self) -> None:
+        """Stops the master and starts it again with a rewritten config
+        (same ports, certificates and mail)."""
+        master = self._master_pid
+        os.kill(master, signal.SIGTERM)
+        wait_for(lambda: not _pid_alive(master), 10,
+                 what="dovecot master exit")
+        pidfile = os.path.join(self.root, "run", "master.pid")
+        if os.path.exists(pidfile):
+            os.unlink(pidfile)
+        with open(self.conf, "w") as f:
+            f.write(self._config_text(os.path.join(self.root, "passwd")))
+        early = self.launch_master("dovecot-restart.stderr")
+        if early is not None:
+            raise RuntimeError("dovecot failed to restart:\n" + early)
+        self._master_pid = self._read_master_pid()
+        self._wait_ready()
 
     def _prepare(self) -> None:
         r = self.root
@@ -528,7 +587,7 @@ auth_mechanisms = plain login
 mail_location = maildir:{r}/mail/%u
 mail_plugins = {self._plugins()}
 mail_fsync = never
-namespace inbox {{
+{self._extra_config()}namespace inbox {{
   inbox = yes
   separator = {self.delimiter}
   prefix = {self.inbox_prefix}
@@ -553,8 +612,18 @@ service imap {{
 }}
 protocol imap {{
   mail_max_userip_connections = 1000
-}}
+{self._imap_config()}}}
 """
+
+    def _extra_config(self) -> str:
+        return ""
+
+    def _imap_config(self) -> str:
+        """Lines for the protocol imap block."""
+        out = ""
+        if self._imap_capability:
+            out += f"  imap_capability = {self._imap_capability}\n"
+        return out
 
     def _special_use_conf(self) -> str:
         return "".join(f'  mailbox "{name}" {{\n    special_use = {use}\n'
@@ -861,14 +930,18 @@ def _one_message(rng: random.Random, i: int, target: int,
     return msg.as_bytes()
 
 
-def sample_messages(count: int, seed: int = 1) -> list[bytes]:
-    """Deterministic realistic MIME messages (CRLF), ~1 KB to ~200 KB."""
+def sample_messages(count: int, seed: int = 1,
+                    sizes: tuple[int, int] | None = None) -> list[bytes]:
+    """Deterministic realistic MIME messages (CRLF), ~1 KB to ~200 KB, or
+    of about sizes=(low, high) bytes each."""
     rng = random.Random(seed)
     start = datetime.datetime(2023, 6, 1, 9, 0, tzinfo=datetime.timezone.utc)
     out = []
     for i in range(count):
         r = rng.random()
-        if r < 0.6:
+        if sizes is not None:
+            target = rng.randint(*sizes)
+        elif r < 0.6:
             target = rng.randint(1000, 6000)
         elif r < 0.9:
             target = rng.randint(6000, 50000)
