@@ -8,6 +8,13 @@
 #          daemonized imapfs has no stderr), and any report fails the phase
 #   fuzz   clang + libFuzzer, fuzz_parser for $FUZZ_SECONDS (default 60) on a
 #          copy of tests/fuzz/corpus
+# Before plain/asan, the Cyrus and Courier chroots that
+# tests/integration/test_servers.py runs are built or checked
+# (tests/support/chrootserver.py prepare; cached in
+# /var/cache/imapfs-test/chroots, so only the first run on a machine pays).
+# test_servers.py runs against $CHECK_SERVERS in plain (default all four:
+# "dovecot cyrus cyrus-unixsep courier") and $CHECK_ASAN_SERVERS under the
+# sanitizers (default "cyrus courier": Dovecot is the rest of that suite).
 # Logs go to build/logs/.  Afterwards it checks that no FUSE mount, imapfs
 # daemon or dovecot process was left behind (and cleans up any that were).  Exit status is non-zero if anything failed; the last line
 # is "N passed, M failed" summed over all phases.
@@ -72,6 +79,8 @@ fi
 BUILD=$ROOT/build
 LOGS=$BUILD/logs
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+CHECK_SERVERS=${CHECK_SERVERS:-dovecot cyrus cyrus-unixsep courier}
+CHECK_ASAN_SERVERS=${CHECK_ASAN_SERVERS:-cyrus courier}
 CHECK_PHASES=${CHECK_PHASES:-format plain asan fuzz}
 REAPER=$IMAPFS_CHECK_REAPER_PID
 CHECK_TMP=$(mktemp -d /tmp/imapfs-check.XXXXXX)
@@ -254,8 +263,23 @@ phase_format() {
 		$((SECONDS - t0))
 }
 
+# The chroots for the Cyrus and Courier test servers (built once per
+# machine, then only checked).  A failure here is counted; the tests that
+# need a chroot then fail on their own.
+prepare_servers() {
+	local t0=$SECONDS
+	say "servers: Cyrus and Courier chroots"
+	if /usr/bin/python3 "$ROOT/tests/support/chrootserver.py" prepare \
+		2>&1 | tee "$LOGS/servers.txt"; then
+		TOTAL_PASS=$((TOTAL_PASS + 1))
+	else
+		fail_step "servers: chroots (log build/logs/servers.txt)"
+	fi
+	printf '=== servers: chroots ready (%ds)\n' $((SECONDS - t0))
+}
+
 phase_plain() {
-	build_phase plain
+	IMAPFS_TEST_SERVERS=$CHECK_SERVERS build_phase plain
 }
 
 phase_asan() {
@@ -269,8 +293,8 @@ phase_asan() {
 	# Tells tests the binaries are sanitized (e.g. to scale memory limits:
 	# ASan's shadow memory and quarantine add a few hundred MB of RSS).
 	export IMAPFS_SANITIZED=address,undefined
-	build_phase asan -Db_sanitize=address,undefined -Db_lundef=false \
-		-Dwerror=true
+	IMAPFS_TEST_SERVERS=$CHECK_ASAN_SERVERS build_phase asan \
+		-Db_sanitize=address,undefined -Db_lundef=false -Dwerror=true
 	unset ASAN_OPTIONS UBSAN_OPTIONS IMAPFS_SANITIZED
 	# Sanitizer reports are failures even when the test that triggered them
 	# passed (e.g. a leak found when the daemon exits after unmount).
@@ -340,6 +364,10 @@ phase_fuzz() {
 # ---- main ------------------------------------------------------------------
 
 mkdir -p "$LOGS"
+
+case " $CHECK_PHASES " in
+*" plain "* | *" asan "*) prepare_servers ;;
+esac
 
 for phase in $CHECK_PHASES; do
 	case "$phase" in

@@ -10,7 +10,7 @@ PACKAGES=(
 	build-essential gcc clang clang-format libclang-rt-14-dev
 	libfuse3-dev fuse3 libglib2.0-dev libssl-dev
 	meson ninja-build pkg-config
-	dovecot-imapd
+	dovecot-imapd debootstrap
 	python3 python3-pytest
 	openssl attr psmisc procps ca-certificates git strace
 	scdoc man-db groff-base

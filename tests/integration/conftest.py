@@ -7,6 +7,7 @@ themselves never change a flag.
 """
 
 import atexit
+import contextlib
 import datetime
 import hashlib
 import os
@@ -78,8 +79,14 @@ CORPUS = {
 INBOX_COUNT = 60
 
 
-def map_name(server_name: str, delim: str) -> str:
-    """Server (mUTF-7) mailbox name -> path relative to the mount."""
+def map_name(server_name: str, delim: str, prefix: str = "") -> str:
+    """Server (mUTF-7) mailbox name -> path relative to the mount.
+
+    The personal namespace prefix (e.g. "INBOX.") is not shown: such a
+    server's "INBOX.Archive" is "Archive", like Dovecot's "Archive".
+    """
+    if prefix and server_name.startswith(prefix):
+        server_name = server_name[len(prefix):]
     parts = testenv.mutf7_decode(server_name).split(delim)
     return "/".join(p.replace("%", "%25").replace("/", "%2F")
                     for p in parts)
@@ -126,8 +133,8 @@ class Truth:
                         name = re.sub(r'\\(.)', r'\1', name[1:-1])
                     i += 1
                 attrs = set(m.group("attrs").decode().split())
-                out.append((name, map_name(name, self.server.delimiter),
-                            attrs))
+                out.append((name, map_name(name, self.server.delimiter,
+                                           self.server.prefix), attrs))
             return out
         finally:
             c.logout()
@@ -252,29 +259,40 @@ def imapfs_bin():
     return os.path.abspath(binary)
 
 
-def load_corpus(server):
+def load_inbox(server, count):
+    """INBOX's corpus: sample messages with inbox_flags and inbox_date."""
     server.append_many("INBOX", [
         (m, inbox_flags(i), inbox_date(i))
-        for i, m in enumerate(testenv.sample_messages(INBOX_COUNT, seed=7))])
+        for i, m in enumerate(testenv.sample_messages(count, seed=7))])
+
+
+def load_folder(server, name, count, seed):
+    """`count` sample messages made from `seed` into the folder `name`
+    (which exists), every other one \\Seen."""
+    start = datetime.datetime(2022, 5, 1, 12, 0, tzinfo=UTC)
+    server.append_many(name, [
+        (m, "\\Seen" if i % 2 else "",
+         start + datetime.timedelta(days=seed, hours=i))
+        for i, m in enumerate(testenv.sample_messages(count, seed=seed))])
+
+
+def load_corpus(server):
+    load_inbox(server, INBOX_COUNT)
     seed = 20
     for name, count in CORPUS.items():
         server.create_mailbox(name)
         if count:
-            start = datetime.datetime(2022, 5, 1, 12, 0, tzinfo=UTC)
-            server.append_many(name, [
-                (m, "\\Seen" if i % 2 else "",
-                 start + datetime.timedelta(days=seed, hours=i))
-                for i, m in enumerate(testenv.sample_messages(count,
-                                                              seed=seed))])
+            load_folder(server, name, count, seed)
         seed += 1
     server.append("Big", testenv.big_message(BIG_SIZE, seed=3), "",
                   datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC))
 
 
-@pytest.fixture(scope="session")
-def env(imapfs_bin, tmp_path_factory):
-    work = str(tmp_path_factory.mktemp("imapfs"))
-    server = testenv.DovecotServer(os.path.join(work, "dovecot"))
+@contextlib.contextmanager
+def served_and_mounted(imapfs_bin, server, work, load, options=()):
+    """Starts `server`, calls load(server), mounts it below `work` (with the
+    imapfs `options`); yields the Env.  Afterwards unmounts, stops the server and fails if the
+    imapfs daemon outlived its unmount."""
     mnt = os.path.join(work, "mnt")
     os.mkdir(mnt)
 
@@ -296,13 +314,8 @@ def env(imapfs_bin, tmp_path_factory):
     old_term = signal.signal(signal.SIGTERM, on_term)
     try:
         server.start()
-        load_corpus(server)
-        # The corpus must not change under the read tests: this mount is
-        # read-only (-o ro, enforced by imapfs's own handlers, not the
-        # kernel flag; test_errors.py checks every one of them). The
-        # read path of read-write mounts is covered by test_write*.py.
-        r = testenv.mount_imapfs(imapfs_bin, server, mnt,
-                                 options=["-o", "ro"])
+        load(server)
+        r = testenv.mount_imapfs(imapfs_bin, server, mnt, options=options)
         if r.returncode != 0:
             pytest.fail(f"mounting failed (exit {r.returncode}):\n"
                         f"{r.stderr}\n{server.log_tail()}")
@@ -310,9 +323,23 @@ def env(imapfs_bin, tmp_path_factory):
         yield Env(imapfs_bin, server, mnt, work)
     finally:
         survivor = cleanup()
+        atexit.unregister(cleanup)
         signal.signal(signal.SIGTERM, old_term)
     assert survivor is None, \
         f"imapfs daemon {survivor} did not exit after fusermount3 -u"
+
+
+@pytest.fixture(scope="session")
+def env(imapfs_bin, tmp_path_factory):
+    work = str(tmp_path_factory.mktemp("imapfs"))
+    server = testenv.DovecotServer(os.path.join(work, "dovecot"))
+    # The corpus must not change under the read tests: this mount is
+    # read-only (-o ro, enforced by imapfs's own handlers, not the kernel
+    # flag; test_errors.py checks every one of them). The read path of
+    # read-write mounts is covered by test_write*.py.
+    with served_and_mounted(imapfs_bin, server, work, load_corpus,
+                            ["-o", "ro"]) as e:
+        yield e
 
 
 @pytest.fixture(autouse=True)

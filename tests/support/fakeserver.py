@@ -37,11 +37,10 @@ import secrets
 import shutil
 import socket
 import ssl
-import subprocess
 import tempfile
 import threading
 
-from testenv import Service
+import testenv
 
 __all__ = ["FakeImapServer", "Script", "Command", "BODY_MODES"]
 
@@ -204,7 +203,7 @@ def _parse_set(text: str, maxuid: int) -> set[int] | None:
     return out
 
 
-class FakeImapServer(Service):
+class FakeImapServer(testenv.Service):
     """A threaded scripted IMAP server; context manager (start/stop)."""
 
     host = "127.0.0.1"
@@ -305,36 +304,9 @@ class FakeImapServer(Service):
             self._workdir = None
 
     def _make_certs(self) -> tuple[str, str]:
-        d = self._workdir
-        ca_key, ca_crt = f"{d}/ca.key", f"{d}/ca.crt"
-        key, csr, crt = f"{d}/server.key", f"{d}/server.csr", \
-            f"{d}/server.crt"
-        ext = f"{d}/ext.cnf"
-        with open(ext, "w") as f:
-            f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n"
-                    "basicConstraints=critical,CA:FALSE\n"
-                    "keyUsage=critical,digitalSignature,keyEncipherment\n"
-                    "extendedKeyUsage=serverAuth\n")
-        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-              "-nodes"]
-        steps = [
-            ["openssl", "req", "-x509", *ec, "-keyout", ca_key, "-out",
-             ca_crt, "-days", "2", "-subj", "/CN=imapfs fake CA",
-             "-addext", "basicConstraints=critical,CA:TRUE",
-             "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
-            ["openssl", "req", *ec, "-keyout", key, "-out", csr, "-subj",
-             "/CN=localhost"],
-            ["openssl", "x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey",
-             ca_key, "-CAcreateserial", "-out", crt, "-days", "2",
-             "-extfile", ext],
-        ]
-        for argv in steps:
-            r = subprocess.run(argv, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, timeout=60)
-            if r.returncode != 0:
-                raise RuntimeError(f"{' '.join(argv)} failed:\n{r.stderr}")
-        self.cafile = ca_crt
-        return crt, key
+        paths = testenv.make_certs(self._workdir, "fake")
+        self.cafile = paths["cafile"]
+        return paths["cert"], paths["key"]
 
     @property
     def messages(self) -> dict[int, bytes]:

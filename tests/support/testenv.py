@@ -35,7 +35,9 @@ from email.message import EmailMessage
 
 __all__ = [
     "Service",
+    "ImapServer",
     "DovecotServer",
+    "make_certs",
     "sample_messages",
     "big_message",
     "populate_sample",
@@ -167,12 +169,52 @@ def _run(argv, **kw) -> subprocess.CompletedProcess:
     return subprocess.run(argv, **kw)
 
 
+def make_certs(directory: str, label: str) -> dict[str, str]:
+    """A CA made for this run and a server certificate it signs.
+
+    The server certificate (P-256) is valid for DNS:localhost and
+    IP:127.0.0.1 for two days; `label` goes into the CA's common name.
+    Files are written to `directory` (which must exist); returns their paths
+    as {"cafile", "cakey", "cert", "key"}.  The CA certificate is world
+    readable, the keys keep openssl's default mode.
+    """
+    d = directory
+    ca_key, ca_crt = f"{d}/ca.key", f"{d}/ca.crt"
+    key, csr, crt = f"{d}/server.key", f"{d}/server.csr", f"{d}/server.crt"
+    ext = f"{d}/ext.cnf"
+    with open(ext, "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+                "basicConstraints=critical,CA:FALSE\n"
+                "keyUsage=critical,digitalSignature,keyEncipherment\n"
+                "extendedKeyUsage=serverAuth\n")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+          "-nodes"]
+    steps = [
+        ["openssl", "req", "-x509", *ec, "-keyout", ca_key, "-out", ca_crt,
+         "-days", "2", "-subj", "/CN=imapfs test CA " + label,
+         "-addext", "basicConstraints=critical,CA:TRUE",
+         "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+        ["openssl", "req", *ec, "-keyout", key, "-out", csr, "-subj",
+         "/CN=localhost"],
+        ["openssl", "x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey",
+         ca_key, "-CAcreateserial", "-out", crt, "-days", "2",
+         "-extfile", ext],
+    ]
+    for argv in steps:
+        res = _run(argv)
+        if res.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} failed:\n{res.stderr}")
+    os.chmod(ca_crt, 0o644)
+    return {"cafile": ca_crt, "cakey": ca_key, "cert": crt, "key": key}
+
+
 # --------------------------------------------------------------------------
 # the server
 # --------------------------------------------------------------------------
 
 class Service:
-    """A context manager for anything with start() and stop()."""
+    """A context manager for anything with start() and stop() (stop() must
+    be idempotent)."""
 
     def __enter__(self):
         self.start()
@@ -182,12 +224,131 @@ class Service:
         self.stop()
         return False
 
+    def start(self) -> None:
+        raise NotImplementedError
 
-class DovecotServer(Service):
-    """A private Dovecot on 127.0.0.1 in a temp dir; context manager."""
+    def stop(self) -> None:
+        raise NotImplementedError
+
+
+class ImapServer(Service):
+    """What the tests use of a real IMAP server; the servers subclass it.
+
+    A subclass sets host, delimiter, prefix (the personal namespace prefix,
+    "" or e.g. "INBOX."), user, password, ssl, imap_port (plain with
+    STARTTLS), imaps_port (implicit TLS, 0 without ssl) and cafile, and
+    implements start() and stop(); it may override _after_create() (called
+    after each CREATE).  Context manager: start() on entry, stop() on exit.
+    """
 
     host = "127.0.0.1"
     delimiter = "."
+    prefix = ""
+    user = ""
+    password = ""
+    ssl = True
+    imap_port = 0
+    imaps_port = 0
+    cafile = ""
+
+    def _after_create(self) -> None:
+        pass
+
+    # -- client access -------------------------------------------------------
+    def ssl_context(self) -> _ssl.SSLContext:
+        ctx = _ssl.create_default_context(cafile=self.cafile or None)
+        return ctx
+
+    def client(self, user: str | None = None,
+               login: bool = True) -> imaplib.IMAP4:
+        """A logged-in (unless login=False) imaplib connection (IMAP4_SSL
+        when ssl=True), as `user` (default: the main user; others from
+        self.passwords)."""
+        if self.ssl:
+            c = imaplib.IMAP4_SSL(self.host, self.imaps_port,
+                                  ssl_context=self.ssl_context(), timeout=60)
+        else:
+            c = imaplib.IMAP4(self.host, self.imap_port, timeout=60)
+        if login:
+            user = user or self.user
+            c.login(user, self.password if user == self.user else
+                    self.passwords[user])
+        return c
+
+    @staticmethod
+    def _check(typ, data, what):
+        if typ != "OK":
+            raise RuntimeError(f"{what}: {typ} {data!r}")
+        return data
+
+    def server_name(self, name) -> str:
+        """The mUTF-7 server name for a UTF-8 '/'-separated name.
+
+        The personal namespace prefix (e.g. "INBOX.") is put in front of
+        every name but INBOX itself.
+
+        `name` may also be a tuple/list of components, which allows a
+        component that itself contains '/'.
+        """
+        if isinstance(name, (tuple, list)):
+            parts = list(name)
+        else:
+            parts = name.split("/")
+        if parts and parts[0].upper() == "INBOX" and len(parts) == 1:
+            return "INBOX"
+        return self.prefix + self.delimiter.join(mutf7_encode(p)
+                                                 for p in parts)
+
+    def create_mailbox(self, name) -> None:
+        c = self.client()
+        try:
+            self._check(*c.create(imap_quote(self.server_name(name))),
+                        f"CREATE {name!r}")
+        finally:
+            c.logout()
+        self._after_create()
+
+    def delete_mailbox(self, name) -> None:
+        c = self.client()
+        try:
+            self._check(*c.delete(imap_quote(self.server_name(name))),
+                        f"DELETE {name!r}")
+        finally:
+            c.logout()
+
+    def append(self, mailbox, message: bytes, flags: str = "",
+               internaldate: datetime.datetime | None = None) -> int:
+        c = self.client()
+        try:
+            return self._append(c, mailbox, message, flags, internaldate)
+        finally:
+            c.logout()
+
+    def append_many(self, mailbox, items) -> list[int]:
+        """APPEND (message, flags, internaldate) tuples over one connection."""
+        c = self.client()
+        try:
+            return [self._append(c, mailbox, *it) for it in items]
+        finally:
+            c.logout()
+
+    def _append(self, c, mailbox, message, flags, internaldate) -> int:
+        if internaldate is not None and internaldate.tzinfo is None:
+            internaldate = internaldate.replace(tzinfo=datetime.timezone.utc)
+        date = imaplib.Time2Internaldate(internaldate) if internaldate \
+            else None
+        fl = f"({flags})" if flags else None
+        data = self._check(*c.append(imap_quote(self.server_name(mailbox)),
+                                     fl, date, message),
+                           f"APPEND to {mailbox!r}")
+        m = re.search(rb"\[APPENDUID \d+ (\d+)\]", data[0] or b"")
+        if not m:
+            raise RuntimeError(f"no APPENDUID in {data!r}")
+        return int(m.group(1))
+
+
+class DovecotServer(ImapServer):
+    """A private Dovecot on 127.0.0.1 in a temp dir; context manager."""
 
     def __init__(self, basedir: str, user: str = "alice",
                  password: str | None = None, ssl: bool = True,
@@ -223,6 +384,7 @@ class DovecotServer(Service):
         # SPECIAL-USE capability) configured in the namespace.
         self.special_use = dict(special_use or {})
         self.inbox_prefix = inbox_prefix
+        self.prefix = inbox_prefix
         self.acl = acl
         self.quota = quota or bool(quota_kb)
         self.quota_rule = f"*:storage={quota_kb}K" if quota_kb \
@@ -368,7 +530,8 @@ class DovecotServer(Service):
             # processes (as nobody).
             os.makedirs(os.path.join(r, "acl"), exist_ok=True)
             os.chown(os.path.join(r, "acl"), MAIL_UID, MAIL_GID)
-        self._make_certs()
+        self.cafile = make_certs(os.path.join(r, "ssl"),
+                                 os.path.basename(r))["cafile"]
         passwd = os.path.join(r, "passwd")
         with open(passwd, "w") as f:
             for u, pw in self.passwords.items():
@@ -505,38 +668,6 @@ plugin {{
 }}
 """
 
-    def _make_certs(self) -> None:
-        d = os.path.join(self.root, "ssl")
-        ca_key, ca_crt = f"{d}/ca.key", f"{d}/ca.crt"
-        key, csr, crt = f"{d}/server.key", f"{d}/server.csr", \
-            f"{d}/server.crt"
-        ext = f"{d}/ext.cnf"
-        with open(ext, "w") as f:
-            f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n"
-                    "basicConstraints=critical,CA:FALSE\n"
-                    "keyUsage=critical,digitalSignature,keyEncipherment\n"
-                    "extendedKeyUsage=serverAuth\n")
-        steps = [
-            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-             "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", ca_key,
-             "-out", ca_crt, "-days", "2", "-subj",
-             "/CN=imapfs test CA " + os.path.basename(self.root),
-             "-addext", "basicConstraints=critical,CA:TRUE",
-             "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
-            ["openssl", "req", "-newkey", "ec", "-pkeyopt",
-             "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key,
-             "-out", csr, "-subj", "/CN=localhost"],
-            ["openssl", "x509", "-req", "-in", csr, "-CA", ca_crt,
-             "-CAkey", ca_key, "-CAcreateserial", "-out", crt, "-days", "2",
-             "-extfile", ext],
-        ]
-        for argv in steps:
-            res = _run(argv)
-            if res.returncode != 0:
-                raise RuntimeError(f"{' '.join(argv)} failed:\n{res.stderr}")
-        self.cafile = ca_crt
-        os.chmod(ca_crt, 0o644)
-
     def log_tail(self, lines: int = 40) -> str:
         try:
             with open(self.log_path, errors="replace") as f:
@@ -637,93 +768,6 @@ plugin {{
         if self.root:
             shutil.rmtree(self.root, ignore_errors=True)
 
-    # -- client access -------------------------------------------------------
-    def ssl_context(self) -> _ssl.SSLContext:
-        ctx = _ssl.create_default_context(cafile=self.cafile or None)
-        return ctx
-
-    def client(self, user: str | None = None,
-               login: bool = True) -> imaplib.IMAP4:
-        """A logged-in (unless login=False) imaplib connection (IMAP4_SSL
-        when ssl=True), as `user` (default: the main user)."""
-        if self.ssl:
-            c = imaplib.IMAP4_SSL(self.host, self.imaps_port,
-                                  ssl_context=self.ssl_context(), timeout=60)
-        else:
-            c = imaplib.IMAP4(self.host, self.imap_port, timeout=60)
-        if login:
-            user = user or self.user
-            c.login(user, self.passwords[user])
-        return c
-
-    @staticmethod
-    def _check(typ, data, what):
-        if typ != "OK":
-            raise RuntimeError(f"{what}: {typ} {data!r}")
-        return data
-
-    def server_name(self, name) -> str:
-        """The mUTF-7 server name for a UTF-8 '/'-separated name.
-
-        `name` may also be a tuple/list of components, which allows a
-        component that itself contains '/'.
-        """
-        if isinstance(name, (tuple, list)):
-            parts = list(name)
-        else:
-            parts = name.split("/")
-        if parts and parts[0].upper() == "INBOX" and len(parts) == 1:
-            return "INBOX"
-        return self.inbox_prefix + \
-            self.delimiter.join(mutf7_encode(p) for p in parts)
-
-    def create_mailbox(self, name) -> None:
-        c = self.client()
-        try:
-            self._check(*c.create(imap_quote(self.server_name(name))),
-                        f"CREATE {name!r}")
-        finally:
-            c.logout()
-        self._chown_mail()
-
-    def delete_mailbox(self, name) -> None:
-        c = self.client()
-        try:
-            self._check(*c.delete(imap_quote(self.server_name(name))),
-                        f"DELETE {name!r}")
-        finally:
-            c.logout()
-
-    def append(self, mailbox, message: bytes, flags: str = "",
-               internaldate: datetime.datetime | None = None) -> int:
-        c = self.client()
-        try:
-            return self._append(c, mailbox, message, flags, internaldate)
-        finally:
-            c.logout()
-
-    def append_many(self, mailbox, items) -> list[int]:
-        """APPEND (message, flags, internaldate) tuples over one connection."""
-        c = self.client()
-        try:
-            return [self._append(c, mailbox, *it) for it in items]
-        finally:
-            c.logout()
-
-    def _append(self, c, mailbox, message, flags, internaldate) -> int:
-        if internaldate is not None and internaldate.tzinfo is None:
-            internaldate = internaldate.replace(tzinfo=datetime.timezone.utc)
-        date = imaplib.Time2Internaldate(internaldate) if internaldate \
-            else None
-        fl = f"({flags})" if flags else None
-        data = self._check(*c.append(imap_quote(self.server_name(mailbox)),
-                                     fl, date, message),
-                           f"APPEND to {mailbox!r}")
-        m = re.search(rb"\[APPENDUID \d+ (\d+)\]", data[0] or b"")
-        if not m:
-            raise RuntimeError(f"no APPENDUID in {data!r}")
-        return int(m.group(1))
-
     # -- bulk loading --------------------------------------------------------
     def _maildir_path(self, mailbox) -> str:
         sname = self.server_name(mailbox)
@@ -731,7 +775,7 @@ plugin {{
             return self.mail_root
         # Maildir++: ".<name with '.' separators>"; listescape stores '/'
         # as "\2f" (and '\' as "\5c").
-        parts = sname[len(self.inbox_prefix):].split(self.delimiter)
+        parts = sname[len(self.prefix):].split(self.delimiter)
         esc = [p.replace("\\", "\\5c").replace("/", "\\2f") for p in parts]
         return os.path.join(self.mail_root, "." + ".".join(esc))
 
@@ -783,6 +827,9 @@ plugin {{
                                   readonly=True), f"EXAMINE {mailbox!r}")
         finally:
             c.logout()
+
+    def _after_create(self) -> None:
+        self._chown_mail()
 
     def _chown_mail(self) -> None:
         """Anything created by root below the mail root goes to nobody."""

@@ -1,0 +1,271 @@
+"""The same read tests against Dovecot, Cyrus and Courier.
+
+Each test runs once per server in IMAPFS_TEST_SERVERS (default: all of
+"dovecot cyrus cyrus-unixsep courier"); Cyrus and Courier run from Debian 12
+chroots (tests/support/chrootserver.py), configured as Debian ships them
+plus a certificate, a user and the ports.  Every server gets the same
+corpus and its own mount; the truth comes from the server over imaplib, as
+in the session suite.
+
+Where the servers legitimately differ the expectation is written down per
+server: which mailbox names a server refuses (NAMES_REFUSED) and what its
+GETQUOTAROOT answers (test_statfs_follows_quota).  On every server the
+mount's top level looks like Dovecot's: the personal namespace prefix
+("INBOX." on Cyrus as Debian configures it and on Courier) is not shown,
+and INBOX's own messages are in INBOX/.
+"""
+
+import errno
+import hashlib
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import load_folder, load_inbox, served_and_mounted, testenv
+from test_tree import mount_dirs
+
+sys.path.insert(0, os.path.dirname(testenv.__file__))
+import chrootserver  # noqa: E402
+
+ALL_SERVERS = ["dovecot", "cyrus", "cyrus-unixsep", "courier"]
+SERVERS = os.environ.get("IMAPFS_TEST_SERVERS", " ".join(ALL_SERVERS)).split()
+INBOX_COUNT = 25
+# Folder (UTF-8, "/"-separated, or a tuple of components) -> messages.
+# Every server accepts these names.
+CORPUS = {
+    "Archive": 3,
+    "Archive/2024": 2,
+    "Archive/2024/Q1": 4,
+    "Entwürfe": 2,
+    "R&D": 1,
+    "My Folder": 1,
+    "Empty": 0,
+}
+# Names some servers refuse (CREATE answers NO) or cannot express (a "/"
+# inside a name where "/" is the separator).  Mount path of each:
+NAMES_OPTIONAL = {'Say "hi"': 'Say "hi"', ("a/b",): "a%2Fb",
+                  "100%": "100%25"}
+NAMES_REFUSED = {
+    # Dovecot's listescape plugin stores any character.
+    "dovecot": set(),
+    # Cyrus 3.6: "Invalid mailbox name" for '"', for the LIST wildcard '%'
+    # and for '/' with the netnews separator.
+    "cyrus": {'Say "hi"', ("a/b",), "100%"},
+    # With unixhierarchysep "/" separates levels: a/b cannot be one name.
+    "cyrus-unixsep": {'Say "hi"', ("a/b",), "100%"},
+    # Courier: "Invalid mailbox name." for '/'.
+    "courier": {("a/b",)},
+}
+MISSING = ["999999.eml", "0.eml", "abc", ".Trash", "NoSuchFolder", "1.EML",
+           "INBOX.Archive", "INBOX"]
+
+
+def make_server(kind, workdir):
+    if kind == "dovecot":
+        return testenv.DovecotServer(workdir)
+    if kind in ("cyrus", "cyrus-unixsep"):
+        return chrootserver.CyrusServer(
+            workdir, unixhierarchysep=kind == "cyrus-unixsep")
+    if kind == "courier":
+        return chrootserver.CourierServer(workdir)
+    raise ValueError(kind)
+
+
+def load_corpus(server):
+    """Fills the server; returns the optional names it refused."""
+    load_inbox(server, INBOX_COUNT)
+    seed = 20
+    refused = set()
+    for name, count in list(CORPUS.items()) + [
+            (n, 1) for n in NAMES_OPTIONAL]:
+        parts = name if isinstance(name, tuple) else name.split("/")
+        if name in NAMES_OPTIONAL and \
+                any(server.delimiter in p for p in parts):
+            refused.add(name)     # not expressible on this server
+            continue
+        try:
+            server.create_mailbox(name)
+        except RuntimeError as e:
+            if name not in NAMES_OPTIONAL or " NO " not in f" {e} ":
+                raise
+            refused.add(name)
+            continue
+        if count:
+            load_folder(server, name, count, seed)
+        seed += 1
+    return refused
+
+
+@pytest.fixture(scope="module", params=SERVERS)
+def env(request, imapfs_bin, tmp_path_factory):
+    """This module's env: one server of each kind, filled and mounted."""
+    kind = request.param
+    if kind not in ALL_SERVERS:
+        pytest.fail(f"IMAPFS_TEST_SERVERS: unknown server {kind!r}")
+    if kind != "dovecot":
+        why = chrootserver.chroot_missing_tool()
+        if why:
+            pytest.skip(f"{kind} runs in a chroot: {why}")
+    work = str(tmp_path_factory.mktemp(f"servers-{kind}"))
+    server = make_server(kind, os.path.join(work, kind))
+    refused = set()
+
+    def load(srv):
+        refused.update(load_corpus(srv))
+
+    # Read tests: a read-only mount (-o ro), like the session suite's.
+    with served_and_mounted(imapfs_bin, server, work, load,
+                            ["-o", "ro"]) as e:
+        e.kind = kind
+        e.refused = refused
+        yield e
+
+
+def expected_top(env):
+    top = {"INBOX"} | {n.split("/")[0].replace("%", "%25")
+                       for n in CORPUS}
+    return top | {path for name, path in NAMES_OPTIONAL.items()
+                  if name not in env.refused}
+
+
+def test_refused_names_as_written_down(env):
+    assert env.refused == NAMES_REFUSED[env.kind]
+
+
+def test_tree_equals_list(env):
+    """Directories = LIST with the personal prefix stripped; the top level
+    is the same on every server (no INBOX.x, nothing nested in INBOX)."""
+    boxes = env.truth.mailboxes()
+    assert mount_dirs(env.mnt) == {rel for _, rel, _ in boxes}
+    assert set(os.listdir(env.mnt)) == expected_top(env)
+    assert {"Archive", "Archive/2024", "Archive/2024/Q1", "Entwürfe",
+            "Empty"} <= mount_dirs(env.mnt)
+    if env.server.prefix:
+        assert all(n == "INBOX" or n.startswith(env.server.prefix)
+                   for n, _, _ in boxes), boxes
+
+
+def test_inbox_messages_present(env):
+    """INBOX's own messages are files of INBOX/ (also where the personal
+    namespace is "INBOX.")."""
+    msgs = env.truth.messages("INBOX")
+    assert len(msgs) == INBOX_COUNT
+    files = {e for e in os.listdir(env.path("INBOX")) if e.endswith(".eml")}
+    assert files == {f"{uid}.eml" for uid in msgs}
+
+
+def test_find_lists_every_message(env):
+    r = subprocess.run(["find", env.mnt, "-type", "f"], capture_output=True,
+                       text=True, timeout=200)
+    assert r.returncode == 0, r.stderr
+    expected = {os.path.join(env.mnt, rel, f"{uid}.eml")
+                for name, rel in env.selectable()
+                for uid in env.truth.messages(name)}
+    assert set(r.stdout.splitlines()) == expected
+    assert len(expected) == INBOX_COUNT + sum(CORPUS.values()) + \
+        len(NAMES_OPTIONAL) - len(env.refused)
+
+
+def test_content_size_mtime_flags(env):
+    """Every message: bytes = BODY.PEEK[], st_size = RFC822.SIZE, st_mtime
+    = INTERNALDATE, user.imap.flags = FLAGS, user.imap.uid = UID."""
+    n = 0
+    for name, rel in env.selectable():
+        for uid, meta in env.truth.messages(name).items():
+            path = env.path(os.path.join(rel, f"{uid}.eml"))
+            with open(path, "rb") as f:
+                data = f.read()
+            body = env.truth.body(name, uid)
+            assert hashlib.sha256(data).digest() == \
+                hashlib.sha256(body).digest(), path
+            st = os.stat(path)
+            assert st.st_size == meta["size"] == len(body), path
+            assert int(st.st_mtime) == meta["date"], path
+            flags = os.getxattr(path, "user.imap.flags").decode()
+            assert set(flags.split()) == meta["flags"], (path, flags)
+            assert os.getxattr(path, "user.imap.uid") == str(uid).encode()
+            n += 1
+    assert n == INBOX_COUNT + sum(CORPUS.values()) + \
+        len(NAMES_OPTIONAL) - len(env.refused)
+
+
+def test_flags_cover_keywords(env):
+    """The corpus's keyword and system flags reach the xattr."""
+    seen = set()
+    for uid, meta in env.truth.messages("INBOX").items():
+        got = os.getxattr(env.path(f"INBOX/{uid}.eml"), "user.imap.flags")
+        seen |= set(got.decode().split())
+    assert {"\\Seen", "\\Flagged", "$Label1", "\\Answered"} <= seen
+
+
+def test_grep_r(env):
+    word = b"quokka"
+    expected = env.word_matches(word)
+    assert any("/INBOX/" in p for p in expected), \
+        "the corpus should have the word in INBOX"
+    r = subprocess.run(["grep", "-r", "-l", "-a", word.decode(), env.mnt],
+                       capture_output=True, text=True, timeout=200)
+    assert r.returncode == 0, r.stderr
+    assert set(r.stdout.splitlines()) == expected
+
+
+@pytest.mark.parametrize("folder", ["", "INBOX", "Archive/2024/Q1"])
+def test_enoent(env, folder):
+    for name in MISSING:
+        if (folder, name) == ("", "INBOX"):
+            continue
+        with pytest.raises(FileNotFoundError):
+            os.stat(env.path(os.path.join(folder, name)))
+    uid = min(env.truth.messages("INBOX"))
+    with pytest.raises(NotADirectoryError):
+        os.stat(env.path(f"INBOX/{uid}.eml/x"))
+
+
+def quota_reply(server):
+    """(has the QUOTA capability, the QUOTA responses to GETQUOTAROOT)."""
+    c = server.client()
+    try:
+        if "QUOTA" not in c.capabilities:
+            return False, []
+        typ, data = c.getquotaroot("INBOX")
+        assert typ == "OK", data
+        return True, [x.decode() for x in data[1]]
+    finally:
+        c.logout()
+
+
+def test_statfs_follows_quota(env):
+    """statfs takes the STORAGE quota where there is one, else 1 TiB free.
+
+    Dovecot (no quota plugin): no QUOTA capability.  Cyrus as Debian ships
+    it (autocreate_quota: 0): a quota root with no resources, "INBOX ()".
+    Courier with a Maildir quota: "ROOT" (STORAGE used limit).
+    """
+    has_quota, replies = quota_reply(env.server)
+    st = os.statvfs(env.mnt)
+    assert st.f_frsize == st.f_bsize == 4096 and st.f_namemax == 255
+    if env.kind == "dovecot":
+        assert not has_quota
+    elif env.kind.startswith("cyrus"):
+        assert has_quota and replies == ["INBOX ()"], replies
+    else:
+        assert has_quota and len(replies) == 1, replies
+        m = re.fullmatch(r'"ROOT" \(STORAGE (\d+) (\d+)\)', replies[0])
+        assert m, replies
+        used, limit = int(m.group(1)), int(m.group(2))
+        assert limit == env.server.QUOTA_BYTES // 1024
+        assert used > 0
+        assert st.f_blocks == limit * 1024 // 4096
+        assert st.f_bavail == st.f_bfree == (limit - used) * 1024 // 4096
+        return
+    assert st.f_blocks == st.f_bavail == st.f_bfree == (1 << 40) // 4096
+
+
+def test_readonly_errno(env):
+    """With -o ro, writing is refused with EROFS on every server."""
+    with pytest.raises(OSError) as ei:
+        os.mkdir(env.path("NewFolder"))
+    assert ei.value.errno == errno.EROFS
