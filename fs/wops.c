@@ -188,6 +188,8 @@ void fs_wops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		/* A message's bytes never change under its inode. */
 		fi->fh = 0;
 		fi->keep_cache = e.spool == NULL;
+		/* Nothing to send at close: no FLUSH round trip. */
+		fi->noflush = 1;
 		fs_entry_clear(&e);
 		fuse_reply_open(req, fi);
 		return;
