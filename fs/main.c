@@ -17,6 +17,7 @@
 #include <openssl/opensslv.h>
 
 #include "imap-error.h"
+#include "mutate.h"
 #include "log.h"
 #include "ops.h"
 #include "options.h"
@@ -117,8 +118,26 @@ int main(int argc, char **argv)
 		main_fail(NULL, err);
 		goto out_err;
 	}
+	fs.read_only = opts.read_only;
+	fs.delete_to_trash = opts.delete_to_trash;
+	fs.ns_prefix = g_strdup(imap_session_personal_prefix(first));
+	fs.cap_uidplus = imap_session_has_cap(first, "UIDPLUS");
+	fs.cap_move = imap_session_has_cap(first, "MOVE");
+	fs.cap_binary = imap_session_has_cap(first, "BINARY");
+	fs.append_limit = imap_session_append_limit(first);
+	g_mutex_init(&fs.meta_lock);
+	if (!fs.read_only) {
+		fs.spool_dir = fs_spool_dir_new(opts.spool_dir, &err);
+		if (fs.spool_dir == NULL) {
+			imap_session_free(first);
+			main_fail(NULL, err);
+			goto out_err;
+		}
+	}
 	fs.pool = imap_pool_new(&account, opts.connections, first);
-	fs.tree = fs_tree_new(getuid(), getgid(), 0400, 0500);
+	fs.tree = fs.read_only ? fs_tree_new(getuid(), getgid(), 0400, 0500)
+			       : fs_tree_new(getuid(), getgid(), 0600, 0700);
+	fs.quota = fs_quota_new(fs.pool, FS_QUOTA_TTL_US);
 	fs.cache = fs_bodycache_new((uint64_t)opts.cache_mb * 1024 * 1024);
 	fs.attr_timeout = opts.attr_timeout;
 	fs.entry_timeout = opts.attr_timeout;
@@ -136,13 +155,14 @@ int main(int argc, char **argv)
 	imap_pool_open_more(fs.pool, MIN(opts.connections, 3u));
 
 	/* A ':' in fsname makes df and gnulib treat the mount as remote.
-	 * This release is read-only, so the kernel mount is too. A comma
+	 * -o ro is enforced by our own handlers (EROFS), not the kernel
+	 * flag, so that the handlers are what answers. A comma
 	 * (impossible in a host, possible in a user name) would end the
 	 * option, and a backslash is fuse_opt's escape: replace both. */
 	fsname = g_strdup_printf("imapfs:%s@%s", url.user, url.host);
 	g_strdelimit(fsname, ",\\", '_');
 	fsopts = g_strdup_printf("-osubtype=imapfs,fsname=%s,"
-				 "default_permissions,ro,nosuid,nodev",
+				 "default_permissions,nosuid,nodev",
 				 fsname);
 	g_free(fsname);
 	fuse_opt_add_arg(&opts.fuse_args, fsopts);
@@ -190,10 +210,16 @@ out_signals:
 out_session:
 	fuse_session_destroy(se);
 out_fs:
+	fs_quota_free(fs.quota);
 	imap_pool_free(fs.pool);
+	/* Unsent files are kept (and logged) before the tree lets go of
+	 * them. */
+	fs_spool_dir_close(fs.spool_dir);
 	if (fs.tree != NULL)
 		fs_tree_free(fs.tree);
 	fs_bodycache_free(fs.cache);
+	g_free(fs.ns_prefix);
+	g_free(fs.trash_mailbox);
 out_err:
 out_url:
 	g_clear_error(&err);

@@ -9,6 +9,7 @@
 
 struct notify_event {
 	uint64_t ino;
+	char *name; /* set: drop the entry @name of directory @ino */
 	gboolean stop;
 };
 
@@ -20,6 +21,7 @@ struct fs_notify {
 
 static void notify_event_free(struct notify_event *ev)
 {
+	g_free(ev->name);
 	g_free(ev);
 }
 
@@ -35,8 +37,13 @@ static gpointer notify_thread(gpointer data)
 			notify_event_free(ev);
 			break;
 		}
-		ret = fuse_lowlevel_notify_inval_inode(
-			n->se, (fuse_ino_t)ev->ino, 0, 0);
+		if (ev->name != NULL)
+			ret = fuse_lowlevel_notify_inval_entry(
+				n->se, (fuse_ino_t)ev->ino, ev->name,
+				strlen(ev->name));
+		else
+			ret = fuse_lowlevel_notify_inval_inode(
+				n->se, (fuse_ino_t)ev->ino, 0, 0);
 		/* ENOENT: the kernel did not have it cached; fine. */
 		if (ret != 0 && ret != -ENOENT)
 			imapfs_debug("kernel invalidation failed: %s",
@@ -88,4 +95,17 @@ void fs_notify_inval_attr_now(struct fs_notify *notify, uint64_t ino)
 	if (ret != 0 && ret != -ENOENT)
 		imapfs_debug("kernel attribute invalidation failed: %s",
 			     g_strerror(-ret));
+}
+
+void fs_notify_inval_entry(struct fs_notify *notify, uint64_t parent,
+			   const char *name)
+{
+	struct notify_event *ev;
+
+	if (notify == NULL)
+		return;
+	ev = g_new0(struct notify_event, 1);
+	ev->ino = parent;
+	ev->name = g_strdup(name);
+	g_async_queue_push(notify->queue, ev);
 }

@@ -29,6 +29,11 @@ void fs_notify_free(struct fs_notify *notify);
 /* Queues "drop attributes and cached pages of @ino". */
 void fs_notify_inval_inode(struct fs_notify *notify, uint64_t ino);
 
+/* Queues "forget the name @name in directory @parent" (a name that now
+ * means something else, or nothing). NULL @notify is allowed (no-op). */
+void fs_notify_inval_entry(struct fs_notify *notify, uint64_t parent,
+			   const char *name);
+
 /* Drops the kernel's cached attributes of @ino right away, from the
  * calling thread. Unlike the queued calls this is allowed inside a request
  * handler (even a read of @ino): dropping attributes only (offset -1) takes

@@ -17,6 +17,8 @@
 #include "namemap.h"
 #include "fetch.h"
 #include "ops.h"
+#include "copy.h"
+#include "wops.h"
 
 #define XATTR_FLAGS "user.imap.flags"
 #define XATTR_UID "user.imap.uid"
@@ -88,8 +90,9 @@ static gboolean ops_load_fn(struct imap_session *s, void *user_data,
 }
 
 /* Makes sure directory @ino's message list is loaded and not older than
- * the listing TTL. Returns 0 or a negative errno. */
-static int ops_folder_load(struct imapfs *fs, uint64_t ino)
+ * @max_age_us. Returns 1 if it was (re)loaded now, 0 if it was fresh, or a
+ * negative errno. */
+static int ops_folder_load(struct imapfs *fs, uint64_t ino, gint64 max_age_us)
 {
 	struct ops_load_ctx ctx = {0};
 	char *mailbox = NULL;
@@ -97,7 +100,7 @@ static int ops_folder_load(struct imapfs *fs, uint64_t ino)
 	gboolean ok;
 	int r;
 
-	r = fs_tree_folder_begin(fs->tree, ino, fs->listing_ttl_us, &mailbox,
+	r = fs_tree_folder_begin(fs->tree, ino, max_age_us, &mailbox,
 				 &ctx.uidvalidity);
 	if (r <= 0)
 		return r;
@@ -113,7 +116,7 @@ static int ops_folder_load(struct imapfs *fs, uint64_t ino)
 		g_error_free(err);
 	}
 	g_free(mailbox);
-	return r;
+	return ok ? 1 : r;
 }
 
 static gboolean ops_list_fn(struct imap_session *s, void *user_data,
@@ -129,9 +132,32 @@ int fs_ops_load_mailboxes(struct imapfs *fs, GError **error)
 {
 	GPtrArray *infos = NULL;
 
+	guint i;
+
 	if (!imap_pool_run(fs->pool, NULL, ops_list_fn, &infos, error))
 		return -fs_errno_from_error(*error);
 	fs_tree_set_mailboxes(fs->tree, infos);
+	g_mutex_lock(&fs->meta_lock);
+	g_clear_pointer(&fs->trash_mailbox, g_free);
+	for (i = 0; i < infos->len; i++) {
+		const struct imap_mailbox_info *info = infos->pdata[i];
+
+		if (info->special_use != NULL && !info->noselect &&
+		    g_ascii_strcasecmp(info->special_use, "\\Trash") == 0 &&
+		    fs->trash_mailbox == NULL)
+			fs->trash_mailbox = g_strdup(info->name);
+	}
+	/* Without SPECIAL-USE, the mailbox clients conventionally use. */
+	for (i = 0; i < infos->len && fs->trash_mailbox == NULL; i++) {
+		const struct imap_mailbox_info *info = infos->pdata[i];
+		const char *pre = fs->ns_prefix != NULL ? fs->ns_prefix : "";
+		size_t plen = strlen(pre);
+
+		if (!info->noselect && strncmp(info->name, pre, plen) == 0 &&
+		    g_ascii_strcasecmp(info->name + plen, "Trash") == 0)
+			fs->trash_mailbox = g_strdup(info->name);
+	}
+	g_mutex_unlock(&fs->meta_lock);
 	g_ptr_array_unref(infos);
 	return 0;
 }
@@ -211,13 +237,20 @@ static void ops_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	 * listing; anything else (file-manager probes like .hidden,
 	 * autorun.inf) is answered from memory. */
 	if (fs_namemap_parse_message_name(name, &uid)) {
-		r = ops_folder_load(fs, parent);
+		r = ops_folder_load(fs, parent, fs->listing_ttl_us);
 		if (r < 0 && r != -ENOENT) {
 			ops_reply_err(req, r);
 			return;
 		}
 	}
 	r = fs_tree_lookup(fs->tree, parent, name, &e);
+	/* A UID above every one we know is probably new mail: look again
+	 * (at most once a second per folder), rather than answer ENOENT
+	 * until the listing expires. */
+	if (r == -ENOENT && fs_namemap_parse_message_name(name, &uid) &&
+	    uid > fs_tree_max_uid(fs->tree, parent) &&
+	    ops_folder_load(fs, parent, G_USEC_PER_SEC) == 1)
+		r = fs_tree_lookup(fs->tree, parent, name, &e);
 	if (r == -ENOENT) {
 		/* A negative entry the kernel may cache for entry_timeout. */
 		memset(&p, 0, sizeof(p));
@@ -277,7 +310,7 @@ static void ops_opendir(fuse_req_t req, fuse_ino_t ino,
 	int r;
 
 	ops_refresh_mailboxes(fs);
-	r = ops_folder_load(fs, ino);
+	r = ops_folder_load(fs, ino, fs->listing_ttl_us);
 	if (r < 0) {
 		ops_reply_err(req, r);
 		return;
@@ -360,35 +393,12 @@ static void ops_releasedir(fuse_req_t req, fuse_ino_t ino,
 
 /* Files */
 
+/* Every open reaches us (no FUSE_CAP_NO_OPEN_SUPPORT): a writable open
+ * needs a handle, and on a read-only mount the refusal must come at
+ * open(2), which opens the kernel handles alone could not give. */
 static void ops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct imapfs *fs = ops_fs(req);
-	struct fs_entry e;
-	int r;
-
-	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
-		fuse_reply_err(req, EROFS);
-		return;
-	}
-	r = fs_tree_get(fs->tree, ino, &e);
-	if (r < 0) {
-		ops_reply_err(req, r);
-		return;
-	}
-	fs_entry_clear(&e);
-	/* Reads need no per-open state, so opens need not reach us at all:
-	 * ENOSYS with FUSE_CAP_NO_OPEN_SUPPORT tells the kernel to handle
-	 * every later open (and release) itself, which halves the round
-	 * trips of grep -r over many small files. The kernel then keeps the
-	 * page cache across opens, which is right: a message never changes
-	 * under its inode. */
-	if (fs->zero_message_open) {
-		fuse_reply_err(req, ENOSYS);
-		return;
-	}
-	fi->fh = 0;
-	fi->keep_cache = 1;
-	fuse_reply_open(req, fi);
+	fs_wops_open(req, ino, fi);
 }
 
 /* Reads on from @from until the message's real end shows; returns it, or
@@ -443,10 +453,22 @@ static void ops_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
+	if (fi != NULL && fi->fh != 0) {
+		/* A local file, or a message being edited. */
+		fs_wops_read_spool(
+			req, ((struct fs_handle *)(uintptr_t)fi->fh)->spool,
+			size, off);
+		return;
+	}
 	r = fs_tree_get_for_read(fs->tree, ino, (uint64_t)off, size,
 				 fs->max_readahead, &e, &readahead);
 	if (r < 0) {
 		ops_reply_err(req, r);
+		return;
+	}
+	if (e.spool != NULL) {
+		fs_wops_read_spool(req, e.spool, size, off);
+		fs_entry_clear(&e);
 		return;
 	}
 	fetch.mailbox = e.mailbox;
@@ -502,27 +524,7 @@ out:
 	fs_entry_clear(&e);
 }
 
-static void ops_release(fuse_req_t req, fuse_ino_t ino,
-			struct fuse_file_info *fi)
-{
-	fuse_reply_err(req, 0);
-}
-
-static void ops_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
-		      struct fuse_file_info *fi)
-{
-	fuse_reply_err(req, 0);
-}
-
 /* statfs */
-
-static gboolean ops_quota_fn(struct imap_session *s, void *user_data,
-			     GError **error)
-{
-	uint64_t *q = user_data;
-
-	return imap_session_quota(s, &q[0], &q[1], error);
-}
 
 static void ops_statfs(fuse_req_t req, fuse_ino_t ino)
 {
@@ -530,13 +532,11 @@ static void ops_statfs(fuse_req_t req, fuse_ino_t ino)
 	/* Without QUOTA: 1 TiB, all free, so copy tools don't refuse. */
 	uint64_t total = (uint64_t)1 << 40, avail = total, q[2];
 	struct statvfs st;
-	GError *err = NULL;
 
-	if (imap_pool_run(fs->pool, NULL, ops_quota_fn, q, &err) && q[1] > 0) {
+	if (fs_quota_get(fs->quota, &q[0], &q[1]) && q[1] > 0) {
 		total = q[1] * 1024;
 		avail = q[0] < q[1] ? (q[1] - q[0]) * 1024 : 0;
 	}
-	g_clear_error(&err);
 	memset(&st, 0, sizeof(st));
 	st.f_bsize = 4096;
 	st.f_frsize = 4096;
@@ -616,78 +616,8 @@ static void ops_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	fs_entry_clear(&e);
 }
 
-/* Everything that would change the mailbox: this release is read-only
- * (the kernel mount is "ro" too; these are the second line). */
-
-static void ops_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
-			int to_set, struct fuse_file_info *fi)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void ops_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
-		      mode_t mode, dev_t rdev)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void ops_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
-		      mode_t mode)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void ops_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void ops_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
-			const char *name)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void ops_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
-		       fuse_ino_t newparent, const char *newname,
-		       unsigned int flags)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void ops_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
-		     const char *newname)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void ops_create(fuse_req_t req, fuse_ino_t parent, const char *name,
-		       mode_t mode, struct fuse_file_info *fi)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void ops_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
-		      size_t size, off_t off, struct fuse_file_info *fi)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void ops_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
-			 const char *value, size_t size, int flags)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void ops_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
-{
-	fuse_reply_err(req, EROFS);
-}
-
 static void ops_init(void *userdata, struct fuse_conn_info *conn)
 {
-	struct imapfs *fs = userdata;
-
 	/* Attributes come with the folder listing for free, so READDIRPLUS
 	 * saves the per-file LOOKUP that ls -l would cost. */
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
@@ -700,9 +630,10 @@ static void ops_init(void *userdata, struct fuse_conn_info *conn)
 	if (conn->capable & FUSE_CAP_READDIRPLUS_AUTO)
 		conn->want |= FUSE_CAP_READDIRPLUS_AUTO;
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
-	/* init runs before any other request: the one write of this
-	 * field. */
-	fs->zero_message_open = (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) != 0;
+	/* O_TRUNC arrives with the open, so an edited message starts out
+	 * empty without first fetching its old bytes. */
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 }
 
 static const struct fuse_lowlevel_ops ops_table = {
@@ -711,31 +642,33 @@ static const struct fuse_lowlevel_ops ops_table = {
 	.forget = ops_forget,
 	.forget_multi = ops_forget_multi,
 	.getattr = ops_getattr,
-	.setattr = ops_setattr,
-	.mknod = ops_mknod,
-	.mkdir = ops_mkdir,
-	.unlink = ops_unlink,
-	.rmdir = ops_unlink,
-	.symlink = ops_symlink,
-	.rename = ops_rename,
-	.link = ops_link,
+	.setattr = fs_wops_setattr,
+	.mknod = fs_wops_mknod,
+	.mkdir = fs_wops_mkdir,
+	.unlink = fs_wops_unlink,
+	.rmdir = fs_wops_rmdir,
+	.symlink = fs_wops_symlink,
+	.rename = fs_wops_rename,
+	.link = fs_wops_link,
 	.open = ops_open,
 	.read = ops_read,
-	.write = ops_write,
-	.release = ops_release,
-	/* No .flush: nothing is ever dirty, and the kernel stops sending
-	 * FLUSH after the first ENOSYS (one round trip less per close). */
-	.fsync = ops_fsync,
+	.write = fs_wops_write,
+	/* FLUSH (each close) sends a written message: close() returns
+	 * the APPEND's result. */
+	.flush = fs_wops_flush,
+	.release = fs_wops_release,
+	.fsync = fs_wops_fsync,
 	.opendir = ops_opendir,
 	.readdir = ops_readdir,
 	.readdirplus = ops_readdirplus,
 	.releasedir = ops_releasedir,
 	.statfs = ops_statfs,
-	.setxattr = ops_setxattr,
+	.setxattr = fs_wops_setxattr,
 	.getxattr = ops_getxattr,
 	.listxattr = ops_listxattr,
-	.removexattr = ops_removexattr,
-	.create = ops_create,
+	.removexattr = fs_wops_removexattr,
+	.create = fs_wops_create,
+	.copy_file_range = fs_copy_file_range,
 };
 
 const struct fuse_lowlevel_ops *fs_ops_get(void)

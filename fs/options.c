@@ -35,6 +35,7 @@ static const struct fuse_opt options_spec[] = {
 	OPT("password_command=%s", password_command),
 	OPT("password_file=%s", password_file),
 	OPT("cafile=%s", cafile),
+	OPT("spool_dir=%s", spool_dir),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -98,8 +99,28 @@ static int options_proc(void *data, const char *arg, int key,
 			}
 		}
 		if (strcmp(arg, "ro") == 0) {
+			/* Kept from the kernel: our own handlers answer
+			 * EROFS (so they are what the tests check). */
 			ctx->opts->read_only = 1;
-			return 1; /* FUSE sees it too */
+			return 0;
+		}
+		if (strcmp(arg, "rw") == 0) {
+			ctx->opts->read_only = 0;
+			return 0;
+		}
+		if (g_str_has_prefix(arg, "delete=")) {
+			const char *v = arg + strlen("delete=");
+
+			if (strcmp(v, "trash") == 0)
+				ctx->opts->delete_to_trash = 1;
+			else if (strcmp(v, "expunge") == 0)
+				ctx->opts->delete_to_trash = 0;
+			else if (ctx->error == NULL)
+				ctx->error = g_strdup_printf(
+					"delete= must be expunge or trash, "
+					"not '%s'",
+					v);
+			return 0;
 		}
 		if (g_str_has_prefix(arg, "password=")) {
 			if (ctx->error == NULL)
@@ -207,6 +228,7 @@ void fs_options_clear(struct fs_options *opts)
 	g_free(opts->password_command);
 	g_free(opts->password_file);
 	g_free(opts->cafile);
+	g_free(opts->spool_dir);
 	fuse_opt_free_args(&opts->fuse_args);
 	memset(opts, 0, sizeof(*opts));
 }
@@ -236,7 +258,12 @@ void fs_options_print_help(const char *progname)
 	       "    -o password_file=FILE    use the first line of FILE\n"
 	       "    -o cafile=FILE           also trust the PEM "
 	       "certificates in FILE\n"
-	       "    -o ro                    read-only mount\n"
+	       "    -o ro                    read-only mount (default: "
+	       "read-write)\n"
+	       "    -o delete=expunge|trash  rm expunges (default) or "
+	       "moves to \\Trash\n"
+	       "    -o spool_dir=DIR         where written files wait "
+	       "(default ~/.cache/imapfs/spool)\n"
 	       "    -o connections=N         IMAP connections in the pool "
 	       "(default 4)\n"
 	       "    -o cache_size=MB         memory for cached message "

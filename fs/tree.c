@@ -4,80 +4,33 @@
 #include <errno.h>
 #include <string.h>
 
+#include "acl.h"
 #include "log.h"
 #include "namemap.h"
-#include "tree.h"
-
-/* How long fs_tree_folder_begin() waits for another thread's load (the
- * load itself is bounded by the IMAP timeouts; this only guards against
- * a bug turning into a hang). */
-#define TREE_LOAD_WAIT_US (300 * G_USEC_PER_SEC)
-/* A claimed RFC822.SIZE above this is not plausible (and near 2^63 the
- * kernel refuses it): such a message answers EIO instead of attributes. */
-#define TREE_MAX_SIZE ((uint64_t)1 << 53)
-/* First read-ahead window of a sequential read; it doubles from there. */
-#define TREE_INITIAL_READAHEAD (256 * 1024)
-
-enum tree_kind { TREE_DIR, TREE_MSG };
-
-struct tree_node {
-	uint64_t ino;
-	enum tree_kind kind;
-	char *name;
-	struct tree_node *parent;
-	uint64_t nlookup;
-	gboolean gone;
-
-	/* TREE_DIR */
-	char *mailbox; /* server name, NULL if not a mailbox */
-	gboolean selectable;
-	GHashTable *subdirs; /* name -> struct tree_node * */
-	GHashTable *msgs;    /* GUINT_TO_POINTER(uid) -> struct tree_node * */
-	uint32_t uidvalidity;
-	gint64 loaded_at; /* monotonic us, 0 = not loaded */
-	gboolean loading;
-	gboolean seen;		/* mark for fs_tree_set_mailboxes */
-	GArray *uids;		/* sorted UIDs of msgs (uint32_t) */
-	uint32_t last_read_uid; /* prefetch: the walk so far */
-	unsigned int streak;
-	uint32_t prefetch_mark; /* highest UID planned */
-	unsigned int prefetch_window;
-
-	/* TREE_MSG */
-	uint32_t uid;
-	uint64_t size;
-	gint64 mtime;
-	char *flags;
-	gboolean size_verified;
-	uint64_t ra_next;   /* where a sequential read would continue */
-	uint64_t ra_window; /* current read-ahead */
-};
-
-struct fs_tree {
-	GMutex lock;
-	GCond load_cond;
-	/* Everything below is protected by lock. */
-	GHashTable *nodes; /* ino -> struct tree_node * */
-	uint64_t next_ino;
-	struct tree_node *root;
-	gint64 mailboxes_time;
-	uint64_t nfiles;
-	uid_t uid;
-	gid_t gid;
-	mode_t file_mode, dir_mode;
-	gint64 mount_time;
-};
+#include "tree-private.h"
 
 void fs_entry_clear(struct fs_entry *entry)
 {
 	g_clear_pointer(&entry->name, g_free);
 	g_clear_pointer(&entry->mailbox, g_free);
 	g_clear_pointer(&entry->flags, g_free);
+	g_clear_pointer(&entry->spool, fs_spool_unref);
+	g_clear_pointer(&entry->rights, g_free);
 }
 
-static struct tree_node *tree_node_new(struct fs_tree *tree,
-				       enum tree_kind kind, const char *name,
-				       struct tree_node *parent)
+mode_t fs_tree_rights_mode(mode_t mode, const char *rights)
+{
+	if (!imap_acl_has_right(rights, 'r'))
+		mode &= ~(mode_t)(S_IRUSR | S_IRGRP | S_IROTH);
+	if (!imap_acl_has_right(rights, 'i') &&
+	    !imap_acl_has_right(rights, 't') &&
+	    !imap_acl_has_right(rights, 'e'))
+		mode &= ~(mode_t)(S_IWUSR | S_IWGRP | S_IWOTH);
+	return mode;
+}
+
+struct tree_node *tree_node_new(struct fs_tree *tree, enum tree_kind kind,
+				const char *name, struct tree_node *parent)
 {
 	struct tree_node *n = g_new0(struct tree_node, 1);
 
@@ -89,6 +42,11 @@ static struct tree_node *tree_node_new(struct fs_tree *tree,
 		n->subdirs = g_hash_table_new(g_str_hash, g_str_equal);
 		n->msgs = g_hash_table_new(g_direct_hash, g_direct_equal);
 		n->uids = g_array_new(FALSE, FALSE, sizeof(uint32_t));
+		n->locals = g_hash_table_new(g_str_hash, g_str_equal);
+		n->aliases = g_hash_table_new_full(g_str_hash, g_str_equal,
+						   g_free, NULL);
+		n->tombs = g_hash_table_new_full(g_direct_hash, g_direct_equal,
+						 NULL, g_free);
 	} else {
 		tree->nfiles++;
 	}
@@ -102,9 +60,15 @@ static void tree_node_free(struct tree_node *n)
 		g_hash_table_destroy(n->subdirs);
 		g_hash_table_destroy(n->msgs);
 		g_array_unref(n->uids);
+		g_hash_table_destroy(n->locals);
+		g_hash_table_destroy(n->aliases);
+		g_hash_table_destroy(n->tombs);
 	}
+	fs_spool_unref(n->spool);
 	g_free(n->name);
 	g_free(n->mailbox);
+	g_free(n->server_name);
+	g_free(n->rights);
 	g_free(n->flags);
 	g_free(n);
 }
@@ -137,20 +101,21 @@ void fs_tree_free(struct fs_tree *tree)
 	while (g_hash_table_iter_next(&it, NULL, &v))
 		tree_node_free(v);
 	g_hash_table_destroy(tree->nodes);
+	g_free(tree->personal_prefix);
 	g_mutex_clear(&tree->lock);
 	g_cond_clear(&tree->load_cond);
 	g_free(tree);
 }
 
-static struct tree_node *tree_find(struct fs_tree *tree, uint64_t ino)
+struct tree_node *tree_find(struct fs_tree *tree, uint64_t ino)
 {
 	return g_hash_table_lookup(tree->nodes, &ino);
 }
 
 /* Frees a gone message node nobody refers to any more. */
-static void tree_maybe_drop(struct fs_tree *tree, struct tree_node *n)
+void tree_maybe_drop(struct fs_tree *tree, struct tree_node *n)
 {
-	if (n->kind != TREE_MSG || !n->gone || n->nlookup > 0)
+	if (n->kind == TREE_DIR || !n->gone || n->nlookup > 0)
 		return;
 	g_hash_table_remove(tree->nodes, &n->ino);
 	tree->nfiles--;
@@ -159,14 +124,14 @@ static void tree_maybe_drop(struct fs_tree *tree, struct tree_node *n)
 
 /* Removes a message from its folder; it stays reachable by inode for the
  * kernel's references until forgotten. */
-static void tree_msg_gone(struct fs_tree *tree, struct tree_node *msg)
+void tree_msg_gone(struct fs_tree *tree, struct tree_node *msg)
 {
 	msg->gone = TRUE;
 	tree_maybe_drop(tree, msg);
 }
 
-static void tree_fill_entry(struct fs_tree *tree, struct tree_node *n,
-			    struct fs_entry *e)
+void tree_fill_entry(struct fs_tree *tree, struct tree_node *n,
+		     struct fs_entry *e)
 {
 	memset(e, 0, sizeof(*e));
 	e->ino = n->ino;
@@ -180,12 +145,31 @@ static void tree_fill_entry(struct fs_tree *tree, struct tree_node *n,
 		e->selectable = n->selectable;
 		e->mailbox = g_strdup(n->mailbox);
 		e->uidvalidity = n->uidvalidity;
-		e->st.st_mode = S_IFDIR | tree->dir_mode;
+		e->rights = g_strdup(n->rights);
+		e->st.st_mode = S_IFDIR |
+				fs_tree_rights_mode(tree->dir_mode, n->rights);
 		e->st.st_nlink = 2 + g_hash_table_size(n->subdirs);
 		e->st.st_size = 4096;
 		e->st.st_blocks = 8;
 		e->st.st_mtime = e->st.st_ctime = e->st.st_atime =
 			tree->mount_time;
+	} else if (n->kind == TREE_LOCAL) {
+		struct fs_spool_attr a;
+
+		fs_spool_get_attr(n->spool, &a);
+		e->is_local = TRUE;
+		e->spool = fs_spool_ref(n->spool);
+		e->rights = g_strdup(n->parent->rights);
+		e->mailbox = g_strdup(n->parent->mailbox);
+		e->flags = a.flags != NULL ? a.flags : g_strdup("");
+		e->size_verified = TRUE;
+		e->st.st_mode = S_IFREG | (a.mode & 07777);
+		e->st.st_nlink = 1;
+		e->st.st_size = (off_t)a.size;
+		e->st.st_blocks = (blkcnt_t)((a.size + 511) / 512);
+		e->st.st_mtime = a.mtime;
+		e->st.st_atime = a.atime;
+		e->st.st_ctime = a.ctime;
 	} else {
 		struct tree_node *dir = n->parent;
 
@@ -193,16 +177,32 @@ static void tree_fill_entry(struct fs_tree *tree, struct tree_node *n,
 		e->uidvalidity = dir->uidvalidity;
 		e->uid = n->uid;
 		e->flags = g_strdup(n->flags);
+		e->rights = g_strdup(dir->rights);
 		e->size_verified = n->size_verified;
 		e->bad_size = n->size > TREE_MAX_SIZE;
 		e->size_unknown = n->size == 0 && !n->size_verified;
-		e->st.st_mode = S_IFREG | tree->file_mode;
+		e->st.st_mode = S_IFREG | fs_tree_rights_mode(tree->file_mode,
+							      dir->rights);
 		e->st.st_nlink = 1;
 		e->st.st_size = (off_t)n->size;
 		/* Never 0, so du and file managers see the space. */
 		e->st.st_blocks = (blkcnt_t)MAX((n->size + 511) / 512, 1);
 		e->st.st_mtime = e->st.st_ctime = e->st.st_atime = n->mtime;
+		if (n->spool != NULL) {
+			/* Being edited: the shadow copy is the content. */
+			struct fs_spool_attr a;
+
+			fs_spool_get_attr(n->spool, &a);
+			g_free(a.flags);
+			e->spool = fs_spool_ref(n->spool);
+			e->size_verified = TRUE;
+			e->size_unknown = FALSE;
+			e->bad_size = FALSE;
+			e->st.st_size = (off_t)a.size;
+			e->st.st_blocks = (blkcnt_t)((a.size + 511) / 512);
+		}
 	}
+	e->parent = n->parent != NULL ? n->parent->ino : FS_ROOT_INO;
 }
 
 gint64 fs_tree_mailboxes_time(struct fs_tree *tree)
@@ -215,8 +215,8 @@ gint64 fs_tree_mailboxes_time(struct fs_tree *tree)
 	return t;
 }
 
-static struct tree_node *tree_subdir(struct fs_tree *tree,
-				     struct tree_node *parent, const char *name)
+struct tree_node *tree_subdir(struct fs_tree *tree, struct tree_node *parent,
+			      const char *name)
 {
 	struct tree_node *d = g_hash_table_lookup(parent->subdirs, name);
 
@@ -233,12 +233,13 @@ static void tree_clear_seen(struct tree_node *dir)
 	gpointer v;
 
 	dir->seen = FALSE;
+	dir->assigned = FALSE;
 	g_hash_table_iter_init(&it, dir->subdirs);
 	while (g_hash_table_iter_next(&it, NULL, &v))
 		tree_clear_seen(v);
 }
 
-static void tree_dir_gone(struct fs_tree *tree, struct tree_node *dir)
+void tree_dir_gone(struct fs_tree *tree, struct tree_node *dir)
 {
 	GHashTableIter it;
 	gpointer v;
@@ -248,16 +249,49 @@ static void tree_dir_gone(struct fs_tree *tree, struct tree_node *dir)
 	while (g_hash_table_iter_next(&it, NULL, &v))
 		tree_dir_gone(tree, v);
 	g_hash_table_remove_all(dir->subdirs);
+	g_hash_table_iter_init(&it, dir->locals);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		struct tree_node *l = v;
+
+		g_hash_table_iter_remove(&it);
+		if (l->kind == TREE_LOCAL) {
+			/* Unsent data of a folder that vanished stays in
+			 * the spool (fs_spool_dir_close() logs it). */
+			l->gone = TRUE;
+			tree_maybe_drop(tree, l);
+		}
+	}
 	g_hash_table_iter_init(&it, dir->msgs);
 	while (g_hash_table_iter_next(&it, NULL, &v)) {
 		g_hash_table_iter_remove(&it);
 		tree_msg_gone(tree, v);
 	}
+	g_hash_table_remove_all(dir->aliases);
 	/* Directory nodes are few: they stay allocated so that inode
 	 * numbers the kernel holds keep answering (ENOENT). */
 }
 
-/* Drops directories not marked seen. */
+/* A directory that is no longer a selectable mailbox keeps its place (its
+ * children may still exist) but loses its messages. */
+static void tree_dir_unselect(struct fs_tree *tree, struct tree_node *dir)
+{
+	GHashTableIter it;
+	gpointer v;
+
+	g_hash_table_iter_init(&it, dir->msgs);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		g_hash_table_iter_remove(&it);
+		tree_msg_gone(tree, v);
+	}
+	g_array_set_size(dir->uids, 0);
+	dir->selectable = FALSE;
+	dir->uidvalidity = 0;
+	dir->loaded_at = 0;
+}
+
+/* Drops directories not marked seen; a level that is only a parent now
+ * (its mailbox was deleted, or LIST says \NonExistent) stops being a
+ * mailbox. */
 static void tree_sweep(struct fs_tree *tree, struct tree_node *dir)
 {
 	GHashTableIter it;
@@ -270,30 +304,70 @@ static void tree_sweep(struct fs_tree *tree, struct tree_node *dir)
 		if (!d->seen) {
 			g_hash_table_iter_remove(&it);
 			tree_dir_gone(tree, d);
-		} else {
-			tree_sweep(tree, d);
+			continue;
 		}
+		if (!d->assigned) {
+			g_clear_pointer(&d->mailbox, g_free);
+			g_clear_pointer(&d->rights, g_free);
+			tree_dir_unselect(tree, d);
+		}
+		tree_sweep(tree, d);
 	}
+}
+
+/* Makes @d the directory of mailbox @info. */
+static void tree_assign(struct fs_tree *tree, struct tree_node *d,
+			const struct imap_mailbox_info *info)
+{
+	if (d->assigned && d->mailbox != NULL &&
+	    strcmp(d->mailbox, info->name) != 0) {
+		/* Two server names map to one file name (an invalid mUTF-7
+		 * name shown raw): the first one wins. */
+		imapfs_warning("mailboxes %s and %s map to the same name; "
+			       "showing the first",
+			       d->mailbox, info->name);
+		return;
+	}
+	d->assigned = TRUE;
+	g_free(d->mailbox);
+	d->mailbox = g_strdup(info->name);
+	g_free(d->server_name);
+	d->server_name = g_strdup(info->name);
+	d->delimiter = info->delimiter;
+	g_free(d->rights);
+	d->rights = g_strdup(info->rights);
+	if (info->noselect)
+		tree_dir_unselect(tree, d);
+	else
+		d->selectable = TRUE;
 }
 
 void fs_tree_set_mailboxes(struct fs_tree *tree, GPtrArray *infos)
 {
+	GPtrArray *paths = fs_namemap_mailbox_paths(infos);
+	gboolean have_ns = FALSE;
 	guint i;
 
 	g_mutex_lock(&tree->lock);
 	tree_clear_seen(tree->root);
 	for (i = 0; i < infos->len; i++) {
 		const struct imap_mailbox_info *info = infos->pdata[i];
-		char **path;
+		const struct fs_namemap_path *mp = paths->pdata[i];
 		struct tree_node *d = tree->root;
 		gboolean skip = FALSE;
 		guint j;
 
+		if (!have_ns && imap_mailbox_info_is_primary(info)) {
+			have_ns = TRUE;
+			g_free(tree->personal_prefix);
+			tree->personal_prefix = g_strdup(
+				info->ns_prefix != NULL ? info->ns_prefix : "");
+			tree->personal_delimiter = info->delimiter;
+		}
 		if (info->nonexistent)
 			continue;
-		path = fs_namemap_mailbox_to_path(info->name, info->delimiter);
-		for (j = 0; path[j] != NULL; j++) {
-			if (strlen(path[j]) > 255) {
+		for (j = 0; mp->names[j] != NULL; j++) {
+			if (strlen(mp->names[j]) > 255) {
 				imapfs_warning("mailbox %s: name too long for "
 					       "a file name; not shown",
 					       info->name);
@@ -301,41 +375,122 @@ void fs_tree_set_mailboxes(struct fs_tree *tree, GPtrArray *infos)
 				break;
 			}
 		}
-		for (j = 0; !skip && path[j] != NULL; j++) {
-			d = tree_subdir(tree, d, path[j]);
+		for (j = 0; !skip && mp->names[j] != NULL; j++) {
+			d = tree_subdir(tree, d, mp->names[j]);
 			d->seen = TRUE;
-		}
-		if (!skip && d != tree->root) {
-			if (d->mailbox != NULL &&
-			    strcmp(d->mailbox, info->name) != 0) {
-				/* Two server names map to one file name
-				 * (an invalid mUTF-7 name shown raw): the
-				 * first one wins. */
-				imapfs_warning("mailboxes %s and %s map to the "
-					       "same name; showing the first",
-					       d->mailbox, info->name);
-			} else {
-				g_free(d->mailbox);
-				d->mailbox = g_strdup(info->name);
-				d->selectable = !info->noselect;
+			if (!d->assigned && mp->levels[j] != NULL) {
+				g_free(d->server_name);
+				d->server_name = g_strdup(mp->levels[j]);
+				d->delimiter = info->delimiter;
 			}
 		}
-		g_strfreev(path);
+		if (info->delimiter != 0)
+			tree->delimiter = info->delimiter;
+		if (!skip && d != tree->root)
+			tree_assign(tree, d, info);
 	}
 	tree_sweep(tree, tree->root);
 	tree->mailboxes_time = g_get_monotonic_time();
 	g_mutex_unlock(&tree->lock);
+	g_ptr_array_unref(paths);
 }
 
-static struct tree_node *tree_child(struct tree_node *dir, const char *name)
+int fs_tree_child_server_name(struct fs_tree *tree, uint64_t parent,
+			      const char *name, char **server_name_r)
+{
+	struct tree_node *dir;
+	char *child;
+	int ret = 0;
+
+	g_mutex_lock(&tree->lock);
+	dir = tree_find(tree, parent);
+	if (dir == NULL || dir->gone) {
+		ret = -ENOENT;
+	} else if (dir->kind != TREE_DIR) {
+		ret = -ENOTDIR;
+	} else if (dir == tree->root) {
+		*server_name_r = fs_namemap_path_to_server_name(
+			tree->personal_prefix != NULL ? tree->personal_prefix
+						      : "",
+			tree->personal_delimiter, &name, 1);
+		if (*server_name_r == NULL)
+			ret = -EINVAL;
+	} else if (dir->server_name == NULL || dir->delimiter == '\0' ||
+		   (dir->parent == tree->root &&
+		    tree->personal_prefix != NULL &&
+		    *tree->personal_prefix != '\0' &&
+		    g_ascii_strcasecmp(dir->server_name, "INBOX") == 0)) {
+		/* A namespace directory, a flat namespace, or INBOX where
+		 * "INBOX.x" is shown as the top-level "x". */
+		ret = -EPERM;
+	} else {
+		child = fs_namemap_path_to_mailbox(&name, 1, dir->delimiter);
+		if (child == NULL) {
+			ret = -EINVAL;
+		} else {
+			*server_name_r =
+				g_strdup_printf("%s%c%s", dir->server_name,
+						dir->delimiter, child);
+			g_free(child);
+		}
+	}
+	g_mutex_unlock(&tree->lock);
+	return ret;
+}
+
+gboolean fs_tree_folder_vanished(struct fs_tree *tree, uint64_t ino)
+{
+	struct tree_node *dir;
+	gboolean parent = FALSE;
+
+	g_mutex_lock(&tree->lock);
+	dir = tree_find(tree, ino);
+	if (dir != NULL && dir->kind == TREE_DIR && !dir->gone &&
+	    g_hash_table_size(dir->subdirs) > 0) {
+		tree_dir_unselect(tree, dir);
+		parent = TRUE;
+	}
+	g_mutex_unlock(&tree->lock);
+	return parent;
+}
+
+int fs_tree_set_rights(struct fs_tree *tree, uint64_t ino, const char *rights)
+{
+	struct tree_node *n;
+	int ret = 0;
+
+	g_mutex_lock(&tree->lock);
+	n = tree_find(tree, ino);
+	if (n == NULL || n->gone)
+		ret = -ENOENT;
+	else if (n->kind != TREE_DIR)
+		ret = -ENOTDIR;
+	else {
+		g_free(n->rights);
+		n->rights = g_strdup(rights);
+	}
+	g_mutex_unlock(&tree->lock);
+	return ret;
+}
+
+struct tree_node *tree_child(struct tree_node *dir, const char *name)
 {
 	struct tree_node *n = g_hash_table_lookup(dir->subdirs, name);
+	gpointer uidp;
 	guint32 uid;
 
 	if (n != NULL)
 		return n;
-	if (dir->selectable && fs_namemap_parse_message_name(name, &uid))
-		return g_hash_table_lookup(dir->msgs, GUINT_TO_POINTER(uid));
+	n = g_hash_table_lookup(dir->locals, name);
+	if (n != NULL)
+		return n;
+	if (dir->selectable && fs_namemap_parse_message_name(name, &uid)) {
+		n = g_hash_table_lookup(dir->msgs, GUINT_TO_POINTER(uid));
+		if (n != NULL && !n->renamed)
+			return n;
+	}
+	if (g_hash_table_lookup_extended(dir->aliases, name, NULL, &uidp))
+		return g_hash_table_lookup(dir->msgs, uidp);
 	return NULL;
 }
 
@@ -395,7 +550,7 @@ int fs_tree_get_for_read(struct fs_tree *tree, uint64_t ino, uint64_t offset,
 	n = tree_find(tree, ino);
 	if (n == NULL) {
 		ret = -ENOENT;
-	} else if (n->kind != TREE_MSG) {
+	} else if (n->kind == TREE_DIR) {
 		ret = -EISDIR;
 	} else {
 		tree_fill_entry(tree, n, entry_r);
@@ -468,7 +623,9 @@ static gint tree_entry_cmp(gconstpointer a, gconstpointer b, gpointer unused)
 	/* Directories first (by name), then messages by UID. */
 	if (x->is_dir != y->is_dir)
 		return x->is_dir ? -1 : 1;
-	if (!x->is_dir)
+	if (x->is_local != y->is_local)
+		return x->is_local ? 1 : -1;
+	if (!x->is_dir && !x->is_local)
 		return x->uid < y->uid ? -1 : x->uid > y->uid;
 	return strcmp(x->name, y->name);
 }
@@ -507,7 +664,16 @@ GArray *fs_tree_list(struct fs_tree *tree, uint64_t ino, int *errno_r)
 	}
 	g_hash_table_iter_init(&it, dir->msgs);
 	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		if (((struct tree_node *)v)->renamed)
+			continue; /* listed under its own name below */
 		tree_fill_entry(tree, v, &e);
+		g_array_append_val(arr, e);
+	}
+	g_hash_table_iter_init(&it, dir->locals);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		tree_fill_entry(tree, v, &e);
+		g_free(e.name);
+		e.name = g_strdup(((struct tree_node *)v)->name);
 		g_array_append_val(arr, e);
 	}
 	g_mutex_unlock(&tree->lock);
@@ -556,6 +722,7 @@ int fs_tree_folder_begin(struct fs_tree *tree, uint64_t ino, gint64 max_age_us,
 			break;
 		}
 		dir->loading = TRUE;
+		dir->load_gen = dir->gen;
 		*mailbox_r = g_strdup(dir->mailbox);
 		*uidvalidity_r = dir->uidvalidity;
 		ret = 1;
@@ -570,6 +737,21 @@ static gint tree_uid_cmp(gconstpointer a, gconstpointer b)
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
 
 	return x < y ? -1 : x > y;
+}
+
+void tree_rebuild_uids(struct tree_node *dir)
+{
+	GHashTableIter it;
+	gpointer k;
+
+	g_array_set_size(dir->uids, 0);
+	g_hash_table_iter_init(&it, dir->msgs);
+	while (g_hash_table_iter_next(&it, &k, NULL)) {
+		uint32_t uid = GPOINTER_TO_UINT(k);
+
+		g_array_append_val(dir->uids, uid);
+	}
+	g_array_sort(dir->uids, tree_uid_cmp);
 }
 
 /* Index of the first UID in @uids greater than @uid. */
@@ -683,8 +865,11 @@ void fs_tree_folder_end(struct fs_tree *tree, uint64_t ino, gboolean ok,
 		g_hash_table_iter_init(&it, dir->msgs);
 		while (g_hash_table_iter_next(&it, NULL, &v)) {
 			g_hash_table_iter_remove(&it);
+			tree_drop_msg_names(dir, v);
 			tree_msg_gone(tree, v);
 		}
+		g_hash_table_remove_all(dir->aliases);
+		g_hash_table_remove_all(dir->tombs);
 	}
 	dir->uidvalidity = status->uidvalidity;
 	fresh = g_hash_table_new(g_direct_hash, g_direct_equal);
@@ -693,7 +878,12 @@ void fs_tree_folder_end(struct fs_tree *tree, uint64_t ino, gboolean ok,
 			&g_array_index(metas, struct imap_message_meta, i);
 		gpointer key = GUINT_TO_POINTER(m->uid);
 		struct tree_node *msg = g_hash_table_lookup(dir->msgs, key);
+		guint64 *tomb = g_hash_table_lookup(dir->tombs, key);
 
+		/* Removed by this mount after the listing began: the
+		 * listing is older than our delta, do not resurrect. */
+		if (msg == NULL && tomb != NULL && *tomb > dir->load_gen)
+			continue;
 		if (msg == NULL) {
 			char name[32];
 
@@ -713,20 +903,25 @@ void fs_tree_folder_end(struct fs_tree *tree, uint64_t ino, gboolean ok,
 	}
 	g_hash_table_iter_init(&it, dir->msgs);
 	while (g_hash_table_iter_next(&it, &k, &v)) {
-		if (!g_hash_table_contains(fresh, k)) {
+		struct tree_node *msg = v;
+
+		/* Added by this mount after the listing began: keep it. */
+		if (!g_hash_table_contains(fresh, k) &&
+		    msg->born_gen <= dir->load_gen) {
 			g_hash_table_iter_remove(&it);
-			tree_msg_gone(tree, v);
+			tree_drop_msg_names(dir, msg);
+			tree_msg_gone(tree, msg);
 		}
 	}
-	g_hash_table_destroy(fresh);
-	g_array_set_size(dir->uids, 0);
-	g_hash_table_iter_init(&it, dir->msgs);
-	while (g_hash_table_iter_next(&it, &k, NULL)) {
-		uint32_t uid = GPOINTER_TO_UINT(k);
-
-		g_array_append_val(dir->uids, uid);
+	/* Tombstones older than this listing are settled: the server
+	 * agreed when it was asked after our change. */
+	g_hash_table_iter_init(&it, dir->tombs);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		if (*(guint64 *)v <= dir->load_gen)
+			g_hash_table_iter_remove(&it);
 	}
-	g_array_sort(dir->uids, tree_uid_cmp);
+	g_hash_table_destroy(fresh);
+	tree_rebuild_uids(dir);
 	dir->loaded_at = g_get_monotonic_time();
 out:
 	g_cond_broadcast(&tree->load_cond);

@@ -21,6 +21,7 @@
 #include <sys/types.h>
 
 #include "session.h"
+#include "spool.h"
 
 #define FS_ROOT_INO 1
 
@@ -46,6 +47,17 @@ struct fs_entry {
 	 * size must be measured before it is reported. */
 	gboolean size_unknown;
 	char *flags; /* messages: space-separated flags */
+	/* Local files (scratch files and messages not yet sent): the bytes
+	 * are in @spool (a reference, dropped by fs_entry_clear()). A
+	 * message being edited also has @spool (its shadow copy). */
+	gboolean is_local;
+	struct fs_spool *spool;
+	uint64_t parent; /* inode of the containing directory */
+	/* MYRIGHTS (RFC 4314) of the mailbox (for a message: of its folder);
+	 * NULL when not restricted or not known. Test a right with
+	 * imap_acl_has_right() (imap/acl.h). st_mode already reflects it
+	 * (fs_tree_rights_mode()). */
+	char *rights;
 };
 
 /* Frees the strings of @entry (not @entry itself). */
@@ -60,10 +72,38 @@ struct fs_tree *fs_tree_new(uid_t uid, gid_t gid, mode_t file_mode,
 void fs_tree_free(struct fs_tree *tree);
 
 /* Replaces the directory structure with the mailboxes in @infos (struct
- * imap_mailbox_info *, from imap_session_list()). Directories of
- * mailboxes that disappeared are marked gone; intermediate levels are
- * created as needed. */
+ * imap_mailbox_info *, from imap_session_list()), at the paths
+ * fs_namemap_mailbox_paths() gives them (the personal namespace at the
+ * root, its prefix stripped; other namespaces in their own top-level
+ * directories). Directories of mailboxes that disappeared are marked
+ * gone; intermediate levels are created as needed and hold only
+ * subdirectories, also when they were mailboxes before; a mailbox that
+ * became \Noselect loses its messages. */
 void fs_tree_set_mailboxes(struct fs_tree *tree, GPtrArray *infos);
+
+/* The mode bits @mode (0777 part) as MYRIGHTS @rights allow them: no 'r'
+ * clears the read bits; none of 'i', 't', 'e' clears the write bits.
+ * NULL rights leave @mode as it is. Pure. */
+mode_t fs_tree_rights_mode(mode_t mode, const char *rights);
+
+/* For mkdir and rename: the server name a mailbox with file name @name in
+ * directory @parent would get. At the root that is the personal
+ * namespace's mapping (fs_namemap_path_to_server_name(): "x" is
+ * "INBOX.x" on a server whose personal prefix is "INBOX."); below, the
+ * parent level's server name, its delimiter and @name encoded. Returns 0
+ * with *@server_name_r (caller frees), -ENOENT or -ENOTDIR for @parent,
+ * -EINVAL if @name cannot be a mailbox name (a bad escape, the delimiter
+ * inside it), -EPERM where no mailbox can be created: a namespace
+ * directory without a server name ("Shared Folders"), a flat namespace,
+ * or INBOX on a server whose personal prefix is not empty. Does not check
+ * that @name is free. */
+int fs_tree_child_server_name(struct fs_tree *tree, uint64_t parent,
+			      const char *name, char **server_name_r);
+
+/* Replaces the MYRIGHTS kept for directory @ino (NULL: not restricted),
+ * e.g. after imap_session_myrights() or a NO [NOPERM]; its messages
+ * follow. Returns 0, -ENOENT or -ENOTDIR. */
+int fs_tree_set_rights(struct fs_tree *tree, uint64_t ino, const char *rights);
 
 /* Monotonic time (us) of the last fs_tree_set_mailboxes(), 0 if never. */
 gint64 fs_tree_mailboxes_time(struct fs_tree *tree);
@@ -143,8 +183,127 @@ void fs_tree_folder_end(struct fs_tree *tree, uint64_t ino, gboolean ok,
 			const struct imap_mailbox_status *status,
 			GArray *metas);
 
+/* For a folder load (fs_tree_folder_begin/end) that failed with ENOENT:
+ * the server says the mailbox does not exist although LIST showed it
+ * (Dovecot goes on listing a deleted mailbox that still has children). If
+ * directory @ino has subdirectories it stops being a selectable mailbox
+ * -- it holds only them until the next mailbox list makes it one again --
+ * and TRUE is returned: the caller serves it (opendir succeeds, as for
+ * any level that is only a parent). FALSE if it has none: the caller
+ * reports ENOENT. */
+gboolean fs_tree_folder_vanished(struct fs_tree *tree, uint64_t ino);
+
 /* Marks a folder's listing as stale so that the next access reloads it. */
 void fs_tree_folder_invalidate(struct fs_tree *tree, uint64_t ino);
+
+/* The write path's deltas (tree_write.c).
+ *
+ * Changes this mount makes are applied to the tree as deltas, each one
+ * raising the folder's generation; a listing that was in flight during a
+ * change (fs_tree_folder_begin() records the generation it began at)
+ * neither drops a message added after it began nor brings back one
+ * removed after it began. */
+
+/* What fs_tree_peek() found. */
+enum fs_name_kind {
+	FS_NAME_NONE,
+	FS_NAME_DIR,
+	FS_NAME_LOCAL,
+	FS_NAME_MSG,
+};
+
+/* Looks @name up in directory @parent without taking a reference: returns
+ * the kind (filling @entry_r, which the caller clears, unless NONE) or a
+ * negative errno (-ENOENT gone parent, -ENOTDIR). */
+int fs_tree_peek(struct fs_tree *tree, uint64_t parent, const char *name,
+		 struct fs_entry *entry_r);
+
+/* Adds the local file @name (bytes in @sp, which gains a reference) to
+ * directory @parent, which must be a selectable mailbox (-EPERM
+ * otherwise), with one kernel reference. -EEXIST if the name is taken. */
+int fs_tree_add_local(struct fs_tree *tree, uint64_t parent, const char *name,
+		      struct fs_spool *sp, struct fs_entry *entry_r);
+
+/* Gives message @ino the shadow copy @sp unless it has one already.
+ * Returns a new reference to the shadow in use, or NULL if @ino is not a
+ * message that still exists. */
+struct fs_spool *fs_tree_attach_shadow(struct fs_tree *tree, uint64_t ino,
+				       struct fs_spool *sp);
+
+/* Drops the shadow copy of @ino if it is @sp (reads go to the server
+ * again). */
+void fs_tree_detach_shadow(struct fs_tree *tree, uint64_t ino,
+			   struct fs_spool *sp);
+
+/* After an APPEND of the bytes of @ino (a local file or a message's
+ * shadow) into the folder @dir succeeded: @ino becomes message @uid of
+ * @dir, listed as "<uid>.eml", with @size, @mtime and @flags. It leaves
+ * the directory it was in; @alias (may be NULL) is a name in @dir that
+ * resolves to it from now on, and so does every name that named
+ * @old_uid (the message it replaced, 0 if none), which leaves. @uid 0
+ * (the server did not say which) or a folder whose UIDVALIDITY is no
+ * longer @uidvalidity: the node leaves and the folder is reloaded on the
+ * next access. Returns 0, or -ENOENT if @ino or @dir are gone. */
+int fs_tree_commit(struct fs_tree *tree, uint64_t ino, uint64_t dir,
+		   uint32_t uidvalidity, uint32_t uid, uint64_t size,
+		   gint64 mtime, const char *flags, const char *alias,
+		   uint32_t old_uid);
+
+/* Removes the local file @name of @parent. -ENOENT if there is none. */
+int fs_tree_remove_local(struct fs_tree *tree, uint64_t parent,
+			 const char *name);
+
+/* Message @uid of folder @dir was removed on the server by us: it leaves
+ * (with all its names), and a listing that began earlier cannot bring it
+ * back. */
+void fs_tree_remove_msg(struct fs_tree *tree, uint64_t dir, uint32_t uid);
+
+/* Moves the local file @name of @parent to @newname in @newparent (a
+ * local file there is replaced and goes). -ENOENT, -EPERM (not a
+ * mailbox). */
+int fs_tree_move_local(struct fs_tree *tree, uint64_t parent, const char *name,
+		       uint64_t newparent, const char *newname);
+
+/* Gives message @ino of @dir the name @newname in the same folder (it is
+ * then listed under it; "<UID>.eml" no longer names it). */
+int fs_tree_rename_msg(struct fs_tree *tree, uint64_t ino, const char *newname);
+
+/* Message @ino was moved by the server to folder @newdir as @newuid (0:
+ * unknown, the node leaves and @newdir is reloaded later), named
+ * @newname there. */
+void fs_tree_move_msg(struct fs_tree *tree, uint64_t ino, uint64_t newdir,
+		      uint32_t uidvalidity, uint32_t newuid,
+		      const char *newname);
+
+/* Sets the flags of message @ino (after a STORE). */
+void fs_tree_set_msg_flags(struct fs_tree *tree, uint64_t ino,
+			   const char *flags);
+
+/* Directories: a new mailbox @mailbox (server name) @name in @parent,
+ * with one kernel reference; -EEXIST if the name is taken. */
+int fs_tree_add_dir(struct fs_tree *tree, uint64_t parent, const char *name,
+		    const char *mailbox, struct fs_entry *entry_r);
+/* Removes directory @name of @parent (gone, with its content). */
+void fs_tree_remove_dir(struct fs_tree *tree, uint64_t parent,
+			const char *name);
+/* Moves directory @name of @parent to @newname in @newparent; its mailbox
+ * and those below it are renamed from its old server name to
+ * @new_mailbox (prefix replaced). Keeps every inode. */
+int fs_tree_move_dir(struct fs_tree *tree, uint64_t parent, const char *name,
+		     uint64_t newparent, const char *newname,
+		     const char *new_mailbox);
+
+/* The file names from the root to directory @ino (not including the
+ * root), NULL-terminated (g_strfreev), or NULL if it is gone. */
+char **fs_tree_dir_path(struct fs_tree *tree, uint64_t ino);
+
+/* The highest UID known in folder @dir (0 if none). */
+uint32_t fs_tree_max_uid(struct fs_tree *tree, uint64_t dir);
+
+/* Number of non-directory entries (messages, local files) and
+ * subdirectories of directory @ino, from memory. */
+void fs_tree_dir_counts(struct fs_tree *tree, uint64_t ino,
+			unsigned int *locals_r, unsigned int *subdirs_r);
 
 /* Number of message nodes in the tree (for statfs's f_files). */
 uint64_t fs_tree_count_files(struct fs_tree *tree);

@@ -14,6 +14,8 @@
 /* Longer strings go as literals: servers limit quoted string length less
  * predictably than literal size, and a literal needs no escaping. */
 #define QUOTED_MAX 1024
+/* LITERAL- (RFC 7888) allows non-synchronising literals up to this size. */
+#define LITERAL_MINUS_MAX 4096
 
 static struct imap_cmd_chunk *chunk_new(enum imap_cmd_chunk_kind kind,
 					gboolean secret)
@@ -205,6 +207,35 @@ void imap_cmd_add_literal(struct imap_cmd *cmd, const void *data, size_t len,
 	add_literal_chunk(cmd, data, len, binary, FALSE);
 }
 
+void imap_cmd_add_literal_source(struct imap_cmd *cmd,
+				 const struct imap_literal_source *source,
+				 gboolean binary)
+{
+	struct imap_cmd_chunk *chunk;
+
+	g_return_if_fail(cmd != NULL);
+	g_return_if_fail(source != NULL && source->read != NULL);
+
+	g_string_append_c(text_chunk(cmd, FALSE), ' ');
+	chunk = chunk_new(IMAP_CMD_CHUNK_SOURCE, FALSE);
+	chunk->binary = binary;
+	chunk->source = *source;
+	g_ptr_array_add(cmd->chunks, chunk);
+}
+
+uint64_t imap_cmd_chunk_literal_size(const struct imap_cmd_chunk *chunk)
+{
+	if (chunk->kind == IMAP_CMD_CHUNK_SOURCE)
+		return chunk->source.size;
+	return chunk->data->len;
+}
+
+gboolean imap_cmd_literal_sync(uint64_t len, gboolean literal_plus,
+			       gboolean literal_minus)
+{
+	return !(literal_plus || (literal_minus && len <= LITERAL_MINUS_MAX));
+}
+
 /* Appends @len bytes of text for a log line.  Text chunks hold no CR/LF by
  * construction, but a quoted string may carry other control characters and
  * a log line must stay one line whatever happens. */
@@ -220,13 +251,26 @@ static void describe_text(GString *out, const GString *text)
 	}
 }
 
-char *imap_cmd_describe(const struct imap_cmd *cmd)
+/* The literal announcement as the connection sends it: "{n}", "{n+}",
+ * "~{n}" (@wire FALSE: always the synchronising form). */
+static void describe_literal(GString *out, const struct imap_cmd_chunk *chunk,
+			     gboolean wire, gboolean literal_plus,
+			     gboolean literal_minus)
 {
-	GString *out;
+	uint64_t len = imap_cmd_chunk_literal_size(chunk);
+	gboolean sync = !wire ||
+			imap_cmd_literal_sync(len, literal_plus, literal_minus);
 
-	g_return_val_if_fail(cmd != NULL, g_strdup(""));
+	g_string_append_printf(
+		out,
+		"%s{%" G_GUINT64_FORMAT "%s} <%" G_GUINT64_FORMAT " bytes>",
+		chunk->binary ? "~" : "", len, sync ? "" : "+", len);
+}
 
-	out = g_string_new(NULL);
+static char *describe(const struct imap_cmd *cmd, gboolean wire,
+		      gboolean literal_plus, gboolean literal_minus)
+{
+	GString *out = g_string_new(NULL);
 
 	for (guint i = 0; i < cmd->chunks->len; i++) {
 		const struct imap_cmd_chunk *chunk =
@@ -235,16 +279,29 @@ char *imap_cmd_describe(const struct imap_cmd *cmd)
 		if (chunk->secret) {
 			/* Not even the length of a secret literal. */
 			g_string_append(out, "<redacted>");
-		} else if (chunk->kind == IMAP_CMD_CHUNK_LITERAL) {
-			g_string_append_printf(out, "%s{%zu} <%zu bytes>",
-					       chunk->binary ? "~" : "",
-					       (size_t)chunk->data->len,
-					       (size_t)chunk->data->len);
+		} else if (chunk->kind != IMAP_CMD_CHUNK_TEXT) {
+			describe_literal(out, chunk, wire, literal_plus,
+					 literal_minus);
 		} else {
 			describe_text(out, chunk->data);
 		}
 	}
 	return g_string_free(out, FALSE);
+}
+
+char *imap_cmd_describe(const struct imap_cmd *cmd)
+{
+	g_return_val_if_fail(cmd != NULL, g_strdup(""));
+
+	return describe(cmd, FALSE, FALSE, FALSE);
+}
+
+char *imap_cmd_describe_sent(const struct imap_cmd *cmd, gboolean literal_plus,
+			     gboolean literal_minus)
+{
+	g_return_val_if_fail(cmd != NULL, g_strdup(""));
+
+	return describe(cmd, TRUE, literal_plus, literal_minus);
 }
 
 gboolean imap_quote_append(GString *out, const char *str, size_t len)

@@ -99,6 +99,21 @@ void imap_cmd_add_literal_source(struct imap_cmd *cmd,
  * "<n bytes>", no CR/LF. */
 char *imap_cmd_describe(const struct imap_cmd *cmd);
 
+/* Like imap_cmd_describe(), with each literal announced exactly as the
+ * connection sends it to a server with these capabilities ("{n+}" for a
+ * non-synchronising literal): the debug trace of what goes on the wire. */
+char *imap_cmd_describe_sent(const struct imap_cmd *cmd, gboolean literal_plus,
+			     gboolean literal_minus);
+
+/* TRUE if a literal of @len bytes must be synchronising ("{n}", wait for
+ * "+") on a server with these capabilities: always without LITERAL+ or
+ * LITERAL-; with LITERAL- only (RFC 7888) above 4096 bytes. */
+gboolean imap_cmd_literal_sync(uint64_t len, gboolean literal_plus,
+			       gboolean literal_minus);
+
+/* The byte count of a LITERAL or SOURCE chunk. */
+uint64_t imap_cmd_chunk_literal_size(const struct imap_cmd_chunk *chunk);
+
 /* Appends to @out the quoted-string form of @str ("..." with \ and "
  * escaped). Returns FALSE, appending nothing, if @str has CR, LF, NUL or
  * 8-bit bytes (those need a literal). */

@@ -16,8 +16,9 @@
 #include "transport.h"
 
 #define CONN_READ_CHUNK (64 * 1024)
-/* LITERAL- (RFC 7888) allows non-synchronising literals up to this size. */
-#define CONN_LITERAL_MINUS_MAX 4096
+/* A streamed literal is read from its source and written in pieces of
+ * this size: the only buffer it ever needs. */
+#define CONN_SOURCE_PIECE (64 * 1024)
 /* How long LOGOUT may take at shutdown. */
 #define CONN_LOGOUT_TIMEOUT_MS 2000
 
@@ -88,6 +89,24 @@ gboolean imap_conn_has_cap(const struct imap_conn *conn, const char *cap)
 	return found;
 }
 
+const char *imap_conn_cap_value(const struct imap_conn *conn, const char *name)
+{
+	GHashTableIter iter;
+	gpointer key;
+	size_t len = strlen(name);
+
+	if (conn->caps == NULL)
+		return NULL;
+	g_hash_table_iter_init(&iter, conn->caps);
+	while (g_hash_table_iter_next(&iter, &key, NULL)) {
+		const char *cap = key;
+
+		if (g_ascii_strncasecmp(cap, name, len) == 0 && cap[len] == '=')
+			return cap + len + 1;
+	}
+	return NULL;
+}
+
 gboolean imap_conn_is_broken(const struct imap_conn *conn)
 {
 	return conn->broken;
@@ -111,6 +130,28 @@ static void conn_fail(struct imap_conn *conn, GError *err, GError **error)
 	g_propagate_error(error, err);
 }
 
+/* A quoted string as the wire carries it: escaped with imap_quote_append()
+ * when that form exists; otherwise (8-bit or control bytes, which a server
+ * may send) with \ and " escaped, controls as \xNN so the line stays one
+ * line, and 8-bit bytes as they are. */
+static void conn_trace_string(GString *out, const char *str, size_t len)
+{
+	if (imap_quote_append(out, str, len))
+		return;
+	g_string_append_c(out, '"');
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)str[i];
+
+		if (c == '"' || c == '\\')
+			g_string_append_c(out, '\\');
+		if (c < 0x20 || c == 0x7f)
+			g_string_append_printf(out, "\\x%02x", c);
+		else
+			g_string_append_c(out, (char)c);
+	}
+	g_string_append_c(out, '"');
+}
+
 static void conn_trace_arg(GString *out, const struct imap_arg *arg)
 {
 	size_t i;
@@ -123,13 +164,12 @@ static void conn_trace_arg(GString *out, const struct imap_arg *arg)
 		g_string_append_len(out, arg->str, arg->len);
 		break;
 	case IMAP_ARG_STRING:
-		g_string_append_c(out, '"');
-		g_string_append_len(out, arg->str, MIN(arg->len, 200));
-		g_string_append_c(out, '"');
+		conn_trace_string(out, arg->str, MIN(arg->len, 200));
 		break;
 	case IMAP_ARG_LITERAL:
 		/* Literal contents are message data: never logged. */
-		g_string_append_printf(out, "{%" G_GUINT64_FORMAT "}",
+		g_string_append_printf(out, "%s{%" G_GUINT64_FORMAT "}",
+				       arg->literal8 ? "~" : "",
 				       arg->streamed ? arg->streamed_size
 						     : (guint64)arg->len);
 		break;
@@ -145,16 +185,13 @@ static void conn_trace_arg(GString *out, const struct imap_arg *arg)
 	}
 }
 
-static void conn_trace_response(const struct imap_response *resp)
+char *imap_conn_describe_response(const struct imap_response *resp)
 {
 	static const char *const status[] = {"",    "OK",  "NO",
 					     "BAD", "BYE", "PREAUTH"};
-	GString *out;
+	GString *out = g_string_new(NULL);
 	size_t i;
 
-	if (!imapfs_log_enabled(IMAPFS_LOG_DEBUG))
-		return;
-	out = g_string_new("S: ");
 	if (resp->kind == IMAP_RESPONSE_CONTINUATION) {
 		g_string_append(out, "+ ...");
 	} else {
@@ -185,8 +222,18 @@ static void conn_trace_response(const struct imap_response *resp)
 		g_string_truncate(out, 1000);
 		g_string_append(out, "...");
 	}
-	imapfs_debug("%s", out->str);
-	g_string_free(out, TRUE);
+	return g_string_free(out, FALSE);
+}
+
+static void conn_trace_response(const struct imap_response *resp)
+{
+	char *desc;
+
+	if (!imapfs_log_enabled(IMAPFS_LOG_DEBUG))
+		return;
+	desc = imap_conn_describe_response(resp);
+	imapfs_debug("S: %s", desc);
+	g_free(desc);
 }
 
 /* Reads until one whole response has been parsed. */
@@ -271,24 +318,42 @@ static gboolean conn_write(struct imap_conn *conn, GString *out, int timeout_ms,
 	return TRUE;
 }
 
+/* RFC 5530 response codes (and a few older ones) -> IMAP_ERROR codes. */
+static const struct {
+	const char *code;
+	int error;
+} conn_codes[] = {
+	{"NONEXISTENT", IMAP_ERROR_NONEXISTENT},
+	{"TRYCREATE", IMAP_ERROR_NONEXISTENT},
+	{"NOPERM", IMAP_ERROR_NOPERM},
+	{"READ-ONLY", IMAP_ERROR_NOPERM},
+	{"OVERQUOTA", IMAP_ERROR_OVERQUOTA},
+	{"LIMIT", IMAP_ERROR_OVERQUOTA},
+	{"AUTHENTICATIONFAILED", IMAP_ERROR_AUTH},
+	{"AUTHORIZATIONFAILED", IMAP_ERROR_AUTH},
+	{"EXPIRED", IMAP_ERROR_AUTH},
+	{"TOOBIG", IMAP_ERROR_TOOBIG},
+	{"CANNOT", IMAP_ERROR_CANNOT},
+	{"ALREADYEXISTS", IMAP_ERROR_EXISTS},
+	{"INUSE", IMAP_ERROR_INUSE},
+	{"HASCHILDREN", IMAP_ERROR_NOTEMPTY},
+	{"MODIFIED", IMAP_ERROR_MODIFIED},
+};
+
 static void conn_error_from_tagged(const struct imap_response *resp,
 				   GError **error)
 {
 	int code = IMAP_ERROR_NO;
 	const char *c = resp->code != NULL ? resp->code : "";
 
-	if (resp->status == IMAP_STATUS_BAD)
+	if (resp->status == IMAP_STATUS_BAD) {
 		code = IMAP_ERROR_BAD;
-	else if (strcmp(c, "NONEXISTENT") == 0 || strcmp(c, "TRYCREATE") == 0)
-		code = IMAP_ERROR_NONEXISTENT;
-	else if (strcmp(c, "NOPERM") == 0 || strcmp(c, "READ-ONLY") == 0)
-		code = IMAP_ERROR_NOPERM;
-	else if (strcmp(c, "OVERQUOTA") == 0 || strcmp(c, "LIMIT") == 0)
-		code = IMAP_ERROR_OVERQUOTA;
-	else if (strcmp(c, "AUTHENTICATIONFAILED") == 0 ||
-		 strcmp(c, "AUTHORIZATIONFAILED") == 0 ||
-		 strcmp(c, "EXPIRED") == 0)
-		code = IMAP_ERROR_AUTH;
+	} else {
+		for (size_t i = 0; i < G_N_ELEMENTS(conn_codes); i++) {
+			if (strcmp(c, conn_codes[i].code) == 0)
+				code = conn_codes[i].error;
+		}
+	}
 	g_set_error(error, IMAP_ERROR, code, "%s%s%s%s",
 		    resp->code != NULL ? "[" : "", resp->code ? resp->code : "",
 		    resp->code != NULL ? "] " : "",
@@ -335,8 +400,20 @@ static gboolean conn_wait(struct imap_conn *conn, const char *tag,
 				return FALSE;
 			}
 			ok = resp->status == IMAP_STATUS_OK;
-			if (!ok)
+			if (!ok) {
 				conn_error_from_tagged(resp, error);
+			} else if (want_cont) {
+				/* Completed before we sent the literal: the
+				 * stream no longer matches the command. */
+				ok = FALSE;
+				conn_fail(conn,
+					  g_error_new(IMAP_ERROR,
+						      IMAP_ERROR_PROTOCOL,
+						      "command completed "
+						      "before its literal was "
+						      "sent"),
+					  error);
+			}
 			if (tagged_r != NULL)
 				*tagged_r = resp;
 			else
@@ -364,30 +441,86 @@ static char *conn_next_tag(struct imap_conn *conn)
 	return g_strdup_printf("a%u", ++conn->next_tag);
 }
 
+/* Writes @src's bytes in pieces of CONN_SOURCE_PIECE, never more in memory.
+ * A failing or short source breaks the connection: the literal it
+ * announced can no longer be completed. */
+static gboolean conn_send_source(struct imap_conn *conn,
+				 const struct imap_literal_source *src,
+				 GError **error)
+{
+	char *buf = g_malloc(MAX(MIN(src->size, CONN_SOURCE_PIECE), 1));
+	uint64_t off = 0;
+	gboolean ok = TRUE;
+
+	while (ok && off < src->size) {
+		size_t want = (size_t)MIN(src->size - off, CONN_SOURCE_PIECE);
+		GError *err = NULL;
+		gssize n = src->read(src->user_data, off, buf, want, &err);
+
+		if (n <= 0 || (size_t)n > want) {
+			conn->broken = TRUE;
+			g_set_error(error, IMAP_ERROR, IMAP_ERROR_SOURCE,
+				    "cannot read the data to send at offset "
+				    "%" G_GUINT64_FORMAT ": %s",
+				    off,
+				    err != NULL ? err->message
+				    : n == 0	? "unexpected end of data"
+						: "source misbehaved");
+			g_clear_error(&err);
+			ok = FALSE;
+		} else if (!imap_transport_write_all(conn->transport, buf,
+						     (size_t)n,
+						     conn->timeout_ms, &err)) {
+			conn_fail(conn, err, error);
+			ok = FALSE;
+		}
+		off += (uint64_t)MAX(n, 0);
+	}
+	g_free(buf);
+	return ok;
+}
+
+/* The command's name for messages: its first word, two for "UID ...". */
+static char *conn_cmd_name(const struct imap_cmd *cmd)
+{
+	const struct imap_cmd_chunk *first = cmd->chunks->pdata[0];
+	const char *text = first->data->str;
+	const char *end = strchr(text, ' ');
+
+	if (end != NULL && strncmp(text, "UID ", 4) == 0)
+		end = strchr(end + 1, ' ');
+	return end != NULL ? g_strndup(text, (gsize)(end - text))
+			   : g_strdup(text);
+}
+
 /* Sends everything of @cmd, @extra_line if not NULL after a continuation,
- * and waits for completion. */
+ * and waits for completion.  @once: see imap_conn_run_once(). */
 static gboolean conn_run_full(struct imap_conn *conn,
 			      const struct imap_cmd *cmd,
-			      const char *extra_line, imap_untagged_fn *cb,
-			      void *user_data, struct imap_response **tagged_r,
-			      GError **error)
+			      const char *extra_line, gboolean once,
+			      imap_untagged_fn *cb, void *user_data,
+			      struct imap_response **tagged_r, GError **error)
 {
 	gboolean lit_plus = imap_conn_has_cap(conn, "LITERAL+");
 	gboolean lit_minus = imap_conn_has_cap(conn, "LITERAL-");
 	char *tag = conn_next_tag(conn);
 	GString *out = g_string_new(tag);
+	/* Set before the first write: from then on the server may have
+	 * (part of) the command. */
+	gboolean sent = FALSE;
+	GError *err = NULL;
 	gboolean ok = FALSE;
 	guint i;
 
 	if (tagged_r != NULL)
 		*tagged_r = NULL;
 	if (conn->broken) {
-		g_set_error(error, IMAP_ERROR, IMAP_ERROR_IO,
+		g_set_error(&err, IMAP_ERROR, IMAP_ERROR_IO,
 			    "connection is broken");
 		goto out;
 	}
 	if (imapfs_log_enabled(IMAPFS_LOG_DEBUG)) {
-		char *desc = imap_cmd_describe(cmd);
+		char *desc = imap_cmd_describe_sent(cmd, lit_plus, lit_minus);
 
 		imapfs_debug("C: %s %s", tag, desc);
 		g_free(desc);
@@ -395,41 +528,68 @@ static gboolean conn_run_full(struct imap_conn *conn,
 	g_string_append_c(out, ' ');
 	for (i = 0; i < cmd->chunks->len; i++) {
 		const struct imap_cmd_chunk *ch = cmd->chunks->pdata[i];
+		uint64_t len;
 		gboolean sync;
 
 		if (ch->kind == IMAP_CMD_CHUNK_TEXT) {
 			g_string_append_len(out, ch->data->str, ch->data->len);
 			continue;
 		}
-		sync = !(lit_plus || (lit_minus &&
-				      ch->data->len <= CONN_LITERAL_MINUS_MAX));
-		g_string_append_printf(out, "%s{%zu%s}\r\n",
-				       ch->binary ? "~" : "", ch->data->len,
+		len = imap_cmd_chunk_literal_size(ch);
+		sync = imap_cmd_literal_sync(len, lit_plus, lit_minus);
+		g_string_append_printf(out, "%s{%" G_GUINT64_FORMAT "%s}\r\n",
+				       ch->binary ? "~" : "", len,
 				       sync ? "" : "+");
 		if (sync) {
 			/* Only one literal announcement may wait for a
 			 * continuation at a time (isync's rule). */
-			if (!conn_write(conn, out, conn->timeout_ms, error) ||
+			sent = TRUE;
+			if (!conn_write(conn, out, conn->timeout_ms, &err) ||
 			    !conn_wait(conn, tag, TRUE, cb, user_data, tagged_r,
-				       error))
+				       &err))
 				goto out;
 		}
-		g_string_append_len(out, ch->data->str, ch->data->len);
+		if (ch->kind == IMAP_CMD_CHUNK_LITERAL) {
+			g_string_append_len(out, ch->data->str, ch->data->len);
+			continue;
+		}
+		sent = TRUE;
+		if (!conn_write(conn, out, conn->timeout_ms, &err) ||
+		    !conn_send_source(conn, &ch->source, &err))
+			goto out;
 	}
 	g_string_append(out, "\r\n");
-	if (!conn_write(conn, out, conn->timeout_ms, error))
+	sent = TRUE;
+	if (!conn_write(conn, out, conn->timeout_ms, &err))
 		goto out;
 	if (extra_line != NULL) {
-		if (!conn_wait(conn, tag, TRUE, cb, user_data, tagged_r, error))
+		if (!conn_wait(conn, tag, TRUE, cb, user_data, tagged_r, &err))
 			goto out;
 		imapfs_debug("C: <redacted SASL response>");
 		g_string_append(out, extra_line);
 		g_string_append(out, "\r\n");
-		if (!conn_write(conn, out, conn->timeout_ms, error))
+		if (!conn_write(conn, out, conn->timeout_ms, &err))
 			goto out;
 	}
-	ok = conn_wait(conn, tag, FALSE, cb, user_data, tagged_r, error);
+	ok = conn_wait(conn, tag, FALSE, cb, user_data, tagged_r, &err);
 out:
+	if (!ok && once && sent && imap_error_is_fatal(err) &&
+	    err->code != IMAP_ERROR_SOURCE &&
+	    err->code != IMAP_ERROR_UNKNOWN_OUTCOME) {
+		char *name = conn_cmd_name(cmd);
+		GError *unknown = g_error_new(
+			IMAP_ERROR, IMAP_ERROR_UNKNOWN_OUTCOME,
+			"outcome of %s unknown: the connection failed after "
+			"it was sent and before the server answered (%s)",
+			name, err->message);
+
+		conn->broken = TRUE;
+		g_free(name);
+		g_error_free(err);
+		err = unknown;
+	}
+	if (err != NULL)
+		g_propagate_error(error, err);
 	/* The buffer may have held a secret (a LOGIN password, a SASL
 	 * response): wipe it before it goes back to the allocator. */
 	memset(out->str, 0, out->allocated_len);
@@ -442,7 +602,16 @@ gboolean imap_conn_run(struct imap_conn *conn, const struct imap_cmd *cmd,
 		       imap_untagged_fn *cb, void *user_data,
 		       struct imap_response **tagged_r, GError **error)
 {
-	return conn_run_full(conn, cmd, NULL, cb, user_data, tagged_r, error);
+	return conn_run_full(conn, cmd, NULL, FALSE, cb, user_data, tagged_r,
+			     error);
+}
+
+gboolean imap_conn_run_once(struct imap_conn *conn, const struct imap_cmd *cmd,
+			    imap_untagged_fn *cb, void *user_data,
+			    struct imap_response **tagged_r, GError **error)
+{
+	return conn_run_full(conn, cmd, NULL, TRUE, cb, user_data, tagged_r,
+			     error);
 }
 
 gboolean imap_conn_run_sasl(struct imap_conn *conn, const struct imap_cmd *cmd,
@@ -450,8 +619,8 @@ gboolean imap_conn_run_sasl(struct imap_conn *conn, const struct imap_cmd *cmd,
 			    void *user_data, struct imap_response **tagged_r,
 			    GError **error)
 {
-	return conn_run_full(conn, cmd, response, cb, user_data, tagged_r,
-			     error);
+	return conn_run_full(conn, cmd, response, FALSE, cb, user_data,
+			     tagged_r, error);
 }
 
 gboolean imap_conn_refresh_caps(struct imap_conn *conn, GError **error)

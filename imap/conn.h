@@ -11,8 +11,9 @@
  * every later call fails at once; the owner frees it and makes a new one.
  *
  * Debug logging (log level DEBUG) traces commands through
- * imap_cmd_describe(), which redacts secrets, and responses with literal
- * contents elided.
+ * imap_cmd_describe_sent(), which redacts secrets, and responses with
+ * literal contents elided.  A literal may be streamed from a source
+ * (IMAP_CMD_CHUNK_SOURCE): it is read and written in 64 KiB pieces.
  *
  * Threading: used by one thread at a time, except imap_conn_abort().
  */
@@ -63,19 +64,41 @@ gboolean imap_conn_is_broken(const struct imap_conn *conn);
 /* TRUE if the server announced capability @cap (ASCII case-insensitive). */
 gboolean imap_conn_has_cap(const struct imap_conn *conn, const char *cap);
 
+/* The value of a capability "NAME=value" (e.g. "APPENDLIMIT=35651584" for
+ * @name "APPENDLIMIT"), upper-cased and owned by the connection (valid until
+ * the capabilities change), or NULL if none was announced.  With several
+ * (AUTH=...) any one of them. */
+const char *imap_conn_cap_value(const struct imap_conn *conn, const char *name);
+
 /* Forgets the known capabilities and asks the server again (CAPABILITY),
  * unless a later response already delivered them. */
 gboolean imap_conn_refresh_caps(struct imap_conn *conn, GError **error);
 
 /* Runs @cmd (not freed). Untagged responses go to @cb (may be NULL).
  * Returns TRUE on tagged OK. On NO/BAD returns FALSE with IMAP_ERROR_NO,
- * _NONEXISTENT, _NOPERM, _OVERQUOTA, _AUTH (for [AUTHENTICATIONFAILED]
- * etc.) or _BAD and a message carrying the server's text. If @tagged_r is
+ * _NONEXISTENT ([NONEXISTENT], [TRYCREATE]), _NOPERM ([NOPERM],
+ * [READ-ONLY]), _OVERQUOTA ([OVERQUOTA], [LIMIT]), _AUTH (for
+ * [AUTHENTICATIONFAILED] etc.), _TOOBIG, _CANNOT, _EXISTS
+ * ([ALREADYEXISTS]), _INUSE, _NOTEMPTY ([HASCHILDREN]), _MODIFIED, or _BAD,
+ * with a message carrying the server's code and text.  A server that
+ * completes a command while we wait for a literal continuation is a
+ * PROTOCOL error. If @tagged_r is
  * not NULL it receives the tagged response (also on NO/BAD; caller frees)
  * so that response codes like [READ-ONLY] can be read. */
 gboolean imap_conn_run(struct imap_conn *conn, const struct imap_cmd *cmd,
 		       imap_untagged_fn *cb, void *user_data,
 		       struct imap_response **tagged_r, GError **error);
+
+/* Like imap_conn_run() for a command that must not run twice (APPEND,
+ * STORE, EXPUNGE, MOVE, COPY, CREATE, DELETE, RENAME): a connection
+ * failure (IO, TIMEOUT, TLS, BYE, PROTOCOL) after any byte of @cmd may have
+ * been written and before its tagged reply fails with
+ * IMAP_ERROR_UNKNOWN_OUTCOME, naming the command and the cause.  A failure
+ * before anything was written, a tagged NO/BAD and a failing literal source
+ * (IMAP_ERROR_SOURCE: the command never completed) keep their codes. */
+gboolean imap_conn_run_once(struct imap_conn *conn, const struct imap_cmd *cmd,
+			    imap_untagged_fn *cb, void *user_data,
+			    struct imap_response **tagged_r, GError **error);
 
 /* Like imap_conn_run() for a SASL exchange without SASL-IR: waits for the
  * server's continuation, answers with @response (a base64 line, treated
@@ -84,6 +107,11 @@ gboolean imap_conn_run_sasl(struct imap_conn *conn, const struct imap_cmd *cmd,
 			    const char *response, imap_untagged_fn *cb,
 			    void *user_data, struct imap_response **tagged_r,
 			    GError **error);
+
+/* A one-line description of @resp for debug traces: quoted strings as the
+ * wire carries them (escapes included), literal contents elided ("{n}"),
+ * at most ~1000 bytes.  Caller frees. */
+char *imap_conn_describe_response(const struct imap_response *resp);
 
 /* Installs a literal sink on the connection's parser for the commands
  * that follow (NULL removes it); see imap_parser_set_literal_sink(). */

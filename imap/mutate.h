@@ -12,10 +12,11 @@
  * it answers the user.  A failure before anything was sent keeps its own
  * code (IO, TIMEOUT, ...): then nothing happened on the server.
  *
- * Mailboxes are selected read-write (SELECT) for STORE/EXPUNGE/MOVE/COPY
- * (the session remembers whether it has EXAMINEd or SELECTed a mailbox and
- * upgrades when needed); reads keep working on a SELECTed mailbox because
- * they use BODY.PEEK.  Every message is addressed by (mailbox,
+ * Mailboxes are selected read-write (SELECT) for STORE/EXPUNGE/MOVE (the
+ * session remembers whether it has EXAMINEd or SELECTed a mailbox and
+ * upgrades when needed; COPY and the look-ups are happy with EXAMINE);
+ * reads keep working on a SELECTed mailbox because they use BODY.PEEK.
+ * CLOSE (which expunges) is never sent.  Every message is addressed by (mailbox,
  * UIDVALIDITY, UID): a UIDVALIDITY that no longer matches fails with
  * IMAP_ERROR_STALE before anything is sent.  Every string goes through
  * command.h (atom, quoted string or literal).
@@ -41,8 +42,21 @@ gboolean imap_session_has_cap(const struct imap_session *session,
 uint64_t imap_session_append_limit(const struct imap_session *session);
 
 /* The personal namespace prefix ("" or e.g. "INBOX.") and its hierarchy
- * delimiter as NAMESPACE reported them (delimiter 0 if unknown). */
+ * delimiter as NAMESPACE reported them (delimiter 0 if unknown). The
+ * prefix is owned by the session. */
 const char *imap_session_personal_prefix(const struct imap_session *session);
+char imap_session_personal_delimiter(const struct imap_session *session);
+
+/* TRUE if @flag can be sent as a flag: "\Word" (a letter after the
+ * backslash, then atom characters) or a keyword made of atom characters.
+ * Everything else (spaces, quotes, parentheses, "*", "]", 8-bit, controls)
+ * is refused by the requests below with IMAP_ERROR_INVALID. */
+gboolean imap_flag_is_valid(const char *flag);
+
+/* Formats @when (seconds since the epoch) as an IMAP date-time in UTC,
+ * "dd-Mon-yyyy hh:mm:ss +0000", into @buf.  FALSE if it does not fit or
+ * the year is outside 1..9999. */
+gboolean imap_format_datetime(gint64 when, char *buf, size_t size);
 
 struct imap_append_req {
 	const char *mailbox;
@@ -50,8 +64,9 @@ struct imap_append_req {
 	 * already in the form to send: CRLF line ends). */
 	struct imap_literal_source source;
 	/* Space-separated flags to set ("" or NULL: none). \Recent is
-	 * dropped, flags the mailbox does not allow are the caller's
-	 * problem (the server answers NO). */
+	 * dropped; a word that is not a flag atom (imap_flag_is_valid())
+	 * fails with IMAP_ERROR_INVALID before sending; flags the mailbox
+	 * does not allow are the caller's problem (the server answers NO). */
 	const char *flags;
 	/* INTERNALDATE, seconds since the epoch; 0 = let the server pick. */
 	gint64 internaldate;
@@ -73,11 +88,12 @@ struct imap_append_result {
  * (OVERQUOTA, TOOBIG, TRYCREATE, NOPERM, CANNOT, ...), IMAP_ERROR_SOURCE
  * when the source's read failed (the connection is then broken: the
  * literal cannot be completed), IMAP_ERROR_UNKNOWN_OUTCOME when the
- * connection died after the first literal byte was sent. */
+ * connection died after the first byte of the command was sent.  On
+ * success with APPENDUID, result->uidvalidity may differ from the one the
+ * caller knows: the mailbox was recreated, the caller's view is stale. */
 gboolean imap_session_append(struct imap_session *session,
 			     const struct imap_append_req *req,
-			     struct imap_append_result *result,
-			     GError **error);
+			     struct imap_append_result *result, GError **error);
 
 /* STATUS @mailbox (MESSAGES UIDNEXT UIDVALIDITY [HIGHESTMODSEQ]).  Fails
  * with IMAP_ERROR_NONEXISTENT for a mailbox that does not exist.  Fills
@@ -87,7 +103,9 @@ gboolean imap_session_status(struct imap_session *session, const char *mailbox,
 			     GError **error);
 
 /* Whether UID @uid still exists in @mailbox (UID FETCH uid (UID FLAGS
- * [MODSEQ])); *modseq_r gets its MODSEQ (0 without CONDSTORE), *flags_r
+ * [MODSEQ]), after a NOOP when @mailbox is already selected, so that
+ * expunges from other connections are seen; NO [EXPUNGEISSUED] counts as
+ * gone); *modseq_r gets its MODSEQ (0 without CONDSTORE), *flags_r
  * (may be NULL; caller frees) its flags.  Fails with IMAP_ERROR_STALE if
  * UIDVALIDITY is not @uidvalidity.  Idempotent. */
 gboolean imap_session_uid_state(struct imap_session *session,
@@ -98,9 +116,12 @@ gboolean imap_session_uid_state(struct imap_session *session,
 
 /* Finds a message appended to @mailbox at or after UID @min_uid whose
  * Message-ID header is @message_id (UID SEARCH UID min:* HEADER
- * Message-ID ...) and whose RFC822.SIZE is @size.  Used without UIDPLUS
- * and after an APPEND's outcome was unknown.  *uid_r gets the highest such
- * UID, or 0 when there is none.  Fails with IMAP_ERROR_STALE if
+ * Message-ID ...) and whose RFC822.SIZE is @size (LARGER size-1 SMALLER
+ * size+1).  @message_id NULL or "": size and UID range only, which may
+ * match another client's message.  Used without UIDPLUS and after an
+ * APPEND's outcome was unknown; run it on a fresh session (a NOOP is sent
+ * first when @mailbox is already selected).  *uid_r gets the highest such
+ * UID >= @min_uid, or 0 when there is none.  Fails with IMAP_ERROR_STALE if
  * UIDVALIDITY is not @uidvalidity (0 = any; *uidvalidity_r, may be NULL,
  * gets the one found).  Idempotent. */
 gboolean imap_session_find_appended(struct imap_session *session,
@@ -119,8 +140,13 @@ enum imap_store_mode {
  * @unchangedsince 0: unconditional (also without CONDSTORE).  A
  * conditional store the server refuses ([MODIFIED]) fails with
  * IMAP_ERROR_MODIFIED.  A flag outside the mailbox's PERMANENTFLAGS
- * (unless it allows \*) fails with IMAP_ERROR_INVALID before sending.
- * *modseq_r (may be NULL) gets the new MODSEQ when the server says. */
+ * (unless it allows \* and the flag is a keyword) fails with
+ * IMAP_ERROR_INVALID before sending (not checked for IMAP_STORE_REMOVE);
+ * a mailbox the server SELECTs [READ-ONLY] fails with IMAP_ERROR_NOPERM;
+ * @unchangedsince != 0 without CONDSTORE fails with
+ * IMAP_ERROR_UNSUPPORTED (pass the MODSEQ imap_session_uid_state() gave,
+ * which is 0 without CONDSTORE).  *modseq_r (may be NULL) gets the new
+ * MODSEQ when the server says (0 otherwise). */
 gboolean imap_session_store_flags(struct imap_session *session,
 				  const char *mailbox, uint32_t uidvalidity,
 				  uint32_t uid, enum imap_store_mode mode,
@@ -128,15 +154,21 @@ gboolean imap_session_store_flags(struct imap_session *session,
 				  uint64_t *modseq_r, GError **error);
 
 /* The PERMANENTFLAGS of @mailbox from its last SELECT/EXAMINE on this
- * session (selects it if needed), space-separated, "\*" included when
- * the server allows new keywords.  Caller frees. NULL on error. */
+ * session (SELECTs it if needed: EXAMINE always announces none),
+ * space-separated, "\*" included when the server allows new keywords.
+ * When SELECT announced no PERMANENTFLAGS, all flags are permanent
+ * (RFC 3501 7.1): the FLAGS list plus "\*".  Caller frees. NULL on
+ * error. */
 char *imap_session_permanent_flags(struct imap_session *session,
 				   const char *mailbox, GError **error);
 
 /* Removes one message: UID STORE uid +FLAGS.SILENT (\Deleted), then
  * UID EXPUNGE uid.  Never a bare EXPUNGE: without UIDPLUS it fails with
  * IMAP_ERROR_UNSUPPORTED before sending anything, unless @flag_only, when
- * it only sets \Deleted and succeeds. */
+ * it only sets \Deleted and succeeds (with UIDPLUS @flag_only changes
+ * nothing: the message is expunged).  Outcome unknown after the STORE or
+ * the EXPUNGE: check with imap_session_uid_state() (gone, or there with
+ * \Deleted). */
 gboolean imap_session_expunge_uid(struct imap_session *session,
 				  const char *mailbox, uint32_t uidvalidity,
 				  uint32_t uid, gboolean flag_only,
@@ -152,7 +184,11 @@ struct imap_copy_result {
  * UID COPY and, only after it succeeded, STORE \Deleted + UID EXPUNGE (the
  * latter needs UIDPLUS; without it fails with IMAP_ERROR_UNSUPPORTED
  * before anything is sent).  A missing @dest fails with
- * IMAP_ERROR_NONEXISTENT ([TRYCREATE]) and leaves the source intact. */
+ * IMAP_ERROR_NONEXISTENT ([TRYCREATE]) and leaves the source intact.
+ * *result gets COPYUID (from the untagged OK that MOVE sends, or the
+ * tagged one); a garbled or foreign COPYUID leaves it 0.  If the fallback
+ * COPY succeeded and its STORE/EXPUNGE failed, *result is filled and the
+ * error says that both copies exist. */
 gboolean imap_session_move(struct imap_session *session, const char *mailbox,
 			   uint32_t uidvalidity, uint32_t uid, const char *dest,
 			   struct imap_copy_result *result, GError **error);
@@ -165,7 +201,10 @@ gboolean imap_session_copy(struct imap_session *session, const char *mailbox,
 /* CREATE / DELETE / RENAME a mailbox (server names, modified UTF-7).
  * Errors: ALREADYEXISTS, NONEXISTENT, HASCHILDREN/INUSE, NOPERM, ... as
  * classified in imap-error.h.  A session that had @name selected forgets
- * it (DELETE, RENAME). */
+ * it (DELETE, RENAME).  DELETE first asks STATUS and fails with
+ * IMAP_ERROR_NOTEMPTY, sending no DELETE, while the mailbox holds
+ * messages (a DELETE would destroy them); it leaves a selected @name with
+ * UNSELECT (never CLOSE, which expunges). */
 gboolean imap_session_create(struct imap_session *session, const char *name,
 			     GError **error);
 gboolean imap_session_delete(struct imap_session *session, const char *name,

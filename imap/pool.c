@@ -169,6 +169,19 @@ static void pool_purge_idle(struct imap_pool *pool)
 	g_ptr_array_free(dead, TRUE);
 }
 
+/* Whether @error suggests the idle sessions died of the same cause: the
+ * network or the server went away.  A PROTOCOL error is about one reply
+ * (one hostile or odd message), an UNKNOWN_OUTCOME or SOURCE about one
+ * request; neither says anything about the other connections. */
+static gboolean pool_error_purges(const GError *error)
+{
+	if (error == NULL || error->domain != IMAP_ERROR)
+		return FALSE;
+	return error->code == IMAP_ERROR_IO ||
+	       error->code == IMAP_ERROR_TIMEOUT ||
+	       error->code == IMAP_ERROR_BYE || error->code == IMAP_ERROR_TLS;
+}
+
 gboolean imap_pool_run(struct imap_pool *pool, const char *mailbox_hint,
 		       imap_pool_fn *fn, void *user_data, GError **error)
 {
@@ -194,7 +207,30 @@ gboolean imap_pool_run(struct imap_pool *pool, const char *mailbox_hint,
 		}
 		imapfs_info("connection lost (%s); retrying once",
 			    err->message);
+		if (pool_error_purges(err))
+			pool_purge_idle(pool);
 		g_error_free(err);
-		pool_purge_idle(pool);
 	}
+}
+
+gboolean imap_pool_run_once(struct imap_pool *pool, const char *mailbox_hint,
+			    imap_pool_fn *fn, void *user_data, GError **error)
+{
+	GError *err = NULL;
+	struct imap_session *s;
+	gboolean ok;
+
+	s = imap_pool_acquire(pool, mailbox_hint, error);
+	if (s == NULL)
+		return FALSE;
+	ok = fn(s, user_data, &err);
+	/* A broken session is freed here and its slot opened up, so the
+	 * caller's follow-up look-up gets a fresh connection. */
+	imap_pool_release(pool, s);
+	if (ok)
+		return TRUE;
+	if (pool_error_purges(err))
+		pool_purge_idle(pool);
+	g_propagate_error(error, err);
+	return FALSE;
 }

@@ -228,15 +228,6 @@ def _missing_prerequisite():
 def pytest_configure(config):
     config.addinivalue_line("markers", "mount_options(*argv): extra imapfs "
                             "arguments for a test's own mount")
-    config.addinivalue_line("markers", "needs_write_path_merge: skipped "
-                            "until the write path is merged (remove then)")
-
-
-def pytest_collection_modifyitems(config, items):
-    skip = pytest.mark.skip(reason="needs write path merge")
-    for item in items:
-        if item.get_closest_marker("needs_write_path_merge"):
-            item.add_marker(skip)
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -306,7 +297,12 @@ def env(imapfs_bin, tmp_path_factory):
     try:
         server.start()
         load_corpus(server)
-        r = testenv.mount_imapfs(imapfs_bin, server, mnt)
+        # The corpus must not change under the read tests: this mount is
+        # read-only (-o ro, enforced by imapfs's own handlers, not the
+        # kernel flag; test_errors.py checks every one of them). The
+        # read path of read-write mounts is covered by test_write*.py.
+        r = testenv.mount_imapfs(imapfs_bin, server, mnt,
+                                 options=["-o", "ro"])
         if r.returncode != 0:
             pytest.fail(f"mounting failed (exit {r.returncode}):\n"
                         f"{r.stderr}\n{server.log_tail()}")
@@ -322,10 +318,11 @@ def env(imapfs_bin, tmp_path_factory):
 @pytest.fixture(autouse=True)
 def _watchdog(request):
     """Tear mounts down if a test hangs so the suite cannot block."""
-    if "env" not in request.fixturenames:
+    names = [n for n in ("env", "wenv") if n in request.fixturenames]
+    if not names:
         yield
         return
-    env = request.getfixturevalue("env")
+    env = request.getfixturevalue(names[0])
 
     def fire():
         sys.stderr.write(f"\nwatchdog: {request.node.nodeid} exceeded "
@@ -343,3 +340,136 @@ def _watchdog(request):
 
 def sha256(b: bytes) -> str:
     return hashlib.sha256(b).hexdigest()
+
+
+# --------------------------------------------------------------------------
+# The write path: a Dovecot and a read-write mount of their own per test
+# module, so that changes never disturb the read-only corpus above.
+# --------------------------------------------------------------------------
+
+# In every folder of a write environment: a message another client has
+# flagged \Deleted. A bare EXPUNGE (or any command that purges more than
+# the one message meant) would remove it; every write test checks it.
+SENTINEL = (b"From: other@client\r\nSubject: flagged deleted elsewhere\r\n"
+            b"Message-ID: <sentinel@other>\r\n\r\nkeep me\r\n")
+WRITE_FOLDERS = ("INBOX", "Archive", "Work")
+
+
+class WriteEnv:
+    """A Dovecot with WRITE_FOLDERS, a sentinel in each, and a mount."""
+
+    def __init__(self, binary, server, mnt, work, options):
+        self.bin = binary
+        self.server = server
+        self.mnt = mnt
+        self.work = work
+        self.options = options
+        self.spool = os.path.join(work, "spool")
+        self.log = os.path.join(work, "imapfs.log")
+
+    def path(self, *rel) -> str:
+        return os.path.join(self.mnt, *rel)
+
+    def messages(self, mailbox):
+        """{uid: {"flags", "date", "size", "body"}} from the server."""
+        c = self.server.client()
+        try:
+            typ, data = c.select(testenv.imap_quote(
+                self.server.server_name(mailbox)), readonly=True)
+            assert typ == "OK", data
+            out = {}
+            if int(data[0]) == 0:
+                return out
+            typ, data = c.uid("FETCH", "1:*",
+                              "(UID FLAGS INTERNALDATE RFC822.SIZE "
+                              "BODY.PEEK[])")
+            assert typ == "OK", data
+            for item in data:
+                if not isinstance(item, tuple):
+                    continue
+                head = item[0].decode()
+                uid = int(re.search(r"UID (\d+)", head).group(1))
+                flags = set(re.search(r"FLAGS \(([^)]*)\)", head)
+                            .group(1).split()) - {"\\Recent"}
+                date = re.search(r'INTERNALDATE "([^"]+)"', head).group(1)
+                out[uid] = {"flags": flags,
+                            "date": parse_internaldate(date),
+                            "size": int(re.search(r"RFC822\.SIZE (\d+)",
+                                                  head).group(1)),
+                            "body": item[1]}
+            return out
+        finally:
+            c.logout()
+
+    def bodies(self, mailbox):
+        return sorted(m["body"] for m in self.messages(mailbox).values()
+                      if m["body"] != SENTINEL)
+
+    def append(self, mailbox, body: bytes, flags="", date=None) -> int:
+        return self.server.append(mailbox, body, flags, date)
+
+    def check_sentinels(self):
+        for f in WRITE_FOLDERS:
+            if f not in self.server_folders():
+                continue
+            found = [m for m in self.messages(f).values()
+                     if m["body"] == SENTINEL]
+            assert len(found) == 1 and "\\Deleted" in found[0]["flags"], \
+                f"another client's \\Deleted message in {f} was touched"
+
+    def server_folders(self):
+        c = self.server.client()
+        try:
+            typ, data = c.list('""', '"*"')
+            out = set()
+            for d in data:
+                if not isinstance(d, bytes):
+                    continue
+                m = _LIST_RE.match(d)
+                name = m.group("name").decode()
+                if name.startswith('"'):
+                    name = re.sub(r'\\(.)', r'\1', name[1:-1])
+                out.add(name)
+            return out
+        finally:
+            c.logout()
+
+
+def mount_write_env(binary, work, options=(), server=None, **server_kw):
+    """Starts (unless given) a Dovecot with the write folders and mounts
+    it read-write with a spool in @work. Returns a WriteEnv."""
+    if server is None:
+        server = testenv.DovecotServer(os.path.join(work, "dovecot"),
+                                       **server_kw)
+        server.start()
+        for f in WRITE_FOLDERS:
+            if f != "INBOX":
+                server.create_mailbox(f)
+            server.append(f, SENTINEL, "\\Deleted")
+    mnt = os.path.join(work, "mnt")
+    os.makedirs(mnt, exist_ok=True)
+    env = WriteEnv(binary, server, mnt, work, list(options))
+    # listing_ttl=0: folders are listed again on every access, so that a
+    # message the test adds through its own client is seen at once (the
+    # live view is another issue's), and the write path's deltas are
+    # exercised against listings all the time.
+    r = testenv.mount_imapfs(binary, server, mnt, options=[
+        "-o", f"spool_dir={env.spool}", "-o", "listing_ttl=0", *options])
+    if r.returncode != 0:
+        server.stop()
+        pytest.fail(f"mounting failed (exit {r.returncode}):\n{r.stderr}")
+    return env
+
+
+@pytest.fixture(scope="module")
+def wenv(imapfs_bin, tmp_path_factory):
+    work = str(tmp_path_factory.mktemp("imapfs-write"))
+    env = mount_write_env(imapfs_bin, work)
+    try:
+        yield env
+    finally:
+        testenv.unmount(env.mnt)
+        pid = testenv.daemon_pid(env.mnt)
+        if pid is not None:
+            os.kill(pid, 9)
+        env.server.stop()

@@ -1,0 +1,321 @@
+/* commit.c - see commit.h. */
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "commit.h"
+#include "imap-error.h"
+#include "log.h"
+#include "mutate.h"
+
+gboolean fs_commit_is_message_name(const char *name)
+{
+	size_t len = strlen(name);
+
+	return len > 4 && name[0] != '.' && strcmp(name + len - 4, ".eml") == 0;
+}
+
+struct commit_append_ctx {
+	struct imap_append_req req;
+	struct imap_append_result result;
+};
+
+static gboolean commit_append_fn(struct imap_session *s, void *user_data,
+				 GError **error)
+{
+	struct commit_append_ctx *c = user_data;
+
+	return imap_session_append(s, &c->req, &c->result, error);
+}
+
+struct commit_find_ctx {
+	const char *mailbox;
+	uint32_t uidvalidity;
+	uint32_t min_uid;
+	const char *message_id;
+	uint64_t size;
+	uint32_t uid;
+	uint32_t found_uidvalidity;
+};
+
+static gboolean commit_find_fn(struct imap_session *s, void *user_data,
+			       GError **error)
+{
+	struct commit_find_ctx *c = user_data;
+
+	return imap_session_find_appended(
+		s, c->mailbox, c->uidvalidity, c->min_uid, c->message_id,
+		c->size, &c->uid, &c->found_uidvalidity, error);
+}
+
+struct commit_state_ctx {
+	const char *mailbox;
+	uint32_t uidvalidity, uid;
+	gboolean exists;
+	uint64_t modseq;
+	char *flags;
+};
+
+static gboolean commit_state_fn(struct imap_session *s, void *user_data,
+				GError **error)
+{
+	struct commit_state_ctx *c = user_data;
+
+	g_clear_pointer(&c->flags, g_free);
+	return imap_session_uid_state(s, c->mailbox, c->uidvalidity, c->uid,
+				      &c->exists, &c->modseq, &c->flags, error);
+}
+
+struct commit_expunge_ctx {
+	const char *mailbox;
+	uint32_t uidvalidity, uid;
+};
+
+static gboolean commit_expunge_fn(struct imap_session *s, void *user_data,
+				  GError **error)
+{
+	struct commit_expunge_ctx *c = user_data;
+
+	return imap_session_expunge_uid(s, c->mailbox, c->uidvalidity, c->uid,
+					FALSE, error);
+}
+
+gboolean fs_commit_same_flags(const char *a, const char *b)
+{
+	char **x = g_strsplit(a != NULL ? a : "", " ", -1);
+	char **y = g_strsplit(b != NULL ? b : "", " ", -1);
+	guint nx = 0, ny = 0, i, j;
+	gboolean same = TRUE;
+
+	for (i = 0; x[i] != NULL; i++) {
+		gboolean found = FALSE;
+
+		if (*x[i] == '\0' || g_ascii_strcasecmp(x[i], "\\Recent") == 0)
+			continue;
+		nx++;
+		for (j = 0; y[j] != NULL && !found; j++)
+			found = g_ascii_strcasecmp(x[i], y[j]) == 0;
+		same = same && found;
+	}
+	for (j = 0; y[j] != NULL; j++) {
+		if (*y[j] != '\0' && g_ascii_strcasecmp(y[j], "\\Recent") != 0)
+			ny++;
+	}
+	g_strfreev(x);
+	g_strfreev(y);
+	return same && nx == ny;
+}
+
+/* The replaced message: still there and unchanged? Then expunge it.
+ * Returns 0, -ESTALE (it changed or vanished: keep both) or another
+ * negative errno. */
+static int commit_expunge_replaced(struct imapfs *fs, const char *mailbox,
+				   uint32_t uidvalidity, uint32_t uid,
+				   const char *flags_seen)
+{
+	struct commit_state_ctx st = {
+		.mailbox = mailbox, .uidvalidity = uidvalidity, .uid = uid};
+	struct commit_expunge_ctx ex = {mailbox, uidvalidity, uid};
+	GError *err = NULL;
+	int r = 0;
+
+	if (!imap_pool_run(fs->pool, mailbox, commit_state_fn, &st, &err)) {
+		r = -fs_errno_from_error(err);
+		imapfs_warning("%s UID %u: cannot check it before replacing "
+			       "it (%s); both are kept",
+			       mailbox, uid, err->message);
+		g_error_free(err);
+		return r == -ESTALE ? -ESTALE : r;
+	}
+	if (!st.exists || !fs_commit_same_flags(st.flags, flags_seen)) {
+		imapfs_warning("%s UID %u was %s by another client while it "
+			       "was edited; both versions are kept",
+			       mailbox, uid, st.exists ? "changed" : "removed");
+		g_free(st.flags);
+		return -ESTALE;
+	}
+	g_free(st.flags);
+	if (imap_pool_run_once(fs->pool, mailbox, commit_expunge_fn, &ex, &err))
+		return 0;
+	if (g_error_matches(err, IMAP_ERROR, IMAP_ERROR_UNKNOWN_OUTCOME)) {
+		/* Did it happen? Asking is idempotent. */
+		g_clear_error(&err);
+		st.flags = NULL;
+		if (imap_pool_run(fs->pool, mailbox, commit_state_fn, &st,
+				  &err) &&
+		    !st.exists) {
+			g_free(st.flags);
+			return 0;
+		}
+		g_free(st.flags);
+	}
+	r = err != NULL ? -fs_errno_from_error(err) : -EIO;
+	imapfs_warning("%s UID %u: the new version was stored but the old "
+		       "one could not be removed: %s",
+		       mailbox, uid, err != NULL ? err->message : "unknown");
+	g_clear_error(&err);
+	return r;
+}
+
+struct commit_status_ctx {
+	const char *mailbox;
+	struct imap_mailbox_status st;
+};
+
+static gboolean commit_status_fn(struct imap_session *s, void *user_data,
+				 GError **error)
+{
+	struct commit_status_ctx *c = user_data;
+
+	return imap_session_status(s, c->mailbox, &c->st, error);
+}
+
+/* For a folder of which no UID is known yet: the last UID in use, from
+ * STATUS UIDNEXT, so that a search for what we appended cannot match an
+ * older copy of the same message (0 if the server does not say). */
+static uint32_t commit_uidnext(struct imapfs *fs, const char *mailbox)
+{
+	struct commit_status_ctx c = {.mailbox = mailbox};
+	GError *err = NULL;
+
+	if (!imap_pool_run(fs->pool, mailbox, commit_status_fn, &c, &err)) {
+		g_error_free(err);
+		return 0;
+	}
+	return c.st.uidnext > 0 ? c.st.uidnext - 1 : 0;
+}
+
+int fs_commit(struct imapfs *fs, uint64_t ino, struct fs_spool *sp,
+	      const struct fs_commit_target *t)
+{
+	struct commit_append_ctx app;
+	struct fs_spool_source_state src_state;
+	struct fs_spool_scan scan = {0};
+	struct fs_spool_attr attr;
+	struct fs_entry dir = {0};
+	GError *err = NULL;
+	uint64_t changes;
+	uint32_t uid = 0, uidvalidity, max_uid;
+	gboolean unknown = FALSE;
+	const char *flags;
+	gint64 date;
+	int r;
+
+	fs_spool_commit_lock(sp);
+	changes = fs_spool_changes(sp);
+	if (!fs_spool_dirty(sp)) {
+		fs_spool_commit_unlock(sp);
+		return 0;
+	}
+	r = fs_tree_get(fs->tree, t->dir, &dir);
+	if (r < 0)
+		goto out;
+	if (dir.mailbox == NULL || !dir.selectable) {
+		r = -EPERM;
+		goto out;
+	}
+	fs_spool_get_attr(sp, &attr);
+	if (attr.size == 0) {
+		/* Servers refuse empty messages; an empty new file stays
+		 * local, an emptied message cannot be stored. */
+		g_free(attr.flags);
+		r = t->replace_uid != 0 ? -EINVAL : 0;
+		if (r < 0)
+			imapfs_warning("%s: a message cannot be empty; the "
+				       "old one is kept",
+				       dir.mailbox);
+		goto out;
+	}
+	r = fs_spool_scan(sp, &scan);
+	if (r < 0) {
+		g_free(attr.flags);
+		goto out;
+	}
+	fs_spool_set_keep(sp, TRUE);
+	flags = attr.flags != NULL ? attr.flags : t->flags;
+	date = attr.mtime_set ? attr.mtime : t->internaldate;
+	memset(&app, 0, sizeof(app));
+	app.req.mailbox = dir.mailbox;
+	fs_spool_source(sp, &scan, &src_state, &app.req.source);
+	app.req.flags = flags;
+	app.req.internaldate = date;
+	app.req.binary = scan.has_nul;
+	uidvalidity = dir.uidvalidity;
+	max_uid = fs_tree_max_uid(fs->tree, t->dir);
+	if (max_uid == 0)
+		max_uid = commit_uidnext(fs, dir.mailbox);
+	if (imap_pool_run_once(fs->pool, dir.mailbox, commit_append_fn, &app,
+			       &err)) {
+		uid = app.result.uid;
+		if (app.result.uidvalidity != 0)
+			uidvalidity = app.result.uidvalidity;
+	} else if (!g_error_matches(err, IMAP_ERROR,
+				    IMAP_ERROR_UNKNOWN_OUTCOME)) {
+		r = -fs_errno_from_error(err);
+		imapfs_warning("cannot store %s in %s: %s", t->alias,
+			       dir.mailbox, err->message);
+		g_clear_error(&err);
+		goto out_attr;
+	} else {
+		imapfs_warning("connection lost while storing %s in %s; "
+			       "asking the server whether it arrived",
+			       t->alias, dir.mailbox);
+		g_clear_error(&err);
+		unknown = TRUE;
+		if (scan.message_id == NULL) {
+			r = -EIO;
+			imapfs_warning("%s has no Message-ID: cannot tell; "
+				       "kept locally",
+				       t->alias);
+			goto out_attr;
+		}
+	}
+	if (uid == 0 && scan.message_id != NULL) {
+		/* No APPENDUID (no UIDPLUS), or an unknown outcome: find it
+		 * without guessing. */
+		struct commit_find_ctx f = {.mailbox = dir.mailbox,
+					    .min_uid = max_uid + 1,
+					    .message_id = scan.message_id,
+					    .size = scan.wire_size};
+
+		if (!imap_pool_run(fs->pool, dir.mailbox, commit_find_fn, &f,
+				   &err)) {
+			imapfs_warning("cannot find %s in %s: %s", t->alias,
+				       dir.mailbox, err->message);
+			g_clear_error(&err);
+			f.uid = 0;
+			if (unknown) {
+				r = -EIO;
+				goto out_attr;
+			}
+		}
+		uid = f.uid;
+		if (f.found_uidvalidity != 0)
+			uidvalidity = f.found_uidvalidity;
+	}
+	if (unknown && uid == 0) {
+		r = -EIO;
+		imapfs_warning("%s did not arrive in %s; kept locally",
+			       t->alias, dir.mailbox);
+		goto out_attr;
+	}
+	fs_spool_mark_sent(sp, changes);
+	if (t->replace_uid != 0)
+		r = commit_expunge_replaced(fs, dir.mailbox, dir.uidvalidity,
+					    t->replace_uid, t->flags);
+	fs_tree_commit(fs->tree, ino, t->dir, uidvalidity, uid, scan.wire_size,
+		       date != 0 ? date : attr.mtime,
+		       flags != NULL ? flags : "", t->alias,
+		       r == 0 ? t->replace_uid : 0);
+	fs_bodycache_forget(fs->cache, ino);
+	if (fs->notify != NULL)
+		fs_notify_inval_inode(fs->notify, ino);
+out_attr:
+	g_free(attr.flags);
+out:
+	g_free(scan.message_id);
+	fs_entry_clear(&dir);
+	fs_spool_commit_unlock(sp);
+	return r;
+}

@@ -1,0 +1,53 @@
+/* commit.h - sending a local file to the server as a message.
+ *
+ * A local file (a new message, or the shadow copy of a message being
+ * edited) is APPENDed from its spool file, once, synchronously, and the
+ * result is what close(), fsync() or rename() return. Nothing is retried
+ * behind the user's back: when the connection dies before the server's
+ * answer, the server is asked (by Message-ID and size, above the highest
+ * UID known) whether the message arrived, and the answer decides. A
+ * replaced message is expunged only after the new one is safely stored,
+ * and only if it is still the message we saw (else both are kept and the
+ * caller gets -ESTALE).
+ *
+ * Threading: any FUSE worker; the spool file's commit lock serialises
+ * commits of one file. No tree lock is held across the network.
+ */
+#ifndef IMAPFS_FS_COMMIT_H
+#define IMAPFS_FS_COMMIT_H
+
+#include <glib.h>
+#include <stdint.h>
+
+#include "ops.h"
+
+/* Where the bytes of inode @ino go. */
+struct fs_commit_target {
+	uint64_t dir;	      /* the folder's inode */
+	const char *alias;    /* a name that resolves to the new message */
+	uint32_t replace_uid; /* the message the new one replaces, or 0 */
+	/* Flags and INTERNALDATE to give the new message when the local
+	 * file has none of its own (those of the replaced message). */
+	const char *flags;
+	gint64 internaldate;
+};
+
+/* TRUE if @name is a message name: it ends in ".eml" and does not start
+ * with "." (everything else is a scratch file, never sent). */
+gboolean fs_commit_is_message_name(const char *name);
+
+/* TRUE if the space-separated flag lists @a and @b hold the same flags
+ * (order, case and \Recent aside). NULL counts as empty. */
+gboolean fs_commit_same_flags(const char *a, const char *b);
+
+/* Sends @sp (the bytes of inode @ino) as described by @t if it has
+ * changes that were not sent, then applies the result to the tree.
+ * Returns 0 (also when there was nothing to send), or a negative errno:
+ * -EIO (network, server), -EDQUOT, -EFBIG, -ENOENT ([TRYCREATE]),
+ * -EACCES, -EPERM, -EINVAL (NUL bytes without BINARY, empty message),
+ * -ESTALE (the replaced message changed meanwhile: both kept). On
+ * failure the spool file keeps the data (and is kept at unmount). */
+int fs_commit(struct imapfs *fs, uint64_t ino, struct fs_spool *sp,
+	      const struct fs_commit_target *t);
+
+#endif

@@ -1,0 +1,124 @@
+/* tree-private.h - the node structures shared by tree.c (reading,
+ * listings) and tree_write.c (the write path's deltas). Not for use
+ * outside those two files. Every field is protected by fs_tree.lock. */
+#ifndef IMAPFS_FS_TREE_PRIVATE_H
+#define IMAPFS_FS_TREE_PRIVATE_H
+
+#include "spool.h"
+#include "tree.h"
+
+/* How long fs_tree_folder_begin() waits for another thread's load (the
+ * load itself is bounded by the IMAP timeouts; this only guards against
+ * a bug turning into a hang). */
+#define TREE_LOAD_WAIT_US (300 * G_USEC_PER_SEC)
+/* A claimed RFC822.SIZE above this is not plausible (and near 2^63 the
+ * kernel refuses it): such a message answers EIO instead of attributes. */
+#define TREE_MAX_SIZE ((uint64_t)1 << 53)
+/* First read-ahead window of a sequential read; it doubles from there. */
+#define TREE_INITIAL_READAHEAD (256 * 1024)
+
+/* TREE_LOCAL: a file that exists only here (a scratch file, or a new
+ * message not yet sent), its bytes in a spool file. */
+enum tree_kind { TREE_DIR, TREE_MSG, TREE_LOCAL };
+
+struct tree_node {
+	uint64_t ino;
+	enum tree_kind kind;
+	char *name;
+	struct tree_node *parent;
+	uint64_t nlookup;
+	gboolean gone;
+
+	/* TREE_DIR */
+	char *mailbox; /* server name, NULL if not a mailbox */
+	gboolean selectable;
+	/* The server's name of this level even if it is no mailbox (NULL
+	 * for the root and namespace directories), and the MYRIGHTS of the
+	 * mailbox (NULL: not restricted). */
+	char *server_name;
+	char *rights;
+	gboolean assigned;   /* mark for fs_tree_set_mailboxes */
+	GHashTable *subdirs; /* name -> struct tree_node * */
+	GHashTable *msgs;    /* GUINT_TO_POINTER(uid) -> struct tree_node * */
+	uint32_t uidvalidity;
+	gint64 loaded_at; /* monotonic us, 0 = not loaded */
+	char delimiter;	  /* the mailbox's hierarchy delimiter */
+	/* Names that are not "<UID>.eml": local files and messages renamed
+	 * in this directory (listed), name -> struct tree_node *. */
+	GHashTable *locals;
+	/* Names that resolve to a message without being listed (the name a
+	 * message was written under, the old name of a replaced message):
+	 * name (owned) -> GUINT_TO_POINTER(uid). */
+	GHashTable *aliases;
+	/* UIDs this mount removed, GUINT_TO_POINTER(uid) -> generation as
+	 * (guint64 *): a listing that began before may still show them. */
+	GHashTable *tombs;
+	/* Generation of the last delta applied to this folder (sshfs's
+	 * write_ctr) and the one current when the load in progress began. */
+	uint64_t gen;
+	uint64_t load_gen;
+	gboolean loading;
+	gboolean seen;		/* mark for fs_tree_set_mailboxes */
+	GArray *uids;		/* sorted UIDs of msgs (uint32_t) */
+	uint32_t last_read_uid; /* prefetch: the walk so far */
+	unsigned int streak;
+	uint32_t prefetch_mark; /* highest UID planned */
+	unsigned int prefetch_window;
+
+	/* TREE_MSG and TREE_LOCAL: the spool file (a local file's bytes,
+	 * or a message's shadow copy while it is edited), or NULL. */
+	struct fs_spool *spool;
+	/* The folder generation at which this mount created the node. */
+	uint64_t born_gen;
+	/* TREE_MSG: listed under a name of its own (in parent->locals)
+	 * rather than "<UID>.eml". */
+	gboolean renamed;
+
+	/* TREE_MSG */
+	uint32_t uid;
+	uint64_t size;
+	gint64 mtime;
+	char *flags;
+	gboolean size_verified;
+	uint64_t ra_next;   /* where a sequential read would continue */
+	uint64_t ra_window; /* current read-ahead */
+};
+
+struct fs_tree {
+	GMutex lock;
+	GCond load_cond;
+	/* Everything below is protected by lock. */
+	GHashTable *nodes; /* ino -> struct tree_node * */
+	uint64_t next_ino;
+	struct tree_node *root;
+	gint64 mailboxes_time;
+	uint64_t nfiles;
+	uid_t uid;
+	gid_t gid;
+	mode_t file_mode, dir_mode;
+	gint64 mount_time;
+	char delimiter; /* the hierarchy delimiter LIST reported */
+	/* The primary personal namespace (from the last mailbox list). */
+	char *personal_prefix;
+	char personal_delimiter;
+};
+
+struct tree_node *tree_node_new(struct fs_tree *tree, enum tree_kind kind,
+				const char *name, struct tree_node *parent);
+struct tree_node *tree_find(struct fs_tree *tree, uint64_t ino);
+void tree_msg_gone(struct fs_tree *tree, struct tree_node *msg);
+void tree_maybe_drop(struct fs_tree *tree, struct tree_node *n);
+void tree_fill_entry(struct fs_tree *tree, struct tree_node *n,
+		     struct fs_entry *e);
+void tree_dir_gone(struct fs_tree *tree, struct tree_node *dir);
+struct tree_node *tree_subdir(struct fs_tree *tree, struct tree_node *parent,
+			      const char *name);
+void tree_rebuild_uids(struct tree_node *dir);
+/* The child @name of @dir: subdirectory, local file, message by
+ * "<UID>.eml" or by alias; NULL if none. */
+struct tree_node *tree_child(struct tree_node *dir, const char *name);
+/* Removes every name of @msg in @dir other than "<UID>.eml" (its entry
+ * in locals if renamed, aliases naming its UID). */
+void tree_drop_msg_names(struct tree_node *dir, struct tree_node *msg);
+
+#endif

@@ -1,0 +1,1142 @@
+/* wops.c - the write path's FUSE operations; see wops.h and
+ * docs/SEMANTICS.md ("Writing").
+ *
+ * Pattern: check what the names are (fs_tree_peek, a copy), run the IMAP
+ * change without any tree lock (non-idempotent commands through
+ * imap_pool_run_once(); when the connection died before the answer, ask
+ * the server what happened), then apply the change to the tree as a
+ * delta and reply.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/xattr.h>
+
+#include "commit.h"
+#include "acl.h"
+#include "imap-error.h"
+#include "log.h"
+#include "mutate.h"
+#include "namemap.h"
+#include "wops.h"
+
+#define XATTR_FLAGS "user.imap.flags"
+#define XATTR_UID "user.imap.uid"
+
+static struct imapfs *wops_fs(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static struct fs_handle *wops_handle(const struct fuse_file_info *fi)
+{
+	return fi != NULL ? (struct fs_handle *)(uintptr_t)fi->fh : NULL;
+}
+
+static void wops_reply_entry(struct imapfs *fs, fuse_req_t req,
+			     const struct fs_entry *e,
+			     struct fuse_file_info *fi)
+{
+	struct fuse_entry_param p;
+
+	memset(&p, 0, sizeof(p));
+	p.ino = e->ino;
+	p.generation = 1;
+	p.attr = e->st;
+	p.attr_timeout = fs->attr_timeout;
+	p.entry_timeout = fs->entry_timeout;
+	if (fi != NULL) {
+		if (fuse_reply_create(req, &p, fi) != 0)
+			fs_tree_forget(fs->tree, e->ino, 1);
+	} else if (fuse_reply_entry(req, &p) != 0) {
+		fs_tree_forget(fs->tree, e->ino, 1);
+	}
+}
+
+/* 0 if the folder rights @rights (MYRIGHTS, NULL: unrestricted) hold
+ * every right in @need, else -EACCES: refused before anything is sent. */
+static int wops_may(const char *rights, const char *need)
+{
+	for (; *need != '\0'; need++) {
+		if (!imap_acl_has_right(rights, *need))
+			return -EACCES;
+	}
+	return 0;
+}
+
+static int wops_check_name(const char *name)
+{
+	if (strlen(name) > 255)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+/* Reading and filling shadow copies */
+
+void fs_wops_read_spool(fuse_req_t req, struct fs_spool *sp, size_t size,
+			off_t off)
+{
+	char *buf = g_malloc(size);
+	gssize n = fs_spool_read(sp, buf, size, (uint64_t)off);
+
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	g_free(buf);
+}
+
+struct wops_fill_ctx {
+	const struct fs_entry *e;
+	struct fs_spool *sp;
+	int error;
+};
+
+static void wops_fill_data(void *user_data, uint64_t offset, const void *data,
+			   size_t len)
+{
+	struct wops_fill_ctx *c = user_data;
+	gssize n = fs_spool_fill(c->sp, data, len, offset);
+
+	if (n < 0 && c->error == 0)
+		c->error = (int)n;
+}
+
+static gboolean wops_fill_fn(struct imap_session *s, void *user_data,
+			     GError **error)
+{
+	struct wops_fill_ctx *c = user_data;
+
+	/* A retry starts over: the file is rewritten from 0. */
+	fs_spool_truncate(c->sp, 0);
+	c->error = 0;
+	return imap_session_fetch_body(s, c->e->mailbox, c->e->uidvalidity,
+				       c->e->uid, 0, 0, wops_fill_data, c, NULL,
+				       error);
+}
+
+/* The shadow copy for writing to message @e: the one it has, or a new
+ * one holding the message's bytes (none with @trunc). */
+static struct fs_spool *wops_shadow(struct imapfs *fs, const struct fs_entry *e,
+				    gboolean trunc, int *errno_r)
+{
+	struct fs_spool *sp, *inuse;
+	char *label;
+
+	if (e->spool != NULL)
+		return fs_spool_ref(e->spool);
+	label = g_strdup_printf("%s/%s", e->mailbox, e->name);
+	sp = fs_spool_new(fs->spool_dir, label, errno_r);
+	g_free(label);
+	if (sp == NULL)
+		return NULL;
+	if (!trunc) {
+		struct wops_fill_ctx c = {.e = e, .sp = sp};
+		GError *err = NULL;
+
+		if (!imap_pool_run(fs->pool, e->mailbox, wops_fill_fn, &c,
+				   &err)) {
+			*errno_r = -fs_errno_from_error(err);
+			imapfs_warning("cannot open %s UID %u for writing: %s",
+				       e->mailbox, e->uid, err->message);
+			g_error_free(err);
+			fs_spool_unref(sp);
+			return NULL;
+		}
+		if (c.error != 0) {
+			*errno_r = c.error;
+			fs_spool_unref(sp);
+			return NULL;
+		}
+	}
+	/* The bytes it holds now are the server's: nothing to send. */
+	fs_spool_set_times(sp, e->st.st_atime, e->st.st_mtime);
+	fs_spool_mark_sent(sp, fs_spool_changes(sp));
+	fs_spool_set_keep(sp, FALSE);
+	inuse = fs_tree_attach_shadow(fs->tree, e->ino, sp);
+	fs_spool_unref(sp);
+	if (inuse == NULL)
+		*errno_r = -ENOENT;
+	return inuse;
+}
+
+/* Opening and creating */
+
+void fs_wops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct imapfs *fs = wops_fs(req);
+	gboolean writable = (fi->flags & O_ACCMODE) != O_RDONLY;
+	gboolean trunc = (fi->flags & O_TRUNC) != 0;
+	struct fs_handle *h;
+	struct fs_spool *sp;
+	struct fs_entry e;
+	int r = fs_tree_get(fs->tree, ino, &e);
+
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	if (e.is_dir) {
+		fs_entry_clear(&e);
+		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	if (!writable && !trunc) {
+		/* A message's bytes never change under its inode. */
+		fi->fh = 0;
+		fi->keep_cache = e.spool == NULL;
+		fs_entry_clear(&e);
+		fuse_reply_open(req, fi);
+		return;
+	}
+	if (fs->read_only) {
+		fs_entry_clear(&e);
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	/* Replacing a message means APPEND and EXPUNGE in its folder. */
+	r = e.is_local ? 0 : wops_may(e.rights, "ite");
+	if (r < 0) {
+		fs_entry_clear(&e);
+		fuse_reply_err(req, -r);
+		return;
+	}
+	sp = e.is_local ? fs_spool_ref(e.spool)
+			: wops_shadow(fs, &e, trunc, &r);
+	fs_entry_clear(&e);
+	if (sp == NULL) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	if (trunc && (r = fs_spool_truncate(sp, 0)) < 0) {
+		fs_spool_unref(sp);
+		fuse_reply_err(req, -r);
+		return;
+	}
+	h = g_new0(struct fs_handle, 1);
+	h->spool = sp;
+	h->writable = writable;
+	fi->fh = (uint64_t)(uintptr_t)h;
+	fi->keep_cache = 0;
+	if (fuse_reply_open(req, fi) != 0) {
+		fs_spool_unref(sp);
+		g_free(h);
+	}
+}
+
+static int wops_new_local(struct imapfs *fs, fuse_ino_t parent,
+			  const char *name, mode_t mode, struct fs_entry *e,
+			  struct fs_spool **sp_r)
+{
+	struct fs_entry dir;
+	struct fs_spool *sp;
+	char *label;
+	int r = wops_check_name(name);
+
+	if (r < 0)
+		return r;
+	if (fs->read_only)
+		return -EROFS;
+	r = fs_tree_get(fs->tree, parent, &dir);
+	if (r < 0)
+		return r;
+	r = wops_may(dir.rights, "i");
+	if (r < 0) {
+		fs_entry_clear(&dir);
+		return r;
+	}
+	label = g_strdup_printf("%s/%s", dir.mailbox ? dir.mailbox : "", name);
+	fs_entry_clear(&dir);
+	sp = fs_spool_new(fs->spool_dir, label, &r);
+	g_free(label);
+	if (sp == NULL)
+		return r;
+	fs_spool_set_mode(sp, mode & 07777);
+	r = fs_tree_add_local(fs->tree, parent, name, sp, e);
+	if (r < 0) {
+		fs_spool_unref(sp);
+		return r;
+	}
+	*sp_r = sp;
+	return 0;
+}
+
+void fs_wops_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		    mode_t mode, struct fuse_file_info *fi)
+{
+	struct imapfs *fs = wops_fs(req);
+	struct fs_spool *sp = NULL;
+	struct fs_handle *h;
+	struct fs_entry e;
+	int r = wops_new_local(fs, parent, name, mode, &e, &sp);
+
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	h = g_new0(struct fs_handle, 1);
+	h->spool = sp;
+	h->writable = (fi->flags & O_ACCMODE) != O_RDONLY;
+	fi->fh = (uint64_t)(uintptr_t)h;
+	fi->keep_cache = 0;
+	wops_reply_entry(fs, req, &e, fi);
+	fs_entry_clear(&e);
+}
+
+void fs_wops_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		   mode_t mode, dev_t rdev)
+{
+	struct imapfs *fs = wops_fs(req);
+	struct fs_spool *sp = NULL;
+	struct fs_entry e;
+	int r;
+
+	if (fs->read_only) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	/* Only regular files exist here; mknod(2) says EPERM for a file
+	 * system that does not support the type. */
+	if (!S_ISREG(mode)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	r = wops_new_local(fs, parent, name, mode, &e, &sp);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fs_spool_unref(sp);
+	wops_reply_entry(fs, req, &e, NULL);
+	fs_entry_clear(&e);
+}
+
+/* Writing, committing */
+
+void fs_wops_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
+		   off_t off, struct fuse_file_info *fi)
+{
+	struct fs_handle *h = wops_handle(fi);
+	gssize n;
+
+	if (h == NULL || !h->writable) {
+		fuse_reply_err(req, wops_fs(req)->read_only ? EROFS : EBADF);
+		return;
+	}
+	if (h->copied) {
+		/* Its content is the server's copy, not in the spool file:
+		 * writing would send a truncated message. */
+		imapfs_warning("a file stored by UID COPY cannot be written "
+			       "through the same open; open it again");
+		fuse_reply_err(req, EIO);
+		return;
+	}
+	if (off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	/* Past the server's APPENDLIMIT the message could never be stored:
+	 * say so now. (Scratch files never go to the server, but may become
+	 * messages by a rename; they are held to the same bound.) */
+	if (wops_fs(req)->append_limit != 0 &&
+	    (uint64_t)off + size > wops_fs(req)->append_limit) {
+		fuse_reply_err(req, EFBIG);
+		return;
+	}
+	n = fs_spool_write(h->spool, buf, size, (uint64_t)off);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
+/* Sends @sp, the bytes of @ino, if @ino is a message (a new one with a
+ * message name, or a message's shadow) and has unsent changes. */
+static int wops_commit_ino(struct imapfs *fs, uint64_t ino, struct fs_spool *sp)
+{
+	struct fs_commit_target t = {0};
+	struct fs_entry e;
+	int r = fs_tree_get(fs->tree, ino, &e);
+
+	if (r < 0)
+		return 0; /* removed meanwhile: nothing to send */
+	if (e.is_local && !fs_commit_is_message_name(e.name)) {
+		fs_entry_clear(&e);
+		return 0; /* a scratch file */
+	}
+	t.dir = e.parent;
+	if (e.is_local) {
+		t.alias = e.name;
+	} else {
+		t.replace_uid = e.uid;
+		t.flags = e.flags;
+		t.internaldate = e.st.st_mtime;
+		t.alias = e.name;
+	}
+	r = fs_commit(fs, ino, sp, &t);
+	fs_entry_clear(&e);
+	return r;
+}
+
+void fs_wops_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs_handle *h = wops_handle(fi);
+
+	if (h == NULL || !h->writable) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+	fuse_reply_err(req, -wops_commit_ino(wops_fs(req), ino, h->spool));
+}
+
+void fs_wops_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		   struct fuse_file_info *fi)
+{
+	struct fs_handle *h = wops_handle(fi);
+	int r;
+
+	if (h == NULL || !h->writable) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+	r = wops_commit_ino(wops_fs(req), ino, h->spool);
+	if (r == 0)
+		r = fs_spool_sync(h->spool);
+	fuse_reply_err(req, -r);
+}
+
+void fs_wops_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct imapfs *fs = wops_fs(req);
+	struct fs_handle *h = wops_handle(fi);
+
+	if (h != NULL) {
+		/* A message whose edit was sent reads from the server again
+		 * (the stored bytes may differ: CRLF). */
+		if (!fs_spool_dirty(h->spool)) {
+			struct fs_entry e;
+
+			if (fs_tree_get(fs->tree, ino, &e) == 0) {
+				if (!e.is_local && e.spool == h->spool) {
+					fs_tree_detach_shadow(fs->tree, ino,
+							      h->spool);
+					fs_bodycache_forget(fs->cache, ino);
+					fs_notify_inval_inode(fs->notify, ino);
+				}
+				fs_entry_clear(&e);
+			}
+		}
+		fs_spool_unref(h->spool);
+		g_free(h);
+	}
+	fuse_reply_err(req, 0);
+}
+
+/* Attributes */
+
+void fs_wops_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		     int to_set, struct fuse_file_info *fi)
+{
+	struct imapfs *fs = wops_fs(req);
+	struct fs_handle *h = wops_handle(fi);
+	struct fs_spool *sp = NULL;
+	struct fs_entry e;
+	int r = fs_tree_get(fs->tree, ino, &e);
+
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	if (fs->read_only) {
+		r = -EROFS;
+		goto out;
+	}
+	/* Owner and mode: the current values are fine, changes are not
+	 * (local files keep a mode of their own until they are sent). */
+	if (((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != e.st.st_uid) ||
+	    ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != e.st.st_gid)) {
+		r = -EPERM;
+		goto out;
+	}
+	if (to_set & FUSE_SET_ATTR_MODE) {
+		if (e.is_local)
+			fs_spool_set_mode(e.spool, attr->st_mode);
+		else if ((attr->st_mode & 07777) != (e.st.st_mode & 07777)) {
+			r = -EPERM;
+			goto out;
+		}
+	}
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		if (e.is_dir) {
+			r = -EISDIR;
+			goto out;
+		}
+		sp = h != NULL ? fs_spool_ref(h->spool)
+		     : e.spool != NULL
+			     ? fs_spool_ref(e.spool)
+			     : wops_shadow(fs, &e, attr->st_size == 0, &r);
+		if (sp == NULL)
+			goto out;
+		r = fs_spool_truncate(sp, (uint64_t)attr->st_size);
+		if (r < 0)
+			goto out;
+		/* truncate(2) by path: no close will come to send it. */
+		if (h == NULL) {
+			r = wops_commit_ino(fs, ino, sp);
+			if (r < 0)
+				goto out;
+		}
+	}
+	if ((to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME)) &&
+	    (e.is_local || e.spool != NULL)) {
+		/* Kept, and used as INTERNALDATE when the file is sent. On
+		 * a message already stored, times cannot change: ignored. */
+		gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+		gint64 at = -1, mt = -1;
+
+		if (to_set & FUSE_SET_ATTR_ATIME)
+			at = (to_set & FUSE_SET_ATTR_ATIME_NOW)
+				     ? now
+				     : attr->st_atim.tv_sec;
+		if (to_set & FUSE_SET_ATTR_MTIME)
+			mt = (to_set & FUSE_SET_ATTR_MTIME_NOW)
+				     ? now
+				     : attr->st_mtim.tv_sec;
+		fs_spool_set_times(e.spool != NULL ? e.spool : sp, at, mt);
+	}
+out:
+	fs_spool_unref(sp);
+	fs_entry_clear(&e);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	r = fs_tree_get(fs->tree, ino, &e);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fuse_reply_attr(req, &e.st, fs->attr_timeout);
+	fs_entry_clear(&e);
+}
+
+/* Server names of directories */
+
+/* The server's name for the mailbox @name in directory @parent, or NULL
+ * with a negative errno (-EINVAL: not a possible mailbox name; -EPERM:
+ * no mailbox can be made there). */
+static char *wops_server_name(struct imapfs *fs, fuse_ino_t parent,
+			      const char *name, int *errno_r)
+{
+	char *server = NULL;
+
+	*errno_r = fs_tree_child_server_name(fs->tree, parent, name, &server);
+	return *errno_r == 0 ? server : NULL;
+}
+
+struct wops_box_ctx {
+	const char *name, *to;
+	int op; /* 0 create, 1 delete, 2 rename, 3 status */
+	struct imap_mailbox_status status;
+};
+
+static gboolean wops_box_fn(struct imap_session *s, void *user_data,
+			    GError **error)
+{
+	struct wops_box_ctx *c = user_data;
+
+	switch (c->op) {
+	case 0:
+		return imap_session_create(s, c->name, error);
+	case 1:
+		return imap_session_delete(s, c->name, error);
+	case 2:
+		return imap_session_rename(s, c->name, c->to, error);
+	default:
+		return imap_session_status(s, c->name, &c->status, error);
+	}
+}
+
+/* Runs a mailbox command; returns 0 or a negative errno. */
+static int wops_box(struct imapfs *fs, int op, const char *name, const char *to,
+		    struct imap_mailbox_status *status_r)
+{
+	struct wops_box_ctx c = {.name = name, .to = to, .op = op};
+	GError *err = NULL;
+	gboolean ok =
+		op == 3 ? imap_pool_run(fs->pool, NULL, wops_box_fn, &c, &err)
+			: imap_pool_run_once(fs->pool, NULL, wops_box_fn, &c,
+					     &err);
+	int r;
+
+	if (ok) {
+		if (status_r != NULL)
+			*status_r = c.status;
+		return 0;
+	}
+	r = -fs_errno_from_error(err);
+	if (op != 3)
+		imapfs_warning("%s %s: %s",
+			       op == 0	 ? "CREATE"
+			       : op == 1 ? "DELETE"
+					 : "RENAME",
+			       name, err->message);
+	g_error_free(err);
+	return r;
+}
+
+static gboolean wops_is_inbox(const char *mailbox)
+{
+	return mailbox != NULL && g_ascii_strcasecmp(mailbox, "INBOX") == 0;
+}
+
+void fs_wops_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		   mode_t mode)
+{
+	struct imapfs *fs = wops_fs(req);
+	struct fs_entry e;
+	char *mailbox;
+	int r = wops_check_name(name);
+
+	if (r == 0 && fs->read_only)
+		r = -EROFS;
+	/* File-manager trash and settings directories (.Trash-1000,
+	 * .directory) must not become mailboxes: EPERM makes GIO and KIO
+	 * fall back (delete instead of trash). */
+	if (r == 0 && name[0] == '.')
+		r = -EPERM;
+	if (r == 0 && fs_tree_peek(fs->tree, parent, name, &e) > 0) {
+		fs_entry_clear(&e);
+		r = -EEXIST;
+	}
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	if (fs_tree_get(fs->tree, parent, &e) == 0) {
+		r = e.mailbox != NULL ? wops_may(e.rights, "k") : 0;
+		fs_entry_clear(&e);
+	}
+	mailbox = r == 0 ? wops_server_name(fs, parent, name, &r) : NULL;
+	if (mailbox != NULL)
+		r = wops_box(fs, 0, mailbox, NULL, NULL);
+	if (r == 0)
+		r = fs_tree_add_dir(fs->tree, parent, name, mailbox, &e);
+	g_free(mailbox);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	wops_reply_entry(fs, req, &e, NULL);
+	fs_entry_clear(&e);
+}
+
+void fs_wops_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct imapfs *fs = wops_fs(req);
+	struct imap_mailbox_status st;
+	unsigned int nlocal, nsub;
+	struct fs_entry e;
+	int r = fs->read_only ? -EROFS
+			      : fs_tree_peek(fs->tree, parent, name, &e);
+
+	if (r == FS_NAME_NONE)
+		r = -ENOENT;
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	if (r != FS_NAME_DIR) {
+		r = -ENOTDIR;
+		goto out;
+	}
+	if (wops_is_inbox(e.mailbox)) {
+		r = -EBUSY;
+		goto out;
+	}
+	r = wops_may(e.rights, "x");
+	if (r < 0)
+		goto out;
+	fs_tree_dir_counts(fs->tree, e.ino, &nlocal, &nsub);
+	if (nlocal > 0 || nsub > 0) {
+		r = -ENOTEMPTY;
+		goto out;
+	}
+	r = 0;
+	if (e.mailbox != NULL) {
+		/* Ask the server, not the cache. */
+		if (e.selectable) {
+			r = wops_box(fs, 3, e.mailbox, NULL, &st);
+			if (r == 0 && st.exists > 0)
+				r = -ENOTEMPTY;
+		}
+		if (r == 0)
+			r = wops_box(fs, 1, e.mailbox, NULL, NULL);
+	}
+	if (r == 0)
+		fs_tree_remove_dir(fs->tree, parent, name);
+out:
+	fs_entry_clear(&e);
+	fuse_reply_err(req, -r);
+}
+
+/* Removing and moving messages */
+
+struct wops_msg_ctx {
+	const char *mailbox, *dest;
+	uint32_t uidvalidity, uid;
+	int op; /* 0 expunge, 1 move, 2 state */
+	struct imap_copy_result result;
+	gboolean exists;
+};
+
+static gboolean wops_msg_fn(struct imap_session *s, void *user_data,
+			    GError **error)
+{
+	struct wops_msg_ctx *c = user_data;
+	uint64_t modseq;
+
+	switch (c->op) {
+	case 0:
+		return imap_session_expunge_uid(s, c->mailbox, c->uidvalidity,
+						c->uid, FALSE, error);
+	case 1:
+		return imap_session_move(s, c->mailbox, c->uidvalidity, c->uid,
+					 c->dest, &c->result, error);
+	default:
+		return imap_session_uid_state(s, c->mailbox, c->uidvalidity,
+					      c->uid, &c->exists, &modseq, NULL,
+					      error);
+	}
+}
+
+/* Expunges (op 0) or moves (op 1) message @e. Returns 0 or a negative
+ * errno; when the outcome was unknown, the source's existence decides. */
+static int wops_msg_op(struct imapfs *fs, const struct fs_entry *e, int op,
+		       const char *dest, struct imap_copy_result *result_r)
+{
+	struct wops_msg_ctx c = {.mailbox = e->mailbox,
+				 .dest = dest,
+				 .uidvalidity = e->uidvalidity,
+				 .uid = e->uid,
+				 .op = op};
+	GError *err = NULL;
+	int r;
+
+	if (!fs->cap_uidplus && (op == 0 || !fs->cap_move)) {
+		/* Never a bare EXPUNGE: it would purge other clients'
+		 * \Deleted mail. */
+		imapfs_warning("%s: the server lacks UIDPLUS, so a single "
+			       "message cannot be removed safely",
+			       e->mailbox);
+		return -EPERM;
+	}
+	if (imap_pool_run_once(fs->pool, e->mailbox, wops_msg_fn, &c, &err)) {
+		if (result_r != NULL)
+			*result_r = c.result;
+		return 0;
+	}
+	if (g_error_matches(err, IMAP_ERROR, IMAP_ERROR_UNKNOWN_OUTCOME)) {
+		g_clear_error(&err);
+		c.op = 2;
+		if (imap_pool_run(fs->pool, e->mailbox, wops_msg_fn, &c,
+				  &err) &&
+		    !c.exists) {
+			if (result_r != NULL)
+				memset(result_r, 0, sizeof(*result_r));
+			return 0;
+		}
+		if (err == NULL) {
+			imapfs_warning("%s UID %u: the connection was lost; "
+				       "the message is still there",
+				       e->mailbox, e->uid);
+			return -EIO;
+		}
+	}
+	r = -fs_errno_from_error(err);
+	imapfs_warning("%s UID %u: %s", e->mailbox, e->uid, err->message);
+	g_error_free(err);
+	return r;
+}
+
+static char *wops_trash(struct imapfs *fs)
+{
+	char *t;
+
+	g_mutex_lock(&fs->meta_lock);
+	t = g_strdup(fs->trash_mailbox);
+	g_mutex_unlock(&fs->meta_lock);
+	return t;
+}
+
+/* Removes message @e from the server (expunge, or a move to \Trash). */
+static int wops_remove_msg(struct imapfs *fs, const struct fs_entry *e)
+{
+	char *trash;
+	int r = wops_may(e->rights, "te");
+
+	if (r < 0)
+		return r;
+	trash = fs->delete_to_trash ? wops_trash(fs) : NULL;
+	if (trash != NULL && strcmp(trash, e->mailbox) != 0)
+		r = wops_msg_op(fs, e, 1, trash, NULL);
+	else
+		r = wops_msg_op(fs, e, 0, NULL, NULL);
+	g_free(trash);
+	if (r == 0) {
+		fs_tree_remove_msg(fs->tree, e->parent, e->uid);
+		fs_bodycache_forget(fs->cache, e->ino);
+	}
+	return r;
+}
+
+void fs_wops_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct imapfs *fs = wops_fs(req);
+	struct fs_entry e;
+	int r = fs->read_only ? -EROFS
+			      : fs_tree_peek(fs->tree, parent, name, &e);
+
+	if (r == FS_NAME_NONE)
+		r = -ENOENT;
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	if (r == FS_NAME_DIR)
+		r = -EISDIR;
+	else if (r == FS_NAME_LOCAL)
+		r = fs_tree_remove_local(fs->tree, parent, name);
+	else
+		r = wops_remove_msg(fs, &e);
+	fs_entry_clear(&e);
+	fuse_reply_err(req, -r);
+}
+
+void fs_wops_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		     const char *name)
+{
+	/* symlink(2): EPERM for a file system without symbolic links
+	 * (Emacs then does without its .#file lock). */
+	fuse_reply_err(req, wops_fs(req)->read_only ? EROFS : EPERM);
+}
+
+void fs_wops_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		  const char *newname)
+{
+	/* link(2): EPERM for a file system without hard links (callers
+	 * fall back to copying). */
+	fuse_reply_err(req, wops_fs(req)->read_only ? EROFS : EPERM);
+}
+
+/* rename(2) of a directory: RENAME of its mailbox. */
+static int wops_rename_dir(struct imapfs *fs, const struct fs_entry *src,
+			   fuse_ino_t parent, const char *name,
+			   fuse_ino_t newparent, const char *newname,
+			   int dst_kind)
+{
+	char *from, *to;
+	int r = 0;
+
+	if (dst_kind != FS_NAME_NONE)
+		return dst_kind == FS_NAME_DIR ? -EEXIST : -ENOTDIR;
+	if (wops_is_inbox(src->mailbox))
+		return -EBUSY;
+	if (newname[0] == '.')
+		return -EPERM;
+	from = src->mailbox != NULL ? g_strdup(src->mailbox)
+				    : wops_server_name(fs, parent, name, &r);
+	if (from == NULL)
+		return r;
+	to = wops_server_name(fs, newparent, newname, &r);
+	if (to != NULL)
+		r = wops_box(fs, 2, from, to, NULL);
+	if (r == 0)
+		r = fs_tree_move_dir(fs->tree, parent, name, newparent, newname,
+				     to);
+	g_free(from);
+	g_free(to);
+	return r;
+}
+
+/* rename(2) of a local file: a local move, or the commit of a message. */
+static int wops_rename_local(struct imapfs *fs, const struct fs_entry *src,
+			     fuse_ino_t parent, const char *name,
+			     fuse_ino_t newparent, const char *newname,
+			     int dst_kind, const struct fs_entry *dst)
+{
+	struct fs_commit_target t = {0};
+	struct fs_spool_attr a;
+	int r;
+
+	if (dst_kind == FS_NAME_DIR)
+		return -EISDIR;
+	fs_spool_get_attr(src->spool, &a);
+	g_free(a.flags);
+	if (dst_kind == FS_NAME_MSG) {
+		/* Over a message (gio save, sed -i, perl -i): replace it. */
+		if (a.size == 0)
+			return -EINVAL;
+		t.dir = newparent;
+		t.alias = newname;
+		t.replace_uid = dst->uid;
+		t.flags = dst->flags;
+		t.internaldate = dst->st.st_mtime;
+		fs_spool_set_label(src->spool, newname);
+		return fs_commit(fs, src->ino, src->spool, &t);
+	}
+	if (!fs_commit_is_message_name(newname) || a.size == 0)
+		return fs_tree_move_local(fs->tree, parent, name, newparent,
+					  newname);
+	/* A new message: store it first; only then does the name move. */
+	t.dir = newparent;
+	t.alias = newname;
+	fs_spool_set_label(src->spool, newname);
+	r = fs_commit(fs, src->ino, src->spool, &t);
+	if (r == 0 && dst_kind == FS_NAME_LOCAL)
+		fs_tree_remove_local(fs->tree, newparent, newname);
+	return r;
+}
+
+/* rename(2) of a message: a new name in its folder, or a MOVE. */
+static int wops_rename_msg(struct imapfs *fs, const struct fs_entry *src,
+			   fuse_ino_t parent, fuse_ino_t newparent,
+			   const char *newname, int dst_kind,
+			   const struct fs_entry *dst)
+{
+	struct imap_copy_result res = {0};
+	struct fs_entry ndir;
+	int r;
+
+	if (dst_kind == FS_NAME_DIR)
+		return -EISDIR;
+	if (dst_kind == FS_NAME_MSG && dst->ino == src->ino)
+		return 0;
+	if (newparent == parent) {
+		if (dst_kind == FS_NAME_MSG &&
+		    (r = wops_remove_msg(fs, dst)) < 0)
+			return r;
+		return fs_tree_rename_msg(fs->tree, src->ino, newname);
+	}
+	r = fs_tree_get(fs->tree, newparent, &ndir);
+	if (r < 0)
+		return r;
+	if (ndir.mailbox == NULL || !ndir.selectable) {
+		fs_entry_clear(&ndir);
+		return -EPERM;
+	}
+	r = wops_may(src->rights, "te");
+	if (r == 0)
+		r = wops_may(ndir.rights, "i");
+	if (r == 0)
+		r = wops_msg_op(fs, src, 1, ndir.mailbox, &res);
+	if (r == 0) {
+		fs_tree_move_msg(fs->tree, src->ino, newparent, res.uidvalidity,
+				 res.uid, newname);
+		if (dst_kind == FS_NAME_MSG)
+			r = wops_remove_msg(fs, dst);
+		else if (dst_kind == FS_NAME_LOCAL)
+			fs_tree_remove_local(fs->tree, newparent, newname);
+	}
+	fs_entry_clear(&ndir);
+	return r;
+}
+
+void fs_wops_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		    fuse_ino_t newparent, const char *newname,
+		    unsigned int flags)
+{
+	struct imapfs *fs = wops_fs(req);
+	struct fs_entry src = {0}, dst = {0};
+	int sk, dk, r = wops_check_name(newname);
+
+	if (r == 0 && fs->read_only)
+		r = -EROFS;
+	/* There is no atomic exchange of two mailbox entries. */
+	if (r == 0 && (flags & ~RENAME_NOREPLACE) != 0)
+		r = -EINVAL;
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	sk = fs_tree_peek(fs->tree, parent, name, &src);
+	if (sk <= 0) {
+		fuse_reply_err(req, sk == 0 ? ENOENT : -sk);
+		return;
+	}
+	dk = fs_tree_peek(fs->tree, newparent, newname, &dst);
+	if (dk < 0) {
+		r = dk;
+	} else if (dk != FS_NAME_NONE && (flags & RENAME_NOREPLACE)) {
+		r = -EEXIST;
+	} else if (sk == FS_NAME_DIR) {
+		r = wops_rename_dir(fs, &src, parent, name, newparent, newname,
+				    dk);
+	} else if (dk == FS_NAME_DIR) {
+		r = -EISDIR;
+	} else if (sk == FS_NAME_LOCAL) {
+		r = wops_rename_local(fs, &src, parent, name, newparent,
+				      newname, dk, &dst);
+	} else {
+		r = wops_rename_msg(fs, &src, parent, newparent, newname, dk,
+				    &dst);
+	}
+	fs_entry_clear(&src);
+	if (dk > 0)
+		fs_entry_clear(&dst);
+	fuse_reply_err(req, -r);
+}
+
+/* Flags */
+
+struct wops_store_ctx {
+	const char *mailbox;
+	uint32_t uidvalidity, uid;
+	const char *flags;
+	gboolean check; /* uid_state, not store */
+	gboolean exists;
+	uint64_t modseq;
+	char *server_flags;
+};
+
+static gboolean wops_store_fn(struct imap_session *s, void *user_data,
+			      GError **error)
+{
+	struct wops_store_ctx *c = user_data;
+
+	if (c->check) {
+		g_clear_pointer(&c->server_flags, g_free);
+		return imap_session_uid_state(s, c->mailbox, c->uidvalidity,
+					      c->uid, &c->exists, &c->modseq,
+					      &c->server_flags, error);
+	}
+	return imap_session_store_flags(s, c->mailbox, c->uidvalidity, c->uid,
+					IMAP_STORE_SET, c->flags, c->modseq,
+					NULL, error);
+}
+
+/* Normalises a flags value from setxattr: whitespace-separated words,
+ * \Recent dropped. */
+static char *wops_parse_flags(const char *value, size_t size)
+{
+	char *v = g_strndup(value, size);
+	char **words = g_strsplit_set(v, " \t\r\n", -1);
+	GString *out = g_string_new(NULL);
+	guint i;
+
+	for (i = 0; words[i] != NULL; i++) {
+		if (*words[i] == '\0' ||
+		    g_ascii_strcasecmp(words[i], "\\Recent") == 0)
+			continue;
+		if (out->len > 0)
+			g_string_append_c(out, ' ');
+		g_string_append(out, words[i]);
+	}
+	g_strfreev(words);
+	g_free(v);
+	return g_string_free(out, FALSE);
+}
+
+/* Sets the flags of message @e on the server: refuses (-ESTALE) when
+ * another client changed them since we last saw them, and stores with
+ * UNCHANGEDSINCE so that a change racing ours is not overwritten. */
+static int wops_store_flags(struct imapfs *fs, const struct fs_entry *e,
+			    const char *flags)
+{
+	struct wops_store_ctx c = {.mailbox = e->mailbox,
+				   .uidvalidity = e->uidvalidity,
+				   .uid = e->uid,
+				   .flags = flags,
+				   .check = TRUE};
+	GError *err = NULL;
+	int r = 0;
+
+	if (!imap_pool_run(fs->pool, e->mailbox, wops_store_fn, &c, &err))
+		goto fail;
+	if (!c.exists) {
+		r = -ENOENT;
+		goto out;
+	}
+	if (!fs_commit_same_flags(c.server_flags, e->flags)) {
+		/* Show what the server has; the caller may try again. */
+		fs_tree_set_msg_flags(fs->tree, e->ino, c.server_flags);
+		r = -ESTALE;
+		goto out;
+	}
+	c.check = FALSE;
+	if (imap_pool_run_once(fs->pool, e->mailbox, wops_store_fn, &c, &err)) {
+		fs_tree_set_msg_flags(fs->tree, e->ino, flags);
+		goto out;
+	}
+fail:
+	r = -fs_errno_from_error(err);
+	imapfs_warning("%s UID %u: cannot set flags: %s", e->mailbox, e->uid,
+		       err->message);
+	g_error_free(err);
+out:
+	g_free(c.server_flags);
+	return r;
+}
+
+void fs_wops_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+		      const char *value, size_t size, int flags)
+{
+	struct imapfs *fs = wops_fs(req);
+	struct fs_entry e;
+	char *v;
+	int r;
+
+	if (fs->read_only) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if (strcmp(name, XATTR_FLAGS) != 0 && strcmp(name, XATTR_UID) != 0) {
+		fuse_reply_err(req, ENOTSUP);
+		return;
+	}
+	r = fs_tree_get(fs->tree, ino, &e);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	if (e.is_dir) {
+		r = -ENOTSUP;
+	} else if (strcmp(name, XATTR_UID) == 0) {
+		/* cp -a copies it along: harmless on a file not yet sent,
+		 * and a no-op with the message's own UID. */
+		char num[16];
+
+		g_snprintf(num, sizeof(num), "%u", e.uid);
+		r = e.is_local || (size == strlen(num) &&
+				   memcmp(value, num, size) == 0)
+			    ? 0
+			    : -EPERM;
+	} else if (e.is_local) {
+		v = wops_parse_flags(value, size);
+		fs_spool_set_flags(e.spool, v);
+		g_free(v);
+	} else if (!imap_acl_has_right(e.rights, 'w') &&
+		   !imap_acl_has_right(e.rights, 's')) {
+		r = -EACCES;
+	} else {
+		v = wops_parse_flags(value, size);
+		r = wops_store_flags(fs, &e, v);
+		g_free(v);
+	}
+	fs_entry_clear(&e);
+	fuse_reply_err(req, -r);
+}
+
+void fs_wops_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	if (strcmp(name, XATTR_FLAGS) == 0) {
+		fs_wops_setxattr(req, ino, name, "", 0, 0);
+		return;
+	}
+	fuse_reply_err(req, wops_fs(req)->read_only	   ? EROFS
+			    : strcmp(name, XATTR_UID) == 0 ? EPERM
+							   : ENODATA);
+}
