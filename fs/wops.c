@@ -588,6 +588,19 @@ static int wops_box(struct imapfs *fs, int op, const char *name, const char *to,
 	return r;
 }
 
+/* What @name in @parent is, for a change of it: the fs_name_kind (with
+ * @e filled, to clear) or -EROFS, -ENOENT, -ENOTDIR. */
+static int wops_peek_existing(struct imapfs *fs, fuse_ino_t parent,
+			      const char *name, struct fs_entry *e)
+{
+	int r;
+
+	if (fs->read_only)
+		return -EROFS;
+	r = fs_tree_peek(fs->tree, parent, name, e);
+	return r == FS_NAME_NONE ? -ENOENT : r;
+}
+
 static gboolean wops_is_inbox(const char *mailbox)
 {
 	return mailbox != NULL && g_ascii_strcasecmp(mailbox, "INBOX") == 0;
@@ -640,11 +653,8 @@ void fs_wops_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct imap_mailbox_status st;
 	unsigned int nlocal, nsub;
 	struct fs_entry e;
-	int r = fs->read_only ? -EROFS
-			      : fs_tree_peek(fs->tree, parent, name, &e);
+	int r = wops_peek_existing(fs, parent, name, &e);
 
-	if (r == FS_NAME_NONE)
-		r = -ENOENT;
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
@@ -797,11 +807,8 @@ void fs_wops_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct imapfs *fs = wops_fs(req);
 	struct fs_entry e;
-	int r = fs->read_only ? -EROFS
-			      : fs_tree_peek(fs->tree, parent, name, &e);
+	int r = wops_peek_existing(fs, parent, name, &e);
 
-	if (r == FS_NAME_NONE)
-		r = -ENOENT;
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;

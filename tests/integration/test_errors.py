@@ -5,6 +5,8 @@ import os
 
 import pytest
 
+import testenv
+
 MISSING = ["999999.eml", "0.eml", "abc", ".hidden", ".Trash", ".Trash-0",
            "autorun.inf", ".xdg-volume-info", "NoSuchFolder", "01.eml",
            "+1.eml", "1.eml.swp", "1.EML", "1"]
@@ -30,6 +32,22 @@ def test_read_directory_eisdir(env):
             os.read(fd, 10)
     finally:
         os.close(fd)
+
+
+@pytest.fixture(scope="module")
+def ro_mount(env):
+    """A second mount of the same server with -o ro."""
+    mnt = os.path.join(env.workdir, "mnt-ro")
+    os.makedirs(mnt, exist_ok=True)
+    r = testenv.mount_imapfs(env.bin, env.server, mnt, options=["-o", "ro"])
+    if r.returncode != 0:
+        pytest.fail(f"mounting with -o ro failed: {r.stderr}")
+    try:
+        yield mnt
+    finally:
+        testenv.unmount(mnt)
+        if testenv.daemon_pid(mnt) is not None:
+            testenv.force_unmount(mnt)
 
 
 def _open_and_write(path, flags):
@@ -90,27 +108,32 @@ def _mount_options(mnt):
     return rows[0][3].split(",")
 
 
+def test_ro_mount_leaves_kernel_flag_off(ro_mount):
+    """-o ro is enforced by imapfs itself, not by the kernel's ro flag
+    (which would hide whether the daemon's handlers refuse writes)."""
+    assert "ro" not in _mount_options(ro_mount)
+
+
 @pytest.mark.parametrize("op", OPS)
-def test_erofs(env, op):
-    """The session mount is -o ro: every write gets EROFS from the daemon's
-    handlers (we run as root, so mode bits do not stop these; the kernel's
-    ro flag is off), and nothing changes on the server."""
-    mnt = env.mnt
-    assert "ro" not in _mount_options(mnt), \
+def test_erofs(env, ro_mount, op):
+    """On a -o ro mount every write gets EROFS from the daemon's handlers
+    (we run as root, so mode bits do not stop these), and nothing changes
+    on the server."""
+    assert "ro" not in _mount_options(ro_mount), \
         "the kernel's ro flag is set: this would not test the handlers"
     uid = min(env.truth.messages("INBOX"))
     before = {name: env.truth.messages(name) for name in
               ("INBOX", "Archive")}
     boxes = sorted(n for n, _ in env.selectable())
-    listing = sorted(os.listdir(os.path.join(mnt, "INBOX")))
+    listing = sorted(os.listdir(os.path.join(ro_mount, "INBOX")))
     with pytest.raises(OSError) as ei:
-        _write_ops(mnt, uid)[op]()
+        _write_ops(ro_mount, uid)[op]()
     assert ei.value.errno == errno.EROFS, \
         f"{op}: {errno.errorcode.get(ei.value.errno)}"
-    assert sorted(os.listdir(os.path.join(mnt, "INBOX"))) == listing
+    assert sorted(os.listdir(os.path.join(ro_mount, "INBOX"))) == listing
     assert {name: env.truth.messages(name) for name in before} == before
     assert sorted(n for n, _ in env.selectable()) == boxes
-    path = os.path.join(mnt, "INBOX", f"{uid}.eml")
+    path = os.path.join(ro_mount, "INBOX", f"{uid}.eml")
     with open(path, "rb") as f:
         assert f.read() == env.truth.body("INBOX", uid)
 

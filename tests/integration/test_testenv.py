@@ -39,8 +39,7 @@ def _quota(c):
 
 
 def test_quota(need_dovecot, tmp_path_factory):
-    with _server(tmp_path_factory, quota=True,
-                 quota_rule=f"*:storage={QUOTA_KB}K") as server:
+    with _server(tmp_path_factory, quota_kb=QUOTA_KB) as server:
         c = server.client()
         try:
             assert "QUOTA" in server.capabilities()

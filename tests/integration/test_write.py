@@ -534,24 +534,16 @@ def test_delete_to_trash(imapfs_bin, tmp_path, trash, special):
         env.server.stop()
 
 
-def _vm(pid, field):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise AssertionError(f"{field} missing for {pid}")
-
-
 def test_100mb_message_written_through_the_mount(wenv, tmp_path):
     size = 100 * 1024 * 1024
     big = testenv.big_message(size, seed=11)
     src = tmp_path / "big.eml"
     src.write_bytes(big)
     pid = testenv.daemon_pid(wenv.mnt)
-    before = _vm(pid, "VmRSS")
+    before = testenv.proc_status_kb(pid, "VmRSS")
     subprocess.run(["cp", str(src), wenv.path("Archive", "big.eml")],
                    check=True, timeout=600)
-    peak = _vm(pid, "VmHWM")
+    peak = testenv.proc_status_kb(pid, "VmHWM")
     c = wenv.server.client()
     try:
         c.select("Archive", readonly=True)

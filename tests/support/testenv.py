@@ -195,6 +195,7 @@ class DovecotServer(Service):
                  acl: bool = False, quota: bool = False,
                  quota_rule: str = "*:storage=1G",
                  special_use: dict | None = None,
+                 quota_kb: int | None = None,
                  without_caps: tuple[str, ...] = ()):
         """`inbox_prefix` is the personal namespace's prefix ("" as Dovecot
         ships, "INBOX." as Courier and Debian's Cyrus use it).
@@ -204,11 +205,13 @@ class DovecotServer(Service):
         "shared.<user>." (Dovecot's "shared.%%u."), without the listescape
         plugin (names cannot contain "/" then). `quota` turns on the
         quota plugin (QUOTA extension) with `quota_rule` (1 GiB of
-        storage). `special_use` ({mailbox: "\\\\Trash"}) configures
-        special-use attributes (and the SPECIAL-USE capability).
-        `without_caps`: capabilities the server must not announce (e.g.
-        ("UIDPLUS", "MOVE", "LITERAL+", "NOTIFY")), before and after
-        login (Dovecot's imap_capability)."""
+        storage); `quota_kb` is the same with a storage limit of that many
+        KiB (an APPEND beyond it gets NO [OVERQUOTA]). `special_use`
+        ({mailbox: "\\\\Trash"}) configures special-use attributes (and
+        the SPECIAL-USE capability). `without_caps`: capabilities the
+        server must not announce (e.g. ("UIDPLUS", "MOVE", "LITERAL+",
+        "NOTIFY")), before and after login."""
+        self.quota_kb = quota_kb
         self.without_caps = tuple(c.upper() for c in without_caps)
         self._imap_capability = ""   # set by _drop_caps()
         self.basedir = os.path.abspath(basedir)
@@ -221,8 +224,9 @@ class DovecotServer(Service):
         self.special_use = dict(special_use or {})
         self.inbox_prefix = inbox_prefix
         self.acl = acl
-        self.quota = quota
-        self.quota_rule = quota_rule
+        self.quota = quota or bool(quota_kb)
+        self.quota_rule = f"*:storage={quota_kb}K" if quota_kb \
+            else quota_rule
         self.passwords = {user: self.password}
         for u in other_users:
             self.passwords[u] = "pw-" + secrets.token_hex(12)
@@ -420,7 +424,7 @@ auth_mechanisms = plain login
 mail_location = maildir:{r}/mail/%u
 mail_plugins = {self._plugins()}
 mail_fsync = never
-namespace inbox {{
+{self._extra_config()}namespace inbox {{
   inbox = yes
   separator = {self.delimiter}
   prefix = {self.inbox_prefix}
@@ -447,6 +451,9 @@ protocol imap {{
   mail_max_userip_connections = 1000
 {self._imap_config()}}}
 """
+
+    def _extra_config(self) -> str:
+        return ""
 
     def _imap_config(self) -> str:
         """Lines for the protocol imap block."""
@@ -1069,6 +1076,15 @@ def force_unmount(mountpoint: str) -> None:
             os.kill(pid, 9)
         except ProcessLookupError:
             pass
+
+
+def proc_status_kb(pid: int, field: str) -> int:
+    """A /proc/PID/status field in KiB (VmRSS, VmHWM)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError(f"{field} missing for {pid}")
 
 
 def run_bounded(mountpoint: str, fn, bound: float):
