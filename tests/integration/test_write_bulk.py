@@ -5,7 +5,6 @@ conftest.py's wenv)."""
 import os
 import subprocess
 
-import pytest
 
 from conftest import SENTINEL
 
@@ -18,12 +17,6 @@ def bodies(n, tag):
              f"Body {i} of {tag}.\r\n").encode() for i in range(n)]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "write path bug: mv of N.eml into a folder where a message moved "
-    "there just before got UID N replaces that message (fs/wops.c "
-    "wops_rename_msg: MOVE, then remove the existing target), so "
-    "`mv a/*.eml b/` into an empty folder loses messages; remove this "
-    "marker with the fix"))
 def test_mv_glob_into_other_folder_keeps_every_message(wenv, tmp_path):
     """cp of COUNT files into Work, then `mv Work/<their names> Archive/`
     in glob (lexical) order: Archive then holds every one exactly once and
