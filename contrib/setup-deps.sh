@@ -13,6 +13,7 @@ PACKAGES=(
 	dovecot-imapd
 	python3 python3-pytest
 	openssl attr psmisc procps ca-certificates git strace
+	rsync vim libglib2.0-bin perl
 )
 
 log() { printf 'setup-deps: %s\n' "$*" >&2; }
