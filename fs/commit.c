@@ -13,8 +13,7 @@ gboolean fs_commit_is_message_name(const char *name)
 {
 	size_t len = strlen(name);
 
-	return len > 4 && name[0] != '.' &&
-	       strcmp(name + len - 4, ".eml") == 0;
+	return len > 4 && name[0] != '.' && strcmp(name + len - 4, ".eml") == 0;
 }
 
 struct commit_append_ctx {
@@ -45,10 +44,9 @@ static gboolean commit_find_fn(struct imap_session *s, void *user_data,
 {
 	struct commit_find_ctx *c = user_data;
 
-	return imap_session_find_appended(s, c->mailbox, c->uidvalidity,
-					  c->min_uid, c->message_id, c->size,
-					  &c->uid, &c->found_uidvalidity,
-					  error);
+	return imap_session_find_appended(
+		s, c->mailbox, c->uidvalidity, c->min_uid, c->message_id,
+		c->size, &c->uid, &c->found_uidvalidity, error);
 }
 
 struct commit_state_ctx {
@@ -66,8 +64,7 @@ static gboolean commit_state_fn(struct imap_session *s, void *user_data,
 
 	g_clear_pointer(&c->flags, g_free);
 	return imap_session_uid_state(s, c->mailbox, c->uidvalidity, c->uid,
-				      &c->exists, &c->modseq, &c->flags,
-				      error);
+				      &c->exists, &c->modseq, &c->flags, error);
 }
 
 struct commit_expunge_ctx {
@@ -117,9 +114,8 @@ static int commit_expunge_replaced(struct imapfs *fs, const char *mailbox,
 				   uint32_t uidvalidity, uint32_t uid,
 				   const char *flags_seen)
 {
-	struct commit_state_ctx st = {.mailbox = mailbox,
-				      .uidvalidity = uidvalidity,
-				      .uid = uid};
+	struct commit_state_ctx st = {
+		.mailbox = mailbox, .uidvalidity = uidvalidity, .uid = uid};
 	struct commit_expunge_ctx ex = {mailbox, uidvalidity, uid};
 	GError *err = NULL;
 	int r = 0;
@@ -140,8 +136,7 @@ static int commit_expunge_replaced(struct imapfs *fs, const char *mailbox,
 		return -ESTALE;
 	}
 	g_free(st.flags);
-	if (imap_pool_run_once(fs->pool, mailbox, commit_expunge_fn, &ex,
-			       &err))
+	if (imap_pool_run_once(fs->pool, mailbox, commit_expunge_fn, &ex, &err))
 		return 0;
 	if (g_error_matches(err, IMAP_ERROR, IMAP_ERROR_UNKNOWN_OUTCOME)) {
 		/* Did it happen? Asking is idempotent. */
@@ -211,7 +206,9 @@ int fs_commit(struct imapfs *fs, uint64_t ino, struct fs_spool *sp,
 	}
 	fs_spool_set_keep(sp, TRUE);
 	flags = attr.flags != NULL ? attr.flags : t->flags;
-	date = attr.mtime_set ? attr.mtime : t->internaldate;
+	date = attr.mtime_set		  ? attr.mtime
+	       : attr.inherited_date != 0 ? attr.inherited_date
+					  : t->internaldate;
 	memset(&app, 0, sizeof(app));
 	app.req.mailbox = dir.mailbox;
 	fs_spool_source(sp, &scan, &src_state, &app.req.source);
@@ -279,8 +276,8 @@ int fs_commit(struct imapfs *fs, uint64_t ino, struct fs_spool *sp,
 	if (t->replace_uid != 0)
 		r = commit_expunge_replaced(fs, dir.mailbox, dir.uidvalidity,
 					    t->replace_uid, t->flags);
-	fs_tree_commit(fs->tree, ino, t->dir, uidvalidity, uid,
-		       scan.wire_size, date != 0 ? date : attr.mtime,
+	fs_tree_commit(fs->tree, ino, t->dir, uidvalidity, uid, scan.wire_size,
+		       date != 0 ? date : attr.mtime,
 		       flags != NULL ? flags : "", t->alias,
 		       r == 0 ? t->replace_uid : 0);
 	fs_bodycache_forget(fs->cache, ino);

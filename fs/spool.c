@@ -22,13 +22,13 @@ struct fs_spool_dir {
 	GMutex lock;
 	/* Every live spool file (protected by lock). */
 	GHashTable *files; /* struct fs_spool * set */
-	unsigned int next;  /* protected by lock */
+	unsigned int next; /* protected by lock */
 };
 
 struct fs_spool {
 	gint ref; /* atomic */
 	struct fs_spool_dir *dir;
-	int fd;	    /* immutable */
+	int fd; /* immutable */
 	/* NULL once the directory was closed (protected by the directory's
 	 * lock until then). */
 	char *path; /* immutable */
@@ -343,6 +343,15 @@ void fs_spool_set_flags(struct fs_spool *sp, const char *flags)
 	g_mutex_unlock(&sp->lock);
 }
 
+void fs_spool_inherit(struct fs_spool *sp, const char *flags, gint64 date)
+{
+	g_mutex_lock(&sp->lock);
+	if (sp->attr.flags == NULL)
+		sp->attr.flags = g_strdup(flags != NULL ? flags : "");
+	sp->attr.inherited_date = date;
+	g_mutex_unlock(&sp->lock);
+}
+
 uint64_t fs_spool_changes(struct fs_spool *sp)
 {
 	uint64_t c;
@@ -414,9 +423,8 @@ static char *spool_find_message_id(const char *head, size_t len)
 					if (head[j] != '\r')
 						g_string_append_c(v, head[j]);
 				}
-				if (eol + 1 < len &&
-				    (head[eol + 1] == ' ' ||
-				     head[eol + 1] == '\t')) {
+				if (eol + 1 < len && (head[eol + 1] == ' ' ||
+						      head[eol + 1] == '\t')) {
 					j = eol + 1;
 					eol = j;
 					while (eol < len && head[eol] != '\n')
@@ -513,10 +521,9 @@ static gssize spool_source_read(void *user_data, uint64_t offset, void *out,
 		if (n < 0) {
 			int e = errno;
 
-			g_set_error(error, G_FILE_ERROR,
-				    g_file_error_from_errno(e),
-				    "cannot read spool file: %s",
-				    g_strerror(e));
+			g_set_error(
+				error, G_FILE_ERROR, g_file_error_from_errno(e),
+				"cannot read spool file: %s", g_strerror(e));
 			return -1;
 		}
 		if (n == 0)

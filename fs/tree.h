@@ -218,14 +218,12 @@ void fs_tree_remove_msg(struct fs_tree *tree, uint64_t dir, uint32_t uid);
 /* Moves the local file @name of @parent to @newname in @newparent (a
  * local file there is replaced and goes). -ENOENT, -EPERM (not a
  * mailbox). */
-int fs_tree_move_local(struct fs_tree *tree, uint64_t parent,
-		       const char *name, uint64_t newparent,
-		       const char *newname);
+int fs_tree_move_local(struct fs_tree *tree, uint64_t parent, const char *name,
+		       uint64_t newparent, const char *newname);
 
 /* Gives message @ino of @dir the name @newname in the same folder (it is
  * then listed under it; "<UID>.eml" no longer names it). */
-int fs_tree_rename_msg(struct fs_tree *tree, uint64_t ino,
-		       const char *newname);
+int fs_tree_rename_msg(struct fs_tree *tree, uint64_t ino, const char *newname);
 
 /* Message @ino was moved by the server to folder @newdir as @newuid (0:
  * unknown, the node leaves and @newdir is reloaded later), named

@@ -62,10 +62,23 @@ int fs_tree_peek(struct fs_tree *tree, uint64_t parent, const char *name,
 	return r;
 }
 
+/* The message of @dir that was renamed away from its "<UID>.eml" @name,
+ * or NULL. */
+static struct tree_node *tree_vacated(struct tree_node *dir, const char *name)
+{
+	struct tree_node *m;
+	guint32 uid;
+
+	if (!dir->selectable || !fs_namemap_parse_message_name(name, &uid))
+		return NULL;
+	m = g_hash_table_lookup(dir->msgs, GUINT_TO_POINTER(uid));
+	return m != NULL && m->renamed && !m->gone ? m : NULL;
+}
+
 int fs_tree_add_local(struct fs_tree *tree, uint64_t parent, const char *name,
 		      struct fs_spool *sp, struct fs_entry *entry_r)
 {
-	struct tree_node *dir, *n;
+	struct tree_node *dir, *n, *old;
 	int r = 0;
 
 	g_mutex_lock(&tree->lock);
@@ -80,6 +93,13 @@ int fs_tree_add_local(struct fs_tree *tree, uint64_t parent, const char *name,
 		r = -EEXIST;
 		goto out;
 	}
+	/* A new file under the name a message was just renamed away from
+	 * takes its place (Vim's backupcopy=no and Emacs keep the old file
+	 * as the backup and write a new one): it starts with the message's
+	 * flags and INTERNALDATE, as an edit in place would. */
+	old = tree_vacated(dir, name);
+	if (old != NULL)
+		fs_spool_inherit(sp, old->flags, old->mtime);
 	n = tree_node_new(tree, TREE_LOCAL, name, dir);
 	n->spool = fs_spool_ref(sp);
 	n->born_gen = tree_bump(dir);
@@ -131,8 +151,7 @@ void tree_drop_msg_names(struct tree_node *dir, struct tree_node *msg)
 	GHashTableIter it;
 	gpointer v;
 
-	if (msg->renamed &&
-	    g_hash_table_lookup(dir->locals, msg->name) == msg)
+	if (msg->renamed && g_hash_table_lookup(dir->locals, msg->name) == msg)
 		g_hash_table_remove(dir->locals, msg->name);
 	g_hash_table_iter_init(&it, dir->aliases);
 	while (g_hash_table_iter_next(&it, NULL, &v)) {
@@ -232,7 +251,8 @@ int fs_tree_commit(struct fs_tree *tree, uint64_t ino, uint64_t dir_ino,
 	 * (its listing is still loaded on the next access). */
 	if (dir->uidvalidity == 0 && dir->loaded_at == 0)
 		dir->uidvalidity = uidvalidity;
-	if (uid == 0 || dir->uidvalidity != uidvalidity || dir->mailbox == NULL) {
+	if (uid == 0 || dir->uidvalidity != uidvalidity ||
+	    dir->mailbox == NULL) {
 		/* We cannot name it: let the next listing show it. */
 		dir->loaded_at = 0;
 		n->gone = TRUE;
@@ -259,8 +279,8 @@ int fs_tree_commit(struct fs_tree *tree, uint64_t ino, uint64_t dir_ino,
 	 * (UIDs are not reused), but a listing may have created a node for
 	 * it already: ours replaces it. */
 	{
-		struct tree_node *dup = g_hash_table_lookup(
-			dir->msgs, GUINT_TO_POINTER(uid));
+		struct tree_node *dup =
+			g_hash_table_lookup(dir->msgs, GUINT_TO_POINTER(uid));
 
 		if (dup != NULL && dup != n) {
 			tree_unlink_node(dup);
@@ -345,9 +365,8 @@ static void tree_clear_local_name(struct fs_tree *tree, struct tree_node *dir,
 	}
 }
 
-int fs_tree_move_local(struct fs_tree *tree, uint64_t parent,
-		       const char *name, uint64_t newparent,
-		       const char *newname)
+int fs_tree_move_local(struct fs_tree *tree, uint64_t parent, const char *name,
+		       uint64_t newparent, const char *newname)
 {
 	struct tree_node *dir, *ndir, *n;
 	int r = 0;
@@ -441,8 +460,8 @@ void fs_tree_move_msg(struct fs_tree *tree, uint64_t ino, uint64_t newdir,
 	n->uid = newuid;
 	{
 		char nm[32];
-		struct tree_node *dup =
-			g_hash_table_lookup(ndir->msgs, GUINT_TO_POINTER(newuid));
+		struct tree_node *dup = g_hash_table_lookup(
+			ndir->msgs, GUINT_TO_POINTER(newuid));
 
 		if (dup != NULL && dup != n) {
 			tree_unlink_node(dup);
