@@ -124,6 +124,7 @@ int main(int argc, char **argv)
 	fs.cap_uidplus = imap_session_has_cap(first, "UIDPLUS");
 	fs.cap_move = imap_session_has_cap(first, "MOVE");
 	fs.cap_binary = imap_session_has_cap(first, "BINARY");
+	fs.append_limit = imap_session_append_limit(first);
 	g_mutex_init(&fs.meta_lock);
 	if (!fs.read_only) {
 		fs.spool_dir = fs_spool_dir_new(opts.spool_dir, &err);
@@ -134,9 +135,9 @@ int main(int argc, char **argv)
 		}
 	}
 	fs.pool = imap_pool_new(&account, opts.connections, first);
-	fs.tree = fs.read_only
-			  ? fs_tree_new(getuid(), getgid(), 0400, 0500)
-			  : fs_tree_new(getuid(), getgid(), 0600, 0700);
+	fs.tree = fs.read_only ? fs_tree_new(getuid(), getgid(), 0400, 0500)
+			       : fs_tree_new(getuid(), getgid(), 0600, 0700);
+	fs.quota = fs_quota_new(fs.pool, FS_QUOTA_TTL_US);
 	fs.cache = fs_bodycache_new((uint64_t)opts.cache_mb * 1024 * 1024);
 	fs.attr_timeout = opts.attr_timeout;
 	fs.entry_timeout = opts.attr_timeout;
@@ -209,6 +210,7 @@ out_signals:
 out_session:
 	fuse_session_destroy(se);
 out_fs:
+	fs_quota_free(fs.quota);
 	imap_pool_free(fs.pool);
 	/* Unsent files are kept (and logged) before the tree lets go of
 	 * them. */

@@ -207,3 +207,188 @@ void fs_namemap_message_name(guint32 uid, char *buf, gsize size)
 
 	g_snprintf(buf, size, "%" G_GUINT32_FORMAT MESSAGE_SUFFIX, uid);
 }
+
+/* Namespaces */
+
+static void namemap_path_free(gpointer p)
+{
+	struct fs_namemap_path *mp = p;
+
+	g_strfreev(mp->names);
+	g_strfreev(mp->levels);
+	g_free(mp);
+}
+
+/* "INBOX" in any case, as the first component below a non-empty personal
+ * prefix: written with its first letter escaped. */
+static gboolean namemap_is_inbox_word(const char *s, size_t len)
+{
+	return len == 5 && g_ascii_strncasecmp(s, "INBOX", 5) == 0;
+}
+
+/* "INBOX" -> "%49NBOX", "inbox" -> "%69nbox" (@word has 5 letters). */
+static char *namemap_escape_inbox_word(const char *word)
+{
+	return g_strdup_printf("%%%02X%.4s", (unsigned char)word[0], word + 1);
+}
+
+/* Reverses namemap_escape_inbox_word(); NULL if @name is not such a name. */
+static char *namemap_unescape_inbox_word(const char *name)
+{
+	char *word;
+
+	if (strlen(name) != 7 ||
+	    (strncmp(name, "%49", 3) != 0 && strncmp(name, "%69", 3) != 0))
+		return NULL;
+	word = g_strdup_printf("%c%s", name[1] == '4' ? 'I' : 'i', name + 3);
+	if (!namemap_is_inbox_word(word, strlen(word))) {
+		g_free(word);
+		return NULL;
+	}
+	return word;
+}
+
+/* Builds the path of @info: file names of the components of @rel (split
+ * at the delimiter) below @top (NULL: none), with @server_base the server
+ * name @rel is relative to. */
+static struct fs_namemap_path *
+namemap_build(const struct imap_mailbox_info *info, const char *top,
+	      const char *server_base, const char *rel)
+{
+	struct fs_namemap_path *mp = g_new0(struct fs_namemap_path, 1);
+	GPtrArray *names = g_ptr_array_new(), *levels = g_ptr_array_new();
+	char **comps = fs_namemap_mailbox_to_path(rel, info->delimiter);
+	const char *p = rel;
+	size_t i;
+
+	if (top != NULL) {
+		g_ptr_array_add(names, g_strdup(top));
+		g_ptr_array_add(levels, NULL);
+	}
+	for (i = 0; comps[i] != NULL; i++) {
+		const char *end = info->delimiter != '\0'
+					  ? strchr(p, info->delimiter)
+					  : NULL;
+		size_t len = end != NULL ? (size_t)(end - rel) : strlen(rel);
+
+		g_ptr_array_add(names, comps[i]);
+		g_ptr_array_add(levels, g_strdup_printf("%s%.*s", server_base,
+							(int)len, rel));
+		p = end != NULL ? end + 1 : p + strlen(p);
+	}
+	g_free(comps); /* the strings moved to names */
+	g_ptr_array_add(names, NULL);
+	g_ptr_array_add(levels, NULL);
+	mp->names = (char **)g_ptr_array_free(names, FALSE);
+	mp->levels = (char **)g_ptr_array_free(levels, FALSE);
+	return mp;
+}
+
+static const char *namemap_kind_dir(enum imap_ns_kind kind)
+{
+	switch (kind) {
+	case IMAP_NS_OTHER:
+		return "Other Users";
+	case IMAP_NS_SHARED:
+		return "Shared Folders";
+	default:
+		return "Personal Folders";
+	}
+}
+
+GPtrArray *fs_namemap_mailbox_paths(GPtrArray *infos)
+{
+	GPtrArray *out = g_ptr_array_new_with_free_func(namemap_path_free);
+	GHashTable *top = g_hash_table_new(g_str_hash, g_str_equal);
+	guint i;
+
+	/* The primary personal tree first: its top-level names win. */
+	g_ptr_array_set_size(out, infos->len);
+	for (i = 0; i < infos->len; i++) {
+		const struct imap_mailbox_info *info = infos->pdata[i];
+		const char *rel =
+			info->rel_name != NULL ? info->rel_name : info->name;
+		struct fs_namemap_path *mp;
+		size_t plen =
+			info->ns_prefix != NULL ? strlen(info->ns_prefix) : 0;
+
+		if (!imap_mailbox_info_is_primary(info))
+			continue;
+		if (g_ascii_strcasecmp(info->name, "INBOX") == 0) {
+			mp = namemap_build(info, NULL, "", info->name);
+		} else {
+			char *base = g_strndup(info->name, plen);
+			const char *d = info->delimiter != '\0'
+						? strchr(rel, info->delimiter)
+						: NULL;
+			size_t flen =
+				d != NULL ? (size_t)(d - rel) : strlen(rel);
+
+			mp = namemap_build(info, NULL, base, rel);
+			if (plen > 0 && namemap_is_inbox_word(rel, flen)) {
+				g_free(mp->names[0]);
+				mp->names[0] = namemap_escape_inbox_word(rel);
+			}
+			g_free(base);
+		}
+		g_hash_table_add(top, mp->names[0]);
+		out->pdata[i] = mp;
+	}
+	for (i = 0; i < infos->len; i++) {
+		const struct imap_mailbox_info *info = infos->pdata[i];
+		struct fs_namemap_path *mp;
+
+		if (imap_mailbox_info_is_primary(info))
+			continue;
+		if (info->ns_prefix == NULL || *info->ns_prefix == '\0')
+			mp = namemap_build(info,
+					   namemap_kind_dir(info->ns_kind), "",
+					   info->name);
+		else
+			mp = namemap_build(info, NULL, "", info->name);
+		if (g_hash_table_contains(top, mp->names[0])) {
+			char *renamed = g_strconcat(mp->names[0], "%", NULL);
+
+			g_free(mp->names[0]);
+			mp->names[0] = renamed;
+		}
+		out->pdata[i] = mp;
+	}
+	g_hash_table_destroy(top);
+	return out;
+}
+
+char *fs_namemap_path_to_server_name(const char *prefix, char delimiter,
+				     const char *const *components, size_t n)
+{
+	const char *first;
+	char *inbox_word = NULL, *rest, *out;
+	const char **comps;
+
+	g_return_val_if_fail(prefix != NULL, NULL);
+	if (n == 0 || components == NULL)
+		return NULL;
+	first = components[0];
+	if (g_ascii_strcasecmp(first, "INBOX") == 0) {
+		if (n == 1)
+			return g_strdup("INBOX");
+		if (*prefix != '\0')
+			return NULL;
+		return fs_namemap_path_to_mailbox(components, n, delimiter);
+	}
+	/* "%49NBOX": a mailbox named INBOX below the prefix. */
+	if (*prefix != '\0')
+		inbox_word = namemap_unescape_inbox_word(first);
+	comps = g_new(const char *, n);
+	memcpy(comps, components, n * sizeof(*comps));
+	if (inbox_word != NULL)
+		comps[0] = inbox_word;
+	rest = fs_namemap_path_to_mailbox(comps, n, delimiter);
+	g_free(comps);
+	g_free(inbox_word);
+	if (rest == NULL)
+		return NULL;
+	out = g_strconcat(prefix, rest, NULL);
+	g_free(rest);
+	return out;
+}

@@ -20,6 +20,8 @@
 
 #include <glib.h>
 
+#include "session.h"
+
 /* Splits the server's mailbox name @mailbox (as sent in LIST, modified
  * UTF-7) at @delimiter (0 for a flat namespace: one component) and returns
  * a NULL-terminated vector of file names, one per component (free with
@@ -41,6 +43,52 @@ char *fs_namemap_unescape(const char *name);
  * Inverse of fs_namemap_mailbox_to_path() for canonical names. */
 char *fs_namemap_path_to_mailbox(const char *const *components, size_t n,
 				 char delimiter);
+
+/* Namespaces (docs/SEMANTICS.md, "Namespaces").
+ *
+ * The primary personal namespace is the mount root, its prefix stripped:
+ * with prefix "INBOX." (Courier, Cyrus) "INBOX.Archive" is "Archive", as
+ * on a server with prefix "" (Dovecot). INBOX is "INBOX". A mailbox whose
+ * first component below a non-empty prefix is "INBOX" in any case
+ * ("INBOX.INBOX") would collide with INBOX itself; its first file name
+ * has its first letter escaped: "%49NBOX" (or "%69nbox"), which no other
+ * name maps to.
+ *
+ * Every other namespace (other users, shared, a second personal one) is
+ * shown under a top-level directory: its full server names are mapped as
+ * usual, so prefix "shared." gives "shared/bob/INBOX" and "#shared/"
+ * gives "#shared/...". A namespace with an empty prefix (Cyrus's shared
+ * one) gets a directory named after its kind: "Other Users", "Shared
+ * Folders" or "Personal Folders". If a primary personal mailbox already
+ * has that top-level name, the namespace directory's name gets a "%"
+ * appended ("shared%"): escaped names never end in a lone "%", so the two
+ * can never collide, and a personal mailbox is never hidden. */
+
+/* Where a mailbox appears: @names is the file-name path from the root,
+ * @levels[i] the server's name of the directory @names[0..i] (NULL for a
+ * namespace directory that has no name on the server, "" never), both
+ * NULL-terminated and of the same length. */
+struct fs_namemap_path {
+	char **names;
+	char **levels;
+};
+
+/* Maps every struct imap_mailbox_info * of @infos (imap_session_list())
+ * to its path as described above. Returns an array of the same length
+ * and order holding struct fs_namemap_path * (freed by the array).
+ * Never returns NULL. */
+GPtrArray *fs_namemap_mailbox_paths(GPtrArray *infos);
+
+/* Inverse of the primary personal mapping: returns the server name of the
+ * mailbox at file-name path @components (n of them, from the mount root)
+ * on a server whose personal namespace has @prefix ("" or e.g. "INBOX.")
+ * and @delimiter, or NULL when no mailbox of the personal namespace can
+ * have that path: a component that does not unescape, contains the
+ * delimiter, a namespace directory name ("shared%"), or a child of INBOX
+ * when the prefix is not empty (there "INBOX.x" is shown as "x"). For
+ * mkdir/rename at or below the top level of the personal tree. */
+char *fs_namemap_path_to_server_name(const char *prefix, char delimiter,
+				     const char *const *components, size_t n);
 
 /* If @name is a message file name "<UID>.eml" with a UID in 1..2^32-1
  * written without leading zeros, stores the UID and returns TRUE. */

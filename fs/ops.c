@@ -89,8 +89,9 @@ static gboolean ops_load_fn(struct imap_session *s, void *user_data,
 }
 
 /* Makes sure directory @ino's message list is loaded and not older than
- * the listing TTL. Returns 0 or a negative errno. */
-static int ops_folder_load(struct imapfs *fs, uint64_t ino)
+ * @max_age_us. Returns 1 if it was (re)loaded now, 0 if it was fresh, or a
+ * negative errno. */
+static int ops_folder_load(struct imapfs *fs, uint64_t ino, gint64 max_age_us)
 {
 	struct ops_load_ctx ctx = {0};
 	char *mailbox = NULL;
@@ -98,7 +99,7 @@ static int ops_folder_load(struct imapfs *fs, uint64_t ino)
 	gboolean ok;
 	int r;
 
-	r = fs_tree_folder_begin(fs->tree, ino, fs->listing_ttl_us, &mailbox,
+	r = fs_tree_folder_begin(fs->tree, ino, max_age_us, &mailbox,
 				 &ctx.uidvalidity);
 	if (r <= 0)
 		return r;
@@ -114,7 +115,7 @@ static int ops_folder_load(struct imapfs *fs, uint64_t ino)
 		g_error_free(err);
 	}
 	g_free(mailbox);
-	return r;
+	return ok ? 1 : r;
 }
 
 static gboolean ops_list_fn(struct imap_session *s, void *user_data,
@@ -143,6 +144,16 @@ int fs_ops_load_mailboxes(struct imapfs *fs, GError **error)
 		if (info->special_use != NULL && !info->noselect &&
 		    g_ascii_strcasecmp(info->special_use, "\\Trash") == 0 &&
 		    fs->trash_mailbox == NULL)
+			fs->trash_mailbox = g_strdup(info->name);
+	}
+	/* Without SPECIAL-USE, the mailbox clients conventionally use. */
+	for (i = 0; i < infos->len && fs->trash_mailbox == NULL; i++) {
+		const struct imap_mailbox_info *info = infos->pdata[i];
+		const char *pre = fs->ns_prefix != NULL ? fs->ns_prefix : "";
+		size_t plen = strlen(pre);
+
+		if (!info->noselect && strncmp(info->name, pre, plen) == 0 &&
+		    g_ascii_strcasecmp(info->name + plen, "Trash") == 0)
 			fs->trash_mailbox = g_strdup(info->name);
 	}
 	g_mutex_unlock(&fs->meta_lock);
@@ -225,13 +236,20 @@ static void ops_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	 * listing; anything else (file-manager probes like .hidden,
 	 * autorun.inf) is answered from memory. */
 	if (fs_namemap_parse_message_name(name, &uid)) {
-		r = ops_folder_load(fs, parent);
+		r = ops_folder_load(fs, parent, fs->listing_ttl_us);
 		if (r < 0 && r != -ENOENT) {
 			ops_reply_err(req, r);
 			return;
 		}
 	}
 	r = fs_tree_lookup(fs->tree, parent, name, &e);
+	/* A UID above every one we know is probably new mail: look again
+	 * (at most once a second per folder), rather than answer ENOENT
+	 * until the listing expires. */
+	if (r == -ENOENT && fs_namemap_parse_message_name(name, &uid) &&
+	    uid > fs_tree_max_uid(fs->tree, parent) &&
+	    ops_folder_load(fs, parent, G_USEC_PER_SEC) == 1)
+		r = fs_tree_lookup(fs->tree, parent, name, &e);
 	if (r == -ENOENT) {
 		/* A negative entry the kernel may cache for entry_timeout. */
 		memset(&p, 0, sizeof(p));
@@ -291,7 +309,7 @@ static void ops_opendir(fuse_req_t req, fuse_ino_t ino,
 	int r;
 
 	ops_refresh_mailboxes(fs);
-	r = ops_folder_load(fs, ino);
+	r = ops_folder_load(fs, ino, fs->listing_ttl_us);
 	if (r < 0) {
 		ops_reply_err(req, r);
 		return;
@@ -374,39 +392,12 @@ static void ops_releasedir(fuse_req_t req, fuse_ino_t ino,
 
 /* Files */
 
+/* Every open reaches us (no FUSE_CAP_NO_OPEN_SUPPORT): a writable open
+ * needs a handle, and on a read-only mount the refusal must come at
+ * open(2), which opens the kernel handles alone could not give. */
 static void ops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct imapfs *fs = ops_fs(req);
-	struct fs_entry e;
-	int r;
-
-	if (!fs->zero_message_open) {
-		fs_wops_open(req, ino, fi);
-		return;
-	}
-	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
-		fuse_reply_err(req, EROFS);
-		return;
-	}
-	r = fs_tree_get(fs->tree, ino, &e);
-	if (r < 0) {
-		ops_reply_err(req, r);
-		return;
-	}
-	fs_entry_clear(&e);
-	/* Reads need no per-open state, so opens need not reach us at all:
-	 * ENOSYS with FUSE_CAP_NO_OPEN_SUPPORT tells the kernel to handle
-	 * every later open (and release) itself, which halves the round
-	 * trips of grep -r over many small files. The kernel then keeps the
-	 * page cache across opens, which is right: a message never changes
-	 * under its inode. */
-	if (fs->zero_message_open) {
-		fuse_reply_err(req, ENOSYS);
-		return;
-	}
-	fi->fh = 0;
-	fi->keep_cache = 1;
-	fuse_reply_open(req, fi);
+	fs_wops_open(req, ino, fi);
 }
 
 /* Reads on from @from until the message's real end shows; returns it, or
@@ -532,16 +523,7 @@ out:
 	fs_entry_clear(&e);
 }
 
-
 /* statfs */
-
-static gboolean ops_quota_fn(struct imap_session *s, void *user_data,
-			     GError **error)
-{
-	uint64_t *q = user_data;
-
-	return imap_session_quota(s, &q[0], &q[1], error);
-}
 
 static void ops_statfs(fuse_req_t req, fuse_ino_t ino)
 {
@@ -549,13 +531,11 @@ static void ops_statfs(fuse_req_t req, fuse_ino_t ino)
 	/* Without QUOTA: 1 TiB, all free, so copy tools don't refuse. */
 	uint64_t total = (uint64_t)1 << 40, avail = total, q[2];
 	struct statvfs st;
-	GError *err = NULL;
 
-	if (imap_pool_run(fs->pool, NULL, ops_quota_fn, q, &err) && q[1] > 0) {
+	if (fs_quota_get(fs->quota, &q[0], &q[1]) && q[1] > 0) {
 		total = q[1] * 1024;
 		avail = q[0] < q[1] ? (q[1] - q[0]) * 1024 : 0;
 	}
-	g_clear_error(&err);
 	memset(&st, 0, sizeof(st));
 	st.f_bsize = 4096;
 	st.f_frsize = 4096;
@@ -637,8 +617,6 @@ static void ops_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 static void ops_init(void *userdata, struct fuse_conn_info *conn)
 {
-	struct imapfs *fs = userdata;
-
 	/* Attributes come with the folder listing for free, so READDIRPLUS
 	 * saves the per-file LOOKUP that ls -l would cost. */
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
@@ -655,10 +633,6 @@ static void ops_init(void *userdata, struct fuse_conn_info *conn)
 	 * empty without first fetching its old bytes. */
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
-	/* init runs before any other request: the one write of this
-	 * field. A writable mount must see every open. */
-	fs->zero_message_open = fs->read_only &&
-				(conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) != 0;
 }
 
 static const struct fuse_lowlevel_ops ops_table = {

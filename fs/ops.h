@@ -15,6 +15,7 @@
 #include "notify.h"
 #include "prefetch.h"
 #include "pool.h"
+#include "quota.h"
 #include "spool.h"
 #include "tree.h"
 
@@ -24,6 +25,7 @@ struct imapfs {
 	struct fs_tree *tree;
 	struct fs_bodycache *cache;
 	struct fs_notify *notify;
+	struct fs_quota *quota; /* statfs's cached quota */
 	/* Seconds the kernel may cache attributes and names. */
 	double attr_timeout;
 	double entry_timeout;
@@ -34,10 +36,6 @@ struct imapfs {
 	uint64_t max_readahead;
 	/* Background prefetch (NULL: none). */
 	struct fs_prefetch *prefetch;
-	/* Written once by the FUSE init callback, before any other request:
-	 * the kernel supports opens that never reach the daemon (used on
-	 * read-only mounts only: a writable mount must see every open). */
-	gboolean zero_message_open;
 	/* -o ro: every change answers EROFS from our own handlers. */
 	gboolean read_only;
 	/* -o delete=trash: unlink moves messages to the \Trash mailbox. */
@@ -49,6 +47,9 @@ struct imapfs {
 	/* Server capabilities the write path decides by (immutable after
 	 * mount, read from the first session). */
 	gboolean cap_uidplus, cap_move, cap_binary;
+	/* APPENDLIMIT (bytes; 0: none announced): a write beyond it fails
+	 * at once with EFBIG rather than at close. */
+	uint64_t append_limit;
 	/* The \Trash special-use mailbox (server name) or NULL; protected
 	 * by meta_lock, replaced when the mailbox list is reloaded. */
 	GMutex meta_lock;

@@ -18,7 +18,7 @@ struct fs_options {
 	char *password_command;
 	char *password_file;
 	char *cafile;
-	int read_only; /* -o ro: refuse every change (EROFS) */
+	int read_only;	     /* -o ro: refuse every change (EROFS) */
 	int delete_to_trash; /* -o delete=trash (default delete=expunge) */
 	char *spool_dir;     /* -o spool_dir=DIR, or NULL for the default */
 	unsigned int connections; /* >= 1 */

@@ -32,6 +32,12 @@ struct tree_node {
 	/* TREE_DIR */
 	char *mailbox; /* server name, NULL if not a mailbox */
 	gboolean selectable;
+	/* The server's name of this level even if it is no mailbox (NULL
+	 * for the root and namespace directories), and the MYRIGHTS of the
+	 * mailbox (NULL: not restricted). */
+	char *server_name;
+	char *rights;
+	gboolean assigned;   /* mark for fs_tree_set_mailboxes */
 	GHashTable *subdirs; /* name -> struct tree_node * */
 	GHashTable *msgs;    /* GUINT_TO_POINTER(uid) -> struct tree_node * */
 	uint32_t uidvalidity;
@@ -92,10 +98,13 @@ struct fs_tree {
 	mode_t file_mode, dir_mode;
 	gint64 mount_time;
 	char delimiter; /* the hierarchy delimiter LIST reported */
+	/* The primary personal namespace (from the last mailbox list). */
+	char *personal_prefix;
+	char personal_delimiter;
 };
 
 struct tree_node *tree_node_new(struct fs_tree *tree, enum tree_kind kind,
-			       const char *name, struct tree_node *parent);
+				const char *name, struct tree_node *parent);
 struct tree_node *tree_find(struct fs_tree *tree, uint64_t ino);
 void tree_msg_gone(struct fs_tree *tree, struct tree_node *msg);
 void tree_maybe_drop(struct fs_tree *tree, struct tree_node *n);

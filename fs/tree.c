@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "acl.h"
 #include "log.h"
 #include "namemap.h"
 #include "tree-private.h"
@@ -14,11 +15,22 @@ void fs_entry_clear(struct fs_entry *entry)
 	g_clear_pointer(&entry->mailbox, g_free);
 	g_clear_pointer(&entry->flags, g_free);
 	g_clear_pointer(&entry->spool, fs_spool_unref);
+	g_clear_pointer(&entry->rights, g_free);
 }
 
-struct tree_node *tree_node_new(struct fs_tree *tree,
-				       enum tree_kind kind, const char *name,
-				       struct tree_node *parent)
+mode_t fs_tree_rights_mode(mode_t mode, const char *rights)
+{
+	if (!imap_acl_has_right(rights, 'r'))
+		mode &= ~(mode_t)(S_IRUSR | S_IRGRP | S_IROTH);
+	if (!imap_acl_has_right(rights, 'i') &&
+	    !imap_acl_has_right(rights, 't') &&
+	    !imap_acl_has_right(rights, 'e'))
+		mode &= ~(mode_t)(S_IWUSR | S_IWGRP | S_IWOTH);
+	return mode;
+}
+
+struct tree_node *tree_node_new(struct fs_tree *tree, enum tree_kind kind,
+				const char *name, struct tree_node *parent)
 {
 	struct tree_node *n = g_new0(struct tree_node, 1);
 
@@ -55,6 +67,8 @@ static void tree_node_free(struct tree_node *n)
 	fs_spool_unref(n->spool);
 	g_free(n->name);
 	g_free(n->mailbox);
+	g_free(n->server_name);
+	g_free(n->rights);
 	g_free(n->flags);
 	g_free(n);
 }
@@ -87,6 +101,7 @@ void fs_tree_free(struct fs_tree *tree)
 	while (g_hash_table_iter_next(&it, NULL, &v))
 		tree_node_free(v);
 	g_hash_table_destroy(tree->nodes);
+	g_free(tree->personal_prefix);
 	g_mutex_clear(&tree->lock);
 	g_cond_clear(&tree->load_cond);
 	g_free(tree);
@@ -116,7 +131,7 @@ void tree_msg_gone(struct fs_tree *tree, struct tree_node *msg)
 }
 
 void tree_fill_entry(struct fs_tree *tree, struct tree_node *n,
-			    struct fs_entry *e)
+		     struct fs_entry *e)
 {
 	memset(e, 0, sizeof(*e));
 	e->ino = n->ino;
@@ -130,7 +145,9 @@ void tree_fill_entry(struct fs_tree *tree, struct tree_node *n,
 		e->selectable = n->selectable;
 		e->mailbox = g_strdup(n->mailbox);
 		e->uidvalidity = n->uidvalidity;
-		e->st.st_mode = S_IFDIR | tree->dir_mode;
+		e->rights = g_strdup(n->rights);
+		e->st.st_mode = S_IFDIR |
+				fs_tree_rights_mode(tree->dir_mode, n->rights);
 		e->st.st_nlink = 2 + g_hash_table_size(n->subdirs);
 		e->st.st_size = 4096;
 		e->st.st_blocks = 8;
@@ -159,10 +176,12 @@ void tree_fill_entry(struct fs_tree *tree, struct tree_node *n,
 		e->uidvalidity = dir->uidvalidity;
 		e->uid = n->uid;
 		e->flags = g_strdup(n->flags);
+		e->rights = g_strdup(dir->rights);
 		e->size_verified = n->size_verified;
 		e->bad_size = n->size > TREE_MAX_SIZE;
 		e->size_unknown = n->size == 0 && !n->size_verified;
-		e->st.st_mode = S_IFREG | tree->file_mode;
+		e->st.st_mode = S_IFREG | fs_tree_rights_mode(tree->file_mode,
+							      dir->rights);
 		e->st.st_nlink = 1;
 		e->st.st_size = (off_t)n->size;
 		/* Never 0, so du and file managers see the space. */
@@ -195,8 +214,8 @@ gint64 fs_tree_mailboxes_time(struct fs_tree *tree)
 	return t;
 }
 
-struct tree_node *tree_subdir(struct fs_tree *tree,
-				     struct tree_node *parent, const char *name)
+struct tree_node *tree_subdir(struct fs_tree *tree, struct tree_node *parent,
+			      const char *name)
 {
 	struct tree_node *d = g_hash_table_lookup(parent->subdirs, name);
 
@@ -213,6 +232,7 @@ static void tree_clear_seen(struct tree_node *dir)
 	gpointer v;
 
 	dir->seen = FALSE;
+	dir->assigned = FALSE;
 	g_hash_table_iter_init(&it, dir->subdirs);
 	while (g_hash_table_iter_next(&it, NULL, &v))
 		tree_clear_seen(v);
@@ -250,7 +270,27 @@ void tree_dir_gone(struct fs_tree *tree, struct tree_node *dir)
 	 * numbers the kernel holds keep answering (ENOENT). */
 }
 
-/* Drops directories not marked seen. */
+/* A directory that is no longer a selectable mailbox keeps its place (its
+ * children may still exist) but loses its messages. */
+static void tree_dir_unselect(struct fs_tree *tree, struct tree_node *dir)
+{
+	GHashTableIter it;
+	gpointer v;
+
+	g_hash_table_iter_init(&it, dir->msgs);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		g_hash_table_iter_remove(&it);
+		tree_msg_gone(tree, v);
+	}
+	g_array_set_size(dir->uids, 0);
+	dir->selectable = FALSE;
+	dir->uidvalidity = 0;
+	dir->loaded_at = 0;
+}
+
+/* Drops directories not marked seen; a level that is only a parent now
+ * (its mailbox was deleted, or LIST says \NonExistent) stops being a
+ * mailbox. */
 static void tree_sweep(struct fs_tree *tree, struct tree_node *dir)
 {
 	GHashTableIter it;
@@ -263,30 +303,70 @@ static void tree_sweep(struct fs_tree *tree, struct tree_node *dir)
 		if (!d->seen) {
 			g_hash_table_iter_remove(&it);
 			tree_dir_gone(tree, d);
-		} else {
-			tree_sweep(tree, d);
+			continue;
 		}
+		if (!d->assigned) {
+			g_clear_pointer(&d->mailbox, g_free);
+			g_clear_pointer(&d->rights, g_free);
+			tree_dir_unselect(tree, d);
+		}
+		tree_sweep(tree, d);
 	}
+}
+
+/* Makes @d the directory of mailbox @info. */
+static void tree_assign(struct fs_tree *tree, struct tree_node *d,
+			const struct imap_mailbox_info *info)
+{
+	if (d->assigned && d->mailbox != NULL &&
+	    strcmp(d->mailbox, info->name) != 0) {
+		/* Two server names map to one file name (an invalid mUTF-7
+		 * name shown raw): the first one wins. */
+		imapfs_warning("mailboxes %s and %s map to the same name; "
+			       "showing the first",
+			       d->mailbox, info->name);
+		return;
+	}
+	d->assigned = TRUE;
+	g_free(d->mailbox);
+	d->mailbox = g_strdup(info->name);
+	g_free(d->server_name);
+	d->server_name = g_strdup(info->name);
+	d->delimiter = info->delimiter;
+	g_free(d->rights);
+	d->rights = g_strdup(info->rights);
+	if (info->noselect)
+		tree_dir_unselect(tree, d);
+	else
+		d->selectable = TRUE;
 }
 
 void fs_tree_set_mailboxes(struct fs_tree *tree, GPtrArray *infos)
 {
+	GPtrArray *paths = fs_namemap_mailbox_paths(infos);
+	gboolean have_ns = FALSE;
 	guint i;
 
 	g_mutex_lock(&tree->lock);
 	tree_clear_seen(tree->root);
 	for (i = 0; i < infos->len; i++) {
 		const struct imap_mailbox_info *info = infos->pdata[i];
-		char **path;
+		const struct fs_namemap_path *mp = paths->pdata[i];
 		struct tree_node *d = tree->root;
 		gboolean skip = FALSE;
 		guint j;
 
+		if (!have_ns && imap_mailbox_info_is_primary(info)) {
+			have_ns = TRUE;
+			g_free(tree->personal_prefix);
+			tree->personal_prefix = g_strdup(
+				info->ns_prefix != NULL ? info->ns_prefix : "");
+			tree->personal_delimiter = info->delimiter;
+		}
 		if (info->nonexistent)
 			continue;
-		path = fs_namemap_mailbox_to_path(info->name, info->delimiter);
-		for (j = 0; path[j] != NULL; j++) {
-			if (strlen(path[j]) > 255) {
+		for (j = 0; mp->names[j] != NULL; j++) {
+			if (strlen(mp->names[j]) > 255) {
 				imapfs_warning("mailbox %s: name too long for "
 					       "a file name; not shown",
 					       info->name);
@@ -294,33 +374,102 @@ void fs_tree_set_mailboxes(struct fs_tree *tree, GPtrArray *infos)
 				break;
 			}
 		}
-		for (j = 0; !skip && path[j] != NULL; j++) {
-			d = tree_subdir(tree, d, path[j]);
+		for (j = 0; !skip && mp->names[j] != NULL; j++) {
+			d = tree_subdir(tree, d, mp->names[j]);
 			d->seen = TRUE;
-		}
-		if (info->delimiter != 0)
-			tree->delimiter = info->delimiter;
-		if (!skip && d != tree->root) {
-			if (d->mailbox != NULL &&
-			    strcmp(d->mailbox, info->name) != 0) {
-				/* Two server names map to one file name
-				 * (an invalid mUTF-7 name shown raw): the
-				 * first one wins. */
-				imapfs_warning("mailboxes %s and %s map to the "
-					       "same name; showing the first",
-					       d->mailbox, info->name);
-			} else {
-				g_free(d->mailbox);
-				d->mailbox = g_strdup(info->name);
-				d->selectable = !info->noselect;
+			if (!d->assigned && mp->levels[j] != NULL) {
+				g_free(d->server_name);
+				d->server_name = g_strdup(mp->levels[j]);
 				d->delimiter = info->delimiter;
 			}
 		}
-		g_strfreev(path);
+		if (info->delimiter != 0)
+			tree->delimiter = info->delimiter;
+		if (!skip && d != tree->root)
+			tree_assign(tree, d, info);
 	}
 	tree_sweep(tree, tree->root);
 	tree->mailboxes_time = g_get_monotonic_time();
 	g_mutex_unlock(&tree->lock);
+	g_ptr_array_unref(paths);
+}
+
+int fs_tree_child_server_name(struct fs_tree *tree, uint64_t parent,
+			      const char *name, char **server_name_r)
+{
+	struct tree_node *dir;
+	char *child;
+	int ret = 0;
+
+	g_mutex_lock(&tree->lock);
+	dir = tree_find(tree, parent);
+	if (dir == NULL || dir->gone) {
+		ret = -ENOENT;
+	} else if (dir->kind != TREE_DIR) {
+		ret = -ENOTDIR;
+	} else if (dir == tree->root) {
+		*server_name_r = fs_namemap_path_to_server_name(
+			tree->personal_prefix != NULL ? tree->personal_prefix
+						      : "",
+			tree->personal_delimiter, &name, 1);
+		if (*server_name_r == NULL)
+			ret = -EINVAL;
+	} else if (dir->server_name == NULL || dir->delimiter == '\0' ||
+		   (dir->parent == tree->root &&
+		    tree->personal_prefix != NULL &&
+		    *tree->personal_prefix != '\0' &&
+		    g_ascii_strcasecmp(dir->server_name, "INBOX") == 0)) {
+		/* A namespace directory, a flat namespace, or INBOX where
+		 * "INBOX.x" is shown as the top-level "x". */
+		ret = -EPERM;
+	} else {
+		child = fs_namemap_path_to_mailbox(&name, 1, dir->delimiter);
+		if (child == NULL) {
+			ret = -EINVAL;
+		} else {
+			*server_name_r =
+				g_strdup_printf("%s%c%s", dir->server_name,
+						dir->delimiter, child);
+			g_free(child);
+		}
+	}
+	g_mutex_unlock(&tree->lock);
+	return ret;
+}
+
+gboolean fs_tree_folder_vanished(struct fs_tree *tree, uint64_t ino)
+{
+	struct tree_node *dir;
+	gboolean parent = FALSE;
+
+	g_mutex_lock(&tree->lock);
+	dir = tree_find(tree, ino);
+	if (dir != NULL && dir->kind == TREE_DIR && !dir->gone &&
+	    g_hash_table_size(dir->subdirs) > 0) {
+		tree_dir_unselect(tree, dir);
+		parent = TRUE;
+	}
+	g_mutex_unlock(&tree->lock);
+	return parent;
+}
+
+int fs_tree_set_rights(struct fs_tree *tree, uint64_t ino, const char *rights)
+{
+	struct tree_node *n;
+	int ret = 0;
+
+	g_mutex_lock(&tree->lock);
+	n = tree_find(tree, ino);
+	if (n == NULL || n->gone)
+		ret = -ENOENT;
+	else if (n->kind != TREE_DIR)
+		ret = -ENOTDIR;
+	else {
+		g_free(n->rights);
+		n->rights = g_strdup(rights);
+	}
+	g_mutex_unlock(&tree->lock);
+	return ret;
 }
 
 struct tree_node *tree_child(struct tree_node *dir, const char *name)

@@ -53,6 +53,11 @@ struct fs_entry {
 	gboolean is_local;
 	struct fs_spool *spool;
 	uint64_t parent; /* inode of the containing directory */
+	/* MYRIGHTS (RFC 4314) of the mailbox (for a message: of its folder);
+	 * NULL when not restricted or not known. Test a right with
+	 * imap_acl_has_right() (imap/acl.h). st_mode already reflects it
+	 * (fs_tree_rights_mode()). */
+	char *rights;
 };
 
 /* Frees the strings of @entry (not @entry itself). */
@@ -67,10 +72,38 @@ struct fs_tree *fs_tree_new(uid_t uid, gid_t gid, mode_t file_mode,
 void fs_tree_free(struct fs_tree *tree);
 
 /* Replaces the directory structure with the mailboxes in @infos (struct
- * imap_mailbox_info *, from imap_session_list()). Directories of
- * mailboxes that disappeared are marked gone; intermediate levels are
- * created as needed. */
+ * imap_mailbox_info *, from imap_session_list()), at the paths
+ * fs_namemap_mailbox_paths() gives them (the personal namespace at the
+ * root, its prefix stripped; other namespaces in their own top-level
+ * directories). Directories of mailboxes that disappeared are marked
+ * gone; intermediate levels are created as needed and hold only
+ * subdirectories, also when they were mailboxes before; a mailbox that
+ * became \Noselect loses its messages. */
 void fs_tree_set_mailboxes(struct fs_tree *tree, GPtrArray *infos);
+
+/* The mode bits @mode (0777 part) as MYRIGHTS @rights allow them: no 'r'
+ * clears the read bits; none of 'i', 't', 'e' clears the write bits.
+ * NULL rights leave @mode as it is. Pure. */
+mode_t fs_tree_rights_mode(mode_t mode, const char *rights);
+
+/* For mkdir and rename: the server name a mailbox with file name @name in
+ * directory @parent would get. At the root that is the personal
+ * namespace's mapping (fs_namemap_path_to_server_name(): "x" is
+ * "INBOX.x" on a server whose personal prefix is "INBOX."); below, the
+ * parent level's server name, its delimiter and @name encoded. Returns 0
+ * with *@server_name_r (caller frees), -ENOENT or -ENOTDIR for @parent,
+ * -EINVAL if @name cannot be a mailbox name (a bad escape, the delimiter
+ * inside it), -EPERM where no mailbox can be created: a namespace
+ * directory without a server name ("Shared Folders"), a flat namespace,
+ * or INBOX on a server whose personal prefix is not empty. Does not check
+ * that @name is free. */
+int fs_tree_child_server_name(struct fs_tree *tree, uint64_t parent,
+			      const char *name, char **server_name_r);
+
+/* Replaces the MYRIGHTS kept for directory @ino (NULL: not restricted),
+ * e.g. after imap_session_myrights() or a NO [NOPERM]; its messages
+ * follow. Returns 0, -ENOENT or -ENOTDIR. */
+int fs_tree_set_rights(struct fs_tree *tree, uint64_t ino, const char *rights);
 
 /* Monotonic time (us) of the last fs_tree_set_mailboxes(), 0 if never. */
 gint64 fs_tree_mailboxes_time(struct fs_tree *tree);
@@ -149,6 +182,16 @@ int fs_tree_folder_begin(struct fs_tree *tree, uint64_t ino, gint64 max_age_us,
 void fs_tree_folder_end(struct fs_tree *tree, uint64_t ino, gboolean ok,
 			const struct imap_mailbox_status *status,
 			GArray *metas);
+
+/* For a folder load (fs_tree_folder_begin/end) that failed with ENOENT:
+ * the server says the mailbox does not exist although LIST showed it
+ * (Dovecot goes on listing a deleted mailbox that still has children). If
+ * directory @ino has subdirectories it stops being a selectable mailbox
+ * -- it holds only them until the next mailbox list makes it one again --
+ * and TRUE is returned: the caller serves it (opendir succeeds, as for
+ * any level that is only a parent). FALSE if it has none: the caller
+ * reports ENOENT. */
+gboolean fs_tree_folder_vanished(struct fs_tree *tree, uint64_t ino);
 
 /* Marks a folder's listing as stale so that the next access reloads it. */
 void fs_tree_folder_invalidate(struct fs_tree *tree, uint64_t ino);
@@ -253,9 +296,6 @@ int fs_tree_move_dir(struct fs_tree *tree, uint64_t parent, const char *name,
 /* The file names from the root to directory @ino (not including the
  * root), NULL-terminated (g_strfreev), or NULL if it is gone. */
 char **fs_tree_dir_path(struct fs_tree *tree, uint64_t ino);
-
-/* The hierarchy delimiter the server uses (from LIST), or '.'. */
-char fs_tree_delimiter(struct fs_tree *tree);
 
 /* The highest UID known in folder @dir (0 if none). */
 uint32_t fs_tree_max_uid(struct fs_tree *tree, uint64_t dir);

@@ -514,8 +514,13 @@ int fs_tree_add_dir(struct fs_tree *tree, uint64_t parent, const char *name,
 	}
 	d = tree_subdir(tree, dir, name);
 	d->mailbox = g_strdup(mailbox);
+	g_free(d->server_name);
+	d->server_name = g_strdup(mailbox);
 	d->selectable = TRUE;
-	d->delimiter = tree->delimiter;
+	d->delimiter = dir->delimiter != 0 ? dir->delimiter
+		       : tree->personal_delimiter != 0
+			       ? tree->personal_delimiter
+			       : tree->delimiter;
 	d->seen = TRUE;
 	d->nlookup = 1;
 	tree_fill_entry(tree, d, entry_r);
@@ -554,6 +559,8 @@ static void tree_rename_mailboxes(struct tree_node *d, const char *from,
 
 		g_free(d->mailbox);
 		d->mailbox = m;
+		g_free(d->server_name);
+		d->server_name = g_strdup(m);
 		/* Sessions address it by name: the old one is gone, the
 		 * listing must be fetched under the new name. */
 		d->loaded_at = 0;
@@ -624,16 +631,6 @@ char **fs_tree_dir_path(struct fs_tree *tree, uint64_t ino)
 		v[i] = parts->pdata[parts->len - 1 - i];
 	g_ptr_array_free(parts, TRUE);
 	return v;
-}
-
-char fs_tree_delimiter(struct fs_tree *tree)
-{
-	char d;
-
-	g_mutex_lock(&tree->lock);
-	d = tree->delimiter != 0 ? tree->delimiter : '.';
-	g_mutex_unlock(&tree->lock);
-	return d;
 }
 
 uint32_t fs_tree_max_uid(struct fs_tree *tree, uint64_t ino)

@@ -102,8 +102,8 @@ static gboolean wops_fill_fn(struct imap_session *s, void *user_data,
 	fs_spool_truncate(c->sp, 0);
 	c->error = 0;
 	return imap_session_fetch_body(s, c->e->mailbox, c->e->uidvalidity,
-				       c->e->uid, 0, 0, wops_fill_data, c,
-				       NULL, error);
+				       c->e->uid, 0, 0, wops_fill_data, c, NULL,
+				       error);
 }
 
 /* The shadow copy for writing to message @e: the one it has, or a new
@@ -186,7 +186,8 @@ void fs_wops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	r = 0;
-	sp = e.is_local ? fs_spool_ref(e.spool) : wops_shadow(fs, &e, trunc, &r);
+	sp = e.is_local ? fs_spool_ref(e.spool)
+			: wops_shadow(fs, &e, trunc, &r);
 	fs_entry_clear(&e);
 	if (sp == NULL) {
 		fuse_reply_err(req, -r);
@@ -224,8 +225,7 @@ static int wops_new_local(struct imapfs *fs, fuse_ino_t parent,
 	r = fs_tree_get(fs->tree, parent, &dir);
 	if (r < 0)
 		return r;
-	label = g_strdup_printf("%s/%s", dir.mailbox ? dir.mailbox : "",
-				name);
+	label = g_strdup_printf("%s/%s", dir.mailbox ? dir.mailbox : "", name);
 	fs_entry_clear(&dir);
 	sp = fs_spool_new(fs->spool_dir, label, &r);
 	g_free(label);
@@ -293,8 +293,8 @@ void fs_wops_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 /* Writing, committing */
 
-void fs_wops_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
-		   size_t size, off_t off, struct fuse_file_info *fi)
+void fs_wops_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
+		   off_t off, struct fuse_file_info *fi)
 {
 	struct fs_handle *h = wops_handle(fi);
 	gssize n;
@@ -305,6 +305,14 @@ void fs_wops_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	}
 	if (off < 0) {
 		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	/* Past the server's APPENDLIMIT the message could never be stored:
+	 * say so now. (Scratch files never go to the server, but may become
+	 * messages by a rename; they are held to the same bound.) */
+	if (wops_fs(req)->append_limit != 0 &&
+	    (uint64_t)off + size > wops_fs(req)->append_limit) {
+		fuse_reply_err(req, EFBIG);
 		return;
 	}
 	n = fs_spool_write(h->spool, buf, size, (uint64_t)off);
@@ -487,38 +495,15 @@ out:
 /* Server names of directories */
 
 /* The server's name for the mailbox @name in directory @parent, or NULL
- * (-EINVAL: the name cannot be a mailbox name). */
+ * with a negative errno (-EINVAL: not a possible mailbox name; -EPERM:
+ * no mailbox can be made there). */
 static char *wops_server_name(struct imapfs *fs, fuse_ino_t parent,
 			      const char *name, int *errno_r)
 {
-	char **path = fs_tree_dir_path(fs->tree, parent);
-	GPtrArray *comps;
-	char *mailbox, *full;
-	guint i;
+	char *server = NULL;
 
-	if (path == NULL) {
-		*errno_r = -ENOENT;
-		return NULL;
-	}
-	comps = g_ptr_array_new();
-	for (i = 0; path[i] != NULL; i++)
-		g_ptr_array_add(comps, path[i]);
-	g_ptr_array_add(comps, (char *)name);
-	mailbox = fs_namemap_path_to_mailbox((const char *const *)comps->pdata,
-					     comps->len,
-					     fs_tree_delimiter(fs->tree));
-	g_ptr_array_free(comps, TRUE);
-	g_strfreev(path);
-	if (mailbox == NULL) {
-		*errno_r = -EINVAL;
-		return NULL;
-	}
-	if (*fs->ns_prefix == '\0' ||
-	    g_ascii_strcasecmp(mailbox, "INBOX") == 0)
-		return mailbox;
-	full = g_strconcat(fs->ns_prefix, mailbox, NULL);
-	g_free(mailbox);
-	return full;
+	*errno_r = fs_tree_child_server_name(fs->tree, parent, name, &server);
+	return *errno_r == 0 ? server : NULL;
 }
 
 struct wops_box_ctx {
@@ -545,15 +530,15 @@ static gboolean wops_box_fn(struct imap_session *s, void *user_data,
 }
 
 /* Runs a mailbox command; returns 0 or a negative errno. */
-static int wops_box(struct imapfs *fs, int op, const char *name,
-		    const char *to, struct imap_mailbox_status *status_r)
+static int wops_box(struct imapfs *fs, int op, const char *name, const char *to,
+		    struct imap_mailbox_status *status_r)
 {
 	struct wops_box_ctx c = {.name = name, .to = to, .op = op};
 	GError *err = NULL;
-	gboolean ok = op == 3 ? imap_pool_run(fs->pool, NULL, wops_box_fn, &c,
-					      &err)
-			      : imap_pool_run_once(fs->pool, NULL, wops_box_fn,
-						   &c, &err);
+	gboolean ok =
+		op == 3 ? imap_pool_run(fs->pool, NULL, wops_box_fn, &c, &err)
+			: imap_pool_run_once(fs->pool, NULL, wops_box_fn, &c,
+					     &err);
 	int r;
 
 	if (ok) {
@@ -620,7 +605,8 @@ void fs_wops_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct imap_mailbox_status st;
 	unsigned int nlocal, nsub;
 	struct fs_entry e;
-	int r = fs->read_only ? -EROFS : fs_tree_peek(fs->tree, parent, name, &e);
+	int r = fs->read_only ? -EROFS
+			      : fs_tree_peek(fs->tree, parent, name, &e);
 
 	if (r == FS_NAME_NONE)
 		r = -ENOENT;
@@ -684,8 +670,8 @@ static gboolean wops_msg_fn(struct imap_session *s, void *user_data,
 					 c->dest, &c->result, error);
 	default:
 		return imap_session_uid_state(s, c->mailbox, c->uidvalidity,
-					      c->uid, &c->exists, &modseq,
-					      NULL, error);
+					      c->uid, &c->exists, &modseq, NULL,
+					      error);
 	}
 }
 
@@ -718,7 +704,8 @@ static int wops_msg_op(struct imapfs *fs, const struct fs_entry *e, int op,
 	if (g_error_matches(err, IMAP_ERROR, IMAP_ERROR_UNKNOWN_OUTCOME)) {
 		g_clear_error(&err);
 		c.op = 2;
-		if (imap_pool_run(fs->pool, e->mailbox, wops_msg_fn, &c, &err) &&
+		if (imap_pool_run(fs->pool, e->mailbox, wops_msg_fn, &c,
+				  &err) &&
 		    !c.exists) {
 			if (result_r != NULL)
 				memset(result_r, 0, sizeof(*result_r));
@@ -769,7 +756,8 @@ void fs_wops_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct imapfs *fs = wops_fs(req);
 	struct fs_entry e;
-	int r = fs->read_only ? -EROFS : fs_tree_peek(fs->tree, parent, name, &e);
+	int r = fs->read_only ? -EROFS
+			      : fs_tree_peek(fs->tree, parent, name, &e);
 
 	if (r == FS_NAME_NONE)
 		r = -ENOENT;
@@ -826,8 +814,8 @@ static int wops_rename_dir(struct imapfs *fs, const struct fs_entry *src,
 	if (to != NULL)
 		r = wops_box(fs, 2, from, to, NULL);
 	if (r == 0)
-		r = fs_tree_move_dir(fs->tree, parent, name, newparent,
-				     newname, to);
+		r = fs_tree_move_dir(fs->tree, parent, name, newparent, newname,
+				     to);
 	g_free(from);
 	g_free(to);
 	return r;
@@ -887,7 +875,8 @@ static int wops_rename_msg(struct imapfs *fs, const struct fs_entry *src,
 	if (dst_kind == FS_NAME_MSG && dst->ino == src->ino)
 		return 0;
 	if (newparent == parent) {
-		if (dst_kind == FS_NAME_MSG && (r = wops_remove_msg(fs, dst)) < 0)
+		if (dst_kind == FS_NAME_MSG &&
+		    (r = wops_remove_msg(fs, dst)) < 0)
 			return r;
 		return fs_tree_rename_msg(fs->tree, src->ino, newname);
 	}
@@ -900,8 +889,8 @@ static int wops_rename_msg(struct imapfs *fs, const struct fs_entry *src,
 	}
 	r = wops_msg_op(fs, src, 1, ndir.mailbox, &res);
 	if (r == 0) {
-		fs_tree_move_msg(fs->tree, src->ino, newparent,
-				 res.uidvalidity, res.uid, newname);
+		fs_tree_move_msg(fs->tree, src->ino, newparent, res.uidvalidity,
+				 res.uid, newname);
 		if (dst_kind == FS_NAME_MSG)
 			r = wops_remove_msg(fs, dst);
 		else if (dst_kind == FS_NAME_LOCAL)
@@ -1099,7 +1088,7 @@ void fs_wops_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		fs_wops_setxattr(req, ino, name, "", 0, 0);
 		return;
 	}
-	fuse_reply_err(req, wops_fs(req)->read_only ? EROFS
+	fuse_reply_err(req, wops_fs(req)->read_only	   ? EROFS
 			    : strcmp(name, XATTR_UID) == 0 ? EPERM
 							   : ENODATA);
 }

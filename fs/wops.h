@@ -34,13 +34,12 @@ struct fs_handle {
 void fs_wops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fs_wops_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		    mode_t mode, struct fuse_file_info *fi);
-void fs_wops_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
-		   size_t size, off_t off, struct fuse_file_info *fi);
+void fs_wops_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
+		   off_t off, struct fuse_file_info *fi);
 void fs_wops_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fs_wops_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		   struct fuse_file_info *fi);
-void fs_wops_release(fuse_req_t req, fuse_ino_t ino,
-		     struct fuse_file_info *fi);
+void fs_wops_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fs_wops_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		     int to_set, struct fuse_file_info *fi);
 void fs_wops_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,

@@ -261,11 +261,10 @@ static void describe_literal(GString *out, const struct imap_cmd_chunk *chunk,
 	gboolean sync = !wire ||
 			imap_cmd_literal_sync(len, literal_plus, literal_minus);
 
-	g_string_append_printf(out,
-			       "%s{%" G_GUINT64_FORMAT "%s} <%" G_GUINT64_FORMAT
-			       " bytes>",
-			       chunk->binary ? "~" : "", len, sync ? "" : "+",
-			       len);
+	g_string_append_printf(
+		out,
+		"%s{%" G_GUINT64_FORMAT "%s} <%" G_GUINT64_FORMAT " bytes>",
+		chunk->binary ? "~" : "", len, sync ? "" : "+", len);
 }
 
 static char *describe(const struct imap_cmd *cmd, gboolean wire,

@@ -101,8 +101,7 @@ const char *imap_conn_cap_value(const struct imap_conn *conn, const char *name)
 	while (g_hash_table_iter_next(&iter, &key, NULL)) {
 		const char *cap = key;
 
-		if (g_ascii_strncasecmp(cap, name, len) == 0 &&
-		    cap[len] == '=')
+		if (g_ascii_strncasecmp(cap, name, len) == 0 && cap[len] == '=')
 			return cap + len + 1;
 	}
 	return NULL;
@@ -465,7 +464,7 @@ static gboolean conn_send_source(struct imap_conn *conn,
 				    "%" G_GUINT64_FORMAT ": %s",
 				    off,
 				    err != NULL ? err->message
-				    : n == 0    ? "unexpected end of data"
+				    : n == 0	? "unexpected end of data"
 						: "source misbehaved");
 			g_clear_error(&err);
 			ok = FALSE;

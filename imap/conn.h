@@ -68,8 +68,7 @@ gboolean imap_conn_has_cap(const struct imap_conn *conn, const char *cap);
  * @name "APPENDLIMIT"), upper-cased and owned by the connection (valid until
  * the capabilities change), or NULL if none was announced.  With several
  * (AUTH=...) any one of them. */
-const char *imap_conn_cap_value(const struct imap_conn *conn,
-				const char *name);
+const char *imap_conn_cap_value(const struct imap_conn *conn, const char *name);
 
 /* Forgets the known capabilities and asks the server again (CAPABILITY),
  * unless a later response already delivered them. */
@@ -77,8 +76,13 @@ gboolean imap_conn_refresh_caps(struct imap_conn *conn, GError **error);
 
 /* Runs @cmd (not freed). Untagged responses go to @cb (may be NULL).
  * Returns TRUE on tagged OK. On NO/BAD returns FALSE with IMAP_ERROR_NO,
- * _NONEXISTENT, _NOPERM, _OVERQUOTA, _AUTH (for [AUTHENTICATIONFAILED]
- * etc.) or _BAD and a message carrying the server's text. If @tagged_r is
+ * _NONEXISTENT ([NONEXISTENT], [TRYCREATE]), _NOPERM ([NOPERM],
+ * [READ-ONLY]), _OVERQUOTA ([OVERQUOTA], [LIMIT]), _AUTH (for
+ * [AUTHENTICATIONFAILED] etc.), _TOOBIG, _CANNOT, _EXISTS
+ * ([ALREADYEXISTS]), _INUSE, _NOTEMPTY ([HASCHILDREN]), _MODIFIED, or _BAD,
+ * with a message carrying the server's code and text.  A server that
+ * completes a command while we wait for a literal continuation is a
+ * PROTOCOL error. If @tagged_r is
  * not NULL it receives the tagged response (also on NO/BAD; caller frees)
  * so that response codes like [READ-ONLY] can be read. */
 gboolean imap_conn_run(struct imap_conn *conn, const struct imap_cmd *cmd,

@@ -69,12 +69,16 @@ uint64_t imap_session_append_limit(const struct imap_session *session)
 
 const char *imap_session_personal_prefix(const struct imap_session *session)
 {
-	return session->ns_prefix;
+	const struct session_ns *ns = session->namespaces->pdata[0];
+
+	return ns->prefix != NULL ? ns->prefix : "";
 }
 
 char imap_session_personal_delimiter(const struct imap_session *session)
 {
-	return session->ns_delimiter;
+	const struct session_ns *ns = session->namespaces->pdata[0];
+
+	return ns->delimiter;
 }
 
 /* ---- flags ---- */
@@ -124,6 +128,7 @@ static char **mutate_split_flags(const char *flags, GError **error)
 				    "not a valid IMAP flag: \"%s\"", *w);
 			for (; *w != NULL; w++)
 				g_free(*w);
+			g_ptr_array_set_free_func(out, g_free);
 			g_ptr_array_free(out, TRUE);
 			g_free(words);
 			return NULL;
@@ -169,10 +174,10 @@ gboolean imap_format_datetime(gint64 when, char *buf, size_t size)
 	if ((gint64)t != when || gmtime_r(&t, &tm) == NULL ||
 	    tm.tm_year + 1900 < 1 || tm.tm_year + 1900 > 9999)
 		return FALSE;
-	return (size_t)g_snprintf(buf, size, "%02d-%s-%04d %02d:%02d:%02d +0000",
-				  tm.tm_mday, months[tm.tm_mon],
-				  tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
-				  tm.tm_sec) < size;
+	return (size_t)g_snprintf(
+		       buf, size, "%02d-%s-%04d %02d:%02d:%02d +0000",
+		       tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900,
+		       tm.tm_hour, tm.tm_min, tm.tm_sec) < size;
 }
 
 /* "APPENDUID uidvalidity uid" / "COPYUID uidvalidity src dst" arguments,
@@ -203,8 +208,7 @@ static void mutate_parse_appenduid(const struct imap_response *tagged,
 
 gboolean imap_session_append(struct imap_session *session,
 			     const struct imap_append_req *req,
-			     struct imap_append_result *result,
-			     GError **error)
+			     struct imap_append_result *result, GError **error)
 {
 	uint64_t limit = imap_session_append_limit(session);
 	struct imap_response *tagged = NULL;
@@ -422,7 +426,8 @@ gboolean imap_session_uid_state(struct imap_session *session,
 		return FALSE;
 	cmd = imap_cmd_new("UID FETCH");
 	imap_cmd_add_uint64(cmd, uid);
-	imap_cmd_add_atom(cmd, condstore ? "(UID FLAGS MODSEQ)" : "(UID FLAGS)");
+	imap_cmd_add_atom(cmd,
+			  condstore ? "(UID FLAGS MODSEQ)" : "(UID FLAGS)");
 	ok = imap_session_run_cmd(session, cmd, FALSE, mutate_fetch_cb, &ctx,
 				  &tagged, error);
 	imap_cmd_free(cmd);
@@ -487,8 +492,8 @@ gboolean imap_session_find_appended(struct imap_session *session,
 		/* Already selected: messages appended on another connection
 		 * become visible to this one at a command boundary. */
 		cmd = imap_cmd_new("NOOP");
-		ok = imap_session_run_cmd(session, cmd, FALSE, NULL, NULL,
-					  NULL, error);
+		ok = imap_session_run_cmd(session, cmd, FALSE, NULL, NULL, NULL,
+					  error);
 		imap_cmd_free(cmd);
 		if (!ok)
 			return FALSE;
@@ -633,7 +638,8 @@ static gboolean mutate_store(struct imap_session *session, uint32_t uid,
 	imap_cmd_free(cmd);
 	/* RFC 7162 3.1.3: a refused conditional store is a tagged OK with
 	 * [MODIFIED set] (NO [MODIFIED] is mapped by the connection). */
-	if (ok && tagged->code != NULL && strcmp(tagged->code, "MODIFIED") == 0 &&
+	if (ok && tagged->code != NULL &&
+	    strcmp(tagged->code, "MODIFIED") == 0 &&
 	    mutate_set_contains(tagged->code_args, uid)) {
 		g_set_error(error, IMAP_ERROR, IMAP_ERROR_MODIFIED,
 			    "UID %u was changed by someone else since MODSEQ "
@@ -661,7 +667,8 @@ gboolean imap_session_store_flags(struct imap_session *session,
 	g_return_val_if_fail(mode <= IMAP_STORE_REMOVE, FALSE);
 	if (modseq_r != NULL)
 		*modseq_r = 0;
-	if (unchangedsince != 0 && !imap_session_has_cap(session, "CONDSTORE")) {
+	if (unchangedsince != 0 &&
+	    !imap_session_has_cap(session, "CONDSTORE")) {
 		g_set_error(error, IMAP_ERROR, IMAP_ERROR_UNSUPPORTED,
 			    "conditional STORE needs CONDSTORE");
 		return FALSE;
@@ -810,8 +817,9 @@ gboolean imap_session_move(struct imap_session *session, const char *mailbox,
 	if (!mutate_copy(session, "UID COPY", uid, dest, result, error))
 		return FALSE;
 	if (!mutate_uid_expunge(session, uid, error)) {
-		g_prefix_error(error, "copied to %s, but the original is "
-				      "still there: ",
+		g_prefix_error(error,
+			       "copied to %s, but the original is "
+			       "still there: ",
 			       dest);
 		return FALSE;
 	}
@@ -828,7 +836,8 @@ static gboolean mutate_mailbox_cmd(struct imap_session *session,
 	gboolean ok;
 
 	ok = imap_cmd_add_string(cmd, a, strlen(a), FALSE, error) &&
-	     (b == NULL || imap_cmd_add_string(cmd, b, strlen(b), FALSE, error)) &&
+	     (b == NULL ||
+	      imap_cmd_add_string(cmd, b, strlen(b), FALSE, error)) &&
 	     imap_session_run_cmd(session, cmd, TRUE, NULL, NULL, NULL, error);
 	imap_cmd_free(cmd);
 	return ok;

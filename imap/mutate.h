@@ -92,8 +92,7 @@ struct imap_append_result {
  * caller knows: the mailbox was recreated, the caller's view is stale. */
 gboolean imap_session_append(struct imap_session *session,
 			     const struct imap_append_req *req,
-			     struct imap_append_result *result,
-			     GError **error);
+			     struct imap_append_result *result, GError **error);
 
 /* STATUS @mailbox (MESSAGES UIDNEXT UIDVALIDITY [HIGHESTMODSEQ]).  Fails
  * with IMAP_ERROR_NONEXISTENT for a mailbox that does not exist.  Fills

@@ -12,15 +12,19 @@
 #include "conn.h"
 #include "session.h"
 
+/* One namespace from NAMESPACE (RFC 2342). */
+struct session_ns {
+	enum imap_ns_kind kind;
+	char *prefix;
+	char delimiter; /* 0 if NIL */
+};
+
 struct imap_session {
 	const struct imap_account *account;
 	struct imap_conn *conn;
-	/* Personal namespace prefix and delimiter (0 if unknown) and the
-	 * prefixes of the other namespaces, whose mailboxes LIST must not
-	 * show. */
-	char *ns_prefix;
-	char ns_delimiter;
-	GPtrArray *other_prefixes;
+	/* Every namespace NAMESPACE announced (struct session_ns *); the
+	 * first is the primary personal one (prefix "" without NAMESPACE). */
+	GPtrArray *namespaces;
 	/* The selected mailbox (NULL if none) and what we know of it:
 	 * selected_rw when it was opened with SELECT rather than EXAMINE,
 	 * read_only when the server answered that SELECT [READ-ONLY];

@@ -4,9 +4,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "acl.h"
 #include "conn.h"
 #include "imap-error.h"
 #include "log.h"
+#include "session-int.h"
 #include "session-private.h"
 
 /* Per-command dispatch: keeps the selected mailbox's state current from
@@ -130,6 +132,14 @@ static gboolean session_run(struct imap_session *s, const struct imap_cmd *cmd,
 				    error);
 }
 
+gboolean imap_session_run(struct imap_session *session,
+			  const struct imap_cmd *cmd, imap_untagged_fn *cb,
+			  void *user_data, struct imap_response **tagged_r,
+			  GError **error)
+{
+	return session_run(session, cmd, cb, user_data, tagged_r, error);
+}
+
 gboolean imap_session_is_usable(const struct imap_session *session)
 {
 	return !imap_conn_is_broken(session->conn);
@@ -208,6 +218,14 @@ static gboolean session_login(struct imap_session *s, GError **error)
 	return FALSE;
 }
 
+static void session_ns_free(gpointer p)
+{
+	struct session_ns *ns = p;
+
+	g_free(ns->prefix);
+	g_free(ns);
+}
+
 /* Reads "* NAMESPACE personal other shared". */
 static void session_namespace_cb(struct imap_response *resp, void *user_data)
 {
@@ -223,26 +241,27 @@ static void session_namespace_cb(struct imap_response *resp, void *user_data)
 		if (!imap_arg_get_list(&resp->args[i], &list, &n))
 			continue;
 		for (j = 0; j < n; j++) {
-			const struct imap_arg *ns;
-			size_t m;
-			const char *prefix;
+			const struct imap_arg *nsl;
+			size_t m, dlen = 0;
+			const char *prefix, *delim = NULL;
+			struct session_ns *ns;
 
-			if (!imap_arg_get_list(&list[j], &ns, &m) || m < 1 ||
-			    !imap_arg_get_astring(&ns[0], &prefix))
+			if (!imap_arg_get_list(&list[j], &nsl, &m) || m < 2 ||
+			    !imap_arg_get_astring(&nsl[0], &prefix) ||
+			    (nsl[1].type != IMAP_ARG_NIL &&
+			     (!imap_arg_get_nstring(&nsl[1], &delim, &dlen) ||
+			      dlen != 1)))
 				continue;
 			if (i == 0 && j == 0) {
-				const char *delim = NULL;
-
-				g_free(s->ns_prefix);
-				s->ns_prefix = g_strdup(prefix);
-				if (m >= 2 && imap_arg_get_astring(&ns[1],
-								   &delim) &&
-				    strlen(delim) == 1)
-					s->ns_delimiter = delim[0];
-			} else if (*prefix != '\0') {
-				g_ptr_array_add(s->other_prefixes,
-						g_strdup(prefix));
+				ns = s->namespaces->pdata[0];
+				g_free(ns->prefix);
+			} else {
+				ns = g_new0(struct session_ns, 1);
+				g_ptr_array_add(s->namespaces, ns);
 			}
+			ns->kind = (enum imap_ns_kind)i;
+			ns->prefix = g_strdup(prefix);
+			ns->delimiter = delim != NULL ? delim[0] : 0;
 		}
 	}
 }
@@ -262,8 +281,14 @@ struct imap_session *imap_session_open(const struct imap_account *account,
 
 	s = g_new0(struct imap_session, 1);
 	s->account = account;
-	s->ns_prefix = g_strdup("");
-	s->other_prefixes = g_ptr_array_new_with_free_func(g_free);
+	s->namespaces = g_ptr_array_new_with_free_func(session_ns_free);
+	{
+		struct session_ns *primary = g_new0(struct session_ns, 1);
+
+		primary->kind = IMAP_NS_PERSONAL;
+		primary->prefix = g_strdup("");
+		g_ptr_array_add(s->namespaces, primary);
+	}
 	s->conn = imap_conn_connect(&params, error);
 	if (s->conn == NULL)
 		goto fail;
@@ -302,12 +327,16 @@ void imap_session_free(struct imap_session *session)
 	if (session == NULL)
 		return;
 	imap_conn_free(session->conn);
-	g_free(session->ns_prefix);
-	g_ptr_array_unref(session->other_prefixes);
+	g_ptr_array_unref(session->namespaces);
 	g_free(session->selected);
 	g_free(session->permanent_flags);
 	g_free(session->flags);
 	g_free(session);
+}
+
+gboolean imap_mailbox_info_is_primary(const struct imap_mailbox_info *info)
+{
+	return info->ns_kind == IMAP_NS_PERSONAL && !info->ns_secondary;
 }
 
 static void session_mailbox_info_free(gpointer p)
@@ -316,29 +345,49 @@ static void session_mailbox_info_free(gpointer p)
 
 	g_free(info->name);
 	g_free(info->special_use);
+	g_free(info->ns_prefix);
+	g_free(info->rel_name);
+	g_free(info->rights);
 	g_free(info);
 }
 
 struct session_list_ctx {
 	struct imap_session *session;
 	GPtrArray *result;
+	GHashTable *seen;   /* names already in result */
+	GHashTable *status; /* names a LIST-STATUS reply came for */
 };
 
-static gboolean session_other_namespace(struct imap_session *s,
-					const char *name)
+/* The namespace @name belongs to: the one with the longest prefix it
+ * starts with (INBOX is always in the primary personal one), or NULL if
+ * none, or if @name is a namespace's own container (its prefix without
+ * the trailing delimiter, e.g. "shared" for "shared."). */
+static const struct session_ns *session_classify(struct imap_session *s,
+						 const char *name)
 {
+	const struct session_ns *best = NULL;
+	size_t nlen = strlen(name);
 	guint i;
 
-	for (i = 0; i < s->other_prefixes->len; i++) {
-		const char *p = s->other_prefixes->pdata[i];
+	if (g_ascii_strcasecmp(name, "INBOX") == 0)
+		return s->namespaces->pdata[0];
+	for (i = 0; i < s->namespaces->len; i++) {
+		const struct session_ns *ns = s->namespaces->pdata[i];
+		size_t plen = strlen(ns->prefix);
 
-		/* "shared/" also hides the bare "shared" container. */
-		if (g_str_has_prefix(name, p) ||
-		    (strlen(name) + 1 == strlen(p) &&
-		     strncmp(name, p, strlen(name)) == 0))
-			return TRUE;
+		if (plen > 0 && nlen + 1 == plen &&
+		    strncmp(name, ns->prefix, nlen) == 0 &&
+		    ns->prefix[nlen] == ns->delimiter)
+			return NULL;
+		if (strncmp(name, ns->prefix, plen) == 0 &&
+		    (best == NULL || plen > strlen(best->prefix)))
+			best = ns;
 	}
-	return FALSE;
+	/* The whole prefix is not a mailbox of its namespace ("INBOX."
+	 * itself, an empty name). */
+	if (best != NULL && nlen == strlen(best->prefix))
+		return NULL;
+	return best;
 }
 
 static void session_list_cb(struct imap_response *resp, void *user_data)
@@ -347,8 +396,14 @@ static void session_list_cb(struct imap_response *resp, void *user_data)
 	const struct imap_arg *flags;
 	size_t nflags, i;
 	const char *delim = NULL, *name;
+	const struct session_ns *ns;
 	struct imap_mailbox_info *info;
 
+	if (resp->keyword != NULL && strcmp(resp->keyword, "STATUS") == 0 &&
+	    resp->count >= 1 && imap_arg_get_astring(&resp->args[0], &name)) {
+		g_hash_table_add(ctx->status, g_strdup(name));
+		return;
+	}
 	if (resp->keyword == NULL || strcmp(resp->keyword, "LIST") != 0 ||
 	    resp->count < 3 ||
 	    !imap_arg_get_list(&resp->args[0], &flags, &nflags) ||
@@ -361,11 +416,21 @@ static void session_list_cb(struct imap_response *resp, void *user_data)
 		    dlen != 1)
 			return;
 	}
-	if (*name == '\0' || session_other_namespace(ctx->session, name))
+	if (*name == '\0' || g_hash_table_contains(ctx->seen, name))
+		return;
+	ns = session_classify(ctx->session, name);
+	if (ns == NULL)
 		return;
 	info = g_new0(struct imap_mailbox_info, 1);
 	info->name = g_strdup(name);
 	info->delimiter = delim != NULL ? delim[0] : 0;
+	info->ns_kind = ns->kind;
+	info->ns_prefix = g_strdup(ns->prefix);
+	info->ns_secondary = ns->kind == IMAP_NS_PERSONAL &&
+			     ns != ctx->session->namespaces->pdata[0];
+	info->rel_name = g_ascii_strcasecmp(name, "INBOX") == 0
+				 ? g_strdup(name)
+				 : g_strdup(name + strlen(ns->prefix));
 	for (i = 0; i < nflags; i++) {
 		const char *f;
 
@@ -389,36 +454,143 @@ static void session_list_cb(struct imap_response *resp, void *user_data)
 			info->special_use = g_strdup(f);
 		}
 	}
+	g_hash_table_add(ctx->seen, info->name);
 	g_ptr_array_add(ctx->result, info);
+}
+
+/* One LIST "" @pattern into @ctx. */
+static gboolean session_list_pattern(struct session_list_ctx *ctx,
+				     const char *pattern, GError **error)
+{
+	struct imap_session *session = ctx->session;
+	struct imap_cmd *cmd = imap_cmd_new("LIST");
+	gboolean ok;
+
+	ok = imap_cmd_add_string(cmd, "", 0, FALSE, error) &&
+	     imap_cmd_add_string(cmd, pattern, strlen(pattern), FALSE, error);
+	/* LIST-EXTENDED return options: SPECIAL-USE marks Trash, Sent...;
+	 * CHILDREN says which mailboxes have children. */
+	if (ok && imap_conn_has_cap(session->conn, "LIST-EXTENDED")) {
+		GString *ret = g_string_new(NULL);
+
+		if (imap_conn_has_cap(session->conn, "SPECIAL-USE"))
+			g_string_append(ret, " SPECIAL-USE");
+		if (imap_conn_has_cap(session->conn, "CHILDREN"))
+			g_string_append(ret, " CHILDREN");
+		/* A STATUS for every mailbox that can be selected (RFC 5819
+		 * sends none for the others): see session_list_ghosts(). */
+		if (imap_conn_has_cap(session->conn, "LIST-STATUS"))
+			g_string_append(ret, " STATUS (UIDVALIDITY)");
+		if (ret->len > 0) {
+			ret->str[0] = '(';
+			g_string_prepend(ret, "RETURN ");
+			g_string_append_c(ret, ')');
+			imap_cmd_add_atom(cmd, ret->str);
+		}
+		g_string_free(ret, TRUE);
+	}
+	if (ok)
+		ok = session_run(session, cmd, session_list_cb, ctx, NULL,
+				 error);
+	imap_cmd_free(cmd);
+	return ok;
+}
+
+/* A parent whose own mailbox is gone: Dovecot keeps listing a deleted
+ * mailbox that still has children as if it existed (no \Noselect), and
+ * EXAMINE then fails, which would make its children unreachable. With
+ * LIST-STATUS, a mailbox that has children and got no STATUS reply is
+ * such a parent: it is treated as \Noselect. (A leaf without STATUS stays
+ * selectable: there EXAMINE reports what is wrong.) */
+static void session_list_ghosts(struct session_list_ctx *ctx)
+{
+	guint i, j;
+
+	if (!imap_conn_has_cap(ctx->session->conn, "LIST-STATUS") ||
+	    !imap_conn_has_cap(ctx->session->conn, "LIST-EXTENDED"))
+		return;
+	for (i = 0; i < ctx->result->len; i++) {
+		struct imap_mailbox_info *info = ctx->result->pdata[i];
+		gboolean parent = info->has_children;
+
+		if (info->noselect ||
+		    g_hash_table_contains(ctx->status, info->name))
+			continue;
+		for (j = 0;
+		     !parent && info->delimiter != '\0' && j < ctx->result->len;
+		     j++) {
+			const struct imap_mailbox_info *o =
+				ctx->result->pdata[j];
+			size_t n = strlen(info->name);
+
+			parent = strncmp(o->name, info->name, n) == 0 &&
+				 o->name[n] == info->delimiter;
+		}
+		if (parent) {
+			imapfs_debug("%s: listed, but no STATUS: a parent "
+				     "only",
+				     info->name);
+			info->noselect = TRUE;
+		}
+	}
+}
+
+/* MYRIGHTS for the mailboxes that may be restricted: those outside the
+ * primary personal namespace (shared and other users' mailboxes). */
+static gboolean session_list_rights(struct imap_session *s, GPtrArray *infos,
+				    GError **error)
+{
+	guint i;
+
+	if (!imap_conn_has_cap(s->conn, "ACL"))
+		return TRUE;
+	for (i = 0; i < infos->len; i++) {
+		struct imap_mailbox_info *info = infos->pdata[i];
+		GError *err = NULL;
+
+		if (imap_mailbox_info_is_primary(info) || info->noselect)
+			continue;
+		if (imap_session_myrights(s, info->name, &info->rights, &err))
+			continue;
+		if (imap_error_is_fatal(err)) {
+			g_propagate_error(error, err);
+			return FALSE;
+		}
+		/* A refusal means no rights we could use. */
+		imapfs_debug("MYRIGHTS %s: %s", info->name, err->message);
+		g_error_free(err);
+		info->rights = g_strdup("");
+	}
+	return TRUE;
 }
 
 GPtrArray *imap_session_list(struct imap_session *session, GError **error)
 {
-	struct session_list_ctx ctx = {session, NULL};
-	struct imap_cmd *cmd = imap_cmd_new("LIST");
-	char *pattern = g_strconcat(session->ns_prefix, "*", NULL);
-	gboolean ok;
+	struct session_list_ctx ctx = {session, NULL, NULL, NULL};
+	const struct session_ns *primary = session->namespaces->pdata[0];
+	gboolean ok = TRUE;
+	guint i;
 
 	ctx.result = g_ptr_array_new_with_free_func(session_mailbox_info_free);
-	ok = imap_cmd_add_string(cmd, "", 0, FALSE, error) &&
-	     imap_cmd_add_string(cmd, pattern, strlen(pattern), FALSE, error);
-	g_free(pattern);
-	/* LIST-EXTENDED return options: SPECIAL-USE marks Trash, Sent...;
-	 * CHILDREN says which mailboxes have children. */
-	if (ok && imap_conn_has_cap(session->conn, "LIST-EXTENDED")) {
-		gboolean su = imap_conn_has_cap(session->conn, "SPECIAL-USE");
-		gboolean ch = imap_conn_has_cap(session->conn, "CHILDREN");
+	ctx.seen = g_hash_table_new(g_str_hash, g_str_equal);
+	ctx.status =
+		g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	/* "INBOX.*" cannot match INBOX itself. */
+	if (*primary->prefix != '\0')
+		ok = session_list_pattern(&ctx, "INBOX", error);
+	for (i = 0; ok && i < session->namespaces->len; i++) {
+		const struct session_ns *ns = session->namespaces->pdata[i];
+		char *pattern = g_strconcat(ns->prefix, "*", NULL);
 
-		if (su || ch)
-			imap_cmd_add_atom(cmd, su && ch ? "RETURN (SPECIAL-USE "
-							  "CHILDREN)"
-					       : su	? "RETURN (SPECIAL-USE)"
-							: "RETURN (CHILDREN)");
+		ok = session_list_pattern(&ctx, pattern, error);
+		g_free(pattern);
 	}
+	g_hash_table_destroy(ctx.seen);
 	if (ok)
-		ok = session_run(session, cmd, session_list_cb, &ctx, NULL,
-				 error);
-	imap_cmd_free(cmd);
+		session_list_ghosts(&ctx);
+	g_hash_table_destroy(ctx.status);
+	if (ok)
+		ok = session_list_rights(session, ctx.result, error);
 	if (!ok) {
 		g_ptr_array_unref(ctx.result);
 		return NULL;

@@ -33,6 +33,13 @@ struct imap_account {
 	int timeout_ms; /* bound on every single wait */
 };
 
+/* The three parts of a NAMESPACE reply (RFC 2342). */
+enum imap_ns_kind {
+	IMAP_NS_PERSONAL,
+	IMAP_NS_OTHER, /* other users' mailboxes */
+	IMAP_NS_SHARED,
+};
+
 struct imap_mailbox_info {
 	char *name;	   /* the server's name (modified UTF-7), as in LIST */
 	char delimiter;	   /* 0 for a flat namespace */
@@ -40,6 +47,24 @@ struct imap_mailbox_info {
 	gboolean nonexistent;  /* \NonExistent: only a parent of others */
 	gboolean has_children; /* \HasChildren (CHILDREN / LIST-EXTENDED) */
 	char *special_use;     /* e.g. "\\Trash", or NULL */
+	/* The namespace the mailbox is in: its kind and prefix as NAMESPACE
+	 * gave them ("" for a server without NAMESPACE). The primary one is
+	 * the first personal namespace (INBOX's), which a mail client shows
+	 * at the top with its prefix stripped; ns_secondary marks a personal
+	 * namespace after the first. A zeroed info (NULL prefix and rel_name)
+	 * reads as a primary mailbox with prefix "". */
+	enum imap_ns_kind ns_kind;
+	char *ns_prefix;
+	gboolean ns_secondary;
+	/* @name without @ns_prefix, e.g. "Archive" for "INBOX.Archive" on a
+	 * server whose personal prefix is "INBOX."; INBOX itself stays
+	 * "INBOX". */
+	char *rel_name;
+	/* MYRIGHTS (RFC 4314) of the mailbox, e.g. "lrs", or NULL when not
+	 * asked: the server has no ACL, the mailbox is \Noselect, or it is
+	 * in the primary personal namespace (the user's own mailboxes; see
+	 * docs/SEMANTICS.md). "" when the server refused to tell. */
+	char *rights;
 };
 
 struct imap_mailbox_status {
@@ -76,9 +101,20 @@ gboolean imap_session_is_usable(const struct imap_session *session);
 /* The mailbox currently examined, or NULL. */
 const char *imap_session_selected(const struct imap_session *session);
 
-/* Lists the mailboxes of the personal namespace (with SPECIAL-USE info when
- * the server offers LIST-EXTENDED and SPECIAL-USE). Returns an array of
- * struct imap_mailbox_info * that frees its elements, or NULL on error. */
+/* TRUE if @info is in the primary personal namespace (see above). */
+gboolean imap_mailbox_info_is_primary(const struct imap_mailbox_info *info);
+
+/* Lists the mailboxes of every namespace NAMESPACE announced (with
+ * SPECIAL-USE info when the server offers LIST-EXTENDED and SPECIAL-USE):
+ * one LIST "" "<prefix>*" per namespace, plus LIST "" "INBOX" when the
+ * personal prefix is not empty (a pattern "INBOX.*" cannot match INBOX
+ * itself). Each name is assigned to the namespace with the longest
+ * matching prefix (INBOX always to the primary personal one); a
+ * namespace's own container (its prefix without the delimiter) and names
+ * under no announced prefix are left out; duplicates are dropped. With
+ * the ACL extension, MYRIGHTS is asked for every selectable mailbox
+ * outside the primary personal namespace. Returns an array of struct
+ * imap_mailbox_info * that frees its elements, or NULL on error. */
 GPtrArray *imap_session_list(struct imap_session *session, GError **error);
 
 /* Sends EXAMINE @mailbox (always, so the status is fresh) and fills

@@ -292,7 +292,12 @@ def env(imapfs_bin, tmp_path_factory):
     try:
         server.start()
         load_corpus(server)
-        r = testenv.mount_imapfs(imapfs_bin, server, mnt)
+        # The corpus must not change under the read tests: this mount is
+        # read-only (-o ro, enforced by imapfs's own handlers, not the
+        # kernel flag; test_errors.py checks every one of them). The
+        # read path of read-write mounts is covered by test_write*.py.
+        r = testenv.mount_imapfs(imapfs_bin, server, mnt,
+                                 options=["-o", "ro"])
         if r.returncode != 0:
             pytest.fail(f"mounting failed (exit {r.returncode}):\n"
                         f"{r.stderr}\n{server.log_tail()}")
@@ -411,17 +416,26 @@ class WriteEnv:
         c = self.server.client()
         try:
             typ, data = c.list('""', '"*"')
-            return {d.decode().rsplit(' ', 1)[1].strip('"') for d in data
-                    if isinstance(d, bytes)}
+            out = set()
+            for d in data:
+                if not isinstance(d, bytes):
+                    continue
+                m = _LIST_RE.match(d)
+                name = m.group("name").decode()
+                if name.startswith('"'):
+                    name = re.sub(r'\\(.)', r'\1', name[1:-1])
+                out.add(name)
+            return out
         finally:
             c.logout()
 
 
-def mount_write_env(binary, work, options=(), server=None):
+def mount_write_env(binary, work, options=(), server=None, **server_kw):
     """Starts (unless given) a Dovecot with the write folders and mounts
     it read-write with a spool in @work. Returns a WriteEnv."""
     if server is None:
-        server = testenv.DovecotServer(os.path.join(work, "dovecot"))
+        server = testenv.DovecotServer(os.path.join(work, "dovecot"),
+                                       **server_kw)
         server.start()
         for f in WRITE_FOLDERS:
             if f != "INBOX":
@@ -430,8 +444,12 @@ def mount_write_env(binary, work, options=(), server=None):
     mnt = os.path.join(work, "mnt")
     os.makedirs(mnt, exist_ok=True)
     env = WriteEnv(binary, server, mnt, work, list(options))
+    # listing_ttl=0: folders are listed again on every access, so that a
+    # message the test adds through its own client is seen at once (the
+    # live view is another issue's), and the write path's deltas are
+    # exercised against listings all the time.
     r = testenv.mount_imapfs(binary, server, mnt, options=[
-        "-o", f"spool_dir={env.spool}", *options])
+        "-o", f"spool_dir={env.spool}", "-o", "listing_ttl=0", *options])
     if r.returncode != 0:
         server.stop()
         pytest.fail(f"mounting failed (exit {r.returncode}):\n{r.stderr}")

@@ -177,12 +177,36 @@ class DovecotServer:
     delimiter = "."
 
     def __init__(self, basedir: str, user: str = "alice",
-                 password: str | None = None, ssl: bool = True):
+                 password: str | None = None, ssl: bool = True,
+                 inbox_prefix: str = "", other_users: tuple = (),
+                 acl: bool = False, quota: bool = False,
+                 quota_rule: str = "*:storage=1G",
+                 special_use: dict | None = None):
+        """`inbox_prefix` is the personal namespace's prefix ("" as Dovecot
+        ships, "INBOX." as Courier and Debian's Cyrus use it).
+        `other_users` are more accounts (passwords in self.passwords).
+        `acl` turns on the acl plugin (vfile ACLs) and a namespace of
+        other users' mailboxes shared with this one, prefix
+        "shared.<user>." (Dovecot's "shared.%%u."), without the listescape
+        plugin (names cannot contain "/" then). `quota` turns on the
+        quota plugin (QUOTA extension) with `quota_rule` (1 GiB of
+        storage). `special_use` ({mailbox: "\\\\Trash"}) configures
+        special-use attributes (and the SPECIAL-USE capability)."""
         self.basedir = os.path.abspath(basedir)
         self.user = user
         self.password = password if password is not None else \
             "pw-" + secrets.token_hex(12)
         self.ssl = ssl
+        # {mailbox name: "\\Trash"}: special-use attributes (and the
+        # SPECIAL-USE capability) configured in the namespace.
+        self.special_use = dict(special_use or {})
+        self.inbox_prefix = inbox_prefix
+        self.acl = acl
+        self.quota = quota
+        self.quota_rule = quota_rule
+        self.passwords = {user: self.password}
+        for u in other_users:
+            self.passwords[u] = "pw-" + secrets.token_hex(12)
         self.imap_port = 0
         self.imaps_port = 0
         self.cafile = ""
@@ -274,14 +298,21 @@ class DovecotServer:
         self.log_path = os.path.join(r, "dovecot.log")
         self.home = os.path.join(r, "home", self.user)
         self.mail_root = os.path.join(r, "mail", self.user)
-        for d in (self.home, self.mail_root):
-            os.makedirs(d, exist_ok=True)
-            os.chown(d, MAIL_UID, MAIL_GID)
-            os.chmod(d, 0o700)
+        for u in self.passwords:
+            for d in (os.path.join(r, "home", u), os.path.join(r, "mail", u)):
+                os.makedirs(d, exist_ok=True)
+                os.chown(d, MAIL_UID, MAIL_GID)
+                os.chmod(d, 0o700)
+        if self.acl:
+            # The shared-mailbox dictionary is written by the mail
+            # processes (as nobody).
+            os.makedirs(os.path.join(r, "acl"), exist_ok=True)
+            os.chown(os.path.join(r, "acl"), MAIL_UID, MAIL_GID)
         self._make_certs()
         passwd = os.path.join(r, "passwd")
         with open(passwd, "w") as f:
-            f.write(f"{self.user}:{{PLAIN}}{self.password}::::::\n")
+            for u, pw in self.passwords.items():
+                f.write(f"{u}:{{PLAIN}}{pw}::::::\n")
         os.chown(passwd, 0, _gid_of("dovecot"))
         os.chmod(passwd, 0o640)
         self.imap_port = _free_port()
@@ -331,14 +362,14 @@ last_valid_uid = 0
 auth_mechanisms = plain login
 {ssl_part}
 mail_location = maildir:{r}/mail/%u
-mail_plugins = listescape
+mail_plugins = {self._plugins()}
 mail_fsync = never
 namespace inbox {{
   inbox = yes
   separator = {self.delimiter}
-  prefix =
-}}
-passdb {{
+  prefix = {self.inbox_prefix}
+{self._special_use_conf()}}}
+{self._acl_config() if self.acl else ""}{self._quota_config() if self.quota else ""}passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {passwd}
 }}
@@ -358,6 +389,49 @@ service imap {{
 }}
 protocol imap {{
   mail_max_userip_connections = 1000
+}}
+"""
+
+    def _special_use_conf(self) -> str:
+        return "".join(f'  mailbox "{name}" {{\n    special_use = {use}\n'
+                       f'  }}\n' for name, use in self.special_use.items())
+
+    def _plugins(self) -> str:
+        # listescape (names with "/") breaks Dovecot 2.3's shared
+        # namespaces: EXAMINE "shared.bob.X" on a connection that has not
+        # listed them fails with "Missing namespace prefix 'shared.bob/X.'".
+        plugins = ["acl"] if self.acl else ["listescape"]
+        if self.quota:
+            plugins.append("quota")
+        return " ".join(plugins)
+
+    def _acl_config(self) -> str:
+        r = self.root
+        return f"""namespace shared {{
+  type = shared
+  separator = {self.delimiter}
+  prefix = shared{self.delimiter}%%u{self.delimiter}
+  location = maildir:{r}/mail/%%u
+  subscriptions = no
+  list = children
+}}
+protocol imap {{
+  mail_plugins = $mail_plugins imap_acl
+}}
+plugin {{
+  acl = vfile
+  acl_shared_dict = file:{r}/acl/shared-mailboxes.db
+}}
+"""
+
+    def _quota_config(self) -> str:
+        return f"""protocol imap {{
+  mail_plugins = $mail_plugins imap_quota
+}}
+plugin {{
+  quota = count:User quota
+  quota_rule = {self.quota_rule}
+  quota_vsizes = yes
 }}
 """
 
@@ -498,14 +572,16 @@ protocol imap {{
         ctx = _ssl.create_default_context(cafile=self.cafile or None)
         return ctx
 
-    def client(self) -> imaplib.IMAP4:
-        """A logged-in imaplib connection (IMAP4_SSL when ssl=True)."""
+    def client(self, user: str | None = None) -> imaplib.IMAP4:
+        """A logged-in imaplib connection (IMAP4_SSL when ssl=True), as
+        `user` (default: the main user)."""
         if self.ssl:
             c = imaplib.IMAP4_SSL(self.host, self.imaps_port,
                                   ssl_context=self.ssl_context(), timeout=60)
         else:
             c = imaplib.IMAP4(self.host, self.imap_port, timeout=60)
-        c.login(self.user, self.password)
+        user = user or self.user
+        c.login(user, self.passwords[user])
         return c
 
     @staticmethod
@@ -526,7 +602,8 @@ protocol imap {{
             parts = name.split("/")
         if parts and parts[0].upper() == "INBOX" and len(parts) == 1:
             return "INBOX"
-        return self.delimiter.join(mutf7_encode(p) for p in parts)
+        return self.inbox_prefix + \
+            self.delimiter.join(mutf7_encode(p) for p in parts)
 
     def create_mailbox(self, name) -> None:
         c = self.client()
@@ -582,7 +659,7 @@ protocol imap {{
             return self.mail_root
         # Maildir++: ".<name with '.' separators>"; listescape stores '/'
         # as "\2f" (and '\' as "\5c").
-        parts = sname.split(self.delimiter)
+        parts = sname[len(self.inbox_prefix):].split(self.delimiter)
         esc = [p.replace("\\", "\\5c").replace("/", "\\2f") for p in parts]
         return os.path.join(self.mail_root, "." + ".".join(esc))
 
@@ -637,7 +714,9 @@ protocol imap {{
 
     def _chown_mail(self) -> None:
         """Anything created by root below the mail root goes to nobody."""
-        for top in (self.mail_root, self.home):
+        tops = [os.path.join(self.root, d, u) for u in self.passwords
+                for d in ("mail", "home")]
+        for top in tops:
             if not top or not os.path.isdir(top):
                 continue
             for dirpath, dirnames, filenames in os.walk(top):
@@ -820,18 +899,9 @@ def _is_mounted(mountpoint: str) -> bool:
     return False
 
 
-def mount_imapfs(binary: str, server: DovecotServer, mountpoint: str, *,
-                 starttls: bool = False, options: list[str] = (),
-                 env: dict | None = None, password_file: bool = True,
-                 timeout: float = 60) -> subprocess.CompletedProcess:
-    """Run imapfs and return when it returns (after the mount is live).
-
-    `options` are extra raw argv items placed before URL (e.g.
-    ["-o", "connections=2"] or ["-d"]).  `env` entries are added to the
-    environment.  With password_file=False no password option is passed
-    (to test the other password sources).  The password file is removed
-    when the command has returned.
-    """
+def _imapfs_argv(binary, server, mountpoint, starttls, options,
+                 password_file):
+    """(argv, password file or None) of an imapfs run for `server`."""
     scheme, port = ("imap", server.imap_port) if starttls else \
         ("imaps", server.imaps_port)
     url = f"{scheme}://{urllib.parse.quote(server.user, safe='')}@" \
@@ -846,7 +916,66 @@ def mount_imapfs(binary: str, server: DovecotServer, mountpoint: str, *,
         with os.fdopen(fd, "w") as f:
             f.write(server.password + "\n")
         argv += ["-o", f"password_file={pwfile}"]
-    argv += list(options) + [url, mountpoint]
+    return argv + list(options) + [url, mountpoint], pwfile
+
+
+def mount_traced(binary: str, server: DovecotServer, mountpoint: str,
+                 trace_path: str, options: list[str] = (),
+                 timeout: float = 60) -> subprocess.Popen:
+    """Run imapfs in the foreground with the -d trace going to
+    `trace_path`; return the process once the mount is live.  Raises RuntimeError (with
+    the trace's tail) if it exits, TimeoutError if it does not mount
+    within `timeout`.  Stop it with stop_traced()."""
+    argv, pwfile = _imapfs_argv(binary, server, mountpoint, False,
+                                ["-f", "-d"] + list(options), True)
+    with open(trace_path, "wb") as out:
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                             stderr=out)
+    try:
+        wait_for(lambda: _is_mounted(mountpoint) or p.poll() is not None,
+                 timeout, what="foreground mount")
+    except TimeoutError:
+        force_unmount(mountpoint)
+        p.kill()
+        p.wait()
+        raise
+    finally:
+        os.unlink(pwfile)
+    if p.poll() is not None:
+        with open(trace_path, errors="replace") as f:
+            raise RuntimeError(f"imapfs exited {p.returncode}:\n" +
+                               f.read()[-3000:])
+    return p
+
+
+def stop_traced(mountpoint: str, proc: subprocess.Popen | None) -> None:
+    """Unmounts a mount_traced() mount and waits (bounded) for its
+    process; kills it if it does not exit."""
+    unmount(mountpoint)
+    if proc is None:
+        return
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        force_unmount(mountpoint)
+        proc.kill()
+        proc.wait()
+
+
+def mount_imapfs(binary: str, server: DovecotServer, mountpoint: str, *,
+                 starttls: bool = False, options: list[str] = (),
+                 env: dict | None = None, password_file: bool = True,
+                 timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run imapfs and return when it returns (after the mount is live).
+
+    `options` are extra raw argv items placed before URL (e.g.
+    ["-o", "connections=2"] or ["-d"]).  `env` entries are added to the
+    environment.  With password_file=False no password option is passed
+    (to test the other password sources).  The password file is removed
+    when the command has returned.
+    """
+    argv, pwfile = _imapfs_argv(binary, server, mountpoint, starttls,
+                                options, password_file)
     full_env = dict(os.environ)
     if env:
         full_env.update(env)

@@ -4,7 +4,9 @@
 #include <string.h>
 
 #include "command.h"
+#include "conn.h"
 #include "imap-error.h"
+#include "parser.h"
 
 /* What the connection would send (synchronising literals, no tag/CRLF). */
 static char *wire(const struct imap_cmd *cmd)
@@ -360,6 +362,94 @@ static void test_describe_one_line(void)
 	imap_cmd_free(cmd);
 }
 
+static gssize no_read(void *user_data, uint64_t offset, void *buf, size_t len,
+		      GError **error)
+{
+	g_assert_not_reached();
+	return -1;
+}
+
+/* The C: trace shows the command as sent: escapes kept, each literal
+ * announced in the form the server's capabilities select. */
+static void test_describe_sent(void)
+{
+	static const char name[] = "INBOX.Projects.Q&-A \"quoted\"";
+	struct imap_literal_source src = {7, no_read, NULL};
+	struct imap_cmd *cmd = imap_cmd_new("APPEND");
+	GError *error = NULL;
+	char *d;
+
+	g_assert_true(
+		imap_cmd_add_string(cmd, name, strlen(name), FALSE, &error));
+	imap_cmd_add_literal(cmd, "hello", 5, FALSE);
+	imap_cmd_add_literal_source(cmd, &src, FALSE);
+	assert_describe(cmd, "APPEND \"INBOX.Projects.Q&-A \\\"quoted\\\"\" "
+			     "{5} <5 bytes> {7} <7 bytes>");
+	d = imap_cmd_describe_sent(cmd, TRUE, FALSE);
+	g_assert_cmpstr(d, ==,
+			"APPEND \"INBOX.Projects.Q&-A \\\"quoted\\\"\" "
+			"{5+} <5 bytes> {7+} <7 bytes>");
+	g_free(d);
+	imap_cmd_free(cmd);
+
+	/* LITERAL-: non-synchronising up to 4096 bytes only. */
+	cmd = imap_cmd_new("APPEND");
+	src.size = 4097;
+	imap_cmd_add_literal_source(cmd, &src, TRUE);
+	src.size = 4096;
+	imap_cmd_add_literal_source(cmd, &src, FALSE);
+	d = imap_cmd_describe_sent(cmd, FALSE, TRUE);
+	g_assert_cmpstr(d, ==,
+			"APPEND ~{4097} <4097 bytes> {4096+} <4096 bytes>");
+	g_free(d);
+	d = imap_cmd_describe_sent(cmd, FALSE, FALSE);
+	g_assert_cmpstr(d, ==,
+			"APPEND ~{4097} <4097 bytes> {4096} <4096 bytes>");
+	g_free(d);
+	imap_cmd_free(cmd);
+}
+
+/* The S: trace shows quoted strings as the wire carries them (issue 7:
+ * it used to drop the escapes) and elides literal contents. */
+static void test_trace_response(void)
+{
+	static const struct {
+		const char *wire, *trace;
+	} cases[] = {
+		{"* LIST (\\HasNoChildren) \".\" \"INBOX.Projects.Q&-A "
+		 "\\\"quoted\\\"\"\r\n",
+		 "* LIST (\\HasNoChildren) \".\" \"INBOX.Projects.Q&-A "
+		 "\\\"quoted\\\"\""},
+		{"* LIST () \"\\\\\" \"a\\\\b\"\r\n",
+		 "* LIST () \"\\\\\" \"a\\\\b\""},
+		{"* 1 FETCH (UID 7 BODY[] {5}\r\nhe\"lo)\r\n",
+		 "* 1 FETCH (UID 7 BODY[] {5})"},
+		{"* STATUS {3}\r\na\"b (MESSAGES 1)\r\n",
+		 "* STATUS {3} (MESSAGES 1)"},
+		{"a1 OK [COPYUID 9 1 2] done\r\n",
+		 "a1 OK [COPYUID 9 1 2] done"},
+	};
+
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		struct imap_parser *parser = imap_parser_new(NULL);
+		struct imap_response *resp;
+		GError *error = NULL;
+		size_t used = 0;
+		char *d;
+
+		g_assert_cmpint(imap_parser_feed(parser, cases[i].wire,
+						 strlen(cases[i].wire), &used,
+						 &error),
+				==, IMAP_PARSE_DONE);
+		resp = imap_parser_take(parser);
+		d = imap_conn_describe_response(resp);
+		g_assert_cmpstr(d, ==, cases[i].trace);
+		g_free(d);
+		imap_response_free(resp);
+		imap_parser_free(parser);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -373,5 +463,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/command/append-literal", test_append_literal);
 	g_test_add_func("/command/describe-redacts", test_describe_redacts);
 	g_test_add_func("/command/describe-one-line", test_describe_one_line);
+	g_test_add_func("/command/describe-sent", test_describe_sent);
+	g_test_add_func("/command/trace-response", test_trace_response);
 	return g_test_run();
 }

@@ -353,6 +353,230 @@ static void test_message_name_format(void)
 	}
 }
 
+/* Namespaces */
+
+struct ns_box {
+	const char *name;
+	enum imap_ns_kind kind;
+	const char *prefix;
+	const char *path;   /* expected, "/"-joined */
+	const char *levels; /* expected server names per level, "|"-joined;
+			       "-" for none */
+};
+
+static void ns_check(const struct ns_box *boxes, size_t n)
+{
+	GPtrArray *infos = g_ptr_array_new();
+	GPtrArray *paths;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		struct imap_mailbox_info *info =
+			g_new0(struct imap_mailbox_info, 1);
+		const char *p = boxes[i].prefix;
+
+		info->name = (char *)boxes[i].name;
+		info->delimiter = '.';
+		info->ns_kind = boxes[i].kind;
+		info->ns_prefix = (char *)p;
+		info->rel_name = g_ascii_strcasecmp(info->name, "INBOX") == 0
+					 ? info->name
+					 : info->name + strlen(p);
+		g_ptr_array_add(infos, info);
+	}
+	paths = fs_namemap_mailbox_paths(infos);
+	g_assert_cmpuint(paths->len, ==, n);
+	for (i = 0; i < n; i++) {
+		const struct fs_namemap_path *mp = paths->pdata[i];
+		char *joined = g_strjoinv("/", mp->names);
+		GString *lv = g_string_new(NULL);
+
+		for (size_t j = 0; mp->names[j] != NULL; j++) {
+			if (j > 0)
+				g_string_append_c(lv, '|');
+			g_string_append(lv, mp->levels[j] != NULL
+						    ? mp->levels[j]
+						    : "-");
+		}
+		g_assert_null(mp->levels[g_strv_length(mp->names)]);
+		g_assert_cmpstr(joined, ==, boxes[i].path);
+		g_assert_cmpstr(lv->str, ==, boxes[i].levels);
+		g_free(joined);
+		g_string_free(lv, TRUE);
+	}
+	g_ptr_array_unref(paths);
+	for (i = 0; i < n; i++)
+		g_free(infos->pdata[i]);
+	g_ptr_array_unref(infos);
+}
+
+static void test_ns_courier(void)
+{
+	/* Courier: NAMESPACE (("INBOX." ".")) NIL (("#shared." ".")
+	 * ("shared." ".")). A personal INBOX.shared pushes the namespace
+	 * directory aside. */
+	static const struct ns_box boxes[] = {
+		{"INBOX", IMAP_NS_PERSONAL, "INBOX.", "INBOX", "INBOX"},
+		{"INBOX.Archive", IMAP_NS_PERSONAL, "INBOX.", "Archive",
+		 "INBOX.Archive"},
+		{"INBOX.Archive.2024", IMAP_NS_PERSONAL, "INBOX.",
+		 "Archive/2024", "INBOX.Archive|INBOX.Archive.2024"},
+		{"INBOX.Entw&APw-rfe", IMAP_NS_PERSONAL, "INBOX.",
+		 "Entw\xc3\xbcrfe", "INBOX.Entw&APw-rfe"},
+		{"INBOX.INBOX", IMAP_NS_PERSONAL, "INBOX.", "%49NBOX",
+		 "INBOX.INBOX"},
+		{"INBOX.inbox.x", IMAP_NS_PERSONAL, "INBOX.", "%69nbox/x",
+		 "INBOX.inbox|INBOX.inbox.x"},
+		{"INBOX.shared", IMAP_NS_PERSONAL, "INBOX.", "shared",
+		 "INBOX.shared"},
+		{"shared.news", IMAP_NS_SHARED, "shared.", "shared%/news",
+		 "shared|shared.news"},
+		{"#shared.x.y", IMAP_NS_SHARED, "#shared.", "#shared/x/y",
+		 "#shared|#shared.x|#shared.x.y"},
+	};
+
+	ns_check(boxes, G_N_ELEMENTS(boxes));
+}
+
+static void test_ns_dovecot_and_cyrus(void)
+{
+	/* Dovecot: (("" ".")) (("shared." ".")) NIL; INBOX's children stay
+	 * below INBOX, INBOX.INBOX is no special case without a prefix. */
+	static const struct ns_box dovecot[] = {
+		{"INBOX", IMAP_NS_PERSONAL, "", "INBOX", "INBOX"},
+		{"INBOX.child", IMAP_NS_PERSONAL, "", "INBOX/child",
+		 "INBOX|INBOX.child"},
+		{"INBOX.INBOX", IMAP_NS_PERSONAL, "", "INBOX/INBOX",
+		 "INBOX|INBOX.INBOX"},
+		{"Archive", IMAP_NS_PERSONAL, "", "Archive", "Archive"},
+		{"shared.bob.Projects", IMAP_NS_OTHER, "shared.",
+		 "shared/bob/Projects",
+		 "shared|shared.bob|shared.bob.Projects"},
+	};
+	/* Cyrus (Debian): (("INBOX." ".")) (("user." ".")) (("" ".")): the
+	 * shared namespace has no prefix, so it gets a named directory. */
+	static const struct ns_box cyrus[] = {
+		{"INBOX", IMAP_NS_PERSONAL, "INBOX.", "INBOX", "INBOX"},
+		{"INBOX.Sent", IMAP_NS_PERSONAL, "INBOX.", "Sent",
+		 "INBOX.Sent"},
+		{"user.bob.Projects", IMAP_NS_OTHER, "user.",
+		 "user/bob/Projects", "user|user.bob|user.bob.Projects"},
+		{"public.lists", IMAP_NS_SHARED, "",
+		 "Shared Folders/public/lists", "-|public|public.lists"},
+	};
+
+	ns_check(dovecot, G_N_ELEMENTS(dovecot));
+	ns_check(cyrus, G_N_ELEMENTS(cyrus));
+}
+
+static void test_ns_zeroed_info(void)
+{
+	/* An info without namespace fields (prefix and rel_name NULL) is a
+	 * primary one with prefix "". */
+	struct imap_mailbox_info info = {.name = "Archive.2024",
+					 .delimiter = '.'};
+	GPtrArray *infos = g_ptr_array_new();
+	GPtrArray *paths;
+	const struct fs_namemap_path *mp;
+
+	g_ptr_array_add(infos, &info);
+	paths = fs_namemap_mailbox_paths(infos);
+	mp = paths->pdata[0];
+	g_assert_cmpstr(mp->names[0], ==, "Archive");
+	g_assert_cmpstr(mp->names[1], ==, "2024");
+	g_assert_cmpstr(mp->levels[1], ==, "Archive.2024");
+	g_ptr_array_unref(paths);
+	g_ptr_array_unref(infos);
+}
+
+struct reverse_case {
+	const char *prefix;
+	const char *path[4];
+	const char *server; /* NULL: refused */
+};
+
+static void test_path_to_server_name(void)
+{
+	static const struct reverse_case cases[] = {
+		{"INBOX.", {"INBOX"}, "INBOX"},
+		{"INBOX.", {"inbox"}, "INBOX"},
+		{"INBOX.", {"Archive"}, "INBOX.Archive"},
+		{"INBOX.", {"Archive", "2024"}, "INBOX.Archive.2024"},
+		{"INBOX.", {"Entw\xc3\xbcrfe"}, "INBOX.Entw&APw-rfe"},
+		{"INBOX.", {"100%25"}, "INBOX.100%"},
+		{"INBOX.", {"%49NBOX"}, "INBOX.INBOX"},
+		{"INBOX.", {"%69nbox", "x"}, "INBOX.inbox.x"},
+		/* INBOX has no children there: "INBOX.x" is "x". */
+		{"INBOX.", {"INBOX", "x"}, NULL},
+		{"INBOX.", {"%49nbox"}, "INBOX.Inbox"},
+		{"INBOX.", {"%49NBOXX"}, NULL},
+		{"INBOX.", {"%4ANBOX"}, NULL},
+		/* A namespace directory pushed aside is never a mailbox. */
+		{"INBOX.", {"shared%"}, NULL},
+		{"INBOX.", {"a.b"}, NULL},
+		{"INBOX.", {"%"}, "INBOX."},
+		{"", {"INBOX"}, "INBOX"},
+		{"", {"INBOX", "child"}, "INBOX.child"},
+		{"", {"Archive", "2024"}, "Archive.2024"},
+		{"", {"%49NBOX"}, NULL},
+		{"", {"1%2Eeml"}, NULL},
+		{"", {"a%2Fb"}, "a/b"},
+	};
+
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		const struct reverse_case *c = &cases[i];
+		size_t n = 0;
+		char *got;
+
+		while (n < 4 && c->path[n] != NULL)
+			n++;
+		got = fs_namemap_path_to_server_name(c->prefix, '.', c->path,
+						     n);
+		g_assert_cmpstr(got, ==, c->server);
+		g_free(got);
+	}
+	g_assert_null(fs_namemap_path_to_server_name("INBOX.", '.', NULL, 0));
+}
+
+/* Every personal mailbox's path maps back to its server name. */
+static void test_ns_round_trip(void)
+{
+	static const char *const names[] = {"INBOX",
+					    "INBOX.Archive",
+					    "INBOX.Archive.2024",
+					    "INBOX.INBOX",
+					    "INBOX.Inbox.deep",
+					    "INBOX.100%",
+					    "INBOX.Entw&APw-rfe",
+					    "INBOX.a..b",
+					    "INBOX.123.eml"};
+	GPtrArray *infos = g_ptr_array_new_with_free_func(g_free);
+	GPtrArray *paths;
+
+	for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
+		struct imap_mailbox_info *info =
+			g_new0(struct imap_mailbox_info, 1);
+
+		info->name = (char *)names[i];
+		info->delimiter = '.';
+		info->ns_prefix = "INBOX.";
+		info->rel_name = i == 0 ? info->name : info->name + 6;
+		g_ptr_array_add(infos, info);
+	}
+	paths = fs_namemap_mailbox_paths(infos);
+	for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
+		const struct fs_namemap_path *mp = paths->pdata[i];
+		char *back = fs_namemap_path_to_server_name(
+			"INBOX.", '.', (const char *const *)mp->names,
+			g_strv_length(mp->names));
+
+		g_assert_cmpstr(back, ==, names[i]);
+		g_free(back);
+	}
+	g_ptr_array_unref(paths);
+	g_ptr_array_unref(infos);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -364,5 +588,11 @@ int main(int argc, char **argv)
 	g_test_add_func("/namemap/message-names", test_message_names);
 	g_test_add_func("/namemap/message-name-format",
 			test_message_name_format);
+	g_test_add_func("/namemap/ns-courier", test_ns_courier);
+	g_test_add_func("/namemap/ns-dovecot-cyrus", test_ns_dovecot_and_cyrus);
+	g_test_add_func("/namemap/ns-zeroed-info", test_ns_zeroed_info);
+	g_test_add_func("/namemap/path-to-server-name",
+			test_path_to_server_name);
+	g_test_add_func("/namemap/ns-round-trip", test_ns_round_trip);
 	return g_test_run();
 }

@@ -1,8 +1,8 @@
 /* test_transport.c - imap/transport.c against a local TLS server.
  *
- * A throwaway CA and server certificates are made with OpenSSL's C API in
- * a temporary directory, and a one-connection server runs in a GThread on
- * 127.0.0.1 with an ephemeral port.  Nothing leaves the machine.
+ * Certificates come from testtls.h; a one-connection server runs in a
+ * GThread on 127.0.0.1 with an ephemeral port.  Nothing leaves the
+ * machine.
  */
 #include "config.h"
 
@@ -17,102 +17,15 @@
 #include <arpa/inet.h>
 
 #include <glib.h>
-#include <glib/gstdio.h>
 #include <openssl/err.h>
-#include <openssl/pem.h>
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 
 #include "imap-error.h"
+#include "testtls.h"
 #include "transport.h"
 
 /* Generous bound for "returns promptly" on a loaded CI machine. */
 #define PROMPT_US (2 * G_USEC_PER_SEC)
-
-struct pki {
-	char *dir;
-	char *ca_path;
-	EVP_PKEY *ca_key;
-	X509 *ca;
-};
-
-static struct pki pki;
-
-/* ---- certificates ---- */
-
-static void add_ext(X509 *cert, X509V3_CTX *ctx, int nid, const char *value)
-{
-	X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, ctx, nid, value);
-
-	g_assert_nonnull(ext);
-	g_assert_cmpint(X509_add_ext(cert, ext, -1), ==, 1);
-	X509_EXTENSION_free(ext);
-}
-
-/* A certificate for @key named @cn, signed by the CA (or self-signed when
- * @san is NULL, which makes it the CA). */
-static X509 *make_cert(EVP_PKEY *key, const char *cn, const char *san)
-{
-	X509 *cert = X509_new();
-	X509_NAME *name;
-	X509V3_CTX ctx;
-	gboolean is_ca = san == NULL;
-
-	g_assert_nonnull(cert);
-	X509_set_version(cert, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(cert),
-			 (long)g_random_int_range(1, G_MAXINT32));
-	X509_gmtime_adj(X509_getm_notBefore(cert), -3600);
-	X509_gmtime_adj(X509_getm_notAfter(cert), 24 * 3600);
-	X509_set_pubkey(cert, key);
-	name = X509_get_subject_name(cert);
-	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-				   (const unsigned char *)cn, -1, -1, 0);
-	X509_set_issuer_name(cert,
-			     is_ca ? name : X509_get_subject_name(pki.ca));
-	X509V3_set_ctx_nodb(&ctx);
-	X509V3_set_ctx(&ctx, is_ca ? cert : pki.ca, cert, NULL, NULL, 0);
-	if (is_ca) {
-		add_ext(cert, &ctx, NID_basic_constraints, "critical,CA:TRUE");
-		add_ext(cert, &ctx, NID_key_usage,
-			"critical,keyCertSign,cRLSign");
-		add_ext(cert, &ctx, NID_subject_key_identifier, "hash");
-	} else {
-		add_ext(cert, &ctx, NID_basic_constraints, "CA:FALSE");
-		add_ext(cert, &ctx, NID_ext_key_usage, "serverAuth");
-		add_ext(cert, &ctx, NID_subject_alt_name, san);
-	}
-	g_assert_cmpint(X509_sign(cert, is_ca ? key : pki.ca_key, EVP_sha256()),
-			>, 0);
-	return cert;
-}
-
-static void pki_setup(void)
-{
-	GError *error = NULL;
-	FILE *f;
-
-	pki.dir = g_dir_make_tmp("imapfs-transport-XXXXXX", &error);
-	g_assert_no_error(error);
-	pki.ca_key = EVP_EC_gen("P-256");
-	g_assert_nonnull(pki.ca_key);
-	pki.ca = make_cert(pki.ca_key, "imapfs test CA", NULL);
-	pki.ca_path = g_build_filename(pki.dir, "ca.pem", NULL);
-	f = fopen(pki.ca_path, "w");
-	g_assert_nonnull(f);
-	g_assert_cmpint(PEM_write_X509(f, pki.ca), ==, 1);
-	g_assert_cmpint(fclose(f), ==, 0);
-}
-
-static void pki_teardown(void)
-{
-	g_unlink(pki.ca_path);
-	g_rmdir(pki.dir);
-	g_free(pki.ca_path);
-	g_free(pki.dir);
-	X509_free(pki.ca);
-	EVP_PKEY_free(pki.ca_key);
-}
 
 /* ---- the server ---- */
 
@@ -143,23 +56,6 @@ static int server_sni_cb(SSL *ssl, int *alert, void *arg)
 
 	g_strlcpy(s->sni, name != NULL ? name : "", sizeof(s->sni));
 	return SSL_TLSEXT_ERR_OK;
-}
-
-static SSL_CTX *server_ctx(const char *san)
-{
-	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-	EVP_PKEY *key = EVP_EC_gen("P-256");
-	X509 *cert = make_cert(key, "imapfs test server", san);
-
-	g_assert_nonnull(ctx);
-	g_assert_cmpint(SSL_CTX_use_certificate(ctx, cert), ==, 1);
-	g_assert_cmpint(SSL_CTX_use_PrivateKey(ctx, key), ==, 1);
-	/* Send the CA too, so that a client without it sees "self-signed
-	 * certificate in certificate chain". */
-	g_assert_cmpint(SSL_CTX_add1_chain_cert(ctx, pki.ca), ==, 1);
-	X509_free(cert);
-	EVP_PKEY_free(key);
-	return ctx;
 }
 
 /* Waits for the client's EOF (or an error) on @fd, at most 10 s. */
@@ -241,23 +137,11 @@ static gpointer server_thread(gpointer data)
 static struct server *server_start(const char *san, enum server_mode mode)
 {
 	struct server *s = g_new0(struct server, 1);
-	struct sockaddr_in sin = {.sin_family = AF_INET};
-	socklen_t len = sizeof(sin);
 
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	s->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	g_assert_cmpint(s->listen_fd, >=, 0);
-	g_assert_cmpint(
-		bind(s->listen_fd, (struct sockaddr *)&sin, sizeof(sin)), ==,
-		0);
-	g_assert_cmpint(listen(s->listen_fd, 4), ==, 0);
-	g_assert_cmpint(
-		getsockname(s->listen_fd, (struct sockaddr *)&sin, &len), ==,
-		0);
-	s->port = ntohs(sin.sin_port);
+	s->listen_fd = testtls_listen(&s->port);
 	s->mode = mode;
 	if (san != NULL) {
-		s->ctx = server_ctx(san);
+		s->ctx = testtls_server_ctx(san);
 		SSL_CTX_set_tlsext_servername_callback(s->ctx, server_sni_cb);
 		SSL_CTX_set_tlsext_servername_arg(s->ctx, s);
 	}
@@ -293,8 +177,8 @@ static void test_tls_ok_ip(void)
 	struct imap_transport *t = connect_local(s->port);
 	GError *error = NULL;
 
-	g_assert_true(imap_transport_start_tls(t, "127.0.0.1", pki.ca_path,
-					       5000, &error));
+	g_assert_true(imap_transport_start_tls(
+		t, "127.0.0.1", testtls_ca_path(), 5000, &error));
 	g_assert_no_error(error);
 	g_assert_true(imap_transport_is_tls(t));
 	imap_transport_free(t);
@@ -309,8 +193,8 @@ static void test_tls_ok_name_sni(void)
 	char buf[16];
 	gssize n;
 
-	g_assert_true(imap_transport_start_tls(t, "imap.test", pki.ca_path,
-					       5000, &error));
+	g_assert_true(imap_transport_start_tls(
+		t, "imap.test", testtls_ca_path(), 5000, &error));
 	g_assert_no_error(error);
 	/* One round trip makes sure the server has recorded SNI. */
 	g_assert_true(imap_transport_write_all(t, "x", 1, 5000, &error));
@@ -332,8 +216,8 @@ static void test_no_sni_for_ip(void)
 	GError *error = NULL;
 	char buf[4];
 
-	g_assert_true(imap_transport_start_tls(t, "127.0.0.1", pki.ca_path,
-					       5000, &error));
+	g_assert_true(imap_transport_start_tls(
+		t, "127.0.0.1", testtls_ca_path(), 5000, &error));
 	g_assert_true(imap_transport_write_all(t, "y", 1, 5000, &error));
 	g_assert_cmpint(imap_transport_read(t, buf, sizeof(buf), 5000, &error),
 			==, 1);
@@ -372,8 +256,8 @@ static void test_verify_failures(void)
 
 		g_test_message("case %zu: %s for %s", i, c->san, c->host);
 		g_assert_false(imap_transport_start_tls(
-			t, c->host, c->with_cafile ? pki.ca_path : NULL, 5000,
-			&error));
+			t, c->host, c->with_cafile ? testtls_ca_path() : NULL,
+			5000, &error));
 		g_assert_error(error, IMAP_ERROR, IMAP_ERROR_TLS);
 		g_test_message("-> %s", error->message);
 		g_assert_nonnull(strstr(error->message, c->reason));
@@ -429,8 +313,8 @@ static void test_round_trip_tls(void)
 	struct imap_transport *t = connect_local(s->port);
 	GError *error = NULL;
 
-	g_assert_true(imap_transport_start_tls(t, "127.0.0.1", pki.ca_path,
-					       5000, &error));
+	g_assert_true(imap_transport_start_tls(
+		t, "127.0.0.1", testtls_ca_path(), 5000, &error));
 	check_round_trip(t);
 	/* A large write exercises partial writes and WANT_WRITE. */
 	{
@@ -480,8 +364,8 @@ static void test_read_timeout(void)
 	char buf[16];
 	gint64 start, elapsed;
 
-	g_assert_true(imap_transport_start_tls(t, "127.0.0.1", pki.ca_path,
-					       5000, &error));
+	g_assert_true(imap_transport_start_tls(
+		t, "127.0.0.1", testtls_ca_path(), 5000, &error));
 	start = g_get_monotonic_time();
 	g_assert_cmpint(imap_transport_read(t, buf, sizeof(buf), 200, &error),
 			==, -1);
@@ -503,8 +387,8 @@ static void test_buffered_record(void)
 	GError *error = NULL;
 	char c = 0;
 
-	g_assert_true(imap_transport_start_tls(t, "127.0.0.1", pki.ca_path,
-					       5000, &error));
+	g_assert_true(imap_transport_start_tls(
+		t, "127.0.0.1", testtls_ca_path(), 5000, &error));
 	g_assert_cmpint(imap_transport_read(t, &c, 1, 5000, &error), ==, 1);
 	g_assert_cmpint(c, ==, 'a');
 	g_assert_cmpint(imap_transport_read(t, &c, 1, 0, &error), ==, 1);
@@ -526,8 +410,8 @@ static void test_handshake_timeout(void)
 	GError *error = NULL;
 	gint64 start = g_get_monotonic_time(), elapsed;
 
-	g_assert_false(imap_transport_start_tls(t, "127.0.0.1", pki.ca_path,
-						200, &error));
+	g_assert_false(imap_transport_start_tls(
+		t, "127.0.0.1", testtls_ca_path(), 200, &error));
 	elapsed = g_get_monotonic_time() - start;
 	g_assert_error(error, IMAP_ERROR, IMAP_ERROR_TIMEOUT);
 	g_assert_cmpint(elapsed, <, PROMPT_US);
@@ -554,8 +438,8 @@ static void test_eof(void)
 	struct imap_transport *t = connect_local(s->port);
 	GError *error = NULL;
 
-	g_assert_true(imap_transport_start_tls(t, "127.0.0.1", pki.ca_path,
-					       5000, &error));
+	g_assert_true(imap_transport_start_tls(
+		t, "127.0.0.1", testtls_ca_path(), 5000, &error));
 	check_eof(t);
 	check_eof(t); /* and it stays that way */
 	imap_transport_free(t);
@@ -564,8 +448,8 @@ static void test_eof(void)
 	/* A truncated stream (no close_notify) reads as EOF too. */
 	s = server_start("IP:127.0.0.1", SERVER_DROP);
 	t = connect_local(s->port);
-	g_assert_true(imap_transport_start_tls(t, "127.0.0.1", pki.ca_path,
-					       5000, &error));
+	g_assert_true(imap_transport_start_tls(
+		t, "127.0.0.1", testtls_ca_path(), 5000, &error));
 	check_eof(t);
 	imap_transport_free(t);
 	server_stop(s);
@@ -594,7 +478,8 @@ static void test_no_sigpipe(void)
 
 		if (tls_modes[m])
 			g_assert_true(imap_transport_start_tls(
-				t, "127.0.0.1", pki.ca_path, 5000, &error));
+				t, "127.0.0.1", testtls_ca_path(), 5000,
+				&error));
 		/* Wait until the server is gone. */
 		g_assert_cmpint(
 			imap_transport_read(t, buf, sizeof(buf), 5000, &error),
@@ -675,7 +560,8 @@ static void test_shutdown_unblocks(void)
 
 		if (tls_modes[m])
 			g_assert_true(imap_transport_start_tls(
-				c.t, "127.0.0.1", pki.ca_path, 5000, &error));
+				c.t, "127.0.0.1", testtls_ca_path(), 5000,
+				&error));
 		start = g_get_monotonic_time();
 		thread = g_thread_new("shutdown", shutdown_thread, &c);
 		g_assert_cmpint(imap_transport_read(c.t, buf, sizeof(buf),
@@ -697,10 +583,10 @@ static void test_start_tls_twice(void)
 	struct imap_transport *t = connect_local(s->port);
 	GError *error = NULL;
 
-	g_assert_true(imap_transport_start_tls(t, "127.0.0.1", pki.ca_path,
-					       5000, &error));
-	g_assert_false(imap_transport_start_tls(t, "127.0.0.1", pki.ca_path,
-						5000, &error));
+	g_assert_true(imap_transport_start_tls(
+		t, "127.0.0.1", testtls_ca_path(), 5000, &error));
+	g_assert_false(imap_transport_start_tls(
+		t, "127.0.0.1", testtls_ca_path(), 5000, &error));
 	g_assert_error(error, IMAP_ERROR, IMAP_ERROR_TLS);
 	g_error_free(error);
 	imap_transport_free(t);
@@ -712,7 +598,7 @@ int main(int argc, char **argv)
 	int ret;
 
 	g_test_init(&argc, &argv, NULL);
-	pki_setup();
+	testtls_setup();
 	g_test_add_func("/transport/tls-ok-ip", test_tls_ok_ip);
 	g_test_add_func("/transport/tls-ok-name-sni", test_tls_ok_name_sni);
 	g_test_add_func("/transport/no-sni-for-ip", test_no_sni_for_ip);
@@ -730,6 +616,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/transport/shutdown-unblocks", test_shutdown_unblocks);
 	g_test_add_func("/transport/start-tls-twice", test_start_tls_twice);
 	ret = g_test_run();
-	pki_teardown();
+	testtls_teardown();
 	return ret;
 }

@@ -299,6 +299,214 @@ static void test_prefetch_plan(void)
 	g_array_unref(items);
 }
 
+static struct imap_mailbox_info *add_ns_box(GPtrArray *infos, const char *name,
+					    enum imap_ns_kind kind,
+					    const char *prefix)
+{
+	struct imap_mailbox_info *i = g_new0(struct imap_mailbox_info, 1);
+
+	i->name = g_strdup(name);
+	i->delimiter = '.';
+	i->ns_kind = kind;
+	i->ns_prefix = g_strdup(prefix);
+	i->rel_name = g_strdup(g_ascii_strcasecmp(name, "INBOX") == 0
+				       ? name
+				       : name + strlen(prefix));
+	g_ptr_array_add(infos, i);
+	return i;
+}
+
+static void ns_info_free(gpointer p)
+{
+	struct imap_mailbox_info *i = p;
+
+	g_free(i->ns_prefix);
+	g_free(i->rel_name);
+	g_free(i->rights);
+	info_free(i);
+}
+
+static size_t count_entries(struct fs_tree *t, uint64_t dir, gboolean dirs)
+{
+	int err = 0;
+	GArray *list = fs_tree_list(t, dir, &err);
+	size_t n = 0;
+
+	g_assert_nonnull(list);
+	for (guint i = 2; i < list->len; i++)
+		n += g_array_index(list, struct fs_entry, i).is_dir == dirs;
+	g_array_unref(list);
+	return n;
+}
+
+/* A Courier-like account: prefix "INBOX.", a shared namespace, rights. */
+static void test_namespaces(void)
+{
+	struct fs_tree *t = fs_tree_new(1000, 1000, 0600, 0700);
+	GPtrArray *infos = g_ptr_array_new_with_free_func(ns_info_free);
+	uint64_t inbox, archive, y2024, shared, proj;
+	struct fs_entry e;
+	char *sn = NULL;
+
+	add_ns_box(infos, "INBOX", IMAP_NS_PERSONAL, "INBOX.");
+	add_ns_box(infos, "INBOX.Archive.2024", IMAP_NS_PERSONAL, "INBOX.");
+	add_ns_box(infos, "shared.bob.Projects", IMAP_NS_OTHER, "shared.")
+		->rights = g_strdup("lr");
+	add_ns_box(infos, "shared.bob.Blind", IMAP_NS_OTHER, "shared.")
+		->rights = g_strdup("l");
+	fs_tree_set_mailboxes(t, infos);
+	inbox = lookup_ino(t, FS_ROOT_INO, "INBOX");
+	archive = lookup_ino(t, FS_ROOT_INO, "Archive");
+	y2024 = lookup_ino(t, archive, "2024");
+	shared = lookup_ino(t, FS_ROOT_INO, "shared");
+	proj = lookup_ino(t, lookup_ino(t, shared, "bob"), "Projects");
+	g_assert_cmpuint(inbox * archive * y2024 * proj, !=, 0);
+	/* INBOX holds no children: they are the top level. */
+	g_assert_cmpuint(count_entries(t, inbox, TRUE), ==, 0);
+	g_assert_cmpint(fs_tree_get(t, y2024, &e), ==, 0);
+	g_assert_cmpstr(e.mailbox, ==, "INBOX.Archive.2024");
+	g_assert_cmpuint(e.st.st_mode, ==, S_IFDIR | 0700);
+	g_assert_null(e.rights);
+	fs_entry_clear(&e);
+	/* MYRIGHTS "lr": readable, not writable; its messages too. */
+	g_assert_cmpint(fs_tree_get(t, proj, &e), ==, 0);
+	g_assert_cmpuint(e.st.st_mode, ==, S_IFDIR | 0500);
+	g_assert_cmpstr(e.rights, ==, "lr");
+	fs_entry_clear(&e);
+	load(t, proj, 9, (const uint32_t[]){4}, 1);
+	g_assert_cmpint(fs_tree_lookup(t, proj, "4.eml", &e), ==, 0);
+	g_assert_cmpuint(e.st.st_mode, ==, S_IFREG | 0400);
+	g_assert_cmpstr(e.rights, ==, "lr");
+	fs_entry_clear(&e);
+	g_assert_cmpint(fs_tree_get(t,
+				    lookup_ino(t, lookup_ino(t, shared, "bob"),
+					       "Blind"),
+				    &e),
+			==, 0);
+	g_assert_cmpuint(e.st.st_mode, ==, S_IFDIR | 0100);
+	fs_entry_clear(&e);
+	/* The accessor for the write path. */
+	g_assert_cmpint(fs_tree_set_rights(t, proj, "lrsitwe"), ==, 0);
+	g_assert_cmpint(fs_tree_get(t, proj, &e), ==, 0);
+	g_assert_cmpuint(e.st.st_mode, ==, S_IFDIR | 0700);
+	fs_entry_clear(&e);
+	g_assert_cmpint(fs_tree_set_rights(t, 999999, NULL), ==, -ENOENT);
+
+	/* Server names for mkdir. */
+	g_assert_cmpint(fs_tree_child_server_name(t, FS_ROOT_INO, "New", &sn),
+			==, 0);
+	g_assert_cmpstr(sn, ==, "INBOX.New");
+	g_clear_pointer(&sn, g_free);
+	g_assert_cmpint(fs_tree_child_server_name(t, archive, "Q1", &sn), ==,
+			0);
+	g_assert_cmpstr(sn, ==, "INBOX.Archive.Q1");
+	g_clear_pointer(&sn, g_free);
+	g_assert_cmpint(
+		fs_tree_child_server_name(t, y2024, "Entw\xc3\xbcrfe", &sn), ==,
+		0);
+	g_assert_cmpstr(sn, ==, "INBOX.Archive.2024.Entw&APw-rfe");
+	g_clear_pointer(&sn, g_free);
+	g_assert_cmpint(fs_tree_child_server_name(t, proj, "sub", &sn), ==, 0);
+	g_assert_cmpstr(sn, ==, "shared.bob.Projects.sub");
+	g_clear_pointer(&sn, g_free);
+	g_assert_cmpint(fs_tree_child_server_name(t, inbox, "x", &sn), ==,
+			-EPERM);
+	g_assert_cmpint(fs_tree_child_server_name(t, FS_ROOT_INO, "a.b", &sn),
+			==, -EINVAL);
+	g_assert_cmpint(fs_tree_child_server_name(t, archive, "%zz", &sn), ==,
+			-EINVAL);
+	g_assert_cmpint(fs_tree_child_server_name(t, 999999, "x", &sn), ==,
+			-ENOENT);
+	g_assert_null(sn);
+	fs_tree_free(t);
+	g_ptr_array_unref(infos);
+}
+
+/* A mailbox that becomes a mere parent (deleted while a child stays:
+ * left out of LIST, \NonExistent, or \Noselect) holds only its children,
+ * and no stale message; a failed load of a listed parent does the same. */
+static void test_parent_only(void)
+{
+	static const struct {
+		gboolean listed, nonexistent;
+	} how[] = {{FALSE, FALSE}, {TRUE, TRUE}, {TRUE, FALSE}};
+
+	for (size_t k = 0; k < G_N_ELEMENTS(how); k++) {
+		struct fs_tree *t = fs_tree_new(1000, 1000, 0400, 0500);
+		GPtrArray *infos = g_ptr_array_new_with_free_func(info_free);
+		uint64_t a, b;
+		struct fs_entry e;
+		char *mailbox = NULL;
+		uint32_t uv;
+
+		add_box(infos, "a", '.', FALSE);
+		add_box(infos, "a.b", '.', FALSE);
+		fs_tree_set_mailboxes(t, infos);
+		a = lookup_ino(t, FS_ROOT_INO, "a");
+		b = lookup_ino(t, a, "b");
+		load(t, a, 5, (const uint32_t[]){1, 2}, 2);
+		g_assert_cmpuint(count_entries(t, a, FALSE), ==, 2);
+
+		g_ptr_array_set_size(infos, 0);
+		if (how[k].listed) {
+			add_box(infos, "a", '.', TRUE);
+			((struct imap_mailbox_info *)infos->pdata[0])
+				->nonexistent = how[k].nonexistent;
+		}
+		add_box(infos, "a.b", '.', FALSE);
+		fs_tree_set_mailboxes(t, infos);
+		g_assert_cmpuint(lookup_ino(t, FS_ROOT_INO, "a"), ==, a);
+		g_assert_cmpuint(lookup_ino(t, a, "b"), ==, b);
+		g_assert_cmpuint(count_entries(t, a, FALSE), ==, 0);
+		g_assert_cmpuint(count_entries(t, a, TRUE), ==, 1);
+		g_assert_cmpint(fs_tree_lookup(t, a, "1.eml", &e), ==, -ENOENT);
+		/* Nothing to EXAMINE. */
+		g_assert_cmpint(fs_tree_folder_begin(t, a, 0, &mailbox, &uv),
+				==, 0);
+		g_assert_null(mailbox);
+		g_assert_cmpint(fs_tree_get(t, a, &e), ==, 0);
+		g_assert_false(e.selectable);
+		fs_entry_clear(&e);
+		fs_tree_free(t);
+		g_ptr_array_unref(infos);
+	}
+}
+
+static void test_folder_vanished(void)
+{
+	struct fs_tree *t = make_tree();
+	uint64_t archive = lookup_ino(t, FS_ROOT_INO, "Archive");
+	uint64_t y2024 = lookup_ino(t, archive, "2024");
+	uint64_t q1 = lookup_ino(t, y2024, "Q1");
+	struct fs_entry e;
+
+	/* A listed parent whose EXAMINE says it does not exist. */
+	g_assert_true(fs_tree_folder_vanished(t, y2024));
+	g_assert_cmpint(fs_tree_get(t, y2024, &e), ==, 0);
+	g_assert_false(e.selectable);
+	fs_entry_clear(&e);
+	g_assert_cmpuint(lookup_ino(t, y2024, "Q1"), ==, q1);
+	/* A leaf has nothing to show: ENOENT stands. */
+	g_assert_false(fs_tree_folder_vanished(t, q1));
+	g_assert_false(fs_tree_folder_vanished(t, 999999));
+	fs_tree_free(t);
+}
+
+static void test_rights_mode(void)
+{
+	g_assert_cmpuint(fs_tree_rights_mode(0700, NULL), ==, 0700);
+	g_assert_cmpuint(fs_tree_rights_mode(0700, "lrswipkxtea"), ==, 0700);
+	g_assert_cmpuint(fs_tree_rights_mode(0700, "lr"), ==, 0500);
+	g_assert_cmpuint(fs_tree_rights_mode(0600, "lrs"), ==, 0400);
+	g_assert_cmpuint(fs_tree_rights_mode(0700, "li"), ==, 0300);
+	g_assert_cmpuint(fs_tree_rights_mode(0700, "lrt"), ==, 0700);
+	g_assert_cmpuint(fs_tree_rights_mode(0700, "lre"), ==, 0700);
+	/* RFC 2086's d stands for t and e. */
+	g_assert_cmpuint(fs_tree_rights_mode(0700, "lrd"), ==, 0700);
+	g_assert_cmpuint(fs_tree_rights_mode(0755, ""), ==, 0111);
+	g_assert_cmpuint(fs_tree_rights_mode(0500, "l"), ==, 0100);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -309,5 +517,9 @@ int main(int argc, char **argv)
 	g_test_add_func("/tree/mailbox-vanishes", test_mailbox_vanishes);
 	g_test_add_func("/tree/failed-load", test_failed_load_keeps_listing);
 	g_test_add_func("/tree/prefetch-plan", test_prefetch_plan);
+	g_test_add_func("/tree/namespaces", test_namespaces);
+	g_test_add_func("/tree/parent-only", test_parent_only);
+	g_test_add_func("/tree/folder-vanished", test_folder_vanished);
+	g_test_add_func("/tree/rights-mode", test_rights_mode);
 	return g_test_run();
 }

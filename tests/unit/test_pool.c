@@ -1,0 +1,116 @@
+/* test_pool.c - imap/pool.c: which failures are retried and which purge
+ * the idle sessions, against the scripted peer (imappeer.h). */
+#include "config.h"
+
+#include "imap-error.h"
+#include "imappeer.h"
+#include "pool.h"
+#include "testtls.h"
+
+struct calls {
+	unsigned int n;
+	int code; /* the error the first call fails with */
+	struct imap_session *seen[4];
+};
+
+static gboolean fail_first(struct imap_session *session, void *user_data,
+			   GError **error)
+{
+	struct calls *c = user_data;
+
+	if (c->n < G_N_ELEMENTS(c->seen))
+		c->seen[c->n] = session;
+	if (c->n++ == 0) {
+		g_set_error(error, IMAP_ERROR, c->code, "injected");
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* A non-idempotent request is never run a second time. */
+static void test_run_once_no_retry(void)
+{
+	static const int codes[] = {IMAP_ERROR_IO, IMAP_ERROR_UNKNOWN_OUTCOME,
+				    IMAP_ERROR_BYE, IMAP_ERROR_NO};
+
+	for (size_t i = 0; i < G_N_ELEMENTS(codes); i++) {
+		struct peer *p = peer_start("", NULL, NULL);
+		struct imap_pool *pool =
+			imap_pool_new(peer_account(p), 2, NULL);
+		struct calls c = {.code = codes[i]};
+		GError *error = NULL;
+
+		g_assert_false(
+			imap_pool_run_once(pool, NULL, fail_first, &c, &error));
+		g_assert_error(error, IMAP_ERROR, codes[i]);
+		g_clear_error(&error);
+		g_assert_cmpuint(c.n, ==, 1);
+		/* The idempotent flavour retries the fatal ones. */
+		c.n = 0;
+		g_assert_cmpint(
+			imap_pool_run(pool, NULL, fail_first, &c, &error), ==,
+			codes[i] != IMAP_ERROR_NO);
+		g_clear_error(&error);
+		g_assert_cmpuint(c.n, ==, codes[i] == IMAP_ERROR_NO ? 1 : 2);
+		imap_pool_free(pool);
+		peer_stop(p);
+		peer_assert_done(p);
+		peer_free(p);
+	}
+}
+
+/* A protocol error is about one reply: the other idle sessions stay; an
+ * IO error purges them (they probably died of the same cause). */
+static void test_purge_policy(void)
+{
+	static const struct {
+		int code;
+		gboolean purges;
+	} cases[] = {
+		{IMAP_ERROR_PROTOCOL, FALSE},
+		{IMAP_ERROR_IO, TRUE},
+	};
+
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		struct peer *p = peer_start("", NULL, NULL);
+		struct imap_pool *pool =
+			imap_pool_new(peer_account(p), 2, NULL);
+		struct calls c = {.code = cases[i].code};
+		GError *error = NULL;
+		struct imap_session *a, *b;
+
+		imap_pool_open_more(pool, 2);
+		a = imap_pool_acquire(pool, NULL, &error);
+		b = imap_pool_acquire(pool, NULL, &error);
+		g_assert_no_error(error);
+		imap_pool_release(pool, a);
+		imap_pool_release(pool, b);
+		g_assert_true(
+			imap_pool_run(pool, NULL, fail_first, &c, &error));
+		g_assert_no_error(error);
+		g_assert_cmpuint(c.n, ==, 2);
+		g_assert_true(c.seen[0] == a || c.seen[0] == b);
+		/* (A new session may reuse a freed one's address: the
+		 * peer's connection count below is what tells.) */
+		if (!cases[i].purges)
+			g_assert_true(c.seen[1] == a || c.seen[1] == b);
+		imap_pool_free(pool);
+		peer_stop(p);
+		g_assert_cmpuint(p->connections, ==, cases[i].purges ? 3 : 2);
+		peer_assert_done(p);
+		peer_free(p);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	int ret;
+
+	g_test_init(&argc, &argv, NULL);
+	testtls_setup();
+	g_test_add_func("/pool/run-once-no-retry", test_run_once_no_retry);
+	g_test_add_func("/pool/purge-policy", test_purge_policy);
+	ret = g_test_run();
+	testtls_teardown();
+	return ret;
+}
