@@ -377,27 +377,32 @@ void fs_wops_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	fuse_reply_err(req, -r);
 }
 
+/* Once @sp, the bytes of message @ino, is on the server (nothing unsent),
+ * the message reads from the server again: the stored bytes may differ
+ * (bare LF made CRLF). */
+static void wops_detach_sent(struct imapfs *fs, fuse_ino_t ino,
+			     struct fs_spool *sp)
+{
+	struct fs_entry e;
+
+	if (fs_spool_dirty(sp) || fs_tree_get(fs->tree, ino, &e) != 0)
+		return;
+	if (!e.is_local && e.spool == sp) {
+		fs_tree_detach_shadow(fs->tree, ino, sp);
+		fs_bodycache_forget(fs->cache, ino);
+		if (fs->notify != NULL)
+			fs_notify_inval_inode(fs->notify, ino);
+	}
+	fs_entry_clear(&e);
+}
+
 void fs_wops_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct imapfs *fs = wops_fs(req);
 	struct fs_handle *h = wops_handle(fi);
 
 	if (h != NULL) {
-		/* A message whose edit was sent reads from the server again
-		 * (the stored bytes may differ: CRLF). */
-		if (!fs_spool_dirty(h->spool)) {
-			struct fs_entry e;
-
-			if (fs_tree_get(fs->tree, ino, &e) == 0) {
-				if (!e.is_local && e.spool == h->spool) {
-					fs_tree_detach_shadow(fs->tree, ino,
-							      h->spool);
-					fs_bodycache_forget(fs->cache, ino);
-					fs_notify_inval_inode(fs->notify, ino);
-				}
-				fs_entry_clear(&e);
-			}
-		}
+		wops_detach_sent(fs, ino, h->spool);
 		fs_spool_unref(h->spool);
 		g_free(h);
 	}
@@ -845,7 +850,8 @@ static int wops_rename_local(struct imapfs *fs, const struct fs_entry *src,
 		t.flags = dst->flags;
 		t.internaldate = dst->st.st_mtime;
 		fs_spool_set_label(src->spool, newname);
-		return fs_commit(fs, src->ino, src->spool, &t);
+		r = fs_commit(fs, src->ino, src->spool, &t);
+		goto sent;
 	}
 	if (!fs_commit_is_message_name(newname) || a.size == 0)
 		return fs_tree_move_local(fs->tree, parent, name, newparent,
@@ -857,6 +863,11 @@ static int wops_rename_local(struct imapfs *fs, const struct fs_entry *src,
 	r = fs_commit(fs, src->ino, src->spool, &t);
 	if (r == 0 && dst_kind == FS_NAME_LOCAL)
 		fs_tree_remove_local(fs->tree, newparent, newname);
+sent:
+	/* No close follows a rename (rsync, mv, sed -i closed the file
+	 * before): let go of the spool copy now, as release would. */
+	if (r == 0)
+		wops_detach_sent(fs, src->ino, src->spool);
 	return r;
 }
 
