@@ -1095,11 +1095,23 @@ void fs_wops_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 
 void fs_wops_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
+	struct fs_entry e;
+	int r;
+
 	if (strcmp(name, XATTR_FLAGS) == 0) {
 		fs_wops_setxattr(req, ino, name, "", 0, 0);
 		return;
 	}
-	fuse_reply_err(req, wops_fs(req)->read_only	   ? EROFS
-			    : strcmp(name, XATTR_UID) == 0 ? EPERM
-							   : ENODATA);
+	if (wops_fs(req)->read_only || strcmp(name, XATTR_UID) != 0) {
+		fuse_reply_err(req, wops_fs(req)->read_only ? EROFS : ENODATA);
+		return;
+	}
+	/* A file not sent yet has no UID to lose, and rsync -X removes
+	 * every name its source lacks: fine there, EPERM on a message. */
+	r = fs_tree_get(wops_fs(req)->tree, ino, &e);
+	if (r == 0) {
+		r = e.is_local ? 0 : -EPERM;
+		fs_entry_clear(&e);
+	}
+	fuse_reply_err(req, -r);
 }
