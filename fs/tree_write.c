@@ -411,8 +411,12 @@ int fs_tree_rename_msg(struct fs_tree *tree, uint64_t ino, const char *newname)
 		goto out;
 	}
 	dir = n->parent;
-	if (n->renamed && g_hash_table_lookup(dir->locals, n->name) == n)
-		g_hash_table_remove(dir->locals, n->name);
+	/* After rename(2) no old name resolves: not its former name, nor
+	 * the names it was written under (aliases). Vim's backupcopy=no
+	 * renames x.eml to x.eml~ and creates x.eml; had the alias stayed,
+	 * that would open this message, and removing the backup would
+	 * remove the edit with it. */
+	tree_drop_msg_names(dir, n);
 	tree_clear_local_name(tree, dir, newname);
 	g_free(n->name);
 	n->name = g_strdup(newname);

@@ -173,6 +173,34 @@ def test_vim_edit(wenv, tmp_path, backupcopy, swap):
                     names=[path])
 
 
+@pytest.mark.parametrize("backupcopy", ["yes", "no", "auto"])
+def test_vim_edit_written_name(wenv, backupcopy):
+    """Vim on the name a new message was written under (cp x.eml INBOX/
+    && vim INBOX/x.eml): with backupcopy=no it renames that name away and
+    writes a new file under it, then removes the backup."""
+    need("vim")
+    body = message(f"vim written name {backupcopy}")
+    name = f"written-{next(_serial)}.eml"
+    before = wenv.messages("INBOX")
+    with open(wenv.path("INBOX", name), "wb") as f:
+        f.write(body)
+    uid, = set(wenv.messages("INBOX")) - set(before)
+    before = wenv.messages("INBOX")
+    r = run(["vim", "-Es", "-N", "-u", "NONE", "-i", "NONE",
+             "-c", "set backupskip=", "-c", f"set backupcopy={backupcopy}",
+             "-c", "%s/foo/bar/", "-c", "wq", name], cwd=wenv.path("INBOX"))
+    assert r.returncode == 0, r.stderr
+    after = wenv.messages("INBOX")
+    assert uid not in after
+    new = set(after) - set(before)
+    assert len(new) == 1 and len(after) == len(before), \
+        "the edited message is not on the server exactly once"
+    assert after[new.pop()]["body"] == crlf(body.replace(b"foo", b"bar"))
+    assert read(wenv.path("INBOX", name)) == \
+        crlf(body.replace(b"foo", b"bar"))
+    wenv.check_sentinels()
+
+
 def test_vim_4913_probe(wenv, tmp_path):
     """backupcopy=auto makes Vim create and remove "4913" in the folder to
     learn whether it may rename; the probe works and is never stored."""
