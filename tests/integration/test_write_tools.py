@@ -378,6 +378,22 @@ def test_rsync_a(wenv, tmp_path):
     wenv.check_sentinels()
 
 
+def test_rsync_a_from_0755_directory(wenv, tmp_path):
+    """Folders cannot change mode: rsync -a from a 0755 directory stores
+    every message but reports that it could not chmod the folder."""
+    need("rsync")
+    src, files = _export_dir(tmp_path, 2, "rsync755")
+    src.chmod(0o755)
+    before = wenv.messages("Archive")
+    r = run(["rsync", "-a", f"{src}/", wenv.path("Archive") + "/"],
+            text=True)
+    assert r.returncode == 23, r.stderr
+    assert "failed to set permissions" in r.stderr, r.stderr
+    assert_added(wenv, "Archive", before, list(files.values()))
+    assert os.stat(wenv.path("Archive")).st_mode & 0o777 == 0o700
+    wenv.check_sentinels()
+
+
 def test_rsync_aX_keeps_flags(wenv, tmp_path):
     need("rsync", "setfattr")
     src, files = _export_dir(tmp_path, 2, "rsyncx")
