@@ -61,6 +61,34 @@ def need(*tools):
             pytest.skip(f"{t} is not installed (contrib/setup-deps.sh)")
 
 
+class Snap(dict):
+    """A folder's messages ({uid: msg}) and its UIDNEXT: a file stored and
+    expunged again leaves no message but moves UIDNEXT on."""
+    uidnext = 0
+
+
+def state(wenv, folder) -> Snap:
+    c = wenv.server.client()
+    try:
+        typ, data = c.status(testenv.imap_quote(
+            wenv.server.server_name(folder)), "(UIDNEXT)")
+        assert typ == "OK", data
+    finally:
+        c.logout()
+    snap = Snap(wenv.messages(folder))
+    snap.uidnext = int(re.search(rb"UIDNEXT (\d+)", data[0]).group(1))
+    return snap
+
+
+def assert_unchanged(wenv, before):
+    """@before: {folder: Snap}. Nothing was stored, not even briefly."""
+    for f, snap in before.items():
+        now = state(wenv, f)
+        assert now == snap, f"{f} changed"
+        assert now.uidnext == snap.uidnext, \
+            f"something was stored in {f} (and removed again)"
+
+
 def others(msgs):
     """{uid: msg} without the sentinel."""
     return {u: m for u, m in msgs.items() if m["body"] != SENTINEL}
@@ -73,14 +101,14 @@ def flagset(s: str) -> set:
 def seed(wenv, folder, body, flags=FLAGS, date=DATE):
     """Stores @body in @folder through the mount, with @flags and @date
     set before close. Returns (uid, path of "<UID>.eml")."""
-    before = wenv.messages(folder)
+    before = state(wenv, folder)
     name = f"seed-{next(_serial)}.eml"
     with open(wenv.path(folder, name), "wb") as f:
         f.write(body)
         f.flush()  # a write after utime would set the time again
         os.setxattr(f.fileno(), XATTR, " ".join(sorted(flags)).encode())
         os.utime(f.fileno(), (date, date))
-    after = wenv.messages(folder)
+    after = state(wenv, folder)
     new = set(after) - set(before)
     assert len(new) == 1 and len(after) == len(before) + 1, \
         "seeding through the mount did not store exactly one message"
@@ -101,7 +129,7 @@ def assert_replaced(wenv, folder, before, old_uid, body, flags=FLAGS,
     """Message @old_uid of @folder was replaced by @body with the old
     @flags and @date; nothing else in the folder changed; each of @names
     (mount paths) reads as the new message."""
-    after = wenv.messages(folder)
+    after = state(wenv, folder)
     assert old_uid not in after, "the old version is still on the server"
     new = set(after) - set(before)
     assert len(new) == 1, f"expected one new message, got {sorted(new)}"
@@ -109,6 +137,8 @@ def assert_replaced(wenv, folder, before, old_uid, body, flags=FLAGS,
         "the folder's message count changed (a scratch file was stored?)"
     assert set(after) - new == set(before) - {old_uid}
     uid = new.pop()
+    assert after.uidnext == before.uidnext + 1, \
+        "more than the new version was stored (a scratch file?)"
     m = after[uid]
     assert m["body"] == crlf(body)
     assert m["flags"] == set(flags), "the old flags were not kept"
@@ -125,12 +155,14 @@ def assert_replaced(wenv, folder, before, old_uid, body, flags=FLAGS,
 def assert_added(wenv, folder, before, bodies):
     """@bodies (raw) were added to @folder, nothing else; returns
     {crlf body: server message}."""
-    after = wenv.messages(folder)
+    after = state(wenv, folder)
     assert set(before) <= set(after), "a message was removed"
     new = {after[u]["body"]: after[u] for u in set(after) - set(before)}
     assert sorted(new) == sorted(crlf(b) for b in bodies), \
         "the new messages are not exactly the files written"
     assert len(after) == len(before) + len(bodies)
+    assert after.uidnext == before.uidnext + len(bodies), \
+        "more than the files written was stored (a scratch file?)"
     return new
 
 
@@ -150,7 +182,7 @@ def test_vim_edit(wenv, tmp_path, backupcopy, swap):
     need("vim")
     body = message(f"vim {backupcopy}")
     uid, path = seed(wenv, "INBOX", body)
-    before = wenv.messages("INBOX")
+    before = state(wenv, "INBOX")
     listing = tmp_path / "listing"
     # backupskip is emptied because its default skips /tmp/*, where the
     # test's mount lives: a user's mail is not there.
@@ -181,20 +213,21 @@ def test_vim_edit_written_name(wenv, backupcopy):
     need("vim")
     body = message(f"vim written name {backupcopy}")
     name = f"written-{next(_serial)}.eml"
-    before = wenv.messages("INBOX")
+    before = state(wenv, "INBOX")
     with open(wenv.path("INBOX", name), "wb") as f:
         f.write(body)
-    uid, = set(wenv.messages("INBOX")) - set(before)
-    before = wenv.messages("INBOX")
+    uid, = set(state(wenv, "INBOX")) - set(before)
+    before = state(wenv, "INBOX")
     r = run(["vim", "-Es", "-N", "-u", "NONE", "-i", "NONE",
              "-c", "set backupskip=", "-c", f"set backupcopy={backupcopy}",
              "-c", "%s/foo/bar/", "-c", "wq", name], cwd=wenv.path("INBOX"))
     assert r.returncode == 0, r.stderr
-    after = wenv.messages("INBOX")
+    after = state(wenv, "INBOX")
     assert uid not in after
     new = set(after) - set(before)
     assert len(new) == 1 and len(after) == len(before), \
         "the edited message is not on the server exactly once"
+    assert after.uidnext == before.uidnext + 1
     assert after[new.pop()]["body"] == crlf(body.replace(b"foo", b"bar"))
     assert read(wenv.path("INBOX", name)) == \
         crlf(body.replace(b"foo", b"bar"))
@@ -207,7 +240,7 @@ def test_vim_4913_probe(wenv, tmp_path):
     need("vim", "strace")
     body = message("vim probe")
     uid, path = seed(wenv, "Work", body)
-    before = wenv.messages("Work")
+    before = state(wenv, "Work")
     trace = tmp_path / "trace"
     r = run(["strace", "-f", "-o", str(trace), "-e",
              "trace=openat,fchown,unlink",
@@ -228,7 +261,7 @@ def test_vim_4913_probe(wenv, tmp_path):
 def test_sed_i(wenv):
     body = message("sed")
     uid, path = seed(wenv, "INBOX", body)
-    before = wenv.messages("INBOX")
+    before = state(wenv, "INBOX")
     r = run(["sed", "-i", "s/foo/sed/g", path])
     assert r.returncode == 0, r.stderr
     assert_replaced(wenv, "INBOX", before, uid, body.replace(b"foo", b"sed"),
@@ -239,7 +272,7 @@ def test_perl_pi(wenv):
     need("perl")
     body = message("perl")
     uid, path = seed(wenv, "Archive", body)
-    before = wenv.messages("Archive")
+    before = state(wenv, "Archive")
     r = run(["perl", "-pi", "-e", "s/foo/perl/g", path])
     assert r.returncode == 0, r.stderr
     assert_replaced(wenv, "Archive", before, uid,
@@ -248,7 +281,7 @@ def test_perl_pi(wenv):
 
 def test_shell_truncating_redirect(wenv):
     uid, path = seed(wenv, "INBOX", message("shell >"))
-    before = wenv.messages("INBOX")
+    before = state(wenv, "INBOX")
     new = message("replaced by >", "all new\n")
     r = run(["bash", "-c", 'printf "%s" "$1" > "$2"', "sh", new.decode(),
              path])
@@ -259,7 +292,7 @@ def test_shell_truncating_redirect(wenv):
 def test_shell_append_redirect(wenv):
     body = message("shell >>")
     uid, path = seed(wenv, "INBOX", body)
-    before = wenv.messages("INBOX")
+    before = state(wenv, "INBOX")
     r = run(["bash", "-c", 'echo "appended line" >> "$1"', "sh", path])
     assert r.returncode == 0, r.stderr
     # Appended at the real end: after the server's (CRLF) bytes.
@@ -270,7 +303,7 @@ def test_shell_append_redirect(wenv):
 def test_truncate_s(wenv):
     body = message("truncate", "keep this\ncut this\n")
     uid, path = seed(wenv, "Work", body)
-    before = wenv.messages("Work")
+    before = state(wenv, "Work")
     kept = crlf(body)[:crlf(body).index(b"cut this")]
     r = run(["truncate", "-s", str(len(kept)), path])
     assert r.returncode == 0, r.stderr
@@ -281,7 +314,7 @@ def test_gio_save(wenv, tmp_path):
     """g_file_replace: .goutputstream-XXXXXX, fsync, rename over."""
     need("gio", "strace")
     uid, path = seed(wenv, "Archive", message("gio save"))
-    before = wenv.messages("Archive")
+    before = state(wenv, "Archive")
     new = message("saved by gio", "gio text\n")
     trace = tmp_path / "trace"
     r = run(["strace", "-f", "-o", str(trace), "-e", "trace=rename,fsync",
@@ -305,14 +338,14 @@ def test_cp_a_between_folders(wenv):
     dst_name = f"{uid}.eml"
     assert not os.path.exists(wenv.path("Archive", dst_name)), \
         "UID clash between the folders: the test would overwrite a message"
-    before_in, before_ar = wenv.messages("INBOX"), wenv.messages("Archive")
+    before_in, before_ar = state(wenv, "INBOX"), state(wenv, "Archive")
     r = run(["cp", "-a", src, wenv.path("Archive") + "/"])
     assert r.returncode == 0, r.stderr
     new = assert_added(wenv, "Archive", before_ar, [body])
     m = new[crlf(body)]
     assert m["flags"] == {"\\Answered", "$Label1"}
     assert m["date"] == OTHER_DATE
-    assert wenv.messages("INBOX") == before_in, "the source changed"
+    assert state(wenv, "INBOX") == before_in, "the source changed"
     # The name it was written under resolves to it.
     assert read(wenv.path("Archive", dst_name)) == crlf(body)
     wenv.check_sentinels()
@@ -327,7 +360,7 @@ def test_cp_a_from_local_file(wenv, tmp_path):
     assert r.returncode == 0, r.stderr
     r = run(["touch", "-d", "2018-02-03 04:05:06 UTC", str(local)])
     assert r.returncode == 0, r.stderr
-    before = wenv.messages("Work")
+    before = state(wenv, "Work")
     r = run(["cp", "-a", str(local), wenv.path("Work") + "/"])
     assert r.returncode == 0, r.stderr
     m = assert_added(wenv, "Work", before, [body])[crlf(body)]
@@ -359,7 +392,7 @@ def test_rsync_a(wenv, tmp_path):
     files stay local, the renames store the messages with rsync's dates."""
     need("rsync", "strace")
     src, files = _export_dir(tmp_path, 3, "rsync")
-    before = wenv.messages("Archive")
+    before = state(wenv, "Archive")
     trace = tmp_path / "trace"
     r = run(["strace", "-f", "-o", str(trace), "-e", "trace=rename,renameat",
              "rsync", "-a", f"{src}/", wenv.path("Archive") + "/"])
@@ -384,7 +417,7 @@ def test_rsync_a_from_0755_directory(wenv, tmp_path):
     need("rsync")
     src, files = _export_dir(tmp_path, 2, "rsync755")
     src.chmod(0o755)
-    before = wenv.messages("Archive")
+    before = state(wenv, "Archive")
     r = run(["rsync", "-a", f"{src}/", wenv.path("Archive") + "/"],
             text=True)
     assert r.returncode == 23, r.stderr
@@ -402,7 +435,7 @@ def test_rsync_aX_keeps_flags(wenv, tmp_path):
              str(src / flagged)])
     assert r.returncode == 0, r.stderr
     os.utime(src / flagged, (OTHER_DATE, OTHER_DATE))
-    before = wenv.messages("Work")
+    before = state(wenv, "Work")
     r = run(["rsync", "-aX", f"{src}/", wenv.path("Work") + "/"])
     assert r.returncode == 0, r.stderr
     new = assert_added(wenv, "Work", before, list(files.values()))
@@ -418,7 +451,7 @@ def test_tar_x(wenv, tmp_path):
     with tarfile.open(tarball, "w") as t:
         for fname in files:
             t.add(src / fname, arcname=fname)
-    before = wenv.messages("INBOX")
+    before = state(wenv, "INBOX")
     r = run(["tar", "xf", str(tarball)], cwd=wenv.path("INBOX"))
     assert r.returncode == 0, r.stderr
     new = assert_added(wenv, "INBOX", before, list(files.values()))
@@ -436,7 +469,7 @@ def test_mv_from_local_directory(wenv, tmp_path):
     local = tmp_path / "x.eml"
     local.write_bytes(body)
     os.utime(local, (OTHER_DATE, OTHER_DATE))
-    before = wenv.messages("Archive")
+    before = state(wenv, "Archive")
     r = run(["mv", str(local), wenv.path("Archive") + "/"])
     assert r.returncode == 0, r.stderr
     assert not local.exists()
@@ -456,7 +489,7 @@ def test_gio_copy(wenv, tmp_path):
     local = tmp_path / "g.eml"
     local.write_bytes(body)
     os.utime(local, (OTHER_DATE, OTHER_DATE))
-    before = wenv.messages("Work")
+    before = state(wenv, "Work")
     t0 = int(time.time())
     r = run(["gio", "copy", str(local), wenv.path("Work") + "/"])
     assert r.returncode == 0, r.stderr
@@ -473,10 +506,10 @@ def test_gio_move_between_folders(wenv):
     need("gio")
     body = message("gio move")
     uid, src = seed(wenv, "INBOX", body)
-    before_in, before_wk = wenv.messages("INBOX"), wenv.messages("Work")
+    before_in, before_wk = state(wenv, "INBOX"), state(wenv, "Work")
     r = run(["gio", "move", src, wenv.path("Work") + "/"])
     assert r.returncode == 0, r.stderr
-    after_in = wenv.messages("INBOX")
+    after_in = state(wenv, "INBOX")
     assert set(after_in) == set(before_in) - {uid}
     m = assert_added(wenv, "Work", before_wk, [body])[crlf(body)]
     assert m["flags"] == FLAGS and m["date"] == DATE
@@ -489,7 +522,7 @@ def test_gio_move_from_local(wenv, tmp_path):
     body = message("gio move in")
     local = tmp_path / "in.eml"
     local.write_bytes(body)
-    before = wenv.messages("Archive")
+    before = state(wenv, "Archive")
     r = run(["gio", "move", str(local), wenv.path("Archive") + "/"])
     assert r.returncode == 0, r.stderr
     assert_added(wenv, "Archive", before, [body])
@@ -501,10 +534,10 @@ def test_gio_move_from_local(wenv, tmp_path):
 def test_gio_remove(wenv):
     need("gio")
     uid, path = seed(wenv, "Archive", message("gio remove"))
-    before = wenv.messages("Archive")
+    before = state(wenv, "Archive")
     r = run(["gio", "remove", path])
     assert r.returncode == 0, r.stderr
-    assert set(wenv.messages("Archive")) == set(before) - {uid}
+    assert set(state(wenv, "Archive")) == set(before) - {uid}
     assert not os.path.exists(path)
     wenv.check_sentinels()
 
@@ -516,13 +549,13 @@ def test_gio_trash_refused(wenv):
     need("gio")
     body = message("gio trash")
     uid, path = seed(wenv, "INBOX", body)
-    before = wenv.messages("INBOX")
+    before = state(wenv, "INBOX")
     with pytest.raises(PermissionError):
         os.mkdir(wenv.path(f".Trash-{os.getuid()}"))
     r = run(["gio", "trash", path], text=True)
     assert r.returncode != 0
     assert "trash" in r.stderr.lower(), r.stderr
-    assert wenv.messages("INBOX") == before
+    assert_unchanged(wenv, {"INBOX": before})
     assert read(path) == crlf(body)
     assert not [n for n in os.listdir(wenv.mnt) if n.startswith(".Trash")]
     assert not [f for f in wenv.server_folders() if "Trash" in f]
@@ -540,7 +573,7 @@ SCRATCH = ["4913", ".x.eml.swp", "sedAb3dEf", "#x.eml#", "x.eml~",
 
 @pytest.mark.parametrize("name", SCRATCH)
 def test_scratch_file_stays_local(wenv, name):
-    before = {f: wenv.messages(f) for f in WRITE_FOLDERS}
+    before = {f: state(wenv, f) for f in WRITE_FOLDERS}
     p = wenv.path("Work", name)
     data = message("scratch " + name)
     fd = os.open(p, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
@@ -562,10 +595,10 @@ def test_scratch_file_stays_local(wenv, name):
     assert read(moved) == data + b"\0" * 10
     assert not os.path.exists(p)
     assert name + ".tmp2" in os.listdir(wenv.path("Work"))
-    assert {f: wenv.messages(f) for f in WRITE_FOLDERS} == before
+    assert_unchanged(wenv, before)
     os.unlink(moved)
     assert not os.path.exists(moved)
-    assert {f: wenv.messages(f) for f in WRITE_FOLDERS} == before
+    assert_unchanged(wenv, before)
     wenv.check_sentinels()
 
 
@@ -574,7 +607,7 @@ def test_mv_scratch_to_message_name(wenv):
     p = wenv.path("Archive", "draft.txt")
     with open(p, "wb") as f:
         f.write(body)
-    before = wenv.messages("Archive")
+    before = state(wenv, "Archive")
     assert not [m for m in before.values() if m["body"] == crlf(body)]
     r = run(["mv", p, wenv.path("Archive", "draft.eml")])
     assert r.returncode == 0, r.stderr
