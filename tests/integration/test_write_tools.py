@@ -654,6 +654,7 @@ def test_scratch_left_at_unmount_stays_in_spool(imapfs_bin, tmp_path):
                 for n in ns]
         with_data = [p for p in kept if read(p) == data]
         assert len(with_data) == 1, (kept, err)
+        assert kept == with_data, "an empty file was kept"
         assert with_data[0] in err, \
             f"the log does not say where the file is:\n{err}"
         c = server.client()
