@@ -158,7 +158,8 @@ start() {
 
 	mkdir -p "$MNT"
 	say "mounting $url at ./mail"
-	"$BIN" -o "cafile=$cafile" -o "password_file=$pwfile" "$url" "$MNT" ||
+	"$BIN" -o "cafile=$cafile" -o "password_file=$pwfile" \
+		-o "spool_dir=$STATE_DIR/spool" "$url" "$MNT" ||
 		die "imapfs failed to mount (see the message above)"
 
 	cat <<EOF
@@ -174,6 +175,13 @@ Things to try (in $ROOT):
   cat mail/INBOX/1.eml | less
   getfattr -d mail/INBOX/1.eml
   find mail -name '*.eml' | wc -l
+
+The mount is read-write; changes go to the demo server:
+  cp mail/INBOX/1.eml mail/Archive/copy.eml && cat mail/Archive/copy.eml
+  setfattr -n user.imap.flags -v '\\Seen \\Flagged' mail/INBOX/2.eml
+  mv mail/INBOX/3.eml mail/Archive/ && ls mail/Archive
+  vim mail/INBOX/4.eml          (saving stores a new version, old flags kept)
+  mkdir mail/Notes && rm mail/INBOX/5.eml
 
 EOF
 	if [ "$background" -eq 1 ]; then

@@ -158,6 +158,34 @@ static int commit_expunge_replaced(struct imapfs *fs, const char *mailbox,
 	return r;
 }
 
+struct commit_status_ctx {
+	const char *mailbox;
+	struct imap_mailbox_status st;
+};
+
+static gboolean commit_status_fn(struct imap_session *s, void *user_data,
+				 GError **error)
+{
+	struct commit_status_ctx *c = user_data;
+
+	return imap_session_status(s, c->mailbox, &c->st, error);
+}
+
+/* For a folder of which no UID is known yet: the last UID in use, from
+ * STATUS UIDNEXT, so that a search for what we appended cannot match an
+ * older copy of the same message (0 if the server does not say). */
+static uint32_t commit_uidnext(struct imapfs *fs, const char *mailbox)
+{
+	struct commit_status_ctx c = {.mailbox = mailbox};
+	GError *err = NULL;
+
+	if (!imap_pool_run(fs->pool, mailbox, commit_status_fn, &c, &err)) {
+		g_error_free(err);
+		return 0;
+	}
+	return c.st.uidnext > 0 ? c.st.uidnext - 1 : 0;
+}
+
 int fs_commit(struct imapfs *fs, uint64_t ino, struct fs_spool *sp,
 	      const struct fs_commit_target *t)
 {
@@ -217,6 +245,8 @@ int fs_commit(struct imapfs *fs, uint64_t ino, struct fs_spool *sp,
 	app.req.binary = scan.has_nul;
 	uidvalidity = dir.uidvalidity;
 	max_uid = fs_tree_max_uid(fs->tree, t->dir);
+	if (max_uid == 0)
+		max_uid = commit_uidnext(fs, dir.mailbox);
 	if (imap_pool_run_once(fs->pool, dir.mailbox, commit_append_fn, &app,
 			       &err)) {
 		uid = app.result.uid;

@@ -214,8 +214,11 @@ static void namemap_path_free(gpointer p)
 {
 	struct fs_namemap_path *mp = p;
 
+	/* levels may hold NULLs before its end: not a strv. */
+	for (size_t i = 0; mp->names[i] != NULL; i++)
+		g_free(mp->levels[i]);
+	g_free(mp->levels);
 	g_strfreev(mp->names);
-	g_strfreev(mp->levels);
 	g_free(mp);
 }
 

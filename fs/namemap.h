@@ -64,10 +64,11 @@ char *fs_namemap_path_to_mailbox(const char *const *components, size_t n,
  * appended ("shared%"): escaped names never end in a lone "%", so the two
  * can never collide, and a personal mailbox is never hidden. */
 
-/* Where a mailbox appears: @names is the file-name path from the root,
- * @levels[i] the server's name of the directory @names[0..i] (NULL for a
- * namespace directory that has no name on the server, "" never), both
- * NULL-terminated and of the same length. */
+/* Where a mailbox appears: @names is the file-name path from the root
+ * (NULL-terminated), @levels[i] the server's name of the directory
+ * @names[0..i] (NULL for a namespace directory that has no name on the
+ * server, "" never); @levels has one entry per name plus a final NULL,
+ * so it may hold NULLs before its end (not a strv). */
 struct fs_namemap_path {
 	char **names;
 	char **levels;

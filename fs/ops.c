@@ -17,6 +17,7 @@
 #include "namemap.h"
 #include "fetch.h"
 #include "ops.h"
+#include "copy.h"
 #include "wops.h"
 
 #define XATTR_FLAGS "user.imap.flags"
@@ -110,8 +111,16 @@ static int ops_folder_load(struct imapfs *fs, uint64_t ino, gint64 max_age_us)
 	fs_tree_folder_end(fs->tree, ino, ok, &ctx.status, ctx.metas);
 	g_array_unref(ctx.metas);
 	if (!ok) {
-		imapfs_warning("cannot list %s: %s", mailbox, err->message);
 		r = -fs_errno_from_error(err);
+		/* A listed level whose EXAMINE fails (deleted, children kept):
+		 * it is a directory that holds only subdirectories. */
+		if ((r == -ENOENT ||
+		     g_error_matches(err, IMAP_ERROR, IMAP_ERROR_NO)) &&
+		    fs_tree_folder_vanished(fs->tree, ino))
+			r = 0;
+		else
+			imapfs_warning("cannot list %s: %s", mailbox,
+				       err->message);
 		g_error_free(err);
 	}
 	g_free(mailbox);
@@ -667,6 +676,7 @@ static const struct fuse_lowlevel_ops ops_table = {
 	.listxattr = ops_listxattr,
 	.removexattr = fs_wops_removexattr,
 	.create = fs_wops_create,
+	.copy_file_range = fs_copy_file_range,
 };
 
 const struct fuse_lowlevel_ops *fs_ops_get(void)

@@ -159,6 +159,7 @@ void tree_fill_entry(struct fs_tree *tree, struct tree_node *n,
 		fs_spool_get_attr(n->spool, &a);
 		e->is_local = TRUE;
 		e->spool = fs_spool_ref(n->spool);
+		e->rights = g_strdup(n->parent->rights);
 		e->mailbox = g_strdup(n->parent->mailbox);
 		e->flags = a.flags != NULL ? a.flags : g_strdup("");
 		e->size_verified = TRUE;

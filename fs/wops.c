@@ -16,6 +16,7 @@
 #include <sys/xattr.h>
 
 #include "commit.h"
+#include "acl.h"
 #include "imap-error.h"
 #include "log.h"
 #include "mutate.h"
@@ -53,6 +54,17 @@ static void wops_reply_entry(struct imapfs *fs, fuse_req_t req,
 	} else if (fuse_reply_entry(req, &p) != 0) {
 		fs_tree_forget(fs->tree, e->ino, 1);
 	}
+}
+
+/* 0 if the folder rights @rights (MYRIGHTS, NULL: unrestricted) hold
+ * every right in @need, else -EACCES: refused before anything is sent. */
+static int wops_may(const char *rights, const char *need)
+{
+	for (; *need != '\0'; need++) {
+		if (!imap_acl_has_right(rights, *need))
+			return -EACCES;
+	}
+	return 0;
 }
 
 static int wops_check_name(const char *name)
@@ -185,7 +197,13 @@ void fs_wops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	r = 0;
+	/* Replacing a message means APPEND and EXPUNGE in its folder. */
+	r = e.is_local ? 0 : wops_may(e.rights, "ite");
+	if (r < 0) {
+		fs_entry_clear(&e);
+		fuse_reply_err(req, -r);
+		return;
+	}
 	sp = e.is_local ? fs_spool_ref(e.spool)
 			: wops_shadow(fs, &e, trunc, &r);
 	fs_entry_clear(&e);
@@ -225,6 +243,11 @@ static int wops_new_local(struct imapfs *fs, fuse_ino_t parent,
 	r = fs_tree_get(fs->tree, parent, &dir);
 	if (r < 0)
 		return r;
+	r = wops_may(dir.rights, "i");
+	if (r < 0) {
+		fs_entry_clear(&dir);
+		return r;
+	}
 	label = g_strdup_printf("%s/%s", dir.mailbox ? dir.mailbox : "", name);
 	fs_entry_clear(&dir);
 	sp = fs_spool_new(fs->spool_dir, label, &r);
@@ -301,6 +324,14 @@ void fs_wops_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 
 	if (h == NULL || !h->writable) {
 		fuse_reply_err(req, wops_fs(req)->read_only ? EROFS : EBADF);
+		return;
+	}
+	if (h->copied) {
+		/* Its content is the server's copy, not in the spool file:
+		 * writing would send a truncated message. */
+		imapfs_warning("a file stored by UID COPY cannot be written "
+			       "through the same open; open it again");
+		fuse_reply_err(req, EIO);
 		return;
 	}
 	if (off < 0) {
@@ -562,6 +593,19 @@ static int wops_box(struct imapfs *fs, int op, const char *name, const char *to,
 	return r;
 }
 
+/* What @name in @parent is, for a change of it: the fs_name_kind (with
+ * @e filled, to clear) or -EROFS, -ENOENT, -ENOTDIR. */
+static int wops_peek_existing(struct imapfs *fs, fuse_ino_t parent,
+			      const char *name, struct fs_entry *e)
+{
+	int r;
+
+	if (fs->read_only)
+		return -EROFS;
+	r = fs_tree_peek(fs->tree, parent, name, e);
+	return r == FS_NAME_NONE ? -ENOENT : r;
+}
+
 static gboolean wops_is_inbox(const char *mailbox)
 {
 	return mailbox != NULL && g_ascii_strcasecmp(mailbox, "INBOX") == 0;
@@ -590,7 +634,11 @@ void fs_wops_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, -r);
 		return;
 	}
-	mailbox = wops_server_name(fs, parent, name, &r);
+	if (fs_tree_get(fs->tree, parent, &e) == 0) {
+		r = e.mailbox != NULL ? wops_may(e.rights, "k") : 0;
+		fs_entry_clear(&e);
+	}
+	mailbox = r == 0 ? wops_server_name(fs, parent, name, &r) : NULL;
 	if (mailbox != NULL)
 		r = wops_box(fs, 0, mailbox, NULL, NULL);
 	if (r == 0)
@@ -610,11 +658,8 @@ void fs_wops_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct imap_mailbox_status st;
 	unsigned int nlocal, nsub;
 	struct fs_entry e;
-	int r = fs->read_only ? -EROFS
-			      : fs_tree_peek(fs->tree, parent, name, &e);
+	int r = wops_peek_existing(fs, parent, name, &e);
 
-	if (r == FS_NAME_NONE)
-		r = -ENOENT;
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
@@ -627,6 +672,9 @@ void fs_wops_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		r = -EBUSY;
 		goto out;
 	}
+	r = wops_may(e.rights, "x");
+	if (r < 0)
+		goto out;
 	fs_tree_dir_counts(fs->tree, e.ino, &nlocal, &nsub);
 	if (nlocal > 0 || nsub > 0) {
 		r = -ENOTEMPTY;
@@ -742,9 +790,12 @@ static char *wops_trash(struct imapfs *fs)
 /* Removes message @e from the server (expunge, or a move to \Trash). */
 static int wops_remove_msg(struct imapfs *fs, const struct fs_entry *e)
 {
-	char *trash = fs->delete_to_trash ? wops_trash(fs) : NULL;
-	int r;
+	char *trash;
+	int r = wops_may(e->rights, "te");
 
+	if (r < 0)
+		return r;
+	trash = fs->delete_to_trash ? wops_trash(fs) : NULL;
 	if (trash != NULL && strcmp(trash, e->mailbox) != 0)
 		r = wops_msg_op(fs, e, 1, trash, NULL);
 	else
@@ -761,11 +812,8 @@ void fs_wops_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct imapfs *fs = wops_fs(req);
 	struct fs_entry e;
-	int r = fs->read_only ? -EROFS
-			      : fs_tree_peek(fs->tree, parent, name, &e);
+	int r = wops_peek_existing(fs, parent, name, &e);
 
-	if (r == FS_NAME_NONE)
-		r = -ENOENT;
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
@@ -879,18 +927,21 @@ static int wops_rename_msg(struct imapfs *fs, const struct fs_entry *src,
 {
 	struct imap_copy_result res = {0};
 	struct fs_entry ndir;
+	/* The target is another message's own name ("5.eml" in a folder
+	 * that has a UID 5 too): UIDs collide by chance between folders,
+	 * so "mv a/NNN.eml b/" must never replace b's messages. The moved one
+	 * is listed by its new UID, and the name keeps its message. */
+	gboolean taken =
+		dst_kind == FS_NAME_MSG && strcmp(newname, dst->name) == 0;
 	int r;
 
 	if (dst_kind == FS_NAME_DIR)
 		return -EISDIR;
 	if (dst_kind == FS_NAME_MSG && dst->ino == src->ino)
 		return 0;
-	if (newparent == parent) {
-		if (dst_kind == FS_NAME_MSG &&
-		    (r = wops_remove_msg(fs, dst)) < 0)
-			return r;
-		return fs_tree_rename_msg(fs->tree, src->ino, newname);
-	}
+	if (newparent == parent)
+		return taken ? -EEXIST
+			     : fs_tree_rename_msg(fs->tree, src->ino, newname);
 	r = fs_tree_get(fs->tree, newparent, &ndir);
 	if (r < 0)
 		return r;
@@ -898,14 +949,21 @@ static int wops_rename_msg(struct imapfs *fs, const struct fs_entry *src,
 		fs_entry_clear(&ndir);
 		return -EPERM;
 	}
-	r = wops_msg_op(fs, src, 1, ndir.mailbox, &res);
+	r = wops_may(src->rights, "te");
+	if (r == 0)
+		r = wops_may(ndir.rights, "i");
+	if (r == 0)
+		r = wops_msg_op(fs, src, 1, ndir.mailbox, &res);
 	if (r == 0) {
 		fs_tree_move_msg(fs->tree, src->ino, newparent, res.uidvalidity,
-				 res.uid, newname);
-		if (dst_kind == FS_NAME_MSG)
-			r = wops_remove_msg(fs, dst);
-		else if (dst_kind == FS_NAME_LOCAL)
+				 res.uid, taken ? NULL : newname);
+		if (dst_kind == FS_NAME_LOCAL)
 			fs_tree_remove_local(fs->tree, newparent, newname);
+		/* The kernel will think the name is the moved inode now:
+		 * make it ask again (this waits for the rename to finish,
+		 * the kernel holds the directory meanwhile). */
+		if (taken)
+			fs_notify_inval_entry(fs->notify, newparent, newname);
 	}
 	fs_entry_clear(&ndir);
 	return r;
@@ -1084,6 +1142,9 @@ void fs_wops_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		v = wops_parse_flags(value, size);
 		fs_spool_set_flags(e.spool, v);
 		g_free(v);
+	} else if (!imap_acl_has_right(e.rights, 'w') &&
+		   !imap_acl_has_right(e.rights, 's')) {
+		r = -EACCES;
 	} else {
 		v = wops_parse_flags(value, size);
 		r = wops_store_flags(fs, &e, v);

@@ -29,6 +29,11 @@
 struct fs_handle {
 	struct fs_spool *spool; /* a reference */
 	gboolean writable;
+	/* The file became a copy made on the server (fs/copy.c): its
+	 * bytes are not in @spool, and writing to it is refused. Only the
+	 * handle's own thread of requests touches it (the kernel does not
+	 * run two requests of one copy_file_range at once). */
+	gboolean copied;
 };
 
 void fs_wops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);

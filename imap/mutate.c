@@ -410,6 +410,27 @@ static void mutate_fetch_cb(struct imap_response *resp, void *user_data)
 	}
 }
 
+/* Selects @mailbox for a look-up whose answer must reflect what other
+ * connections did: an already selected mailbox gets a NOOP first, since
+ * new messages and expunges from elsewhere are announced to this session
+ * only at a command boundary. */
+static gboolean mutate_ensure_fresh(struct imap_session *session,
+				    const char *mailbox, uint32_t uidvalidity,
+				    GError **error)
+{
+	if (session->selected != NULL &&
+	    strcmp(session->selected, mailbox) == 0) {
+		struct imap_cmd *cmd = imap_cmd_new("NOOP");
+		gboolean ok = imap_session_run_cmd(session, cmd, FALSE, NULL,
+						   NULL, NULL, error);
+
+		imap_cmd_free(cmd);
+		if (!ok)
+			return FALSE;
+	}
+	return imap_session_ensure(session, mailbox, uidvalidity, FALSE, error);
+}
+
 gboolean imap_session_uid_state(struct imap_session *session,
 				const char *mailbox, uint32_t uidvalidity,
 				uint32_t uid, gboolean *exists_r,
@@ -422,7 +443,7 @@ gboolean imap_session_uid_state(struct imap_session *session,
 	struct imap_cmd *cmd;
 	gboolean ok;
 
-	if (!imap_session_ensure(session, mailbox, uidvalidity, FALSE, error))
+	if (!mutate_ensure_fresh(session, mailbox, uidvalidity, error))
 		return FALSE;
 	cmd = imap_cmd_new("UID FETCH");
 	imap_cmd_add_uint64(cmd, uid);
@@ -487,18 +508,7 @@ gboolean imap_session_find_appended(struct imap_session *session,
 	gboolean ok;
 
 	*uid_r = 0;
-	if (session->selected != NULL &&
-	    strcmp(session->selected, mailbox) == 0) {
-		/* Already selected: messages appended on another connection
-		 * become visible to this one at a command boundary. */
-		cmd = imap_cmd_new("NOOP");
-		ok = imap_session_run_cmd(session, cmd, FALSE, NULL, NULL, NULL,
-					  error);
-		imap_cmd_free(cmd);
-		if (!ok)
-			return FALSE;
-	}
-	if (!imap_session_ensure(session, mailbox, uidvalidity, FALSE, error))
+	if (!mutate_ensure_fresh(session, mailbox, uidvalidity, error))
 		return FALSE;
 	cmd = imap_cmd_new("UID SEARCH");
 	range = g_strdup_printf("%u:*", ctx.min_uid);

@@ -12,10 +12,11 @@
  * it answers the user.  A failure before anything was sent keeps its own
  * code (IO, TIMEOUT, ...): then nothing happened on the server.
  *
- * Mailboxes are selected read-write (SELECT) for STORE/EXPUNGE/MOVE/COPY
- * (the session remembers whether it has EXAMINEd or SELECTed a mailbox and
- * upgrades when needed); reads keep working on a SELECTed mailbox because
- * they use BODY.PEEK.  Every message is addressed by (mailbox,
+ * Mailboxes are selected read-write (SELECT) for STORE/EXPUNGE/MOVE (the
+ * session remembers whether it has EXAMINEd or SELECTed a mailbox and
+ * upgrades when needed; COPY and the look-ups are happy with EXAMINE);
+ * reads keep working on a SELECTed mailbox because they use BODY.PEEK.
+ * CLOSE (which expunges) is never sent.  Every message is addressed by (mailbox,
  * UIDVALIDITY, UID): a UIDVALIDITY that no longer matches fails with
  * IMAP_ERROR_STALE before anything is sent.  Every string goes through
  * command.h (atom, quoted string or literal).
@@ -102,7 +103,9 @@ gboolean imap_session_status(struct imap_session *session, const char *mailbox,
 			     GError **error);
 
 /* Whether UID @uid still exists in @mailbox (UID FETCH uid (UID FLAGS
- * [MODSEQ])); *modseq_r gets its MODSEQ (0 without CONDSTORE), *flags_r
+ * [MODSEQ]), after a NOOP when @mailbox is already selected, so that
+ * expunges from other connections are seen; NO [EXPUNGEISSUED] counts as
+ * gone); *modseq_r gets its MODSEQ (0 without CONDSTORE), *flags_r
  * (may be NULL; caller frees) its flags.  Fails with IMAP_ERROR_STALE if
  * UIDVALIDITY is not @uidvalidity.  Idempotent. */
 gboolean imap_session_uid_state(struct imap_session *session,

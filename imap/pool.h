@@ -53,13 +53,16 @@ typedef gboolean imap_pool_fn(struct imap_session *session, void *user_data,
 			      GError **error);
 
 /* Borrows a session, runs @fn, gives the session back. If @fn fails with a
- * fatal connection error (imap_error_is_fatal()), runs it once more on a
- * new session. */
+ * fatal connection error (imap_error_is_fatal()), runs it once more on
+ * another session.  After an IO, TIMEOUT, BYE or TLS failure the idle
+ * sessions are dropped first (they probably died of the same cause); a
+ * PROTOCOL error (one bad reply) leaves them alone. */
 gboolean imap_pool_run(struct imap_pool *pool, const char *mailbox_hint,
 		       imap_pool_fn *fn, void *user_data, GError **error);
 
 /* A non-idempotent request (APPEND, STORE, EXPUNGE, MOVE, COPY, CREATE,
- * DELETE, RENAME): like imap_pool_run() but never run a second time.
+ * DELETE, RENAME): like imap_pool_run() but never run a second time (the
+ * idle sessions are dropped on the same errors).
  * When @fn fails with a connection error the session is replaced and the
  * error (IMAP_ERROR_UNKNOWN_OUTCOME if the command may have reached the
  * server) is returned for the caller to resolve. */

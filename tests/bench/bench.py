@@ -44,7 +44,19 @@ METRICS = {
     "b": ("(b) cat 20 MB message, cold, vs UID FETCH BODY.PEEK[]", 1.5),
     "c": ("(c) grep -r -c, cold, vs UID FETCH 1:* BODY.PEEK[]", 2.0),
     "d": ("(d) grep -r -c, warm, vs the same grep on local disk", 2.0),
+    "e": ("(e) cp of N messages into a folder vs APPEND one by one", 1.5),
+    "f": ("(f) rm of those vs UID STORE +FLAGS (\\Deleted) + UID EXPUNGE "
+          "each", 2.0),
+    "g": ("(g) mv of those to another folder vs UID MOVE each", 2.0),
+    "h": ("(h) cp of a 25 MB message in vs one APPEND", 1.3),
 }
+WRITE_KEYS = ("e", "f", "g", "h")
+WRITE_BIG_SIZE = 25 * 1024 * 1024
+WRITE_SIZES = (2300, 21000)        # bytes per message for (e)-(g)
+# Folders for the write figures: the baseline's and the mount's own.
+BASE_A, BASE_B = "WBase", "WBase2"
+FS_A, FS_B = "WFs", "WFs2"
+READ_ONLY = "not available: read-only mount"
 
 
 def log(msg: str) -> None:
@@ -179,9 +191,149 @@ class Baseline:
         return t
 
 
+    # -- write baselines (e)-(h): one command per message, like a mount ---
+    def _select(self, mailbox: str) -> int:
+        typ, data = self.conn.select(testenv.imap_quote(mailbox))
+        if typ != "OK":
+            raise RuntimeError(f"SELECT {mailbox}: {data!r}")
+        return int(data[0])
+
+    def _ok(self, what: str, typ, data) -> list:
+        if typ != "OK":
+            raise RuntimeError(f"{what}: {typ} {data!r}")
+        return data
+
+    def append_each(self, mailbox: str, files: list[str]) -> float:
+        """(e): APPEND of each file, one by one (the bytes read from disk
+        inside the timer, as cp must read them too). Returns seconds."""
+        def work():
+            for path in files:
+                with open(path, "rb") as f:
+                    data = f.read()
+                self._ok("APPEND", *self.conn.append(
+                    testenv.imap_quote(mailbox), None, None, data))
+        t = timed(work)
+        self.expect(mailbox, len(files))
+        return t
+
+    def _uids(self, mailbox: str) -> list[str]:
+        self._select(mailbox)
+        data = self._ok("UID SEARCH", *self.conn.uid("SEARCH", None, "ALL"))
+        return (data[0] or b"").decode().split()
+
+    def delete_each(self, mailbox: str) -> float:
+        """(f): per message UID STORE +FLAGS.SILENT (\\Deleted) and
+        UID EXPUNGE (the SELECT is timed, a mount must select too)."""
+        def work():
+            for uid in self._uids(mailbox):
+                self._ok("UID STORE", *self.conn.uid(
+                    "STORE", uid, "+FLAGS.SILENT", r"(\Deleted)"))
+                self._ok("UID EXPUNGE", *self.conn.uid("EXPUNGE", uid))
+        t = timed(work)
+        self.expect(mailbox, 0)
+        return t
+
+    def move_each(self, src: str, dst: str) -> float:
+        """(g): per message UID MOVE to dst."""
+        n = []
+
+        def work():
+            uids = self._uids(src)
+            n.append(len(uids))
+            for uid in uids:
+                self._ok("UID MOVE", *self.conn.uid(
+                    "MOVE", uid, testenv.imap_quote(dst)))
+        t = timed(work)
+        self.expect(src, 0)
+        self.expect(dst, n[0])
+        return t
+
+    def expect(self, mailbox: str, count: int) -> None:
+        """Raises unless mailbox holds exactly count messages."""
+        data = self._ok("STATUS", *self.conn.status(
+            testenv.imap_quote(mailbox), "(MESSAGES)"))
+        got = int(re.search(rb"MESSAGES (\d+)", data[0]).group(1))
+        if got != count:
+            raise RuntimeError(f"{mailbox} holds {got} messages, expected "
+                               f"{count}")
+
+    def write_figures(self, files: list[str], big: str) -> dict:
+        """(e), (g), (f) on the same messages, then (h); leaves both
+        folders empty."""
+        out = {"e": self.append_each(BASE_A, files)}
+        out["g"] = self.move_each(BASE_A, BASE_B)
+        out["f"] = self.delete_each(BASE_B)
+        out["h"] = self.append_each(BASE_A, [big])
+        self.delete_each(BASE_A)
+        return out
+
+
 # --------------------------------------------------------------------------
 # imapfs side
 # --------------------------------------------------------------------------
+
+class ReadOnlyMount(Exception):
+    """The mount refused a write with EROFS (no write path yet)."""
+
+
+def fs_write_cmd(argv: list[str]) -> None:
+    """Runs a command that writes to the mount; ReadOnlyMount on EROFS."""
+    r = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                       stdin=subprocess.DEVNULL)
+    err = r.stderr.decode(errors="replace")
+    if r.returncode != 0 and "Read-only file system" in err:
+        raise ReadOnlyMount(err.strip().splitlines()[0])
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv[:3])} ... exited "
+                           f"{r.returncode}: {err.strip()[:500]}")
+
+
+def mount_messages(folder: str) -> list[str]:
+    return sorted(os.path.join(folder, n) for n in os.listdir(folder)
+                  if n.endswith(".eml"))
+
+
+def fs_write_figures(mounter, baseline: Baseline, files: list[str],
+                     big: str) -> dict:
+    """The mount side of (e)-(h) on one fresh mount: cp of the files into
+    FS_A, mv of them to FS_B, rm of them, cp of the big file into FS_A;
+    each checked against the server.  Also "rss_kb": the daemon's peak
+    RSS.  Raises ReadOnlyMount when the mount refuses writes."""
+    a = os.path.join(mounter.mnt, FS_A)
+    b = os.path.join(mounter.mnt, FS_B)
+    out = {}
+    with mounter:
+        out["e"] = timed(lambda: fs_write_cmd(["cp", "--"] + files + [a]))
+        baseline.expect(FS_A, len(files))
+        names = mount_messages(a)
+        out["g"] = timed(lambda: fs_write_cmd(["mv", "--"] + names + [b]))
+        baseline.expect(FS_A, 0)
+        baseline.expect(FS_B, len(files))
+        names = mount_messages(b)
+        out["f"] = timed(lambda: fs_write_cmd(["rm", "--"] + names))
+        baseline.expect(FS_B, 0)
+        out["h"] = timed(lambda: fs_write_cmd(["cp", "--", big, a]))
+        baseline.expect(FS_A, 1)
+        fs_write_cmd(["rm", "--"] + mount_messages(a))
+        out["rss_kb"] = mounter.rss_kb()
+    return out
+
+
+def write_sample_files(directory: str, count: int) -> tuple[list[str], str]:
+    """count real-looking messages of 2-20 KB and one 25 MB message as
+    files (the sources for cp and for the APPEND baseline)."""
+    os.makedirs(directory, exist_ok=True)
+    files = []
+    for i, msg in enumerate(testenv.sample_messages(count, seed=11,
+                                                    sizes=WRITE_SIZES)):
+        path = os.path.join(directory, f"w{i:05d}.eml")
+        with open(path, "wb") as f:
+            f.write(msg)
+        files.append(path)
+    big = os.path.join(directory, "big.eml")
+    with open(big, "wb") as f:
+        f.write(testenv.big_message(WRITE_BIG_SIZE, seed=11))
+    return files, big
 
 class Mounter:
     def __init__(self, binary: str, server, mountpoint: str,
@@ -235,12 +387,13 @@ def list_dir(path: str, expect: int) -> None:
 # main
 # --------------------------------------------------------------------------
 
-def fmt_row(key, fs_times, base_times) -> tuple[str, bool | None]:
+def fmt_row(key, fs_times, base_times,
+            why_not: str = "not run") -> tuple[str, bool | None]:
     desc, target = METRICS[key]
     if not fs_times:
         base = statistics.median(base_times)
         return (f"| {desc} | – | {base:.3f} | – | <= {target:g}x | "
-                f"not run |", None)
+                f"{why_not} |", None)
     fs = statistics.median(fs_times)
     base = statistics.median(base_times)
     ratio = fs / base if base > 0 else float("inf")
@@ -262,6 +415,9 @@ def main() -> int:
                     default=os.path.join(ROOT, "build", "plain", "fs",
                                          "imapfs"),
                     help="imapfs binary (default build/plain/fs/imapfs)")
+    ap.add_argument("--write-messages", type=int, default=None,
+                    help="messages for the write figures (e)-(g) "
+                    "(default 1000; 100 with --quick)")
     ap.add_argument("--baseline-only", action="store_true",
                     help="only measure the baselines (no imapfs needed)")
     ap.add_argument("-o", dest="fs_options", action="append", default=[],
@@ -271,8 +427,11 @@ def main() -> int:
     n = args.messages if args.messages is not None else \
         (500 if args.quick else 5000)
     runs = args.runs if args.runs is not None else (1 if args.quick else 3)
-    if n < 1 or runs < 1:
-        ap.error("--messages and --runs must be positive")
+    nw = args.write_messages if args.write_messages is not None else \
+        (100 if args.quick else 1000)
+    if n < 1 or runs < 1 or nw < 1:
+        ap.error("--messages, --write-messages and --runs must be "
+                 "positive")
     if not args.baseline_only and not os.access(args.binary, os.X_OK):
         log(f"{args.binary} is not an executable (build it, or use "
             f"tests/bench/run.sh)")
@@ -297,6 +456,11 @@ def main() -> int:
         server.bulk_load("Bench", msgs)
         del msgs
         server.bulk_load("Big", [testenv.big_message(BIG_SIZE, seed=7)])
+        for folder in (BASE_A, BASE_B, FS_A, FS_B):
+            server.create_mailbox(folder)
+        log(f"writing {nw} messages of 2-20 KB and one "
+            f"{WRITE_BIG_SIZE >> 20} MB message to local disk for (e)-(h)")
+        wfiles, wbig = write_sample_files(os.path.join(tmp, "write"), nw)
 
         baseline = Baseline(server)
         baseline.metadata()
@@ -319,6 +483,8 @@ def main() -> int:
         ref_t = {"ls_local": [], "listdir": []}
         base_t = {k: [] for k in METRICS}
         mounter = Mounter(args.binary, server, mnt, fs_options)
+        write_unavailable = None
+        write_rss_kb = 0
         for r in range(runs):
             log(f"run {r + 1}/{runs}: baseline")
             base_t["a"].append(baseline.metadata())
@@ -327,8 +493,20 @@ def main() -> int:
             base_t["d"].append(timed(lambda: grep_tree(local)))
             # Reference for (a): what ls -l itself costs on local disk.
             ref_t["ls_local"].append(timed(lambda: list_dir(local, n)))
+            for k, t in baseline.write_figures(wfiles, wbig).items():
+                base_t[k].append(t)
             if args.baseline_only:
                 continue
+            if write_unavailable is None:
+                log(f"run {r + 1}/{runs}: imapfs writes")
+                try:
+                    w = fs_write_figures(mounter, baseline, wfiles, wbig)
+                    write_rss_kb = max(write_rss_kb, w.pop("rss_kb"))
+                    for k, t in w.items():
+                        fs_t[k].append(t)
+                except ReadOnlyMount as e:
+                    log(f"write figures: {READ_ONLY} ({e})")
+                    write_unavailable = READ_ONLY
             log(f"run {r + 1}/{runs}: imapfs")
             bench_dir = os.path.join(mnt, "Bench")
             # Each cold figure gets a fresh mount: the cache is in memory
@@ -356,7 +534,9 @@ def main() -> int:
         print(f"## imapfs benchmark, {today:%Y-%m-%d %H:%M %Z}")
         print()
         print(f"{n} messages ({total_bytes / 1e6:.1f} MB) in Bench, one "
-              f"{BIG_SIZE >> 20} MB message in Big; median of {runs} "
+              f"{BIG_SIZE >> 20} MB message in Big; {nw} messages of "
+              f"2-20 KB and one {WRITE_BIG_SIZE >> 20} MB message for the "
+              f"write figures; median of {runs} "
               f"run(s); baseline: imaplib over one TLS connection to a "
               f"local Dovecot; grep word \"{GREP_WORD}\"; imapfs options: "
               f"{' '.join(fs_options) or '(defaults)'}")
@@ -365,7 +545,9 @@ def main() -> int:
         print("|---|---:|---:|---:|---:|---|")
         results = []
         for k in METRICS:
-            row, ok = fmt_row(k, fs_t[k], base_t[k])
+            why = write_unavailable if k in WRITE_KEYS and \
+                write_unavailable else "not run"
+            row, ok = fmt_row(k, fs_t[k], base_t[k], why)
             results.append(ok)
             print(row)
         print()
@@ -388,8 +570,12 @@ def main() -> int:
         else:
             print(f"imapfs daemon peak RSS (VmHWM): "
                   f"{mounter.peak_rss_kb / 1024:.1f} MB")
+            print("imapfs daemon peak RSS during the write figures "
+                  "(e)-(h): " + (f"{write_rss_kb / 1024:.1f} MB"
+                                 if write_rss_kb else
+                                 write_unavailable or "not run"))
             print(f"targets met: {sum(1 for x in results if x)} of "
-                  f"{len(results)}")
+                  f"{sum(1 for x in results if x is not None)} measured")
         return 0
     except KeyboardInterrupt:
         log("interrupted")

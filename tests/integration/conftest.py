@@ -225,6 +225,11 @@ def _missing_prerequisite():
     return None
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "mount_options(*argv): extra imapfs "
+                            "arguments for a test's own mount")
+
+
 def pytest_sessionfinish(session, exitstatus):
     """Without FUSE or Dovecot nothing here can run: report that as a skip
     (exit 77, which meson shows as SKIP), never as a pass."""
@@ -430,9 +435,12 @@ class WriteEnv:
             c.logout()
 
 
-def mount_write_env(binary, work, options=(), server=None, **server_kw):
+def mount_write_env(binary, work, options=(), server=None, via=None,
+                    **server_kw):
     """Starts (unless given) a Dovecot with the write folders and mounts
-    it read-write with a spool in @work. Returns a WriteEnv."""
+    it read-write with a spool in @work, through @via (a FaultProxy in
+    front of the server) if given. Returns a WriteEnv whose truth comes
+    from the server directly."""
     if server is None:
         server = testenv.DovecotServer(os.path.join(work, "dovecot"),
                                        **server_kw)
@@ -448,7 +456,7 @@ def mount_write_env(binary, work, options=(), server=None, **server_kw):
     # message the test adds through its own client is seen at once (the
     # live view is another issue's), and the write path's deltas are
     # exercised against listings all the time.
-    r = testenv.mount_imapfs(binary, server, mnt, options=[
+    r = testenv.mount_imapfs(binary, via or server, mnt, options=[
         "-o", f"spool_dir={env.spool}", "-o", "listing_ttl=0", *options])
     if r.returncode != 0:
         server.stop()

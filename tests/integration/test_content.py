@@ -31,7 +31,9 @@ def test_content_and_attributes(env):
             hashlib.sha256(body).hexdigest(), path
         assert st.st_size == meta["size"] == len(data), path
         assert int(st.st_mtime) == meta["date"], path
-        assert st.st_blocks > 0, path
+        # SEMANTICS: st_blocks = ceil(size/512), never 0.
+        assert st.st_blocks == max(-(-len(body) // 512), 1), \
+            (path, st.st_blocks, len(body))
         assert stat.S_IMODE(st.st_mode) == 0o400, path
         assert stat.S_ISREG(st.st_mode), path
         assert st.st_uid == os.getuid() and st.st_gid == os.getgid(), path

@@ -5,6 +5,8 @@ import os
 
 import pytest
 
+import testenv
+
 MISSING = ["999999.eml", "0.eml", "abc", ".hidden", ".Trash", ".Trash-0",
            "autorun.inf", ".xdg-volume-info", "NoSuchFolder", "01.eml",
            "+1.eml", "1.eml.swp", "1.EML", "1"]
@@ -32,26 +34,54 @@ def test_read_directory_eisdir(env):
         os.close(fd)
 
 
-def _msg(env):
-    return env.path(f"INBOX/{min(env.truth.messages('INBOX'))}.eml")
+@pytest.fixture(scope="module")
+def ro_mount(env):
+    """A second mount of the same server with -o ro."""
+    mnt = os.path.join(env.workdir, "mnt-ro")
+    os.makedirs(mnt, exist_ok=True)
+    r = testenv.mount_imapfs(env.bin, env.server, mnt, options=["-o", "ro"])
+    if r.returncode != 0:
+        pytest.fail(f"mounting with -o ro failed: {r.stderr}")
+    try:
+        yield mnt
+    finally:
+        testenv.unmount(mnt)
+        if testenv.daemon_pid(mnt) is not None:
+            testenv.force_unmount(mnt)
 
 
-def _write_ops(env):
-    f = _msg(env)
-    d = env.path("INBOX")
+def _open_and_write(path, flags):
+    """A write through an open: EROFS at open() or, where the kernel opens
+    by itself (zero-message opens), at the first write()."""
+    fd = os.open(path, flags)
+    try:
+        os.write(fd, b"x")
+    finally:
+        os.close(fd)
+
+
+def _write_ops(mnt, uid):
+    f = os.path.join(mnt, "INBOX", f"{uid}.eml")
+    d = os.path.join(mnt, "INBOX")
     return {
-        "open_wronly": lambda: os.close(os.open(f, os.O_WRONLY)),
-        "open_rdwr": lambda: os.close(os.open(f, os.O_RDWR)),
+        "open_wronly": lambda: _open_and_write(f, os.O_WRONLY),
+        "open_rdwr": lambda: _open_and_write(f, os.O_RDWR),
+        "open_append": lambda: _open_and_write(f, os.O_WRONLY | os.O_APPEND),
         "open_trunc": lambda: os.close(os.open(f, os.O_RDONLY | os.O_TRUNC)),
         "creat": lambda: os.close(os.open(os.path.join(d, "new.eml"),
                                           os.O_WRONLY | os.O_CREAT, 0o600)),
-        "mkdir": lambda: os.mkdir(env.path("NewFolder")),
+        "creat_scratch": lambda: os.close(os.open(
+            os.path.join(d, ".new.eml.swp"), os.O_WRONLY | os.O_CREAT,
+            0o600)),
+        "mkdir": lambda: os.mkdir(os.path.join(mnt, "NewFolder")),
         "mkdir_sub": lambda: os.mkdir(os.path.join(d, "Sub")),
         "unlink": lambda: os.unlink(f),
-        "rmdir": lambda: os.rmdir(env.path("Empty")),
+        "rmdir": lambda: os.rmdir(os.path.join(mnt, "Empty")),
         "rename": lambda: os.rename(f, os.path.join(d, "x.eml")),
-        "rename_dir": lambda: os.rename(env.path("Empty"),
-                                        env.path("Empty2")),
+        "rename_to_folder": lambda: os.rename(
+            f, os.path.join(mnt, "Archive", f"{uid}.eml")),
+        "rename_dir": lambda: os.rename(os.path.join(mnt, "Empty"),
+                                        os.path.join(mnt, "Empty2")),
         "setxattr": lambda: os.setxattr(f, "user.imap.flags", b"\\Seen"),
         "removexattr": lambda: os.removexattr(f, "user.imap.flags"),
         "truncate": lambda: os.truncate(f, 0),
@@ -64,23 +94,48 @@ def _write_ops(env):
     }
 
 
-OPS = ["open_wronly", "open_rdwr", "open_trunc", "creat", "mkdir",
-       "mkdir_sub", "unlink", "rmdir", "rename", "rename_dir", "setxattr",
-       "removexattr", "truncate", "chmod", "chown", "utime", "symlink",
-       "link", "mknod"]
+OPS = ["open_wronly", "open_rdwr", "open_append", "open_trunc", "creat",
+       "creat_scratch", "mkdir", "mkdir_sub", "unlink", "rmdir", "rename",
+       "rename_to_folder", "rename_dir", "setxattr", "removexattr",
+       "truncate", "chmod", "chown", "utime", "symlink", "link", "mknod"]
+
+
+def _mount_options(mnt):
+    real = os.path.realpath(mnt)
+    with open("/proc/mounts") as f:
+        rows = [line.split() for line in f if line.split()[1] == real]
+    assert len(rows) == 1, rows
+    return rows[0][3].split(",")
+
+
+def test_ro_mount_leaves_kernel_flag_off(ro_mount):
+    """-o ro is enforced by imapfs itself, not by the kernel's ro flag
+    (which would hide whether the daemon's handlers refuse writes)."""
+    assert "ro" not in _mount_options(ro_mount)
 
 
 @pytest.mark.parametrize("op", OPS)
-def test_erofs(env, op):
-    """We run as root, so mode bits do not stop these: imapfs must."""
-    before = sorted(os.listdir(env.path("INBOX")))
+def test_erofs(env, ro_mount, op):
+    """On a -o ro mount every write gets EROFS from the daemon's handlers
+    (we run as root, so mode bits do not stop these), and nothing changes
+    on the server."""
+    assert "ro" not in _mount_options(ro_mount), \
+        "the kernel's ro flag is set: this would not test the handlers"
+    uid = min(env.truth.messages("INBOX"))
+    before = {name: env.truth.messages(name) for name in
+              ("INBOX", "Archive")}
+    boxes = sorted(n for n, _ in env.selectable())
+    listing = sorted(os.listdir(os.path.join(ro_mount, "INBOX")))
     with pytest.raises(OSError) as ei:
-        _write_ops(env)[op]()
+        _write_ops(ro_mount, uid)[op]()
     assert ei.value.errno == errno.EROFS, \
         f"{op}: {errno.errorcode.get(ei.value.errno)}"
-    assert sorted(os.listdir(env.path("INBOX"))) == before
-    with open(_msg(env), "rb") as f:
-        assert f.read(5)
+    assert sorted(os.listdir(os.path.join(ro_mount, "INBOX"))) == listing
+    assert {name: env.truth.messages(name) for name in before} == before
+    assert sorted(n for n, _ in env.selectable()) == boxes
+    path = os.path.join(ro_mount, "INBOX", f"{uid}.eml")
+    with open(path, "rb") as f:
+        assert f.read() == env.truth.body("INBOX", uid)
 
 
 def test_statfs(env):

@@ -60,6 +60,7 @@ CASES = {
     22: ("small", {"size_text": "-5"}),
     23: ("small", {"size_text": "0"}),
     24: ("big", {"body": "whole", "size_delta": -3000}),
+    25: ("small", {"size_text": "9007199254740993"}),
 }
 # Many messages with the same lie, each read once: the first read of a file
 # is where a race between the read reply and the kernel invalidation shows.
@@ -89,6 +90,11 @@ ALL_MODES = FAIL_MODES + GONE_MODES
 CONTROL = "Control"
 CONTROL_FIRST = 1
 CONTROL_COUNT = 60
+# Good messages only, read in UID order by test_prefetch_happens.
+PREFETCH_CHECK = "Prefetch"
+# EXAMINE answered NO [NOPERM]; body FETCH of UID 2 answered NO [NOPERM].
+NOPERM_EXAMINE = "NoPerm-examine"
+NOPERM_FETCH = "NoPerm-fetch"
 
 
 def _build_messages():
@@ -97,7 +103,10 @@ def _build_messages():
         msgs[uid] = _small(1000 + uid) if kind == "small" else \
             _big(300_000 + uid * 1000, seed=uid)
     others = {CONTROL: {CONTROL_FIRST + i: _small(2000 + i)
-                        for i in range(CONTROL_COUNT)}}
+                        for i in range(CONTROL_COUNT)},
+              PREFETCH_CHECK: {u: _small(5000 + u) for u in (1, 2, 3, 4)},
+              NOPERM_EXAMINE: {1: _small(6001)},
+              NOPERM_FETCH: {1: _small(6002), 2: _small(6003)}}
     for k, mode in enumerate(ALL_MODES):
         others[f"M-{mode}"] = {u: _small(3000 + 10 * k + u)
                                for u in (1, 2)}
@@ -120,6 +129,8 @@ def _apply_scripts(scripts):
     for mode in ALL_MODES:
         scripts[f"M-{mode}"].body[2] = mode
         scripts[f"P-{mode}"].body[4] = mode
+    scripts[NOPERM_EXAMINE].examine_no = "NO [NOPERM] no access"
+    scripts[NOPERM_FETCH].body[2] = "noperm"
 
 
 class Mount:
@@ -386,62 +397,106 @@ def test_bad_body_reply_in_prefetch(fake, mode):
                                                                  folder)))
         assert exc is None, f"good UID {uid} failed: {exc!r}"
         assert data == fake.body(uid, folder), f"good UID {uid} wrong"
+    try:
+        testenv.wait_for(lambda: _batched(fake, folder, 4), 20,
+                         what="a batched FETCH")
+    except TimeoutError:
+        pytest.fail(f"no prefetch batch asked for UID 4 of {folder}")
     elapsed = assert_fails(fake, fake.path(4, folder), fake.body(4, folder),
                            _expected(mode), real_ok=True)
     assert elapsed < 20, f"took {elapsed:.1f}s"
     assert_alive(fake)
 
 
+def _batched(fake, folder, uid):
+    """Body FETCHes in folder that asked for uid together with others (a
+    prefetch batch; reads ask for one message)."""
+    return [c for c in fake.server.fetches_for(uid, folder)
+            if re.search(r"UID FETCH \d+[:,]", c.text)]
+
+
 def test_prefetch_happens(fake):
-    """The prefetch tests above mean something only if imapfs batches."""
-    batched = [c for c in fake.server.commands_snapshot()
-               if c.mailbox and c.mailbox.startswith("P-") and
-               re.search(r"UID FETCH \d+[:,]", c.text)]
-    if not batched:
-        pytest.skip("this imapfs sent no batched (prefetch) FETCH")
+    """Reading a folder's first messages in UID order makes imapfs fetch
+    the next ones in one batched FETCH (the premise of the prefetch cases
+    above, checked on a folder of good messages of its own)."""
+    for uid in (1, 2):
+        data, exc, _ = bounded(fake, lambda: read_file(
+            fake.path(uid, PREFETCH_CHECK)))
+        assert exc is None and data == fake.body(uid, PREFETCH_CHECK)
+    try:
+        testenv.wait_for(lambda: _batched(fake, PREFETCH_CHECK, 3), 20,
+                         what="a batched FETCH")
+    except TimeoutError:
+        pytest.fail("reading UIDs 1 and 2 in order sent no batched "
+                    "(prefetch) FETCH of the next messages: " +
+                    "; ".join(c.text for c in fake.server.commands_snapshot()
+                              if c.mailbox == PREFETCH_CHECK))
+    for uid in (3, 4):
+        data, exc, _ = bounded(fake, lambda: read_file(
+            fake.path(uid, PREFETCH_CHECK)))
+        assert exc is None and data == fake.body(uid, PREFETCH_CHECK)
+
+
+# -- refusals ----------------------------------------------------------------
+
+def test_noperm_examine_is_eacces(fake):
+    """EXAMINE answered NO [NOPERM]: listing the folder and looking up a
+    message in it give EACCES; the daemon survives."""
+    folder = os.path.join(fake.mnt, NOPERM_EXAMINE)
+    _, exc, _ = bounded(fake, lambda: os.listdir(folder))
+    assert isinstance(exc, OSError) and exc.errno == errno.EACCES, repr(exc)
+    _, exc, _ = bounded(fake, lambda: os.stat(os.path.join(folder,
+                                                           "1.eml")))
+    assert isinstance(exc, OSError) and exc.errno == errno.EACCES, repr(exc)
+    assert_alive(fake)
+
+
+def test_noperm_fetch_is_eacces(fake):
+    """A body FETCH answered NO [NOPERM]: the read gives EACCES, the
+    folder's other message still reads, the daemon survives."""
+    assert_fails(fake, fake.path(2, NOPERM_FETCH),
+                 fake.body(2, NOPERM_FETCH), (errno.EACCES,))
+    data, exc, _ = bounded(fake, lambda: read_file(fake.path(1,
+                                                             NOPERM_FETCH)))
+    assert exc is None and data == fake.body(1, NOPERM_FETCH), repr(exc)
+    assert_alive(fake)
 
 
 # -- listing oddities ----------------------------------------------------
 
 def test_missing_rfc822_size(fake, listing):
-    """A listing reply without RFC822.SIZE does not crash imapfs.
-
-    Observed behaviour: the message is left out of the directory (imapfs
-    cannot give it a size); the other messages are listed normally.
-    """
+    """A listing reply without RFC822.SIZE: the message is left out of the
+    directory (imapfs cannot give it a size) and a lookup of its name is
+    ENOENT; the other messages are listed normally and the daemon lives."""
     assert "1.eml" in listing and "6.eml" in listing
-    if "18.eml" in listing:
-        data, exc, _ = bounded(fake, lambda: read_file(fake.path(18)))
-        assert exc is None and data == fake.body(18)
-    else:
-        with pytest.raises(FileNotFoundError):
-            os.stat(fake.path(18))
+    assert "18.eml" not in listing
+    with pytest.raises(FileNotFoundError):
+        os.stat(fake.path(18))
     assert_alive(fake)
 
 
-@pytest.mark.parametrize("uid", [19, 20, 21, 22])
+@pytest.mark.parametrize("uid", [19, 22])
+def test_unparsable_rfc822_size(fake, listing, uid):
+    """An RFC822.SIZE that is not a number imapfs can hold (beyond 2^64,
+    negative) counts as missing: not listed, ENOENT, daemon alive."""
+    assert f"{uid}.eml" not in listing
+    with pytest.raises(FileNotFoundError):
+        os.stat(fake.path(uid))
+    assert_alive(fake)
+
+
+@pytest.mark.parametrize("uid", [20, 21, 25])
 def test_absurd_rfc822_size(fake, listing, uid):
-    """Sizes that overflow uint64, do not fit off_t or are negative: the
-    daemon survives; a listed file has a sane size or reads the truth."""
-    name = f"{uid}.eml"
-    if name in listing:
-        # Observed: sizes beyond INT64_MAX are passed on and the kernel
-        # rejects the attributes, so stat fails with EIO; that is bounded
-        # and acceptable.  A size it accepts must be sane.
-        try:
-            st = os.stat(fake.path(uid))
-        except OSError as e:
-            assert e.errno == errno.EIO, repr(e)
-            assert_alive(fake)
-            return
-        assert st.st_size >= 0, f"negative st_size {st.st_size}"
-        data, exc, _ = bounded(fake, lambda: read_file(fake.path(uid)))
-        if exc is None:
-            assert data == fake.body(uid), \
-                f"read {len(data)} bytes, not the real message"
-        else:
-            assert isinstance(exc, OSError) and exc.errno == errno.EIO, \
-                repr(exc)
+    """A size that parses but is implausible (2^64-1, 2^63, 2^53+1: above
+    2^53): the message is listed by name, and stat and open fail with EIO
+    (imapfs refuses it; the kernel would also reject the first two); the
+    daemon survives."""
+    assert f"{uid}.eml" in listing
+    with pytest.raises(OSError) as ei:
+        os.stat(fake.path(uid))
+    assert ei.value.errno == errno.EIO, repr(ei.value)
+    _, exc, _ = bounded(fake, lambda: read_file(fake.path(uid)))
+    assert isinstance(exc, OSError) and exc.errno == errno.EIO, repr(exc)
     assert_alive(fake)
 
 

@@ -17,14 +17,6 @@ SIZE = 100 * 1024 * 1024
 CACHE_MB = 16
 
 
-def _vm(pid, field):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise AssertionError(f"{field} missing for {pid}")
-
-
 def test_100mb_message_with_16mb_cache(imapfs_bin, tmp_path):
     if os.environ.get("IMAPFS_SANITIZED"):
         pytest.skip("under AddressSanitizer the allocator keeps freed "
@@ -45,7 +37,7 @@ def test_100mb_message_with_16mb_cache(imapfs_bin, tmp_path):
         pid = testenv.daemon_pid(mnt)
         assert pid is not None
         path = os.path.join(mnt, "Huge", "1.eml")
-        before = _vm(pid, "VmRSS")
+        before = testenv.proc_status_kb(pid, "VmRSS")
         h = hashlib.sha256()
         with open(path, "rb") as f:
             while True:
@@ -54,7 +46,7 @@ def test_100mb_message_with_16mb_cache(imapfs_bin, tmp_path):
                     break
                 h.update(chunk)
         assert h.hexdigest() == want, "the 100 MB message read wrong"
-        peak = _vm(pid, "VmHWM")
+        peak = testenv.proc_status_kb(pid, "VmHWM")
         # The cache (16 MB) plus one read-ahead window in flight and the
         # allocator's slack; far from the message's 100 MB.
         assert peak - before < 48 * 1024, \

@@ -353,6 +353,54 @@ def test_statfs_without_storage_quota_is_cached(imapfs_bin, tmp_path):
         server.stop()
 
 
+# -- the write path on a server with prefix INBOX. and ACLs -----------------
+
+NEW = (b"From: w@example.org\r\nSubject: ns write\r\n"
+       b"Message-ID: <ns-write@imapfs.test>\r\n\r\nhello\r\n")
+
+
+def test_write_into_inbox_and_mkdir_at_top(ns):
+    before = len(ns.truth.messages("INBOX"))
+    with open(ns.path("INBOX/ns-new.eml"), "wb") as f:
+        f.write(NEW)
+    msgs = ns.truth.messages("INBOX")
+    assert len(msgs) == before + 1
+    assert any(ns.truth.body("INBOX", u) == NEW for u in msgs)
+    # A top-level directory is a child of INBOX. on this server.
+    os.mkdir(ns.path("Made Here"))
+    names = [n for n, _, _ in ns.truth.mailboxes()]
+    assert "INBOX.Made Here" in names
+    os.mkdir(ns.path("Made Here/Sub"))
+    assert "INBOX.Made Here.Sub" in [n for n, _, _ in ns.truth.mailboxes()]
+    os.rmdir(ns.path("Made Here/Sub"))
+    os.rmdir(ns.path("Made Here"))
+    assert not [n for n, _, _ in ns.truth.mailboxes() if "Made" in n]
+
+
+def test_read_only_shared_mailbox_refuses_writes_before_sending(ns):
+    """MYRIGHTS without i/t/e/w: EACCES at open, unlink, rename, setxattr,
+    mkdir -- and not one APPEND, STORE, EXPUNGE, MOVE or CREATE sent."""
+    d = ns.path("shared/bob/Projects")
+    uids = sorted(ns.truth.messages("shared.bob.Projects"))
+    p = os.path.join(d, f"{uids[0]}.eml")
+    assert f"{uids[0]}.eml" in os.listdir(d)
+    read(p)
+    mark = len(ns.trace_text())
+    ops = [lambda: open(os.path.join(d, "new.eml"), "wb"),
+           lambda: open(p, "ab"),
+           lambda: os.unlink(p),
+           lambda: os.rename(p, ns.path("INBOX/moved.eml")),
+           lambda: os.setxattr(p, "user.imap.flags", b"\\Flagged"),
+           lambda: os.mkdir(os.path.join(d, "Sub"))]
+    for op in ops:
+        with pytest.raises(PermissionError):
+            op()
+    sent = ns.trace_text()[mark:]
+    assert not re.search(r"C: \S+ (UID )?(APPEND|STORE|EXPUNGE|MOVE|COPY|"
+                         r"CREATE)", sent), sent
+    assert sorted(ns.truth.messages("shared.bob.Projects")) == uids
+
+
 def test_personal_mailbox_named_like_a_namespace(ns):
     """A personal INBOX.shared would be the top-level "shared" like the
     namespace directory: the personal mailbox keeps the name, the

@@ -534,24 +534,16 @@ def test_delete_to_trash(imapfs_bin, tmp_path, trash, special):
         env.server.stop()
 
 
-def _vm(pid, field):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise AssertionError(f"{field} missing for {pid}")
-
-
 def test_100mb_message_written_through_the_mount(wenv, tmp_path):
     size = 100 * 1024 * 1024
     big = testenv.big_message(size, seed=11)
     src = tmp_path / "big.eml"
     src.write_bytes(big)
     pid = testenv.daemon_pid(wenv.mnt)
-    before = _vm(pid, "VmRSS")
+    before = testenv.proc_status_kb(pid, "VmRSS")
     subprocess.run(["cp", str(src), wenv.path("Archive", "big.eml")],
                    check=True, timeout=600)
-    peak = _vm(pid, "VmHWM")
+    peak = testenv.proc_status_kb(pid, "VmHWM")
     c = wenv.server.client()
     try:
         c.select("Archive", readonly=True)
@@ -569,3 +561,94 @@ def test_100mb_message_written_through_the_mount(wenv, tmp_path):
         assert peak - before < 32 * 1024, \
             f"daemon grew by {(peak - before) // 1024} MB writing 100 MB"
     wenv.check_sentinels()
+
+
+def test_cp_between_folders_copies_on_the_server(wenv):
+    """coreutils' cp uses copy_file_range: between two folders of the
+    mount that is a UID COPY (flags and INTERNALDATE come along, no bytes
+    through the daemon), seen as a COPY and no APPEND in the trace."""
+    when = datetime.datetime(2019, 5, 6, 7, 8, 9, tzinfo=UTC)
+    uid = wenv.append("INBOX", msg("server-copy"), "\\Answered $Work", when)
+    os.listdir(wenv.path("INBOX"))
+    subprocess.run(["cp", wenv.path("INBOX", f"{uid}.eml"),
+                    wenv.path("Archive", "copied.eml")], check=True)
+    new = uid_of(wenv, "Archive", msg("server-copy"))
+    m = wenv.messages("Archive")[new]
+    assert m["flags"] == {"\\Answered", "$Work"}
+    assert m["date"] == int(when.timestamp())
+    assert uid in wenv.messages("INBOX")
+    with open(wenv.path("Archive", "copied.eml"), "rb") as f:
+        assert f.read() == msg("server-copy")
+    assert f"{new}.eml" in listed(wenv, "Archive")
+    # cp -a of the same: the copy's flags, set again, are unchanged.
+    subprocess.run(["cp", "-a", wenv.path("INBOX", f"{uid}.eml"),
+                    wenv.path("Work", "copied-a.eml")], check=True)
+    new2 = uid_of(wenv, "Work", msg("server-copy"))
+    assert wenv.messages("Work")[new2]["flags"] == {"\\Answered", "$Work"}
+    wenv.check_sentinels()
+
+
+def _same_uid_in_two_folders(wenv, tag):
+    """A message in Archive and one in Work that have the same UID (as
+    happens all the time: UIDs are per folder)."""
+    filler = msg(f"{tag}-filler")
+    a = wenv.append("Archive", filler)
+    w = wenv.append("Work", filler)
+    for _ in range(200):
+        if a == w:
+            break
+        if a < w:
+            a = wenv.append("Archive", filler)
+        else:
+            w = wenv.append("Work", filler)
+    assert a == w
+    a = wenv.append("Archive", msg(f"{tag}-a"))
+    w = wenv.append("Work", msg(f"{tag}-w-{a}"))
+    assert a == w
+    return a
+
+
+def test_mv_onto_a_colliding_uid_keeps_both(wenv):
+    """mv Archive/N.eml Work/ where Work has a UID N of its own: a MOVE,
+    and Work's message N is not touched."""
+    n = _same_uid_in_two_folders(wenv, "mvcol")
+    os.listdir(wenv.path("Archive"))
+    os.listdir(wenv.path("Work"))
+    subprocess.run(["mv", wenv.path("Archive", f"{n}.eml"),
+                    wenv.path("Work")], check=True)
+    work = wenv.messages("Work")
+    assert work[n]["body"] == msg(f"mvcol-w-{n}")
+    assert len(copies_of(work, msg("mvcol-a"))) == 1
+    with open(wenv.path("Work", f"{n}.eml"), "rb") as f:
+        assert f.read() == msg(f"mvcol-w-{n}")
+    wenv.check_sentinels()
+
+
+def test_cp_onto_a_colliding_uid_keeps_both(wenv):
+    n = _same_uid_in_two_folders(wenv, "cpcol")
+    os.listdir(wenv.path("Archive"))
+    os.listdir(wenv.path("Work"))
+    subprocess.run(["cp", wenv.path("Archive", f"{n}.eml"),
+                    wenv.path("Work")], check=True)
+    work = wenv.messages("Work")
+    assert work[n]["body"] == msg(f"cpcol-w-{n}")
+    assert len(copies_of(work, msg("cpcol-a"))) == 1
+    assert n in wenv.messages("Archive")
+    with open(wenv.path("Work", f"{n}.eml"), "rb") as f:
+        assert f.read() == msg(f"cpcol-w-{n}")
+    wenv.check_sentinels()
+
+
+def test_mv_onto_another_message_in_the_same_folder_is_eexist(wenv):
+    a = wenv.append("Work", msg("same-a"))
+    b = wenv.append("Work", msg("same-b"))
+    os.listdir(wenv.path("Work"))
+    with pytest.raises(OSError) as e:
+        os.rename(wenv.path("Work", f"{a}.eml"), wenv.path("Work", f"{b}.eml"))
+    assert e.value.errno == errno.EEXIST
+    msgs = wenv.messages("Work")
+    assert a in msgs and b in msgs
+
+
+def copies_of(msgs, body):
+    return [u for u, m in msgs.items() if m["body"] == body]

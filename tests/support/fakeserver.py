@@ -19,6 +19,7 @@ UID, per mailbox, through `FakeImapServer.scripts[mailbox]` (a `Script`;
     script.size_delta[uid] added to the real size in RFC822.SIZE
     script.size_text[uid]  sent verbatim instead of the RFC822.SIZE number
     script.omit_size       UIDs whose listing reply has no RFC822.SIZE
+    script.examine_no      a tagged "NO ..." answer to EXAMINE of the mailbox
 
 The object has the attributes testenv.mount_imapfs() uses (host,
 imaps_port, imap_port, user, password, cafile), so it can be mounted the
@@ -40,6 +41,8 @@ import subprocess
 import tempfile
 import threading
 
+from testenv import Service
+
 __all__ = ["FakeImapServer", "Script", "Command", "BODY_MODES"]
 
 # How a body FETCH may be answered.
@@ -57,6 +60,7 @@ BODY_MODES = {
     "absurd_literal": "a literal announced as {99999999999}, then silence",
     "bye": "* BYE in the middle of the command, then close",
     "deep_nesting": "a 10,000-deep nested list, then the tagged OK",
+    "noperm": "tagged NO [NOPERM] (no FETCH response)",
 }
 
 _MAX_LINE = 64 * 1024
@@ -91,6 +95,9 @@ class Script:
         self.omit_size: set[int] = set()
         # Capabilities announced (greeting and CAPABILITY).
         self.caps: tuple[str, ...] = _DEFAULT_CAPS
+        # If set, EXAMINE of this mailbox is answered with this tagged
+        # "NO ..." text (e.g. "NO [NOPERM] no access").
+        self.examine_no: str | None = None
 
     def body_mode(self, uid: int) -> str:
         return self.body.get(uid, "ok")
@@ -197,7 +204,7 @@ def _parse_set(text: str, maxuid: int) -> set[int] | None:
     return out
 
 
-class FakeImapServer:
+class FakeImapServer(Service):
     """A threaded scripted IMAP server; context manager (start/stop)."""
 
     host = "127.0.0.1"
@@ -241,14 +248,6 @@ class FakeImapServer:
         self._ctx: ssl.SSLContext | None = None
 
     # -- lifecycle -----------------------------------------------------------
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-        return False
-
     def start(self) -> None:
         if self._listener is not None:
             return
@@ -452,6 +451,7 @@ class _Session:
         self.reader = _Reader(sock, server._stop)
         self.authed = False
         self.selected: str | None = None
+        self.tag = b""          # of the UID FETCH being answered
 
     def send(self, data: bytes):
         view = memoryview(data)
@@ -549,6 +549,11 @@ class _Session:
                 self.selected = None
                 self.send(tag + b" NO [NONEXISTENT] no such mailbox\r\n")
                 return True
+            refusal = self.srv.scripts[mb].examine_no
+            if refusal is not None:
+                self.selected = None
+                self.send(tag + b" " + refusal.encode() + b"\r\n")
+                return True
             self.selected = mb
             uids = list(self.srv.mailboxes[mb])
             nxt = (max(uids) + 1) if uids else 1
@@ -621,8 +626,12 @@ class _Session:
         # A batch (imapfs's prefetch) is answered message by message with
         # each message's scripted behaviour; one that breaks the
         # connection breaks the whole batch, as it would on a real server.
+        self.tag = tag
         for uid in sorted(u for u in uids if u in msgs):
-            if not self.body_item(uid, off, length):
+            answered = self.body_item(uid, off, length)
+            if answered is None:
+                return True      # the tagged reply was sent
+            if not answered:
                 return False
         self.send(tag + b" OK FETCH done\r\n")
         return True
@@ -668,7 +677,8 @@ class _Session:
                   f" {{{len(chunk)}}}\r\n".encode() + chunk + b")\r\n")
 
     # Sends the untagged part of the answer for one message; returns False
-    # if the connection is to be closed (the tagged reply never comes).
+    # if the connection is to be closed (the tagged reply never comes),
+    # None if it sent the tagged reply itself.
     def body_item(self, uid: int, off, length) -> bool:
         mode = self.mode(uid)
         seq = self.seq(uid)
@@ -691,6 +701,10 @@ class _Session:
                       .encode())
         elif mode == "nodata":
             pass
+        elif mode == "noperm":
+            # The tagged NO ends the command: nothing for the others.
+            self.send(self.tag + b" NO [NOPERM] access denied\r\n")
+            return None
         elif mode == "other_uid":
             other = next((u for u in self.msgs() if u != uid), uid)
             self.send_body(other, off, length)

@@ -34,6 +34,7 @@ import urllib.parse
 from email.message import EmailMessage
 
 __all__ = [
+    "Service",
     "DovecotServer",
     "sample_messages",
     "big_message",
@@ -170,7 +171,19 @@ def _run(argv, **kw) -> subprocess.CompletedProcess:
 # the server
 # --------------------------------------------------------------------------
 
-class DovecotServer:
+class Service:
+    """A context manager for anything with start() and stop()."""
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+
+class DovecotServer(Service):
     """A private Dovecot on 127.0.0.1 in a temp dir; context manager."""
 
     host = "127.0.0.1"
@@ -181,7 +194,9 @@ class DovecotServer:
                  inbox_prefix: str = "", other_users: tuple = (),
                  acl: bool = False, quota: bool = False,
                  quota_rule: str = "*:storage=1G",
-                 special_use: dict | None = None):
+                 special_use: dict | None = None,
+                 quota_kb: int | None = None,
+                 without_caps: tuple[str, ...] = ()):
         """`inbox_prefix` is the personal namespace's prefix ("" as Dovecot
         ships, "INBOX." as Courier and Debian's Cyrus use it).
         `other_users` are more accounts (passwords in self.passwords).
@@ -190,8 +205,15 @@ class DovecotServer:
         "shared.<user>." (Dovecot's "shared.%%u."), without the listescape
         plugin (names cannot contain "/" then). `quota` turns on the
         quota plugin (QUOTA extension) with `quota_rule` (1 GiB of
-        storage). `special_use` ({mailbox: "\\\\Trash"}) configures
-        special-use attributes (and the SPECIAL-USE capability)."""
+        storage); `quota_kb` is the same with a storage limit of that many
+        KiB (an APPEND beyond it gets NO [OVERQUOTA]). `special_use`
+        ({mailbox: "\\\\Trash"}) configures special-use attributes (and
+        the SPECIAL-USE capability). `without_caps`: capabilities the
+        server must not announce (e.g. ("UIDPLUS", "MOVE", "LITERAL+",
+        "NOTIFY")), before and after login."""
+        self.quota_kb = quota_kb
+        self.without_caps = tuple(c.upper() for c in without_caps)
+        self._imap_capability = ""   # set by _drop_caps()
         self.basedir = os.path.abspath(basedir)
         self.user = user
         self.password = password if password is not None else \
@@ -202,8 +224,9 @@ class DovecotServer:
         self.special_use = dict(special_use or {})
         self.inbox_prefix = inbox_prefix
         self.acl = acl
-        self.quota = quota
-        self.quota_rule = quota_rule
+        self.quota = quota or bool(quota_kb)
+        self.quota_rule = f"*:storage={quota_kb}K" if quota_kb \
+            else quota_rule
         self.passwords = {user: self.password}
         for u in other_users:
             self.passwords[u] = "pw-" + secrets.token_hex(12)
@@ -216,15 +239,6 @@ class DovecotServer:
         self.mail_root = ""     # the user's Maildir++ root (INBOX)
         self._master_pid: int | None = None
         self._started = False
-
-    # -- context manager ---------------------------------------------------
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-        return False
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> None:
@@ -244,6 +258,8 @@ class DovecotServer:
                                    "\n" + self.log_tail())
             self._master_pid = self._read_master_pid()
             self._wait_ready()
+            if self.without_caps:
+                self._drop_caps()
         except BaseException as e:
             tail = self.log_tail()
             self.stop()
@@ -289,6 +305,50 @@ class DovecotServer:
         # INBOX was created by the mail process as nobody already; ensure
         # anything else we made is owned by nobody too.
         self._chown_mail()
+
+    def capabilities(self, login: bool = True) -> list[str]:
+        """The capabilities announced after login (or before, in reply to
+        CAPABILITY on a fresh connection), upper-case."""
+        c = self.client(login=login)
+        try:
+            typ, data = c.capability()
+            self._check(typ, data, "CAPABILITY")
+            return data[0].decode().upper().split()
+        finally:
+            try:
+                c.logout()
+            except (imaplib.IMAP4.error, OSError):
+                pass
+
+    def _drop_caps(self) -> None:
+        """Dovecot's imap_capability replaces the whole list: take the
+        default one, leave out without_caps, restart the server with it."""
+        keep = [c for c in self.capabilities()
+                if c not in self.without_caps]
+        self._imap_capability = " ".join(keep)
+        self._restart()
+        got = self.capabilities()
+        left = [c for c in self.without_caps if c in got]
+        if left:
+            raise RuntimeError(f"dovecot still announces {left}")
+
+    def _restart(self) -> None:
+        """Stops the master and starts it again with a rewritten config
+        (same ports, certificates and mail)."""
+        master = self._master_pid
+        os.kill(master, signal.SIGTERM)
+        wait_for(lambda: not _pid_alive(master), 10,
+                 what="dovecot master exit")
+        pidfile = os.path.join(self.root, "run", "master.pid")
+        if os.path.exists(pidfile):
+            os.unlink(pidfile)
+        with open(self.conf, "w") as f:
+            f.write(self._config_text(os.path.join(self.root, "passwd")))
+        early = self.launch_master("dovecot-restart.stderr")
+        if early is not None:
+            raise RuntimeError("dovecot failed to restart:\n" + early)
+        self._master_pid = self._read_master_pid()
+        self._wait_ready()
 
     def _prepare(self) -> None:
         r = self.root
@@ -364,7 +424,7 @@ auth_mechanisms = plain login
 mail_location = maildir:{r}/mail/%u
 mail_plugins = {self._plugins()}
 mail_fsync = never
-namespace inbox {{
+{self._extra_config()}namespace inbox {{
   inbox = yes
   separator = {self.delimiter}
   prefix = {self.inbox_prefix}
@@ -389,8 +449,18 @@ service imap {{
 }}
 protocol imap {{
   mail_max_userip_connections = 1000
-}}
+{self._imap_config()}}}
 """
+
+    def _extra_config(self) -> str:
+        return ""
+
+    def _imap_config(self) -> str:
+        """Lines for the protocol imap block."""
+        out = ""
+        if self._imap_capability:
+            out += f"  imap_capability = {self._imap_capability}\n"
+        return out
 
     def _special_use_conf(self) -> str:
         return "".join(f'  mailbox "{name}" {{\n    special_use = {use}\n'
@@ -572,16 +642,18 @@ plugin {{
         ctx = _ssl.create_default_context(cafile=self.cafile or None)
         return ctx
 
-    def client(self, user: str | None = None) -> imaplib.IMAP4:
-        """A logged-in imaplib connection (IMAP4_SSL when ssl=True), as
-        `user` (default: the main user)."""
+    def client(self, user: str | None = None,
+               login: bool = True) -> imaplib.IMAP4:
+        """A logged-in (unless login=False) imaplib connection (IMAP4_SSL
+        when ssl=True), as `user` (default: the main user)."""
         if self.ssl:
             c = imaplib.IMAP4_SSL(self.host, self.imaps_port,
                                   ssl_context=self.ssl_context(), timeout=60)
         else:
             c = imaplib.IMAP4(self.host, self.imap_port, timeout=60)
-        user = user or self.user
-        c.login(user, self.passwords[user])
+        if login:
+            user = user or self.user
+            c.login(user, self.passwords[user])
         return c
 
     @staticmethod
@@ -811,14 +883,18 @@ def _one_message(rng: random.Random, i: int, target: int,
     return msg.as_bytes()
 
 
-def sample_messages(count: int, seed: int = 1) -> list[bytes]:
-    """Deterministic realistic MIME messages (CRLF), ~1 KB to ~200 KB."""
+def sample_messages(count: int, seed: int = 1,
+                    sizes: tuple[int, int] | None = None) -> list[bytes]:
+    """Deterministic realistic MIME messages (CRLF), ~1 KB to ~200 KB, or
+    of about sizes=(low, high) bytes each."""
     rng = random.Random(seed)
     start = datetime.datetime(2023, 6, 1, 9, 0, tzinfo=datetime.timezone.utc)
     out = []
     for i in range(count):
         r = rng.random()
-        if r < 0.6:
+        if sizes is not None:
+            target = rng.randint(*sizes)
+        elif r < 0.6:
             target = rng.randint(1000, 6000)
         elif r < 0.9:
             target = rng.randint(6000, 50000)
@@ -1000,6 +1076,15 @@ def force_unmount(mountpoint: str) -> None:
             os.kill(pid, 9)
         except ProcessLookupError:
             pass
+
+
+def proc_status_kb(pid: int, field: str) -> int:
+    """A /proc/PID/status field in KiB (VmRSS, VmHWM)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError(f"{field} missing for {pid}")
 
 
 def run_bounded(mountpoint: str, fn, bound: float):

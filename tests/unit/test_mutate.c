@@ -982,8 +982,13 @@ static void test_uid_state(void)
 		 "* 3 FETCH (UID 42 FLAGS (\\Seen \\Recent $X) "
 		 "MODSEQ (77))\r\n%t OK\r\n",
 		 PEER_REPLY, 0},
+		/* Selected already: a NOOP first brings news from other
+		 * connections. */
+		{"NOOP", "* 2 EXPUNGE\r\n%t OK\r\n", PEER_REPLY, 0},
 		{"UID FETCH", "%t OK\r\n", PEER_REPLY, 0},
+		{"NOOP", "%t OK\r\n", PEER_REPLY, 0},
 		{"UID FETCH", "%t NO [EXPUNGEISSUED] gone\r\n", PEER_REPLY, 0},
+		{"NOOP", "%t OK\r\n", PEER_REPLY, 0},
 		{NULL, NULL, PEER_REPLY, 0}};
 	struct peer *p = peer_start("CONDSTORE", NULL, steps);
 	struct imap_session *s = peer_session(p);
@@ -1013,8 +1018,8 @@ static void test_uid_state(void)
 	g_clear_error(&error);
 	finish(s, p,
 	       "EXAMINE \"INBOX\"\r\nUID FETCH 42 (UID FLAGS MODSEQ)\r\n"
-	       "UID FETCH 43 (UID FLAGS MODSEQ)\r\n"
-	       "UID FETCH 44 (UID FLAGS MODSEQ)\r\n");
+	       "NOOP\r\nUID FETCH 43 (UID FLAGS MODSEQ)\r\n"
+	       "NOOP\r\nUID FETCH 44 (UID FLAGS MODSEQ)\r\nNOOP\r\n");
 }
 
 static void test_find_appended(void)

@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include <glib/gstdio.h>
+
 #include "tree.h"
 
 static void add_box(GPtrArray *infos, const char *name, char delim,
@@ -507,6 +509,86 @@ static void test_rights_mode(void)
 	g_assert_cmpuint(fs_tree_rights_mode(0500, "l"), ==, 0100);
 }
 
+/* The write path's deltas against a listing that was in flight. */
+static void finish_load(struct fs_tree *t, uint64_t dir, const uint32_t *uids,
+			size_t n)
+{
+	struct imap_mailbox_status st = {.uidvalidity = 7};
+	GArray *metas =
+		g_array_new(FALSE, TRUE, sizeof(struct imap_message_meta));
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		struct imap_message_meta m = {
+			.uid = uids[i], .size = 10, .flags = ""};
+
+		g_array_append_val(metas, m);
+	}
+	fs_tree_folder_end(t, dir, TRUE, &st, metas);
+	g_array_unref(metas);
+}
+
+static void begin_load(struct fs_tree *t, uint64_t dir)
+{
+	char *mailbox = NULL;
+	uint32_t old;
+
+	fs_tree_folder_invalidate(t, dir);
+	g_assert_cmpint(fs_tree_folder_begin(t, dir, G_USEC_PER_SEC * 60,
+					     &mailbox, &old),
+			==, 1);
+	g_free(mailbox);
+}
+
+static void test_deltas_beat_stale_listings(void)
+{
+	struct fs_tree *t = make_tree();
+	struct fs_spool_dir *sd;
+	struct fs_spool *sp;
+	struct fs_entry e;
+	uint64_t inbox = lookup_ino(t, FS_ROOT_INO, "INBOX"), local;
+	const uint32_t first[] = {1, 2, 3};
+	const uint32_t stale[] = {1, 2, 3};
+	char *base = g_dir_make_tmp("imapfs-tree-XXXXXX", NULL);
+	int r;
+
+	sd = fs_spool_dir_new(base, NULL);
+	g_assert_nonnull(sd);
+	begin_load(t, inbox);
+	finish_load(t, inbox, first, 3);
+	/* A listing begins; meanwhile this mount stores a new message (UID
+	 * 4, written as new.eml) and removes UID 2. */
+	begin_load(t, inbox);
+	sp = fs_spool_new(sd, "INBOX/new.eml", &r);
+	g_assert_nonnull(sp);
+	g_assert_cmpint(fs_tree_add_local(t, inbox, "new.eml", sp, &e), ==, 0);
+	local = e.ino;
+	fs_entry_clear(&e);
+	g_assert_cmpint(
+		fs_tree_commit(t, local, inbox, 7, 4, 10, 0, "", "new.eml", 0),
+		==, 0);
+	fs_tree_remove_msg(t, inbox, 2);
+	/* The listing, from before both changes, arrives. */
+	finish_load(t, inbox, stale, 3);
+	g_assert_cmpuint(lookup_ino(t, inbox, "4.eml"), ==, local);
+	g_assert_cmpuint(lookup_ino(t, inbox, "new.eml"), ==, local);
+	g_assert_cmpuint(lookup_ino(t, inbox, "2.eml"), ==, 0);
+	/* A listing that began after the changes is the truth again. */
+	begin_load(t, inbox);
+	{
+		const uint32_t now[] = {1, 3};
+
+		finish_load(t, inbox, now, 2);
+	}
+	g_assert_cmpuint(lookup_ino(t, inbox, "4.eml"), ==, 0);
+	g_assert_cmpuint(lookup_ino(t, inbox, "1.eml"), !=, 0);
+	fs_spool_unref(sp);
+	fs_tree_free(t);
+	fs_spool_dir_close(sd);
+	g_rmdir(base);
+	g_free(base);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -521,5 +603,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/tree/parent-only", test_parent_only);
 	g_test_add_func("/tree/folder-vanished", test_folder_vanished);
 	g_test_add_func("/tree/rights-mode", test_rights_mode);
+	g_test_add_func("/tree/deltas", test_deltas_beat_stale_listings);
 	return g_test_run();
 }

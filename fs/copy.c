@@ -1,0 +1,149 @@
+/* copy.c - see copy.h. */
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "acl.h"
+#include "commit.h"
+#include "copy.h"
+#include "imap-error.h"
+#include "log.h"
+#include "mutate.h"
+#include "wops.h"
+
+struct copy_ctx {
+	const char *mailbox, *dest;
+	uint32_t uidvalidity, uid;
+	struct imap_copy_result result;
+};
+
+static gboolean copy_fn(struct imap_session *s, void *user_data, GError **error)
+{
+	struct copy_ctx *c = user_data;
+
+	return imap_session_copy(s, c->mailbox, c->uidvalidity, c->uid, c->dest,
+				 &c->result, error);
+}
+
+/* Copies message @src to the folder of the empty local file @dst on the
+ * server; returns the bytes "copied" (the message's size) or a negative
+ * errno (-EOPNOTSUPP: not a case for UID COPY). */
+static gssize copy_on_server(struct imapfs *fs, const struct fs_entry *src,
+			     const struct fs_entry *dst, struct fs_spool *sp)
+{
+	/* cp onto an existing message's name (cp a/5.eml b/ where b has a
+	 * UID 5 of its own) opened that message with O_TRUNC: UIDs collide
+	 * by chance, so the copy becomes a new message of b and the opened
+	 * one stays as it was. */
+	gboolean over_msg =
+		!dst->is_local && dst->spool == sp && dst->st.st_size == 0;
+	struct copy_ctx c = {.mailbox = src->mailbox,
+			     .uidvalidity = src->uidvalidity,
+			     .uid = src->uid};
+	struct fs_entry dir;
+	GError *err = NULL;
+	gssize r;
+
+	/* The size returned only tells cp how far to go on; the copy's
+	 * real size is the server's, so a claimed one will do. */
+	if (src->is_dir || src->is_local || src->spool != NULL ||
+	    src->bad_size || src->size_unknown ||
+	    (!over_msg &&
+	     (!dst->is_local || !fs_commit_is_message_name(dst->name) ||
+	      dst->st.st_size != 0)))
+		return -EOPNOTSUPP;
+	if (fs_tree_get(fs->tree, dst->parent, &dir) < 0)
+		return -EOPNOTSUPP;
+	if (dir.mailbox == NULL || !dir.selectable ||
+	    !imap_acl_has_right(dir.rights, 'i')) {
+		fs_entry_clear(&dir);
+		return -EOPNOTSUPP;
+	}
+	c.dest = dir.mailbox;
+	if (!imap_pool_run_once(fs->pool, src->mailbox, copy_fn, &c, &err)) {
+		/* A copy that may or may not have happened must not be
+		 * followed by the kernel's byte copy (a second message):
+		 * report it instead. */
+		r = g_error_matches(err, IMAP_ERROR, IMAP_ERROR_UNKNOWN_OUTCOME)
+			    ? -EIO
+			    : -EOPNOTSUPP;
+		imapfs_warning("UID COPY of %s UID %u to %s: %s%s",
+			       src->mailbox, src->uid, dir.mailbox,
+			       err->message,
+			       r == -EIO ? "" : "; copying the bytes instead");
+		g_error_free(err);
+		fs_entry_clear(&dir);
+		return r;
+	}
+	if (over_msg) {
+		/* Nothing of the truncation is sent: the message keeps its
+		 * bytes; the copy shows up with the next listing. */
+		fs_spool_mark_sent(sp, fs_spool_changes(sp));
+		fs_spool_set_keep(sp, FALSE);
+		fs_tree_detach_shadow(fs->tree, dst->ino, sp);
+		fs_tree_folder_invalidate(fs->tree, dst->parent);
+	} else {
+		fs_tree_commit(fs->tree, dst->ino, dst->parent,
+			       c.result.uidvalidity != 0 ? c.result.uidvalidity
+							 : dir.uidvalidity,
+			       c.result.uid, (uint64_t)src->st.st_size,
+			       src->st.st_mtime, src->flags, dst->name, 0);
+		/* Its bytes are the server's now, not the (empty) local
+		 * file's. */
+		fs_tree_detach_shadow(fs->tree, dst->ino, dst->spool);
+	}
+	fs_notify_inval_inode(fs->notify, dst->ino);
+	fs_entry_clear(&dir);
+	return (gssize)src->st.st_size;
+}
+
+void fs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+			struct fuse_file_info *fi_in, fuse_ino_t ino_out,
+			off_t off_out, struct fuse_file_info *fi_out,
+			size_t len, int flags)
+{
+	struct imapfs *fs = fuse_req_userdata(req);
+	struct fs_handle *h = (struct fs_handle *)(uintptr_t)fi_out->fh;
+	struct fs_entry src, dst;
+	gssize r;
+
+	if (fs->read_only) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if (h == NULL || !h->writable) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
+	/* The destination became a server copy: cp asks once more, at
+	 * the end, and learns that there is nothing left. */
+	if (h->copied) {
+		if (off_out == off_in)
+			fuse_reply_write(req, 0);
+		else
+			fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	if (off_in != 0 || off_out != 0 || flags != 0 ||
+	    fs_tree_get(fs->tree, ino_in, &src) < 0) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	if (fs_tree_get(fs->tree, ino_out, &dst) < 0) {
+		fs_entry_clear(&src);
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	r = (uint64_t)src.st.st_size <= len
+		    ? copy_on_server(fs, &src, &dst, h->spool)
+		    : -EOPNOTSUPP;
+	fs_entry_clear(&src);
+	fs_entry_clear(&dst);
+	if (r < 0) {
+		fuse_reply_err(req, (int)-r);
+		return;
+	}
+	h->copied = TRUE;
+	fuse_reply_write(req, (size_t)r);
+}
