@@ -340,7 +340,7 @@ def test_cp_a_between_folders(wenv):
         "UID clash between the folders: the test would overwrite a message"
     before_in, before_ar = state(wenv, "INBOX"), state(wenv, "Archive")
     r = run(["cp", "-a", src, wenv.path("Archive") + "/"])
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 0 and r.stderr == b"", r.stderr
     new = assert_added(wenv, "Archive", before_ar, [body])
     m = new[crlf(body)]
     assert m["flags"] == {"\\Answered", "$Label1"}
@@ -362,7 +362,7 @@ def test_cp_a_from_local_file(wenv, tmp_path):
     assert r.returncode == 0, r.stderr
     before = state(wenv, "Work")
     r = run(["cp", "-a", str(local), wenv.path("Work") + "/"])
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 0 and r.stderr == b"", r.stderr
     m = assert_added(wenv, "Work", before, [body])[crlf(body)]
     assert m["flags"] == {"\\Seen", "\\Draft"}
     assert m["date"] == int(datetime.datetime(
