@@ -265,7 +265,8 @@ int fs_tree_move_local(struct fs_tree *tree, uint64_t parent, const char *name,
 		       uint64_t newparent, const char *newname);
 
 /* Gives message @ino of @dir the name @newname in the same folder (it is
- * then listed under it; "<UID>.eml" no longer names it). */
+ * then listed under it; neither "<UID>.eml" nor the names it was written
+ * under name it any more). */
 int fs_tree_rename_msg(struct fs_tree *tree, uint64_t ino, const char *newname);
 
 /* Message @ino was moved by the server to folder @newdir as @newuid (0:
