@@ -445,9 +445,16 @@ class DovecotServer(ImapServer):
 
     def _read_master_pid(self) -> int:
         path = os.path.join(self.root, "run", "master.pid")
-        wait_for(lambda: os.path.exists(path), 10, what="dovecot master.pid")
-        with open(path) as f:
-            return int(f.read().split()[0])
+
+        def pid():
+            # The file may exist before its content is written.
+            try:
+                with open(path) as f:
+                    return int(f.read().split()[0])
+            except (OSError, IndexError, ValueError):
+                return None
+        wait_for(lambda: pid() is not None, 10, what="dovecot master.pid")
+        return pid()
 
     def _wait_ready(self) -> None:
         """Wait until the listeners accept connections and a login works."""
