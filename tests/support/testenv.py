@@ -1132,6 +1132,14 @@ def force_unmount(mountpoint: str) -> None:
             pass
 
 
+def short_runtime_dir():
+    """A private 0700 directory directly below /tmp, for XDG_RUNTIME_DIR:
+    unix socket paths (imapfs's control socket, gpg-agent's in systemd's
+    units) must fit in 108 bytes, which a pytest tmp_path below
+    check.sh's TMPDIR does not. Remove it with shutil.rmtree."""
+    return tempfile.mkdtemp(prefix="imapfs-run-", dir="/tmp")
+
+
 def proc_status_kb(pid: int, field: str) -> int:
     """A /proc/PID/status field in KiB (VmRSS, VmHWM)."""
     with open(f"/proc/{pid}/status") as f:
