@@ -652,3 +652,15 @@ def test_mv_onto_another_message_in_the_same_folder_is_eexist(wenv):
 
 def copies_of(msgs, body):
     return [u for u, m in msgs.items() if m["body"] == body]
+
+
+def test_rm_r_of_a_folder(wenv):
+    """rm -r: every message expunged by UID, then DELETE of the folders."""
+    os.makedirs(wenv.path("Doomed2", "Sub"))
+    for i, folder in enumerate(("Doomed2", "Doomed2/Sub")):
+        for j in range(3):
+            wenv.append(folder, msg(f"rmr-{i}-{j}"))
+    subprocess.run(["rm", "-r", wenv.path("Doomed2")], check=True)
+    assert not {f for f in wenv.server_folders() if f.startswith("Doomed2")}
+    assert not os.path.exists(wenv.path("Doomed2"))
+    wenv.check_sentinels()
