@@ -664,3 +664,20 @@ def test_rm_r_of_a_folder(wenv):
     assert not {f for f in wenv.server_folders() if f.startswith("Doomed2")}
     assert not os.path.exists(wenv.path("Doomed2"))
     wenv.check_sentinels()
+
+
+def test_read_in_a_folder_deleted_elsewhere_is_enoent(wenv):
+    """An uncached message of a folder another client deleted: ENOENT,
+    not EIO (Dovecot answers the FETCH and STATUS with a plain NO)."""
+    wenv.server.create_mailbox("GoneElsewhere")
+    uid = wenv.append("GoneElsewhere", msg("gone-elsewhere"))
+    assert "GoneElsewhere" in os.listdir(wenv.mnt)
+    assert f"{uid}.eml" in os.listdir(wenv.path("GoneElsewhere"))
+    fd = os.open(wenv.path("GoneElsewhere", f"{uid}.eml"), os.O_RDONLY)
+    try:
+        wenv.server.delete_mailbox("GoneElsewhere")
+        with pytest.raises(OSError) as e:
+            os.read(fd, 100)
+        assert e.value.errno == errno.ENOENT
+    finally:
+        os.close(fd)
