@@ -302,6 +302,12 @@ static void ops_getattr(fuse_req_t req, fuse_ino_t ino,
 	struct fs_entry e;
 	int r = fs_tree_get(fs->tree, ino, &e);
 
+	/* An inode that is gone (its message expunged, its folder's
+	 * UIDVALIDITY changed): ESTALE, which is what an open file must see;
+	 * a stat by path then looks the name up again (LOOKUP_REVAL) and
+	 * gets the name's real answer. */
+	if (r == -ENOENT)
+		r = -ESTALE;
 	if (r < 0) {
 		ops_reply_err(req, r);
 		return;

@@ -123,7 +123,8 @@ int fs_tree_get(struct fs_tree *tree, uint64_t ino, struct fs_entry *entry_r);
  * even if the message is gone (so cached bytes can still be served), and
  * returns in *readahead_r how far to read ahead: the window doubles (from
  * 256 KiB up to @max_readahead) while reads are sequential and drops to 0
- * on a seek. Returns 0, -ENOENT (no such inode) or -EISDIR. */
+ * on a seek. Returns 0, -ESTALE (an inode no longer known: its message
+ * went and the node was freed) or -EISDIR. */
 int fs_tree_get_for_read(struct fs_tree *tree, uint64_t ino, uint64_t offset,
 			 uint64_t size, uint64_t max_readahead,
 			 struct fs_entry *entry_r, uint64_t *readahead_r);
