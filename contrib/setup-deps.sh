@@ -14,6 +14,7 @@ PACKAGES=(
 	python3 python3-pytest
 	openssl attr psmisc procps ca-certificates git strace
 	scdoc man-db groff-base
+	debhelper dpkg-dev fakeroot lintian
 )
 
 log() { printf 'setup-deps: %s\n' "$*" >&2; }
