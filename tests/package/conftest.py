@@ -7,7 +7,8 @@ import sys
 
 
 def pytest_sessionfinish(session, exitstatus):
-    if shutil.which("dpkg-buildpackage") is None and exitstatus == 0:
+    # the module skips as a whole: pytest says 5 (nothing collected)
+    if shutil.which("dpkg-buildpackage") is None and exitstatus in (0, 5):
         sys.stderr.write("\npackage tests skipped: dpkg-buildpackage is "
                          "not installed (apt-get install dpkg-dev)\n")
         session.exitstatus = 77
