@@ -3,9 +3,6 @@
 #
 # Phases, each in a fresh build directory under build/:
 #   plain  gcc, unit + integration suites
-#   asan   gcc with -fsanitize=address,undefined and -Werror, same suites; the
-#          sanitizers write their reports to build/asan-reports/ (the
-#          daemonized imapfs has no stderr), and any report fails the phase
 #   deb    the Debian package: dpkg-buildpackage -us -uc -b in a temporary
 #          copy of the tree (never in it: the build writes to debian/ and to
 #          the parent directory), lintian on it, `apt-get install -y
@@ -13,6 +10,9 @@
 #          /usr/bin/imapfs mounts Dovecot, reads, unmounts; man -w imapfs),
 #          then `apt-get remove -y imapfs`; refuses to run when an imapfs
 #          package or a /usr/bin/imapfs is there already
+#   asan   gcc with -fsanitize=address,undefined and -Werror, same suites; the
+#          sanitizers write their reports to build/asan-reports/ (the
+#          daemonized imapfs has no stderr), and any report fails the phase
 #   fuzz   clang + libFuzzer, fuzz_parser for $FUZZ_SECONDS (default 60) on a
 #          copy of tests/fuzz/corpus
 # Before plain/asan, the Cyrus and Courier chroots that
