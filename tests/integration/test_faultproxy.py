@@ -277,6 +277,9 @@ def test_after_reply_point(proxy):
                                           action="reset"))
     c = proxy.client()
     assert c.noop()[0] == "OK"
+    # The rule fires right after the reply was relayed: the client may
+    # have read it before the proxy's thread got there.
+    proxy.wait_for(lambda: rule.fired == 1, 10)
     assert rule.fired == 1 and rule.fired_on[0].relayed
     with pytest.raises(DROPPED):
         c.noop()
