@@ -260,6 +260,10 @@ int main(int argc, char **argv)
 		MIN((uint64_t)opts.cache_mb * 1024 * 1024 / 2,
 		    32 * 1024 * 1024));
 	fs_control_run(control);
+	/* Without the control thread SIGHUP cannot refresh; it must not end
+	 * the mount either (libfuse's handler would). */
+	if (control == NULL)
+		signal(SIGHUP, SIG_IGN);
 	loop_cfg = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_max_threads(loop_cfg, 16);
 	fuse_loop_cfg_set_idle_threads(loop_cfg, 8);
