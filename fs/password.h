@@ -32,6 +32,14 @@ struct fs_password_sources {
 char *fs_password_get(const struct fs_password_sources *sources,
 		      GError **error);
 
+/* Runs @command like password_command (/bin/sh -c, stdin /dev/null, cwd
+ * "/", a 30 s timeout) and returns the first line of its output
+ * (g_malloc'd; wipe it with fs_password_free()), or NULL with an error
+ * that names the source as @name ("oauth2_token_command") and never
+ * quotes the output. Thread-safe: may run while the mount serves. */
+char *fs_password_command(const char *command, const char *name,
+			  GError **error);
+
 /* Overwrites the string with zeros and frees it. NULL is allowed. */
 void fs_password_free(char *password);
 
