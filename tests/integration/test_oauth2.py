@@ -357,3 +357,32 @@ options=connections=1
         testenv.unmount(mnt)
         if testenv.daemon_pid(mnt) is not None:
             testenv.force_unmount(mnt)
+
+
+def test_example_token_helper(oauth, imapfs_bin, mounts, tmp_path):
+    """contrib/oauth2-token-example.sh, as the README shows it: the token
+    from a file only the user may read; a file others may read is
+    refused."""
+    srv, intro = oauth
+    helper = os.path.join(_ROOT, "contrib", "oauth2-token-example.sh")
+    token = "tok" + secrets.token_hex(16)
+    token_file = tmp_path / "token"
+    token_file.write_text(token + "\n")
+    token_file.chmod(0o644)
+    intro.set_valid({token})
+    option = f"oauth2_token_command={helper} alice"
+    env = {"IMAPFS_TOKEN_FILE": str(token_file)}
+    r = testenv.mount_imapfs(imapfs_bin, srv, mounts.mnt,
+                             options=["-o", option], env=env,
+                             password_file=False)
+    assert r.returncode != 0
+    assert "readable by others" in r.stderr  # the helper's own stderr
+    assert "oauth2_token_command failed (exit status 1)" in r.stderr, \
+        r.stderr
+    token_file.chmod(0o600)
+    r = testenv.mount_imapfs(imapfs_bin, srv, mounts.mnt,
+                             options=["-o", option], env=env,
+                             password_file=False)
+    assert r.returncode == 0, r.stderr
+    read_first(srv, mounts.mnt)
+    assert token in intro.asked_about()
