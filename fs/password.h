@@ -10,7 +10,8 @@
  *   4. ~/.netrc (or $NETRC): the entry "machine HOST" (login, if given,
  *      must equal USER), else "default". Refused (error) if the file is
  *      readable or writable by group or others.
- * Trailing "\r" / "\n" are removed. Not thread-safe (runs at startup).
+ * Trailing "\r" / "\n" are removed. fs_password_get() is not thread-safe
+ * (it runs at startup); fs_password_command() is.
  */
 #ifndef IMAPFS_FS_PASSWORD_H
 #define IMAPFS_FS_PASSWORD_H

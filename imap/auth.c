@@ -239,15 +239,17 @@ static gboolean auth_oauth(struct imap_conn *conn, const struct imap_account *a,
 		char *token = a->token_fn(a->token_data, error);
 		gboolean ok;
 
+		/* The refusal before a failing second token is dropped: the
+		 * token source's own error says more. */
+		g_clear_error(&err);
+		g_free(detail);
+		detail = NULL;
 		if (token == NULL)
 			return FALSE;
 		if (!auth_token_ok(token, error)) {
 			auth_wipe(token);
 			return FALSE;
 		}
-		g_clear_error(&err);
-		g_free(detail);
-		detail = NULL;
 		ok = auth_oauth_once(conn, a, mech, token, &detail, &err);
 		auth_wipe(token);
 		if (ok) {
