@@ -3,6 +3,13 @@
 #
 # Phases, each in a fresh build directory under build/:
 #   plain  gcc, unit + integration suites
+#   deb    the Debian package: dpkg-buildpackage -us -uc -b in a temporary
+#          copy of the tree (never in it: the build writes to debian/ and to
+#          the parent directory), lintian on it, `apt-get install -y
+#          ./imapfs_*.deb` into this machine, tests/package (the installed
+#          /usr/bin/imapfs mounts Dovecot, reads, unmounts; man -w imapfs),
+#          then `apt-get remove -y imapfs`; refuses to run when an imapfs
+#          package or a /usr/bin/imapfs is there already
 #   asan   gcc with -fsanitize=address,undefined and -Werror, same suites; the
 #          sanitizers write their reports to build/asan-reports/ (the
 #          daemonized imapfs has no stderr), and any report fails the phase
@@ -20,7 +27,7 @@
 # is "N passed, M failed" summed over all phases.
 #
 # Environment: FUZZ_SECONDS (default 60), CHECK_PHASES (default
-# "format plain asan fuzz"; e.g. CHECK_PHASES=plain for a quick local run),
+# "format plain deb asan fuzz"; e.g. CHECK_PHASES=plain for a quick local run),
 # SKIP_SETUP_DEPS=1 to not call contrib/setup-deps.sh.
 #
 #   contrib/check.sh          run the phases
@@ -81,11 +88,21 @@ LOGS=$BUILD/logs
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 CHECK_SERVERS=${CHECK_SERVERS:-dovecot cyrus cyrus-unixsep courier}
 CHECK_ASAN_SERVERS=${CHECK_ASAN_SERVERS:-cyrus courier}
-CHECK_PHASES=${CHECK_PHASES:-format plain asan fuzz}
+CHECK_PHASES=${CHECK_PHASES:-format plain deb asan fuzz}
 REAPER=$IMAPFS_CHECK_REAPER_PID
 CHECK_TMP=$(mktemp -d /tmp/imapfs-check.XXXXXX)
 export TMPDIR=$CHECK_TMP
-trap 'rm -rf --one-file-system "$CHECK_TMP"' EXIT
+# Set while phase deb has the package installed: an exit in between (error,
+# signal) still removes it, so the machine is left as it was.
+DEB_INSTALLED=0
+on_exit() {
+	if [ "$DEB_INSTALLED" = 1 ]; then
+		DEBIAN_FRONTEND=noninteractive apt-get remove -y imapfs \
+			>/dev/null 2>&1 || true
+	fi
+	rm -rf --one-file-system "$CHECK_TMP"
+}
+trap on_exit EXIT
 
 TOTAL_PASS=0
 TOTAL_FAIL=0
@@ -312,6 +329,138 @@ phase_asan() {
 	fi
 }
 
+# ---- the Debian package ----------------------------------------------------
+
+# The tree as a fresh clone would have it, plus uncommitted changes and new
+# files not ignored by .gitignore (so a local run tests the working tree),
+# copied to directory $1.  Without git: everything but build/ and .git.
+copy_tree() {
+	local dest=$1
+	mkdir -p "$dest"
+	if git -C "$ROOT" rev-parse --git-dir >/dev/null 2>&1; then
+		git -C "$ROOT" ls-files -z --cached --others --exclude-standard |
+			while IFS= read -r -d '' f; do
+				# tracked files deleted in the working tree are not copied
+				if [ -e "$f" ] || [ -L "$f" ]; then
+					printf '%s\0' "$f"
+				fi
+			done | tar -C "$ROOT" --null -T - -cf - | tar -C "$dest" -xf -
+	else
+		tar -C "$ROOT" --exclude=./build --exclude=./.git -cf - . |
+			tar -C "$dest" -xf -
+	fi
+}
+
+# pytest's closing line ("3 passed, 1 failed in 2.1s") -> count of KEY.
+pytest_count() {
+	awk -v k="$1" '
+		/^=+ .* in [0-9.]+s/ { last = $0 }
+		END {
+			n = 0
+			if (match(last, "[0-9]+ " k))
+				n = substr(last, RSTART, RLENGTH) + 0
+			print n
+		}' "$2"
+}
+
+# True when dpkg has a package imapfs unpacked or installed (not when it is
+# unknown, removed, or only its configuration files are left).
+imapfs_pkg_present() {
+	case "$(dpkg-query -W -f='${db:Status-Abbrev}' imapfs 2>/dev/null)" in
+	"" | ?n* | ?c*) return 1 ;;
+	*) return 0 ;;
+	esac
+}
+
+phase_deb() {
+	local t0=$SECONDS pass0=$TOTAL_PASS fail0=$TOTAL_FAIL tmp rc=0 log
+	local passed failed
+	local -a debs
+	log=$LOGS/deb-test.txt
+	say "deb: dpkg-buildpackage -us -uc -b in a temporary copy of the tree"
+	tmp=$(mktemp -d)
+	if ! command -v dpkg-buildpackage >/dev/null; then
+		# tests/package then exits 77 (skip); that is all there is to do
+		echo "deb: dpkg-buildpackage is not installed: package not built"
+	else
+		if imapfs_pkg_present; then
+			fail_step "deb: a package imapfs is installed and would be replaced; apt-get remove imapfs first"
+			rm -rf "$tmp"
+			return
+		fi
+		if [ -e /usr/bin/imapfs ]; then
+			fail_step "deb: /usr/bin/imapfs exists (installed by hand?) and would be overwritten and then removed"
+			rm -rf "$tmp"
+			return
+		fi
+		copy_tree "$tmp/imapfs"
+		if ! (cd "$tmp/imapfs" &&
+			DEB_BUILD_OPTIONS=parallel=2 dpkg-buildpackage -us -uc -b) \
+			>"$LOGS/deb-build.txt" 2>&1; then
+			tail -n 40 "$LOGS/deb-build.txt"
+			fail_step "deb: dpkg-buildpackage (log build/logs/deb-build.txt)"
+			rm -rf "$tmp"
+			printf '=== phase deb: %d passed, %d failed (%ds)\n' \
+				$((TOTAL_PASS - pass0)) $((TOTAL_FAIL - fail0)) \
+				$((SECONDS - t0))
+			return
+		fi
+		debs=("$tmp"/imapfs_*.deb)
+		printf 'built: %s\n' "${debs[@]##*/}"
+		TOTAL_PASS=$((TOTAL_PASS + 1))
+		if command -v lintian >/dev/null; then
+			say "deb: lintian (errors fail, warnings are shown)"
+			if lintian --fail-on error "$tmp"/imapfs_*.changes 2>&1 |
+				tee "$LOGS/deb-lintian.txt"; then
+				TOTAL_PASS=$((TOTAL_PASS + 1))
+			else
+				fail_step "deb: lintian errors (log build/logs/deb-lintian.txt)"
+			fi
+		else
+			echo "deb: lintian is not installed: not checked"
+		fi
+		say "deb: apt-get install -y ./imapfs_*.deb"
+		DEB_INSTALLED=1
+		if ! (cd "$tmp" && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y ./imapfs_*.deb) \
+			>"$LOGS/deb-install.txt" 2>&1; then
+			tail -n 20 "$LOGS/deb-install.txt"
+			fail_step "deb: apt-get install (log build/logs/deb-install.txt)"
+		fi
+	fi
+	say "deb: tests/package against the installed package"
+	IMAPFS_SOURCE_ROOT=$ROOT pytest-3 -v -rs -p no:cacheprovider \
+		"$ROOT/tests/package" 2>&1 | tee "$log" || rc=$?
+	passed=$(pytest_count passed "$log")
+	failed=$(($(pytest_count failed "$log") + $(pytest_count error "$log")))
+	if [ "$rc" -eq 77 ]; then
+		echo "deb: skipped (dpkg-buildpackage is not installed)"
+	elif [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
+		failed=1 # pytest failed without a summary
+	elif [ "$rc" -eq 0 ] && [ "$passed" -eq 0 ]; then
+		echo "deb: no test ran in tests/package"
+		failed=1
+	fi
+	TOTAL_PASS=$((TOTAL_PASS + passed))
+	TOTAL_FAIL=$((TOTAL_FAIL + failed))
+	if [ "$failed" -gt 0 ]; then
+		FAILED_STEPS+=("deb/package-tests (log ${log#"$ROOT"/})")
+	fi
+	# Leave the machine as it was, whatever the tests said.
+	if imapfs_pkg_present; then
+		say "deb: apt-get remove -y imapfs"
+		if ! DEBIAN_FRONTEND=noninteractive apt-get remove -y imapfs \
+			>"$LOGS/deb-remove.txt" 2>&1; then
+			tail -n 20 "$LOGS/deb-remove.txt"
+			fail_step "deb: apt-get remove imapfs (log build/logs/deb-remove.txt)"
+		fi
+	fi
+	DEB_INSTALLED=0
+	rm -rf "$tmp"
+	printf '=== phase deb: %d passed, %d failed (%ds)\n' \
+		$((TOTAL_PASS - pass0)) $((TOTAL_FAIL - fail0)) $((SECONDS - t0))
+}
+
 phase_fuzz() {
 	local t0=$SECONDS fail0=$TOTAL_FAIL pass0=$TOTAL_PASS tmp rc=0 f
 	say "fuzz: configure and build (clang, libFuzzer)"
@@ -371,7 +520,7 @@ esac
 
 for phase in $CHECK_PHASES; do
 	case "$phase" in
-	format | plain | asan | fuzz) "phase_$phase" ;;
+	format | plain | deb | asan | fuzz) "phase_$phase" ;;
 	*)
 		echo "check.sh: unknown phase '$phase'" >&2
 		exit 2

@@ -14,6 +14,8 @@ PACKAGES=(
 	python3 python3-pytest
 	openssl attr psmisc procps ca-certificates git strace
 	scdoc man-db groff-base
+	rsync vim libglib2.0-bin perl
+	debhelper dpkg-dev fakeroot lintian
 )
 
 log() { printf 'setup-deps: %s\n' "$*" >&2; }

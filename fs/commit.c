@@ -234,7 +234,9 @@ int fs_commit(struct imapfs *fs, uint64_t ino, struct fs_spool *sp,
 	}
 	fs_spool_set_keep(sp, TRUE);
 	flags = attr.flags != NULL ? attr.flags : t->flags;
-	date = attr.mtime_set ? attr.mtime : t->internaldate;
+	date = attr.mtime_set		  ? attr.mtime
+	       : attr.inherited_date != 0 ? attr.inherited_date
+					  : t->internaldate;
 	memset(&app, 0, sizeof(app));
 	app.req.mailbox = dir.mailbox;
 	fs_spool_source(sp, &scan, &src_state, &app.req.source);

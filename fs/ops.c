@@ -14,6 +14,7 @@
 
 #include "imap-error.h"
 #include "log.h"
+#include "mutate.h"
 #include "namemap.h"
 #include "fetch.h"
 #include "ops.h"
@@ -301,6 +302,12 @@ static void ops_getattr(fuse_req_t req, fuse_ino_t ino,
 	struct fs_entry e;
 	int r = fs_tree_get(fs->tree, ino, &e);
 
+	/* An inode that is gone (its message expunged, its folder's
+	 * UIDVALIDITY changed): ESTALE, which is what an open file must see;
+	 * a stat by path then looks the name up again (LOOKUP_REVAL) and
+	 * gets the name's real answer. */
+	if (r == -ENOENT)
+		r = -ESTALE;
 	if (r < 0) {
 		ops_reply_err(req, r);
 		return;
@@ -409,6 +416,32 @@ static void ops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fs_wops_open(req, ino, fi);
 }
 
+static gboolean ops_status_fn(struct imap_session *s, void *user_data,
+			      GError **error)
+{
+	struct imap_mailbox_status st;
+
+	return imap_session_status(s, user_data, &st, error);
+}
+
+/* TRUE if the server says @mailbox does not exist: STATUS answers NO
+ * [NONEXISTENT], or a plain NO as Dovecot does ("Mailbox doesn't
+ * exist"; refusals for rights carry [NOPERM]). Any other answer,
+ * including a failure to ask, is FALSE. */
+static gboolean ops_mailbox_gone(struct imapfs *fs, const char *mailbox)
+{
+	GError *err = NULL;
+	gboolean gone;
+
+	if (mailbox == NULL ||
+	    imap_pool_run(fs->pool, NULL, ops_status_fn, (void *)mailbox, &err))
+		return FALSE;
+	gone = g_error_matches(err, IMAP_ERROR, IMAP_ERROR_NONEXISTENT) ||
+	       g_error_matches(err, IMAP_ERROR, IMAP_ERROR_NO);
+	g_error_free(err);
+	return gone;
+}
+
 /* Reads on from @from until the message's real end shows; returns it, or
  * G_MAXUINT64 if a fetch failed (the caller then keeps the claim). */
 static uint64_t ops_find_end(struct imapfs *fs, uint64_t ino, uint64_t from,
@@ -490,10 +523,18 @@ static void ops_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			      (uint64_t)off, size, readahead, buf, &eof,
 			      fs_fetch_into_cache, &fetch, &err);
 	if (n < 0) {
+		int er = fs_errno_from_error(err);
+
 		if (!g_error_matches(err, IMAP_ERROR, IMAP_ERROR_STALE))
 			imapfs_warning("read of %s UID %u failed: %s",
 				       e.mailbox, e.uid, err->message);
-		fuse_reply_err(req, fs_errno_from_error(err));
+		/* Some servers (Dovecot) answer a FETCH in a mailbox another
+		 * client deleted with a NO without [NONEXISTENT]: ask. */
+		if (er == EIO && ops_mailbox_gone(fs, e.mailbox)) {
+			fs_tree_folder_invalidate(fs->tree, e.parent);
+			er = ENOENT;
+		}
+		fuse_reply_err(req, er);
 		g_error_free(err);
 		goto out;
 	}

@@ -343,6 +343,15 @@ void fs_spool_set_flags(struct fs_spool *sp, const char *flags)
 	g_mutex_unlock(&sp->lock);
 }
 
+void fs_spool_inherit(struct fs_spool *sp, const char *flags, gint64 date)
+{
+	g_mutex_lock(&sp->lock);
+	if (sp->attr.flags == NULL)
+		sp->attr.flags = g_strdup(flags != NULL ? flags : "");
+	sp->attr.inherited_date = date;
+	g_mutex_unlock(&sp->lock);
+}
+
 uint64_t fs_spool_changes(struct fs_spool *sp)
 {
 	uint64_t c;

@@ -72,7 +72,10 @@ struct fs_spool_attr {
 	mode_t mode; /* permission bits */
 	gint64 mtime, atime, ctime;
 	gboolean mtime_set; /* utimensat set mtime: use it as INTERNALDATE */
-	char *flags;	    /* user.imap.flags set on it, or NULL */
+	/* The INTERNALDATE of the message this file takes the place of
+	 * (fs_spool_inherit()), used when mtime_set is FALSE; 0: none. */
+	gint64 inherited_date;
+	char *flags; /* user.imap.flags set on it, or NULL */
 };
 /* Fills @attr_r (free @attr_r->flags with g_free). */
 void fs_spool_get_attr(struct fs_spool *sp, struct fs_spool_attr *attr_r);
@@ -81,6 +84,10 @@ void fs_spool_set_mode(struct fs_spool *sp, mode_t mode);
 void fs_spool_set_times(struct fs_spool *sp, gint64 atime, gint64 mtime);
 /* @flags NULL clears. */
 void fs_spool_set_flags(struct fs_spool *sp, const char *flags);
+/* The file takes the place of a message with @flags and INTERNALDATE
+ * @date: they become its flags (unless some were set already) and the
+ * date it is sent with unless utimensat sets one. */
+void fs_spool_inherit(struct fs_spool *sp, const char *flags, gint64 date);
 
 /* Change counter (sshfs's write_ctr): increases with every write and
  * truncate. A commit records the value it sent (fs_spool_mark_sent());

@@ -549,7 +549,9 @@ int fs_tree_get_for_read(struct fs_tree *tree, uint64_t ino, uint64_t offset,
 	g_mutex_lock(&tree->lock);
 	n = tree_find(tree, ino);
 	if (n == NULL) {
-		ret = -ENOENT;
+		/* Every inode number the kernel holds came from us: one we
+		 * no longer know named a message that is gone. */
+		ret = -ESTALE;
 	} else if (n->kind == TREE_DIR) {
 		ret = -EISDIR;
 	} else {

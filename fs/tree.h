@@ -123,7 +123,8 @@ int fs_tree_get(struct fs_tree *tree, uint64_t ino, struct fs_entry *entry_r);
  * even if the message is gone (so cached bytes can still be served), and
  * returns in *readahead_r how far to read ahead: the window doubles (from
  * 256 KiB up to @max_readahead) while reads are sequential and drops to 0
- * on a seek. Returns 0, -ENOENT (no such inode) or -EISDIR. */
+ * on a seek. Returns 0, -ESTALE (an inode no longer known: its message
+ * went and the node was freed) or -EISDIR. */
 int fs_tree_get_for_read(struct fs_tree *tree, uint64_t ino, uint64_t offset,
 			 uint64_t size, uint64_t max_readahead,
 			 struct fs_entry *entry_r, uint64_t *readahead_r);
@@ -265,7 +266,8 @@ int fs_tree_move_local(struct fs_tree *tree, uint64_t parent, const char *name,
 		       uint64_t newparent, const char *newname);
 
 /* Gives message @ino of @dir the name @newname in the same folder (it is
- * then listed under it; "<UID>.eml" no longer names it). */
+ * then listed under it; neither "<UID>.eml" nor the names it was written
+ * under name it any more). */
 int fs_tree_rename_msg(struct fs_tree *tree, uint64_t ino, const char *newname);
 
 /* Message @ino was moved by the server to folder @newdir as @newuid (0:

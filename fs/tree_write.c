@@ -62,10 +62,23 @@ int fs_tree_peek(struct fs_tree *tree, uint64_t parent, const char *name,
 	return r;
 }
 
+/* The message of @dir that was renamed away from its "<UID>.eml" @name,
+ * or NULL. */
+static struct tree_node *tree_vacated(struct tree_node *dir, const char *name)
+{
+	struct tree_node *m;
+	guint32 uid;
+
+	if (!dir->selectable || !fs_namemap_parse_message_name(name, &uid))
+		return NULL;
+	m = g_hash_table_lookup(dir->msgs, GUINT_TO_POINTER(uid));
+	return m != NULL && m->renamed && !m->gone ? m : NULL;
+}
+
 int fs_tree_add_local(struct fs_tree *tree, uint64_t parent, const char *name,
 		      struct fs_spool *sp, struct fs_entry *entry_r)
 {
-	struct tree_node *dir, *n;
+	struct tree_node *dir, *n, *old;
 	int r = 0;
 
 	g_mutex_lock(&tree->lock);
@@ -80,6 +93,13 @@ int fs_tree_add_local(struct fs_tree *tree, uint64_t parent, const char *name,
 		r = -EEXIST;
 		goto out;
 	}
+	/* A new file under the name a message was just renamed away from
+	 * takes its place (Vim's backupcopy=no and Emacs keep the old file
+	 * as the backup and write a new one): it starts with the message's
+	 * flags and INTERNALDATE, as an edit in place would. */
+	old = tree_vacated(dir, name);
+	if (old != NULL)
+		fs_spool_inherit(sp, old->flags, old->mtime);
 	n = tree_node_new(tree, TREE_LOCAL, name, dir);
 	n->spool = fs_spool_ref(sp);
 	n->born_gen = tree_bump(dir);
@@ -391,8 +411,12 @@ int fs_tree_rename_msg(struct fs_tree *tree, uint64_t ino, const char *newname)
 		goto out;
 	}
 	dir = n->parent;
-	if (n->renamed && g_hash_table_lookup(dir->locals, n->name) == n)
-		g_hash_table_remove(dir->locals, n->name);
+	/* After rename(2) no old name resolves: not its former name, nor
+	 * the names it was written under (aliases). Vim's backupcopy=no
+	 * renames x.eml to x.eml~ and creates x.eml; had the alias stayed,
+	 * that would open this message, and removing the backup would
+	 * remove the edit with it. */
+	tree_drop_msg_names(dir, n);
 	tree_clear_local_name(tree, dir, newname);
 	g_free(n->name);
 	n->name = g_strdup(newname);

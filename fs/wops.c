@@ -410,27 +410,32 @@ void fs_wops_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	fuse_reply_err(req, -r);
 }
 
+/* Once @sp, the bytes of message @ino, is on the server (nothing unsent),
+ * the message reads from the server again: the stored bytes may differ
+ * (bare LF made CRLF). */
+static void wops_detach_sent(struct imapfs *fs, fuse_ino_t ino,
+			     struct fs_spool *sp)
+{
+	struct fs_entry e;
+
+	if (fs_spool_dirty(sp) || fs_tree_get(fs->tree, ino, &e) != 0)
+		return;
+	if (!e.is_local && e.spool == sp) {
+		fs_tree_detach_shadow(fs->tree, ino, sp);
+		fs_bodycache_forget(fs->cache, ino);
+		if (fs->notify != NULL)
+			fs_notify_inval_inode(fs->notify, ino);
+	}
+	fs_entry_clear(&e);
+}
+
 void fs_wops_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct imapfs *fs = wops_fs(req);
 	struct fs_handle *h = wops_handle(fi);
 
 	if (h != NULL) {
-		/* A message whose edit was sent reads from the server again
-		 * (the stored bytes may differ: CRLF). */
-		if (!fs_spool_dirty(h->spool)) {
-			struct fs_entry e;
-
-			if (fs_tree_get(fs->tree, ino, &e) == 0) {
-				if (!e.is_local && e.spool == h->spool) {
-					fs_tree_detach_shadow(fs->tree, ino,
-							      h->spool);
-					fs_bodycache_forget(fs->cache, ino);
-					fs_notify_inval_inode(fs->notify, ino);
-				}
-				fs_entry_clear(&e);
-			}
-		}
+		wops_detach_sent(fs, ino, h->spool);
 		fs_spool_unref(h->spool);
 		g_free(h);
 	}
@@ -895,7 +900,8 @@ static int wops_rename_local(struct imapfs *fs, const struct fs_entry *src,
 		t.flags = dst->flags;
 		t.internaldate = dst->st.st_mtime;
 		fs_spool_set_label(src->spool, newname);
-		return fs_commit(fs, src->ino, src->spool, &t);
+		r = fs_commit(fs, src->ino, src->spool, &t);
+		goto sent;
 	}
 	if (!fs_commit_is_message_name(newname) || a.size == 0)
 		return fs_tree_move_local(fs->tree, parent, name, newparent,
@@ -907,6 +913,11 @@ static int wops_rename_local(struct imapfs *fs, const struct fs_entry *src,
 	r = fs_commit(fs, src->ino, src->spool, &t);
 	if (r == 0 && dst_kind == FS_NAME_LOCAL)
 		fs_tree_remove_local(fs->tree, newparent, newname);
+sent:
+	/* No close follows a rename (rsync, mv, sed -i closed the file
+	 * before): let go of the spool copy now, as release would. */
+	if (r == 0)
+		wops_detach_sent(fs, src->ino, src->spool);
 	return r;
 }
 
@@ -1147,11 +1158,23 @@ void fs_wops_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 
 void fs_wops_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
+	struct fs_entry e;
+	int r;
+
 	if (strcmp(name, XATTR_FLAGS) == 0) {
 		fs_wops_setxattr(req, ino, name, "", 0, 0);
 		return;
 	}
-	fuse_reply_err(req, wops_fs(req)->read_only	   ? EROFS
-			    : strcmp(name, XATTR_UID) == 0 ? EPERM
-							   : ENODATA);
+	if (wops_fs(req)->read_only || strcmp(name, XATTR_UID) != 0) {
+		fuse_reply_err(req, wops_fs(req)->read_only ? EROFS : ENODATA);
+		return;
+	}
+	/* A file not sent yet has no UID to lose, and rsync -X removes
+	 * every name its source lacks: fine there, EPERM on a message. */
+	r = fs_tree_get(wops_fs(req)->tree, ino, &e);
+	if (r == 0) {
+		r = e.is_local ? 0 : -EPERM;
+		fs_entry_clear(&e);
+	}
+	fuse_reply_err(req, -r);
 }

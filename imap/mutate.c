@@ -853,6 +853,31 @@ gboolean imap_session_create(struct imap_session *session, const char *name,
 	return mutate_mailbox_cmd(session, "CREATE", name, NULL, error);
 }
 
+/* Leaves the selected mailbox (servers refuse to delete or rename it):
+ * UNSELECT (not CLOSE, which would expunge), or without it (Courier) an
+ * EXAMINE that fails, which leaves none selected (RFC 3501 6.3.1); the
+ * name cannot exist, it has an empty level. */
+static gboolean mutate_leave_selected(struct imap_session *session,
+				      GError **error)
+{
+	gboolean unselect = imap_session_has_cap(session, "UNSELECT");
+	struct imap_cmd *cmd = imap_cmd_new(unselect ? "UNSELECT" : "EXAMINE");
+	GError *err = NULL;
+	gboolean ok;
+
+	if (!unselect)
+		imap_cmd_add_string(cmd, "imapfs-unselect..", 17, FALSE, NULL);
+	ok = imap_session_run_cmd(session, cmd, FALSE, NULL, NULL, NULL, &err);
+	imap_cmd_free(cmd);
+	imap_session_forget_selected(session);
+	if (ok || (!unselect && !imap_error_is_fatal(err))) {
+		g_clear_error(&err);
+		return TRUE;
+	}
+	g_propagate_error(error, err);
+	return FALSE;
+}
+
 gboolean imap_session_delete(struct imap_session *session, const char *name,
 			     GError **error)
 {
@@ -875,27 +900,22 @@ gboolean imap_session_delete(struct imap_session *session, const char *name,
 		g_propagate_error(error, err);
 		return FALSE;
 	}
-	if (session->selected != NULL && strcmp(session->selected, name) == 0) {
-		/* Servers refuse to delete the selected mailbox. UNSELECT
-		 * (not CLOSE, which would expunge) leaves it. */
-		if (imap_session_has_cap(session, "UNSELECT")) {
-			struct imap_cmd *cmd = imap_cmd_new("UNSELECT");
-			gboolean ok = imap_session_run_cmd(
-				session, cmd, FALSE, NULL, NULL, NULL, error);
-
-			imap_cmd_free(cmd);
-			if (!ok)
-				return FALSE;
-		}
-		imap_session_forget_selected(session);
-	}
+	if (session->selected != NULL && strcmp(session->selected, name) == 0 &&
+	    !mutate_leave_selected(session, error))
+		return FALSE;
 	return mutate_mailbox_cmd(session, "DELETE", name, NULL, error);
 }
 
 gboolean imap_session_rename(struct imap_session *session, const char *from,
 			     const char *to, GError **error)
 {
-	gboolean ok = mutate_mailbox_cmd(session, "RENAME", from, to, error);
+	gboolean ok;
+
+	if (session->selected != NULL &&
+	    g_str_has_prefix(session->selected, from) &&
+	    !mutate_leave_selected(session, error))
+		return FALSE;
+	ok = mutate_mailbox_cmd(session, "RENAME", from, to, error);
 
 	/* The selected mailbox (or one below it) may have a new name now;
 	 * a failed RENAME may have happened too. */

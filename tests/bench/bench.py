@@ -276,6 +276,11 @@ class ReadOnlyMount(Exception):
     """The mount refused a write with EROFS (no write path yet)."""
 
 
+class WriteCheckFailed(Exception):
+    """After a write figure's command the server did not hold what it
+    should (args: the figure's key, what was wrong)."""
+
+
 def fs_write_cmd(argv: list[str]) -> None:
     """Runs a command that writes to the mount; ReadOnlyMount on EROFS."""
     r = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -294,29 +299,33 @@ def mount_messages(folder: str) -> list[str]:
 
 
 def fs_write_figures(mounter, baseline: Baseline, files: list[str],
-                     big: str) -> dict:
+                     big: str, out: dict) -> None:
     """The mount side of (e)-(h) on one fresh mount: cp of the files into
     FS_A, mv of them to FS_B, rm of them, cp of the big file into FS_A;
-    each checked against the server.  Also "rss_kb": the daemon's peak
-    RSS.  Raises ReadOnlyMount when the mount refuses writes."""
+    each checked against the server.  Puts the seconds of each figure
+    into `out` as it is measured and checked, and "rss_kb": the daemon's
+    peak RSS.  Raises ReadOnlyMount when the mount refuses writes,
+    WriteCheckFailed when the server does not hold what it should."""
     a = os.path.join(mounter.mnt, FS_A)
     b = os.path.join(mounter.mnt, FS_B)
-    out = {}
+
+    def figure(key, argv, checks):
+        t = timed(lambda: fs_write_cmd(argv))
+        for mailbox, count in checks:
+            try:
+                baseline.expect(mailbox, count)
+            except RuntimeError as e:
+                raise WriteCheckFailed(key, str(e)) from e
+        out[key] = t
+
     with mounter:
-        out["e"] = timed(lambda: fs_write_cmd(["cp", "--"] + files + [a]))
-        baseline.expect(FS_A, len(files))
-        names = mount_messages(a)
-        out["g"] = timed(lambda: fs_write_cmd(["mv", "--"] + names + [b]))
-        baseline.expect(FS_A, 0)
-        baseline.expect(FS_B, len(files))
-        names = mount_messages(b)
-        out["f"] = timed(lambda: fs_write_cmd(["rm", "--"] + names))
-        baseline.expect(FS_B, 0)
-        out["h"] = timed(lambda: fs_write_cmd(["cp", "--", big, a]))
-        baseline.expect(FS_A, 1)
+        figure("e", ["cp", "--"] + files + [a], [(FS_A, len(files))])
+        figure("g", ["mv", "--"] + mount_messages(a) + [b],
+               [(FS_A, 0), (FS_B, len(files))])
+        figure("f", ["rm", "--"] + mount_messages(b), [(FS_B, 0)])
+        figure("h", ["cp", "--", big, a], [(FS_A, 1)])
         fs_write_cmd(["rm", "--"] + mount_messages(a))
         out["rss_kb"] = mounter.rss_kb()
-    return out
 
 
 def write_sample_files(directory: str, count: int) -> tuple[list[str], str]:
@@ -485,6 +494,7 @@ def main() -> int:
         mounter = Mounter(args.binary, server, mnt, fs_options)
         write_unavailable = None
         write_rss_kb = 0
+        failed = False
         for r in range(runs):
             log(f"run {r + 1}/{runs}: baseline")
             base_t["a"].append(baseline.metadata())
@@ -499,14 +509,20 @@ def main() -> int:
                 continue
             if write_unavailable is None:
                 log(f"run {r + 1}/{runs}: imapfs writes")
+                w = {}
                 try:
-                    w = fs_write_figures(mounter, baseline, wfiles, wbig)
-                    write_rss_kb = max(write_rss_kb, w.pop("rss_kb"))
-                    for k, t in w.items():
-                        fs_t[k].append(t)
+                    fs_write_figures(mounter, baseline, wfiles, wbig, w)
                 except ReadOnlyMount as e:
                     log(f"write figures: {READ_ONLY} ({e})")
                     write_unavailable = READ_ONLY
+                except WriteCheckFailed as e:
+                    key, what = e.args
+                    log(f"write figure ({key}) FAILED: {what}")
+                    write_unavailable = f"FAILED in ({key}): {what}"
+                    failed = True
+                write_rss_kb = max(write_rss_kb, w.pop("rss_kb", 0))
+                for k, t in w.items():
+                    fs_t[k].append(t)
             log(f"run {r + 1}/{runs}: imapfs")
             bench_dir = os.path.join(mnt, "Bench")
             # Each cold figure gets a fresh mount: the cache is in memory
@@ -576,7 +592,9 @@ def main() -> int:
                                  write_unavailable or "not run"))
             print(f"targets met: {sum(1 for x in results if x)} of "
                   f"{sum(1 for x in results if x is not None)} measured")
-        return 0
+        if failed:
+            log(f"error: write figures {write_unavailable}")
+        return 1 if failed else 0
     except KeyboardInterrupt:
         log("interrupted")
         return 130

@@ -418,3 +418,33 @@ def test_server_down_and_back(server, mount):
             mnt, lambda: read_file(os.path.join(inbox, f"{u}.eml")))
         assert exc is None, f"read after the restart failed: {exc!r}"
         assert sha(data) == sha(truth[u])
+
+
+def test_fd_across_repeated_uidvalidity_changes_is_estale(server, mount):
+    """A descriptor opened before two UIDVALIDITY changes (the folder
+    deleted and recreated twice) answers ESTALE, as SEMANTICS.md says,
+    not ENOENT, and never another message's bytes."""
+    box = VOL + "-twice"
+    server.create_mailbox(box)
+    server.append_many(box, [(b"Subject: old %d\r\n\r\nold\r\n" % i, "",
+                              None) for i in range(3)])
+    mnt = mount(["-o", "listing_ttl=0", "-o", "attr_timeout=0"])
+    d = os.path.join(mnt, box)
+    assert sorted(os.listdir(d)) == ["1.eml", "2.eml", "3.eml"]
+    fd = os.open(os.path.join(d, "2.eml"), os.O_RDONLY)
+    try:
+        for k in range(2):
+            server.delete_mailbox(box)
+            server.create_mailbox(box)
+            server.append_many(box, [(b"Subject: new%d %d\r\n\r\nnew\r\n"
+                                      % (k, i), "", None) for i in range(3)])
+            assert sorted(os.listdir(d)) == ["1.eml", "2.eml", "3.eml"]
+        for op in (lambda: os.pread(fd, 50, 0), lambda: os.fstat(fd)):
+            with pytest.raises(OSError) as e:
+                op()
+            assert e.value.errno == errno.ESTALE
+        # The name itself names the new message.
+        with open(os.path.join(d, "2.eml"), "rb") as f:
+            assert f.read().startswith(b"Subject: new1 1")
+    finally:
+        os.close(fd)

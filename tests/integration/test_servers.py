@@ -269,3 +269,79 @@ def test_readonly_errno(env):
     with pytest.raises(OSError) as ei:
         os.mkdir(env.path("NewFolder"))
     assert ei.value.errno == errno.EROFS
+
+
+# -- the write path on each server -------------------------------------------
+# Last in the module: the read tests above have seen the corpus as loaded.
+# Everything happens in a folder the test creates through the mount.
+
+WNEW = (b"From: w@example.org\r\nSubject: written on every server\r\n"
+        b"Message-ID: <servers-write@imapfs.test>\r\n\r\nhello\r\n")
+
+
+def _server_msgs(server, name):
+    c = server.client()
+    try:
+        typ, data = c.select(testenv.imap_quote(name), readonly=True)
+        assert typ == "OK", data
+        if int(data[0]) == 0:
+            return {}
+        typ, data = c.uid("FETCH", "1:*", "(UID FLAGS BODY.PEEK[])")
+        out = {}
+        for item in data:
+            if isinstance(item, tuple):
+                head = item[0].decode()
+                uid = int(re.search(r"UID (\d+)", head).group(1))
+                flags = set(re.search(r"FLAGS \(([^)]*)\)", head)
+                            .group(1).split()) - {"\\Recent"}
+                out[uid] = (flags, item[1])
+        return out
+    finally:
+        c.logout()
+
+
+def test_write_path(env):
+    """mkdir, cp in, setfattr, >> (edit), mv, rm, rmdir through a
+    read-write mount of the same server, checked on the server."""
+    mnt = os.path.join(env.workdir, "wmnt")
+    os.makedirs(mnt, exist_ok=True)
+    r = testenv.mount_imapfs(env.bin, env.server, mnt, options=[
+        "-o", f"spool_dir={env.workdir}/spool", "-o", "listing_ttl=0"])
+    assert r.returncode == 0, r.stderr
+    top = env.server.server_name("Written")
+    sub = env.server.server_name("Written/Sub")
+    try:
+        os.makedirs(os.path.join(mnt, "Written", "Sub"))
+        with open(os.path.join(mnt, "Written", "n.eml"), "wb") as f:
+            f.write(WNEW)
+        (uid,) = _server_msgs(env.server, top)
+        assert _server_msgs(env.server, top)[uid][1] == WNEW
+        p = os.path.join(mnt, "Written", f"{uid}.eml")
+        os.setxattr(p, "user.imap.flags", b"\\Flagged")
+        assert _server_msgs(env.server, top)[uid][0] == {"\\Flagged"}
+        with open(p, "ab") as f:
+            f.write(b"more\r\n")
+        msgs = _server_msgs(env.server, top)
+        (new,) = msgs
+        assert new != uid and msgs[new] == ({"\\Flagged"}, WNEW + b"more\r\n")
+        os.rename(os.path.join(mnt, "Written", f"{new}.eml"),
+                  os.path.join(mnt, "Written", "Sub", f"{new}.eml"))
+        assert _server_msgs(env.server, top) == {}
+        ((moved, (flags, body)),) = _server_msgs(env.server, sub).items()
+        assert body == WNEW + b"more\r\n" and flags == {"\\Flagged"}
+        os.listdir(os.path.join(mnt, "Written", "Sub"))
+        os.unlink(os.path.join(mnt, "Written", "Sub", f"{moved}.eml"))
+        assert _server_msgs(env.server, sub) == {}
+        # The session that expunged has Sub open (Courier refuses to
+        # rename or delete an open folder and has no UNSELECT).
+        os.rename(os.path.join(mnt, "Written", "Sub"),
+                  os.path.join(mnt, "Written", "Sub2"))
+        sub2 = env.server.server_name("Written/Sub2")
+        names = [n for n, _, _ in env.truth.mailboxes()]
+        assert sub2 in names and sub not in names
+        os.rmdir(os.path.join(mnt, "Written", "Sub2"))
+        os.rmdir(os.path.join(mnt, "Written"))
+        names = [n for n, _, _ in env.truth.mailboxes()]
+        assert top not in names and sub2 not in names
+    finally:
+        testenv.unmount(mnt)

@@ -4,6 +4,7 @@ through the mount's control socket in $XDG_RUNTIME_DIR/imapfs/."""
 import os
 import signal
 import stat
+import shutil
 import subprocess
 
 import pytest
@@ -14,10 +15,10 @@ from test_cli import mounted, read_one, unmount_and_check
 
 
 @pytest.fixture
-def runtime(tmp_path):
-    d = tmp_path / "run"
-    d.mkdir(mode=0o700)
-    return str(d)
+def runtime():
+    d = testenv.short_runtime_dir()
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
 
 
 def imapfs(env, runtime, *args):

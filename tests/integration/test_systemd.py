@@ -15,6 +15,8 @@ import subprocess
 
 import pytest
 
+import testenv
+
 from test_install import find_installed, installed  # noqa: F401
 
 ROOT = os.environ.get("IMAPFS_SOURCE_ROOT") or os.path.abspath(
@@ -52,7 +54,15 @@ def test_unit_semantics(installed):  # noqa: F811
     assert u["Install"]["WantedBy"] == "default.target"
 
 
-def test_systemd_analyze_verify(installed, tmp_path):  # noqa: F811
+@pytest.fixture
+def short_runtime():
+    d = testenv.short_runtime_dir()
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_systemd_analyze_verify(installed, tmp_path,  # noqa: F811
+                                short_runtime):
     for tool in ("systemd-analyze", "unshare"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} is not installed")
@@ -63,8 +73,7 @@ def test_systemd_analyze_verify(installed, tmp_path):  # noqa: F811
     units = tmp_path / "units"
     units.mkdir()
     shutil.copy(unit, units / "imapfs@.service")
-    runtime = tmp_path / "runtime"
-    runtime.mkdir(mode=0o700)
+    runtime = short_runtime
     env = dict(os.environ, XDG_RUNTIME_DIR=str(runtime),
                BIN_DIR=os.path.dirname(bins[0]))
     if mans:

@@ -652,3 +652,32 @@ def test_mv_onto_another_message_in_the_same_folder_is_eexist(wenv):
 
 def copies_of(msgs, body):
     return [u for u, m in msgs.items() if m["body"] == body]
+
+
+def test_rm_r_of_a_folder(wenv):
+    """rm -r: every message expunged by UID, then DELETE of the folders."""
+    os.makedirs(wenv.path("Doomed2", "Sub"))
+    for i, folder in enumerate(("Doomed2", "Doomed2/Sub")):
+        for j in range(3):
+            wenv.append(folder, msg(f"rmr-{i}-{j}"))
+    subprocess.run(["rm", "-r", wenv.path("Doomed2")], check=True)
+    assert not {f for f in wenv.server_folders() if f.startswith("Doomed2")}
+    assert not os.path.exists(wenv.path("Doomed2"))
+    wenv.check_sentinels()
+
+
+def test_read_in_a_folder_deleted_elsewhere_is_enoent(wenv):
+    """An uncached message of a folder another client deleted: ENOENT,
+    not EIO (Dovecot answers the FETCH and STATUS with a plain NO)."""
+    wenv.server.create_mailbox("GoneElsewhere")
+    uid = wenv.append("GoneElsewhere", msg("gone-elsewhere"))
+    assert "GoneElsewhere" in os.listdir(wenv.mnt)
+    assert f"{uid}.eml" in os.listdir(wenv.path("GoneElsewhere"))
+    fd = os.open(wenv.path("GoneElsewhere", f"{uid}.eml"), os.O_RDONLY)
+    try:
+        wenv.server.delete_mailbox("GoneElsewhere")
+        with pytest.raises(OSError) as e:
+            os.read(fd, 100)
+        assert e.value.errno == errno.ENOENT
+    finally:
+        os.close(fd)

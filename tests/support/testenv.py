@@ -455,9 +455,16 @@ class DovecotServer(ImapServer):
 
     def _read_master_pid(self) -> int:
         path = os.path.join(self.root, "run", "master.pid")
-        wait_for(lambda: os.path.exists(path), 10, what="dovecot master.pid")
-        with open(path) as f:
-            return int(f.read().split()[0])
+
+        def pid():
+            # The file may exist before its content is written.
+            try:
+                with open(path) as f:
+                    return int(f.read().split()[0])
+            except (OSError, IndexError, ValueError):
+                return None
+        wait_for(lambda: pid() is not None, 10, what="dovecot master.pid")
+        return pid()
 
     def _wait_ready(self) -> None:
         """Wait until the listeners accept connections and a login works."""
@@ -1160,6 +1167,14 @@ def force_unmount(mountpoint: str) -> None:
             os.kill(pid, 9)
         except ProcessLookupError:
             pass
+
+
+def short_runtime_dir():
+    """A private 0700 directory directly below /tmp, for XDG_RUNTIME_DIR:
+    unix socket paths (imapfs's control socket, gpg-agent's in systemd's
+    units) must fit in 108 bytes, which a pytest tmp_path below
+    check.sh's TMPDIR does not. Remove it with shutil.rmtree."""
+    return tempfile.mkdtemp(prefix="imapfs-run-", dir="/tmp")
 
 
 def proc_status_kb(pid: int, field: str) -> int:
