@@ -204,6 +204,15 @@ gboolean fs_options_parse(int argc, char **argv, struct fs_options *opts_r,
 			    &opts->listing_ttl, error))
 		goto out;
 	opts->attr_timeout = attr;
+	if (opts->oauth2_token_command != NULL &&
+	    (opts->password_command != NULL || opts->password_file != NULL)) {
+		g_set_error(error, IMAP_ERROR, IMAP_ERROR_INVALID,
+			    "-o oauth2_token_command logs in without a "
+			    "password: drop -o %s",
+			    opts->password_command != NULL ? "password_command"
+							   : "password_file");
+		goto out;
+	}
 	if (opts->url == NULL || opts->mountpoint == NULL) {
 		g_set_error(error, IMAP_ERROR, IMAP_ERROR_INVALID,
 			    "usage: imapfs [options] URL MOUNTPOINT "

@@ -160,6 +160,7 @@ def mounts(imapfs_bin, tmp_path):
         return testenv.mount_imapfs(imapfs_bin, server, mnt,
                                     options=options, password_file=False)
     do_mount.mnt = mnt
+    do_mount.bin = imapfs_bin
     yield do_mount
     testenv.unmount(mnt)
     if testenv.daemon_pid(mnt) is not None:
@@ -334,6 +335,19 @@ def test_token_command_failure_is_reported(oauth, mounts):
     assert not testenv._is_mounted(mounts.mnt)
     assert "oauth2_token_command failed (exit status 3)" in r.stderr, \
         r.stderr
+
+
+def test_token_command_excludes_password_options(oauth, mounts, tmp_path):
+    """Both a token command and a password source on one command line is
+    a mistake: refused before anything runs."""
+    srv, _ = oauth
+    cmd = TokenCommand(str(tmp_path))
+    r = testenv.mount_imapfs(mounts.bin, srv, mounts.mnt,
+                             options=["-o", cmd.option])  # + password_file
+    assert r.returncode != 0
+    assert "drop -o password_file" in r.stderr, r.stderr
+    assert cmd.runs() == 0
+    assert not testenv._is_mounted(mounts.mnt)
 
 
 def test_config_file_account(oauth, imapfs_bin, tmp_path):
