@@ -20,6 +20,7 @@
 static const char *const accounts_option_keys[] = {
 	"password_command",
 	"password_file",
+	"oauth2_token_command",
 	"cafile",
 };
 
@@ -172,12 +173,13 @@ static gboolean accounts_check(GKeyFile *kf, const char *path,
 						 : "");
 				ok = FALSE;
 			} else if (!known) {
-				g_set_error(error, IMAP_ERROR,
-					    IMAP_ERROR_INVALID,
-					    "%s: [%s]: unknown key '%s' (keys: "
-					    "url, password_command, "
-					    "password_file, cafile, options)",
-					    path, groups[i], key);
+				g_set_error(
+					error, IMAP_ERROR, IMAP_ERROR_INVALID,
+					"%s: [%s]: unknown key '%s' (keys: "
+					"url, password_command, "
+					"password_file, oauth2_token_command, "
+					"cafile, options)",
+					path, groups[i], key);
 				ok = FALSE;
 			}
 		}
@@ -215,10 +217,17 @@ static char *accounts_escape(const char *name, const char *value)
 	return g_string_free(s, FALSE);
 }
 
+/* A way to the credentials: one on the command line replaces them all. */
+static gboolean accounts_is_credential(const char *name)
+{
+	return g_str_has_prefix(name, "password_") ||
+	       strcmp(name, "oauth2_token_command") == 0;
+}
+
 static gboolean accounts_overridden(GPtrArray *cli, const char *opt)
 {
 	char *name = accounts_opt_name(opt);
-	gboolean password = g_str_has_prefix(name, "password_");
+	gboolean credential = accounts_is_credential(name);
 	gboolean found = FALSE;
 	guint i;
 
@@ -226,7 +235,7 @@ static gboolean accounts_overridden(GPtrArray *cli, const char *opt)
 		char *other = accounts_opt_name(cli->pdata[i]);
 
 		found = strcmp(name, other) == 0 ||
-			(password && g_str_has_prefix(other, "password_"));
+			(credential && accounts_is_credential(other));
 		g_free(other);
 	}
 	g_free(name);

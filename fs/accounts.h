@@ -5,6 +5,7 @@
  *   [account work]
  *   url=imaps://alice@mail.example.org
  *   password_command=pass show mail/work
+ *   (or oauth2_token_command=~/bin/mail-token work)
  *   cafile=/etc/ssl/work-ca.pem
  *   options=connections=2,cache_size=128
  *
@@ -12,8 +13,9 @@
  * argument is not a URL (it has no "://"), the command line is rewritten
  * into "imapfs -o <the file's options> <the command line's> URL
  * MOUNTPOINT".  An option given on the command line replaces the file's
- * option of the same name; a password source on the command line
- * (password_command or password_file) replaces both of the file's.
+ * option of the same name; a credential source on the command line
+ * (password_command, password_file or oauth2_token_command) replaces all
+ * of the file's.
  *
  * The file never holds a secret: a "password" key in any group is refused
  * (mentioning that the file is readable by others, when it is).  Since the

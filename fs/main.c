@@ -112,6 +112,12 @@ static struct fs_control *main_control_start(struct fs_status *status)
 	return control;
 }
 
+/* The account's token source (imap_token_fn): -o oauth2_token_command. */
+static char *main_oauth2_token(void *user_data, GError **error)
+{
+	return fs_password_command(user_data, "oauth2_token_command", error);
+}
+
 int main(int argc, char **argv)
 {
 	struct fs_options opts;
@@ -157,14 +163,21 @@ int main(int argc, char **argv)
 	if (main_check_mountpoint(opts.mountpoint) != 0)
 		goto out_url;
 
-	sources.command = opts.password_command;
-	sources.file = opts.password_file;
-	sources.user = url.user;
-	sources.host = url.host;
-	account.password = fs_password_get(&sources, &err);
-	if (account.password == NULL) {
-		main_fail(NULL, err);
-		goto out_err;
+	if (opts.oauth2_token_command != NULL) {
+		/* Run for every login (each new connection), not now: a
+		 * token expires, the command knows how to refresh it. */
+		account.token_fn = main_oauth2_token;
+		account.token_data = opts.oauth2_token_command;
+	} else {
+		sources.command = opts.password_command;
+		sources.file = opts.password_file;
+		sources.user = url.user;
+		sources.host = url.host;
+		account.password = fs_password_get(&sources, &err);
+		if (account.password == NULL) {
+			main_fail(NULL, err);
+			goto out_err;
+		}
 	}
 	account.host = url.host;
 	account.port = url.port;

@@ -35,6 +35,7 @@ struct options_ctx {
 static const struct fuse_opt options_spec[] = {
 	OPT("password_command=%s", password_command),
 	OPT("password_file=%s", password_file),
+	OPT("oauth2_token_command=%s", oauth2_token_command),
 	OPT("cafile=%s", cafile),
 	OPT("spool_dir=%s", spool_dir),
 	FUSE_OPT_KEY("-h", KEY_HELP),
@@ -203,6 +204,15 @@ gboolean fs_options_parse(int argc, char **argv, struct fs_options *opts_r,
 			    &opts->listing_ttl, error))
 		goto out;
 	opts->attr_timeout = attr;
+	if (opts->oauth2_token_command != NULL &&
+	    (opts->password_command != NULL || opts->password_file != NULL)) {
+		g_set_error(error, IMAP_ERROR, IMAP_ERROR_INVALID,
+			    "-o oauth2_token_command logs in without a "
+			    "password: drop -o %s",
+			    opts->password_command != NULL ? "password_command"
+							   : "password_file");
+		goto out;
+	}
 	if (opts->url == NULL || opts->mountpoint == NULL) {
 		g_set_error(error, IMAP_ERROR, IMAP_ERROR_INVALID,
 			    "usage: imapfs [options] URL MOUNTPOINT "
@@ -228,6 +238,7 @@ void fs_options_clear(struct fs_options *opts)
 	g_free(opts->mountpoint);
 	g_free(opts->password_command);
 	g_free(opts->password_file);
+	g_free(opts->oauth2_token_command);
 	g_free(opts->cafile);
 	g_free(opts->spool_dir);
 	fuse_opt_free_args(&opts->fuse_args);
@@ -260,6 +271,10 @@ void fs_options_print_help(const char *progname)
 	       "    -o password_command=CMD  run CMD with /bin/sh, use the "
 	       "first line of its output\n"
 	       "    -o password_file=FILE    use the first line of FILE\n"
+	       "    -o oauth2_token_command=CMD  OAuth2 (OAUTHBEARER, "
+	       "XOAUTH2): CMD prints an\n"
+	       "                             access token; run for every "
+	       "connection\n"
 	       "    -o cafile=FILE           also trust the PEM "
 	       "certificates in FILE\n"
 	       "    -o ro                    read-only mount (default: "

@@ -17,6 +17,7 @@ struct fs_options {
 	char *mountpoint;
 	char *password_command;
 	char *password_file;
+	char *oauth2_token_command; /* set: OAuth2, no password */
 	char *cafile;
 	int read_only;	     /* -o ro: refuse every change (EROFS) */
 	int delete_to_trash; /* -o delete=trash (default delete=expunge) */

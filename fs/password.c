@@ -92,8 +92,8 @@ static gboolean password_reap(GPid pid, gint64 deadline, int *status_r)
 	return FALSE;
 }
 
-static char *password_from_command(const char *command, int timeout_ms,
-				   GError **error)
+static char *password_from_command(const char *command, const char *name,
+				   int timeout_ms, GError **error)
 {
 	const char *argv[] = {"/bin/sh", "-c", command, NULL};
 	gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
@@ -105,8 +105,8 @@ static char *password_from_command(const char *command, int timeout_ms,
 	GPid pid;
 
 	if (command[0] == '\0') {
-		g_set_error(error, IMAP_ERROR, IMAP_ERROR_AUTH,
-			    "password_command is empty");
+		g_set_error(error, IMAP_ERROR, IMAP_ERROR_AUTH, "%s is empty",
+			    name);
 		goto out;
 	}
 	/* stdin is /dev/null and stderr inherited by g_spawn's defaults;
@@ -116,8 +116,7 @@ static char *password_from_command(const char *command, int timeout_ms,
 				      G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL,
 				      &pid, NULL, &out_fd, NULL, &local)) {
 		g_set_error(error, IMAP_ERROR, IMAP_ERROR_AUTH,
-			    "password_command: cannot run /bin/sh: %s",
-			    local->message);
+			    "%s: cannot run /bin/sh: %s", name, local->message);
 		g_error_free(local);
 		goto out;
 	}
@@ -154,24 +153,23 @@ static char *password_from_command(const char *command, int timeout_ms,
 	if (!password_reap(pid, timed_out ? 0 : deadline, &status) ||
 	    timed_out) {
 		g_set_error(error, IMAP_ERROR, IMAP_ERROR_TIMEOUT,
-			    "password_command timed out after %d s "
+			    "%s timed out after %d s "
 			    "and was killed",
-			    (timeout_ms + 999) / 1000);
+			    name, (timeout_ms + 999) / 1000);
 		goto out;
 	}
 	if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		if (status != -1 && WIFSIGNALED(status))
 			g_set_error(error, IMAP_ERROR, IMAP_ERROR_AUTH,
-				    "password_command was killed by signal %d",
+				    "%s was killed by signal %d", name,
 				    WTERMSIG(status));
 		else
 			g_set_error(error, IMAP_ERROR, IMAP_ERROR_AUTH,
-				    "password_command failed (exit status %d)",
+				    "%s failed (exit status %d)", name,
 				    status == -1 ? -1 : WEXITSTATUS(status));
 		goto out;
 	}
-	password = password_first_line(out->str, out->len, "password_command",
-				       error);
+	password = password_first_line(out->str, out->len, name, error);
 out:
 	password_wipe_string(out);
 	return password;
@@ -464,7 +462,8 @@ char *fs_password_get(const struct fs_password_sources *sources, GError **error)
 
 	if (sources->command != NULL)
 		return password_from_command(
-			sources->command, PASSWORD_COMMAND_TIMEOUT_MS, error);
+			sources->command, "password_command",
+			PASSWORD_COMMAND_TIMEOUT_MS, error);
 	if (sources->file != NULL)
 		return password_from_file(sources->file, error);
 	env = g_getenv("IMAPFS_PASSWORD");
@@ -482,6 +481,12 @@ char *fs_password_get(const struct fs_password_sources *sources, GError **error)
 		    "no password: use -o password_command=, -o password_file=, "
 		    "IMAPFS_PASSWORD or ~/.netrc");
 	return NULL;
+}
+
+char *fs_password_command(const char *command, const char *name, GError **error)
+{
+	return password_from_command(command, name, PASSWORD_COMMAND_TIMEOUT_MS,
+				     error);
 }
 
 void fs_password_free(char *password)

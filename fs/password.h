@@ -10,7 +10,8 @@
  *   4. ~/.netrc (or $NETRC): the entry "machine HOST" (login, if given,
  *      must equal USER), else "default". Refused (error) if the file is
  *      readable or writable by group or others.
- * Trailing "\r" / "\n" are removed. Not thread-safe (runs at startup).
+ * Trailing "\r" / "\n" are removed. fs_password_get() is not thread-safe
+ * (it runs at startup); fs_password_command() is.
  */
 #ifndef IMAPFS_FS_PASSWORD_H
 #define IMAPFS_FS_PASSWORD_H
@@ -31,6 +32,14 @@ struct fs_password_sources {
  * IMAPFS_PASSWORD or ~/.netrc". */
 char *fs_password_get(const struct fs_password_sources *sources,
 		      GError **error);
+
+/* Runs @command like password_command (/bin/sh -c, stdin /dev/null, cwd
+ * "/", a 30 s timeout) and returns the first line of its output
+ * (g_malloc'd; wipe it with fs_password_free()), or NULL with an error
+ * that names the source as @name ("oauth2_token_command") and never
+ * quotes the output. Thread-safe: may run while the mount serves. */
+char *fs_password_command(const char *command, const char *name,
+			  GError **error);
 
 /* Overwrites the string with zeros and frees it. NULL is allowed. */
 void fs_password_free(char *password);

@@ -21,6 +21,9 @@
 #define CONN_SOURCE_PIECE (64 * 1024)
 /* How long LOGOUT may take at shutdown. */
 #define CONN_LOGOUT_TIMEOUT_MS 2000
+/* Challenges one AUTHENTICATE may bring; the mechanisms we speak need at
+ * most one (an error report). */
+#define CONN_SASL_ROUNDS 4
 
 struct imap_conn {
 	struct imap_transport *transport;
@@ -34,6 +37,8 @@ struct imap_conn {
 	GHashTable *caps;
 	gboolean broken;
 	char *bye_text;
+	/* The text of the last continuation of a SASL exchange. */
+	char *sasl_challenge;
 };
 
 static void conn_set_caps(struct imap_conn *conn, const char *const *words,
@@ -360,13 +365,24 @@ static void conn_error_from_tagged(const struct imap_response *resp,
 		    resp->text != NULL ? resp->text : "");
 }
 
-/* Reads responses until the tagged completion for @tag, or, if @want_cont,
- * until a continuation (returns TRUE with *tagged_r NULL). */
+/* What conn_wait() returns at. */
+enum conn_wait_for {
+	CONN_WAIT_TAGGED,	/* the tagged completion only */
+	CONN_WAIT_LITERAL_CONT, /* a continuation; completing is an error */
+	/* a SASL challenge (continuation) or the completion, whichever
+	 * comes: conn->sasl_challenge gets the continuation's text */
+	CONN_WAIT_SASL,
+};
+
+/* Reads responses until the tagged completion for @tag, or, if @want
+ * allows, until a continuation (returns TRUE with *tagged_r NULL). */
 static gboolean conn_wait(struct imap_conn *conn, const char *tag,
-			  gboolean want_cont, imap_untagged_fn *cb,
+			  enum conn_wait_for want, imap_untagged_fn *cb,
 			  void *user_data, struct imap_response **tagged_r,
 			  GError **error)
 {
+	gboolean want_cont = want == CONN_WAIT_LITERAL_CONT;
+
 	for (;;) {
 		struct imap_response *resp =
 			conn_read_response(conn, conn->timeout_ms, error);
@@ -374,8 +390,13 @@ static gboolean conn_wait(struct imap_conn *conn, const char *tag,
 		if (resp == NULL)
 			return FALSE;
 		if (resp->kind == IMAP_RESPONSE_CONTINUATION) {
+			if (want == CONN_WAIT_SASL) {
+				g_free(conn->sasl_challenge);
+				conn->sasl_challenge = g_strdup(
+					resp->text != NULL ? resp->text : "");
+			}
 			imap_response_free(resp);
-			if (want_cont)
+			if (want != CONN_WAIT_TAGGED)
 				return TRUE;
 			/* A continuation we did not ask for: the server
 			 * misread our command stream. */
@@ -493,11 +514,76 @@ static char *conn_cmd_name(const struct imap_cmd *cmd)
 			   : g_strdup(text);
 }
 
-/* Sends everything of @cmd, @extra_line if not NULL after a continuation,
- * and waits for completion.  @once: see imap_conn_run_once(). */
+/* The answers of a SASL exchange (imap_conn_run_sasl()). */
+struct conn_sasl {
+	const char *initial;
+	imap_sasl_challenge_fn *challenge_fn;
+	void *user_data;
+};
+
+/* After AUTHENTICATE was sent: answers each continuation (the first with
+ * @sasl->initial when not NULL, the others through the challenge
+ * function) until the tagged completion, in @out (wiped by the caller).
+ * A server that keeps challenging is cut off after CONN_SASL_ROUNDS. */
+static gboolean conn_sasl_rounds(struct imap_conn *conn, const char *tag,
+				 const struct conn_sasl *sasl, GString *out,
+				 struct imap_response **tagged_r,
+				 GError **error)
+{
+	const char *initial = sasl->initial;
+
+	for (int round = 0;; round++) {
+		struct imap_response *tagged = NULL;
+		char *answer;
+
+		if (!conn_wait(conn, tag, CONN_WAIT_SASL, NULL, NULL, &tagged,
+			       error)) {
+			if (tagged_r != NULL)
+				*tagged_r = tagged;
+			else
+				imap_response_free(tagged);
+			return FALSE;
+		}
+		if (tagged != NULL) {
+			if (tagged_r != NULL)
+				*tagged_r = tagged;
+			else
+				imap_response_free(tagged);
+			return TRUE;
+		}
+		if (round >= CONN_SASL_ROUNDS) {
+			conn_fail(conn,
+				  g_error_new(IMAP_ERROR, IMAP_ERROR_PROTOCOL,
+					      "server sent more than %d SASL "
+					      "challenges",
+					      CONN_SASL_ROUNDS),
+				  error);
+			return FALSE;
+		}
+		if (initial != NULL) {
+			answer = g_strdup(initial);
+			initial = NULL;
+		} else if (sasl->challenge_fn != NULL) {
+			answer = sasl->challenge_fn(conn->sasl_challenge,
+						    sasl->user_data);
+		} else {
+			answer = g_strdup("*"); /* cancel (RFC 3501) */
+		}
+		imapfs_debug("C: <redacted SASL response>");
+		g_string_append(out, answer);
+		g_string_append(out, "\r\n");
+		explicit_bzero(answer, strlen(answer));
+		g_free(answer);
+		if (!conn_write(conn, out, conn->timeout_ms, error))
+			return FALSE;
+	}
+}
+
+/* Sends everything of @cmd, then runs the SASL exchange if @sasl is not
+ * NULL, and waits for completion.  @once: see imap_conn_run_once(). */
 static gboolean conn_run_full(struct imap_conn *conn,
 			      const struct imap_cmd *cmd,
-			      const char *extra_line, gboolean once,
+			      const struct conn_sasl *sasl, gboolean once,
 			      imap_untagged_fn *cb, void *user_data,
 			      struct imap_response **tagged_r, GError **error)
 {
@@ -545,8 +631,8 @@ static gboolean conn_run_full(struct imap_conn *conn,
 			 * continuation at a time (isync's rule). */
 			sent = TRUE;
 			if (!conn_write(conn, out, conn->timeout_ms, &err) ||
-			    !conn_wait(conn, tag, TRUE, cb, user_data, tagged_r,
-				       &err))
+			    !conn_wait(conn, tag, CONN_WAIT_LITERAL_CONT, cb,
+				       user_data, tagged_r, &err))
 				goto out;
 		}
 		if (ch->kind == IMAP_CMD_CHUNK_LITERAL) {
@@ -562,16 +648,11 @@ static gboolean conn_run_full(struct imap_conn *conn,
 	sent = TRUE;
 	if (!conn_write(conn, out, conn->timeout_ms, &err))
 		goto out;
-	if (extra_line != NULL) {
-		if (!conn_wait(conn, tag, TRUE, cb, user_data, tagged_r, &err))
-			goto out;
-		imapfs_debug("C: <redacted SASL response>");
-		g_string_append(out, extra_line);
-		g_string_append(out, "\r\n");
-		if (!conn_write(conn, out, conn->timeout_ms, &err))
-			goto out;
-	}
-	ok = conn_wait(conn, tag, FALSE, cb, user_data, tagged_r, &err);
+	if (sasl != NULL)
+		ok = conn_sasl_rounds(conn, tag, sasl, out, tagged_r, &err);
+	else
+		ok = conn_wait(conn, tag, CONN_WAIT_TAGGED, cb, user_data,
+			       tagged_r, &err);
 out:
 	if (!ok && once && sent && imap_error_is_fatal(err) &&
 	    err->code != IMAP_ERROR_SOURCE &&
@@ -615,12 +696,15 @@ gboolean imap_conn_run_once(struct imap_conn *conn, const struct imap_cmd *cmd,
 }
 
 gboolean imap_conn_run_sasl(struct imap_conn *conn, const struct imap_cmd *cmd,
-			    const char *response, imap_untagged_fn *cb,
+			    const char *initial,
+			    imap_sasl_challenge_fn *challenge_fn,
 			    void *user_data, struct imap_response **tagged_r,
 			    GError **error)
 {
-	return conn_run_full(conn, cmd, response, FALSE, cb, user_data,
-			     tagged_r, error);
+	struct conn_sasl sasl = {initial, challenge_fn, user_data};
+
+	return conn_run_full(conn, cmd, &sasl, FALSE, NULL, NULL, tagged_r,
+			     error);
 }
 
 gboolean imap_conn_refresh_caps(struct imap_conn *conn, GError **error)
@@ -783,5 +867,6 @@ void imap_conn_free(struct imap_conn *conn)
 	if (conn->caps != NULL)
 		g_hash_table_destroy(conn->caps);
 	g_free(conn->bye_text);
+	g_free(conn->sasl_challenge);
 	g_free(conn);
 }

@@ -100,11 +100,22 @@ gboolean imap_conn_run_once(struct imap_conn *conn, const struct imap_cmd *cmd,
 			    imap_untagged_fn *cb, void *user_data,
 			    struct imap_response **tagged_r, GError **error);
 
-/* Like imap_conn_run() for a SASL exchange without SASL-IR: waits for the
- * server's continuation, answers with @response (a base64 line, treated
- * as secret: never logged), then completes as imap_conn_run(). */
+/* Answers one server challenge of a SASL exchange: @challenge is the
+ * continuation's text (base64 as the server sent it, may be ""). Returns
+ * the answer line (g_malloc'd base64; a secret: never logged, wiped after
+ * it was sent; "*" cancels the exchange). */
+typedef char *imap_sasl_challenge_fn(const char *challenge, void *user_data);
+
+/* Runs AUTHENTICATE @cmd. @initial (a base64 line, may be NULL when @cmd
+ * carries the initial response itself, SASL-IR) answers the server's
+ * first continuation; every other continuation is a challenge answered
+ * by @challenge_fn (NULL: cancel with "*"), at most a few of them (then
+ * IMAP_ERROR_PROTOCOL). Every answer is secret: the trace shows
+ * "<redacted SASL response>". Untagged data is not handed on. Completes
+ * as imap_conn_run(). */
 gboolean imap_conn_run_sasl(struct imap_conn *conn, const struct imap_cmd *cmd,
-			    const char *response, imap_untagged_fn *cb,
+			    const char *initial,
+			    imap_sasl_challenge_fn *challenge_fn,
 			    void *user_data, struct imap_response **tagged_r,
 			    GError **error);
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "acl.h"
+#include "auth.h"
 #include "conn.h"
 #include "imap-error.h"
 #include "log.h"
@@ -161,69 +162,6 @@ const char *imap_session_selected(const struct imap_session *session)
 	return session->selected;
 }
 
-static gboolean session_login(struct imap_session *s, GError **error)
-{
-	const struct imap_account *a = s->account;
-	struct imap_cmd *cmd;
-	GError *err = NULL;
-	gboolean ok;
-
-	if (imap_conn_has_cap(s->conn, "AUTH=PLAIN")) {
-		/* authzid NUL authcid NUL password */
-		size_t ulen = strlen(a->user), plen = strlen(a->password);
-		size_t len = 1 + ulen + 1 + plen;
-		char *raw = g_malloc(len);
-		char *b64;
-
-		raw[0] = '\0';
-		memcpy(raw + 1, a->user, ulen);
-		raw[1 + ulen] = '\0';
-		memcpy(raw + 2 + ulen, a->password, plen);
-		b64 = g_base64_encode((const guchar *)raw, len);
-		memset(raw, 0, len);
-		g_free(raw);
-		cmd = imap_cmd_new("AUTHENTICATE PLAIN");
-		if (imap_conn_has_cap(s->conn, "SASL-IR")) {
-			imap_cmd_add_atom_secret(cmd, b64);
-			ok = imap_conn_run(s->conn, cmd, NULL, NULL, NULL,
-					   &err);
-		} else {
-			ok = imap_conn_run_sasl(s->conn, cmd, b64, NULL, NULL,
-						NULL, &err);
-		}
-		memset(b64, 0, strlen(b64));
-		g_free(b64);
-	} else if (!imap_conn_has_cap(s->conn, "LOGINDISABLED")) {
-		cmd = imap_cmd_new("LOGIN");
-		if (!imap_cmd_add_string(cmd, a->user, strlen(a->user), FALSE,
-					 error) ||
-		    !imap_cmd_add_string(cmd, a->password, strlen(a->password),
-					 TRUE, error)) {
-			imap_cmd_free(cmd);
-			return FALSE;
-		}
-		ok = imap_conn_run(s->conn, cmd, NULL, NULL, NULL, &err);
-	} else {
-		g_set_error(error, IMAP_ERROR, IMAP_ERROR_UNSUPPORTED,
-			    "server offers neither AUTH=PLAIN nor LOGIN");
-		return FALSE;
-	}
-	imap_cmd_free(cmd);
-	if (ok)
-		return TRUE;
-	if (err->domain == IMAP_ERROR &&
-	    (err->code == IMAP_ERROR_NO || err->code == IMAP_ERROR_AUTH ||
-	     err->code == IMAP_ERROR_BAD)) {
-		g_set_error(error, IMAP_ERROR, IMAP_ERROR_AUTH,
-			    "authentication failed for %s: %s", a->user,
-			    err->message);
-		g_error_free(err);
-	} else {
-		g_propagate_error(error, err);
-	}
-	return FALSE;
-}
-
 static void session_ns_free(gpointer p)
 {
 	struct session_ns *ns = p;
@@ -298,7 +236,7 @@ struct imap_session *imap_session_open(const struct imap_account *account,
 	s->conn = imap_conn_connect(&params, error);
 	if (s->conn == NULL)
 		goto fail;
-	if (!session_login(s, error))
+	if (!imap_auth_login(s->conn, account, error))
 		goto fail;
 	/* Capabilities change after login; re-read unless the tagged OK
 	 * already carried them. */

@@ -21,6 +21,12 @@
 
 struct imap_session;
 
+/* An OAuth2 access token source: returns a fresh token (g_malloc'd; the
+ * caller wipes and frees it) or NULL with an IMAP_ERROR saying why. Called
+ * for every login attempt, from whichever thread opens a session: it must
+ * be thread-safe and bounded in time. */
+typedef char *imap_token_fn(void *user_data, GError **error);
+
 /* What is needed to open sessions; owned by the caller and immutable while
  * sessions exist. */
 struct imap_account {
@@ -29,7 +35,10 @@ struct imap_account {
 	gboolean implicit_tls;
 	char *cafile; /* may be NULL */
 	char *user;
-	char *password; /* never logged */
+	char *password; /* never logged; unused with token_fn */
+	/* Non-NULL: log in with OAuth2 tokens from token_fn(token_data). */
+	imap_token_fn *token_fn;
+	void *token_data;
 	int timeout_ms; /* bound on every single wait */
 };
 
@@ -82,6 +91,8 @@ struct imap_message_meta {
 };
 
 /* Connects and logs in: TLS as the account says, CAPABILITY, then
+ * with a token source AUTHENTICATE OAUTHBEARER or XOAUTH2 (a fresh token
+ * per session, one more after a refusal; see imap/auth.h), else
  * AUTHENTICATE PLAIN with SASL-IR when offered, else LOGIN (unless
  * LOGINDISABLED), then CAPABILITY again, ENABLE CONDSTORE when offered and
  * NAMESPACE. Returns NULL with IMAP_ERROR_AUTH carrying the server's text

@@ -69,7 +69,8 @@ def package():
 def test_package_contents(package):
     for path in (BIN, MAN, UNIT, DOC + "/copyright",
                  DOC + "/README.md.gz", DOC + "/SEMANTICS.md.gz",
-                 DOC + "/config.example"):
+                 DOC + "/config.example",
+                 DOC + "/oauth2-token-example.sh"):
         assert path in package, f"{path} is not in the package"
         assert os.path.isfile(path), path
     r = run(["dpkg-query", "-S", BIN])

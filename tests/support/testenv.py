@@ -357,7 +357,10 @@ class DovecotServer(ImapServer):
                  quota_rule: str = "*:storage=1G",
                  special_use: dict | None = None,
                  quota_kb: int | None = None,
-                 without_caps: tuple[str, ...] = ()):
+                 without_caps: tuple[str, ...] = (),
+                 oauth2_introspection_url: str | None = None,
+                 oauth2_mechanisms: tuple[str, ...] = ("xoauth2",
+                                                       "oauthbearer")):
         """`inbox_prefix` is the personal namespace's prefix ("" as Dovecot
         ships, "INBOX." as Courier and Debian's Cyrus use it).
         `other_users` are more accounts (passwords in self.passwords).
@@ -371,7 +374,14 @@ class DovecotServer(ImapServer):
         ({mailbox: "\\\\Trash"}) configures special-use attributes (and
         the SPECIAL-USE capability). `without_caps`: capabilities the
         server must not announce (e.g. ("UIDPLUS", "MOVE", "LITERAL+",
-        "NOTIFY")), before and after login."""
+        "NOTIFY")), before and after login. `oauth2_introspection_url`
+        adds Dovecot's oauth2 passdb (XOAUTH2 and OAUTHBEARER, besides the
+        passwords) asking that URL (introspection_mode = post) whether a
+        token is active, for whom: the reply's "username" and "active":
+        true. `oauth2_mechanisms` are the SASL mechanisms it offers for
+        tokens."""
+        self.oauth2_introspection_url = oauth2_introspection_url
+        self.oauth2_mechanisms = tuple(oauth2_mechanisms)
         self.quota_kb = quota_kb
         self.without_caps = tuple(c.upper() for c in without_caps)
         self._imap_capability = ""   # set by _drop_caps()
@@ -589,7 +599,7 @@ default_internal_user = dovecot
 first_valid_uid = 100
 first_valid_gid = 100
 last_valid_uid = 0
-auth_mechanisms = plain login
+auth_mechanisms = plain login{self._oauth2_mechs()}
 {ssl_part}
 mail_location = maildir:{r}/mail/%u
 mail_plugins = {self._plugins()}
@@ -599,7 +609,7 @@ mail_fsync = never
   separator = {self.delimiter}
   prefix = {self.inbox_prefix}
 {self._special_use_conf()}}}
-{self._acl_config() if self.acl else ""}{self._quota_config() if self.quota else ""}passdb {{
+{self._acl_config() if self.acl else ""}{self._quota_config() if self.quota else ""}{self._oauth2_passdb()}passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {passwd}
 }}
@@ -624,6 +634,30 @@ protocol imap {{
 
     def _extra_config(self) -> str:
         return ""
+
+    def _oauth2_mechs(self) -> str:
+        if not self.oauth2_introspection_url:
+            return ""
+        return "".join(" " + m for m in self.oauth2_mechanisms)
+
+    def _oauth2_passdb(self) -> str:
+        if not self.oauth2_introspection_url:
+            return ""
+        ext = os.path.join(self.root, "dovecot-oauth2.conf.ext")
+        with open(ext, "w") as f:
+            f.write(f"""introspection_mode = post
+introspection_url = {self.oauth2_introspection_url}
+username_attribute = username
+active_attribute = active
+active_value = true
+""")
+        os.chmod(ext, 0o644)
+        return f"""passdb {{
+  driver = oauth2
+  mechanisms = {" ".join(self.oauth2_mechanisms)}
+  args = {ext}
+}}
+"""
 
     def _imap_config(self) -> str:
         """Lines for the protocol imap block."""
@@ -1051,13 +1085,15 @@ def _imapfs_argv(binary, server, mountpoint, starttls, options,
 
 def mount_traced(binary: str, server: DovecotServer, mountpoint: str,
                  trace_path: str, options: list[str] = (),
-                 timeout: float = 60) -> subprocess.Popen:
+                 timeout: float = 60,
+                 password_file: bool = True) -> subprocess.Popen:
     """Run imapfs in the foreground with the -d trace going to
     `trace_path`; return the process once the mount is live.  Raises RuntimeError (with
     the trace's tail) if it exits, TimeoutError if it does not mount
-    within `timeout`.  Stop it with stop_traced()."""
+    within `timeout`.  Stop it with stop_traced().  With
+    password_file=False no password option is passed."""
     argv, pwfile = _imapfs_argv(binary, server, mountpoint, False,
-                                ["-f", "-d"] + list(options), True)
+                                ["-f", "-d"] + list(options), password_file)
     with open(trace_path, "wb") as out:
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
                              stderr=out)
@@ -1070,7 +1106,8 @@ def mount_traced(binary: str, server: DovecotServer, mountpoint: str,
         p.wait()
         raise
     finally:
-        os.unlink(pwfile)
+        if pwfile:
+            os.unlink(pwfile)
     if p.poll() is not None:
         with open(trace_path, errors="replace") as f:
             raise RuntimeError(f"imapfs exited {p.returncode}:\n" +

@@ -145,8 +145,27 @@ static gboolean conn_auto(struct peer_conn *c, const char *tag, const char *cmd,
 	struct peer *p = c->peer;
 	char *text = NULL;
 
-	if (g_str_has_prefix(cmd, "AUTHENTICATE ") ||
-	    g_str_has_prefix(cmd, "LOGIN ")) {
+	if (g_str_has_prefix(cmd, "AUTHENTICATE OAUTHBEARER ") ||
+	    g_str_has_prefix(cmd, "AUTHENTICATE XOAUTH2 ")) {
+		/* Every token is refused as RFC 7628 3.2.2 says: an error
+		 * challenge, whose answer goes to the transcript, then NO. */
+		char *answer;
+
+		conn_send(c, "+ " PEER_OAUTH_ERROR_B64 "\r\n");
+		answer = conn_read_line(c);
+		if (answer == NULL)
+			return TRUE;
+		g_mutex_lock(&p->lock);
+		g_string_append_printf(p->transcript, "%.*s\r\nSASL: %s\r\n",
+				       (int)(13 + strcspn(cmd + 13, " ")), cmd,
+				       answer);
+		g_mutex_unlock(&p->lock);
+		g_free(answer);
+		text = g_strdup_printf("%s NO [AUTHENTICATIONFAILED] token "
+				       "refused\r\n",
+				       tag);
+	} else if (g_str_has_prefix(cmd, "AUTHENTICATE ") ||
+		   g_str_has_prefix(cmd, "LOGIN ")) {
 		text = g_strdup_printf("%s OK logged in\r\n", tag);
 	} else if (strcmp(cmd, "CAPABILITY") == 0) {
 		text = g_strdup_printf("* CAPABILITY %s\r\n%s OK\r\n", p->caps,

@@ -9,6 +9,11 @@
  * literal contents above 4 KiB replaced by "<n bytes>" and hashed).  A
  * command the script does not expect is answered BAD and noted in errors.
  *
+ * AUTHENTICATE OAUTHBEARER and XOAUTH2 (announce them in @caps) always
+ * fail: the peer sends PEER_OAUTH_ERROR_B64 as a challenge, appends
+ * "AUTHENTICATE <mechanism>\r\nSASL: <the client's answer>\r\n" to the
+ * transcript and answers NO [AUTHENTICATIONFAILED] token refused.
+ *
  * Each connection runs in a thread of its own; peer_stop() ends them all.
  * Threading: the main thread starts, stops and reads results after stop.
  */
@@ -19,6 +24,9 @@
 #include <stdint.h>
 
 #include "session.h"
+
+/* {"status":"invalid_token"} in base64. */
+#define PEER_OAUTH_ERROR_B64 "eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIn0="
 
 enum peer_action {
 	/* Read the whole command (answering "+" to each synchronising

@@ -182,7 +182,8 @@ static void test_command_timeout(struct env *env, gconstpointer unused)
 		GError *error = NULL;
 		char *pw;
 
-		pw = password_from_command(commands[i], 300, &error);
+		pw = password_from_command(commands[i], "password_command", 300,
+					   &error);
 		g_assert_cmpint(g_get_monotonic_time() - start, <,
 				3 * G_USEC_PER_SEC);
 		g_assert_error(error, IMAP_ERROR, IMAP_ERROR_TIMEOUT);
