@@ -198,7 +198,6 @@ int main(int argc, char **argv)
 	fs.ns_prefix = g_strdup(imap_session_personal_prefix(first));
 	fs.cap_uidplus = imap_session_has_cap(first, "UIDPLUS");
 	fs.cap_move = imap_session_has_cap(first, "MOVE");
-	fs.cap_binary = imap_session_has_cap(first, "BINARY");
 	fs.append_limit = imap_session_append_limit(first);
 	g_mutex_init(&fs.meta_lock);
 	if (!fs.read_only) {

@@ -46,7 +46,7 @@ struct imapfs {
 	char *ns_prefix;
 	/* Server capabilities the write path decides by (immutable after
 	 * mount, read from the first session). */
-	gboolean cap_uidplus, cap_move, cap_binary;
+	gboolean cap_uidplus, cap_move;
 	/* APPENDLIMIT (bytes; 0: none announced): a write beyond it fails
 	 * at once with EFBIG rather than at close. */
 	uint64_t append_limit;

@@ -221,11 +221,6 @@ void fs_spool_set_label(struct fs_spool *sp, const char *label)
 	g_mutex_unlock(&sp->lock);
 }
 
-char *fs_spool_path(struct fs_spool *sp)
-{
-	return g_strdup(sp->path);
-}
-
 static gint64 spool_now(void)
 {
 	return g_get_real_time() / G_USEC_PER_SEC;

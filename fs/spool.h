@@ -127,7 +127,4 @@ void fs_spool_source(struct fs_spool *sp, const struct fs_spool_scan *scan,
 		     struct fs_spool_source_state *state,
 		     struct imap_literal_source *src);
 
-/* The spool file's path (for logs). */
-char *fs_spool_path(struct fs_spool *sp);
-
 #endif

@@ -114,6 +114,10 @@ void tree_dir_gone(struct fs_tree *tree, struct tree_node *dir);
 struct tree_node *tree_subdir(struct fs_tree *tree, struct tree_node *parent,
 			      const char *name);
 void tree_rebuild_uids(struct tree_node *dir);
+/* Keep dir->uids (sorted) in step with one message added or removed,
+ * without walking the folder: a delta costs a binary search. */
+void tree_uids_add(struct tree_node *dir, uint32_t uid);
+void tree_uids_remove(struct tree_node *dir, uint32_t uid);
 /* The child @name of @dir: subdirectory, local file, message by
  * "<UID>.eml" or by alias; NULL if none. */
 struct tree_node *tree_child(struct tree_node *dir, const char *name);

@@ -772,6 +772,23 @@ static guint tree_uid_upper(GArray *uids, uint32_t uid)
 	return lo;
 }
 
+void tree_uids_add(struct tree_node *dir, uint32_t uid)
+{
+	guint i = tree_uid_upper(dir->uids, uid);
+
+	if (i > 0 && g_array_index(dir->uids, uint32_t, i - 1) == uid)
+		return;
+	g_array_insert_val(dir->uids, i, uid);
+}
+
+void tree_uids_remove(struct tree_node *dir, uint32_t uid)
+{
+	guint i = tree_uid_upper(dir->uids, uid);
+
+	if (i > 0 && g_array_index(dir->uids, uint32_t, i - 1) == uid)
+		g_array_remove_index(dir->uids, i - 1);
+}
+
 gboolean fs_tree_prefetch_plan(struct fs_tree *tree, uint64_t ino,
 			       uint64_t max_bytes, uint64_t per_message,
 			       GArray *items, char **mailbox_r,

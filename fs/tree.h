@@ -295,10 +295,6 @@ int fs_tree_move_dir(struct fs_tree *tree, uint64_t parent, const char *name,
 		     uint64_t newparent, const char *newname,
 		     const char *new_mailbox);
 
-/* The file names from the root to directory @ino (not including the
- * root), NULL-terminated (g_strfreev), or NULL if it is gone. */
-char **fs_tree_dir_path(struct fs_tree *tree, uint64_t ino);
-
 /* The highest UID known in folder @dir (0 if none). */
 uint32_t fs_tree_max_uid(struct fs_tree *tree, uint64_t dir);
 

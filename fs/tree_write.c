@@ -173,7 +173,7 @@ static void tree_unlink_node(struct tree_node *n)
 	    g_hash_table_lookup(dir->msgs, GUINT_TO_POINTER(n->uid)) == n) {
 		g_hash_table_remove(dir->msgs, GUINT_TO_POINTER(n->uid));
 		tree_drop_msg_names(dir, n);
-		tree_rebuild_uids(dir);
+		tree_uids_remove(dir, n->uid);
 	}
 	n->renamed = FALSE;
 }
@@ -294,7 +294,7 @@ int fs_tree_commit(struct fs_tree *tree, uint64_t ino, uint64_t dir_ino,
 	    g_hash_table_lookup(dir->locals, alias) == NULL)
 		g_hash_table_insert(dir->aliases, g_strdup(alias),
 				    GUINT_TO_POINTER(uid));
-	tree_rebuild_uids(dir);
+	tree_uids_add(dir, uid);
 out:
 	g_mutex_unlock(&tree->lock);
 	return r;
@@ -483,7 +483,7 @@ void fs_tree_move_msg(struct fs_tree *tree, uint64_t ino, uint64_t newdir,
 		}
 	}
 	n->born_gen = tree_bump(ndir);
-	tree_rebuild_uids(ndir);
+	tree_uids_add(ndir, newuid);
 	g_mutex_unlock(&tree->lock);
 }
 
@@ -610,31 +610,6 @@ int fs_tree_move_dir(struct fs_tree *tree, uint64_t parent, const char *name,
 out:
 	g_mutex_unlock(&tree->lock);
 	return r;
-}
-
-char **fs_tree_dir_path(struct fs_tree *tree, uint64_t ino)
-{
-	struct tree_node *d;
-	GPtrArray *parts;
-	char **v;
-	int r;
-	guint i;
-
-	g_mutex_lock(&tree->lock);
-	d = tree_dir(tree, ino, &r);
-	if (d == NULL) {
-		g_mutex_unlock(&tree->lock);
-		return NULL;
-	}
-	parts = g_ptr_array_new();
-	for (; d != tree->root; d = d->parent)
-		g_ptr_array_add(parts, g_strdup(d->name));
-	g_mutex_unlock(&tree->lock);
-	v = g_new0(char *, parts->len + 1);
-	for (i = 0; i < parts->len; i++)
-		v[i] = parts->pdata[parts->len - 1 - i];
-	g_ptr_array_free(parts, TRUE);
-	return v;
 }
 
 uint32_t fs_tree_max_uid(struct fs_tree *tree, uint64_t ino)
