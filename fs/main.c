@@ -75,6 +75,18 @@ static gboolean main_is_control_command(int argc, char **argv)
 
 /* What "imapfs status" reports; the mount point is made absolute now,
  * before daemonizing changes the working directory. */
+/* The inode table, with the modes -o umask (or its default) leaves: files
+ * 0666, directories 0777, without write bits on a -o ro mount. */
+static struct fs_tree *main_tree_new(const struct fs_options *opts,
+				     mode_t process_umask, gboolean read_only)
+{
+	mode_t mask = fs_options_umask(opts, process_umask);
+
+	if (read_only)
+		mask |= 0222;
+	return fs_tree_new(getuid(), getgid(), 0666 & ~mask, 0777 & ~mask);
+}
+
 static void main_status_init(struct fs_status *status, struct imapfs *fs,
 			     const struct fs_options *opts,
 			     const struct imap_url *url,
@@ -133,7 +145,9 @@ int main(int argc, char **argv)
 	GError *err = NULL;
 	char *fsopts, *fsname;
 	int ret = 1;
+	mode_t process_umask = umask(022);
 
+	umask(process_umask); /* only read: nothing is created in between */
 	signal(SIGPIPE, SIG_IGN);
 	if (main_is_control_command(argc, argv))
 		return fs_control_client(argv[2], argv[1]);
@@ -210,8 +224,7 @@ int main(int argc, char **argv)
 	}
 	main_status_init(&status, &fs, &opts, &url, first);
 	fs.pool = imap_pool_new(&account, opts.connections, first);
-	fs.tree = fs.read_only ? fs_tree_new(getuid(), getgid(), 0400, 0500)
-			       : fs_tree_new(getuid(), getgid(), 0600, 0700);
+	fs.tree = main_tree_new(&opts, process_umask, fs.read_only);
 	fs.quota = fs_quota_new(fs.pool, FS_QUOTA_TTL_US);
 	fs.cache = fs_bodycache_new((uint64_t)opts.cache_mb * 1024 * 1024);
 	fs.attr_timeout = opts.attr_timeout;

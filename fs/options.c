@@ -20,6 +20,7 @@ enum { KEY_HELP, KEY_VERSION, KEY_FOREGROUND, KEY_DEBUG };
  * rather than silently read as 4. */
 struct options_raw {
 	char *connections, *cache_size, *timeout, *attr_timeout, *listing_ttl;
+	char *umask;
 };
 
 /* fuse_opt_parse() hands the same pointer to the templates (as a base for
@@ -62,6 +63,7 @@ static int options_proc(void *data, const char *arg, int key,
 		{"timeout=", offsetof(struct options_raw, timeout)},
 		{"attr_timeout=", offsetof(struct options_raw, attr_timeout)},
 		{"listing_ttl=", offsetof(struct options_raw, listing_ttl)},
+		{"umask=", offsetof(struct options_raw, umask)},
 	};
 	size_t i;
 
@@ -124,6 +126,8 @@ static int options_proc(void *data, const char *arg, int key,
 					v);
 			return 0;
 		}
+		if (strcmp(arg, "allow_other") == 0)
+			ctx->opts->allow_other = 1; /* and on to FUSE */
 		if (g_str_has_prefix(arg, "password=")) {
 			if (ctx->error == NULL)
 				ctx->error = g_strdup(
@@ -176,6 +180,7 @@ gboolean fs_options_parse(int argc, char **argv, struct fs_options *opts_r,
 	opts->cache_mb = 64;
 	opts->timeout_s = 30;
 	opts->listing_ttl = 30;
+	opts->umask = -1;
 	for (i = 0; i < argc; i++)
 		fuse_opt_add_arg(&args, argv[i]);
 	if (fuse_opt_parse(&args, &ctx, options_spec, options_proc) != 0) {
@@ -203,6 +208,19 @@ gboolean fs_options_parse(int argc, char **argv, struct fs_options *opts_r,
 	    !options_number("listing_ttl", ctx.raw.listing_ttl, 0, 86400,
 			    &opts->listing_ttl, error))
 		goto out;
+	if (ctx.raw.umask != NULL) {
+		guint64 v;
+
+		if (!g_ascii_string_to_unsigned(ctx.raw.umask, 8, 0, 0777, &v,
+						NULL)) {
+			g_set_error(error, IMAP_ERROR, IMAP_ERROR_INVALID,
+				    "invalid value for -o umask: '%s' "
+				    "(expected an octal number from 0 to 777)",
+				    ctx.raw.umask);
+			goto out;
+		}
+		opts->umask = (int)v;
+	}
 	opts->attr_timeout = attr;
 	if (opts->oauth2_token_command != NULL &&
 	    (opts->password_command != NULL || opts->password_file != NULL)) {
@@ -227,9 +245,18 @@ out:
 	g_free(ctx.raw.timeout);
 	g_free(ctx.raw.attr_timeout);
 	g_free(ctx.raw.listing_ttl);
+	g_free(ctx.raw.umask);
 	opts->fuse_args = args;
 	*opts_r = ctx.o;
 	return ok;
+}
+
+unsigned int fs_options_umask(const struct fs_options *opts,
+			      unsigned int process_umask)
+{
+	if (opts->umask >= 0)
+		return (unsigned int)opts->umask;
+	return opts->allow_other ? 077 : process_umask & 0777;
 }
 
 void fs_options_clear(struct fs_options *opts)
@@ -281,6 +308,10 @@ void fs_options_print_help(const char *progname)
 	       "read-write)\n"
 	       "    -o delete=expunge|trash  rm expunges (default) or "
 	       "moves to \\Trash\n"
+	       "    -o umask=OCTAL           permission bits the mount does "
+	       "not show (default: the\n"
+	       "                             umask imapfs runs with; 077 "
+	       "with allow_other)\n"
 	       "    -o spool_dir=DIR         where written files wait "
 	       "(default ~/.cache/imapfs/spool)\n"
 	       "    -o connections=N         IMAP connections in the pool "

@@ -27,6 +27,10 @@ struct fs_options {
 	unsigned int timeout_s;	  /* bound on every wait for the server */
 	double attr_timeout;	  /* kernel attribute/entry cache (s) */
 	unsigned int listing_ttl; /* folder listing reload interval (s) */
+	/* -o umask=OCTAL: permission bits taken from files (0666) and
+	 * directories (0777); -1 when not given (see fs_options_umask()). */
+	int umask;
+	int allow_other; /* -o allow_other was given (passed on to FUSE) */
 	int foreground;
 	int debug;
 	int show_help;
@@ -41,6 +45,13 @@ struct fs_options {
  * @error for a bad option, a bad number, or missing/extra arguments. */
 gboolean fs_options_parse(int argc, char **argv, struct fs_options *opts,
 			  GError **error);
+
+/* The umask that decides the modes the mount reports: -o umask if given;
+ * else 077 with allow_other (mail stays private when other users can
+ * reach the mount); else @process_umask, the umask imapfs was started
+ * with (as rclone mount does). */
+unsigned int fs_options_umask(const struct fs_options *opts,
+			      unsigned int process_umask);
 
 /* Frees the strings and fuse_args of @opts. */
 void fs_options_clear(struct fs_options *opts);

@@ -367,6 +367,13 @@ gboolean fs_spool_dirty(struct fs_spool *sp)
 	return d;
 }
 
+void fs_spool_touch(struct fs_spool *sp)
+{
+	g_mutex_lock(&sp->lock);
+	sp->changes++;
+	g_mutex_unlock(&sp->lock);
+}
+
 void fs_spool_mark_sent(struct fs_spool *sp, uint64_t changes)
 {
 	g_mutex_lock(&sp->lock);

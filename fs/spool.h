@@ -94,6 +94,9 @@ void fs_spool_inherit(struct fs_spool *sp, const char *flags, gint64 date);
  * the file is dirty while the two differ. */
 uint64_t fs_spool_changes(struct fs_spool *sp);
 gboolean fs_spool_dirty(struct fs_spool *sp);
+/* Counts as a change without touching the bytes: the file must be sent
+ * again (a new INTERNALDATE for a message already stored). */
+void fs_spool_touch(struct fs_spool *sp);
 void fs_spool_mark_sent(struct fs_spool *sp, uint64_t changes);
 /* Whether fs_spool_dir_close() must keep the file (unsent data). */
 void fs_spool_set_keep(struct fs_spool *sp, gboolean keep);

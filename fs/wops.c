@@ -444,6 +444,44 @@ void fs_wops_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 /* Attributes */
 
+/* Whether setattr(@attr, @to_set) gives the stored message @e (not open
+ * for writing) an explicit mtime other than its INTERNALDATE: GIO and
+ * file managers set the date by path after close, when the copy is
+ * already stored. ("touch" without a date, UTIME_NOW, is not one.) */
+static gboolean wops_is_redate(const struct fs_entry *e,
+			       const struct fs_handle *h,
+			       const struct stat *attr, int to_set)
+{
+	return (to_set & FUSE_SET_ATTR_MTIME) &&
+	       !(to_set & FUSE_SET_ATTR_MTIME_NOW) &&
+	       !(to_set & FUSE_SET_ATTR_SIZE) && h == NULL && !e->is_dir &&
+	       !e->is_local && e->spool == NULL && e->uid != 0 &&
+	       attr->st_mtim.tv_sec != e->st.st_mtime;
+}
+
+/* Stores message @e again with INTERNALDATE @mtime (IMAP cannot change
+ * the date of a stored message): its bytes and flags are APPENDed with
+ * the new date, then the old UID is expunged, as for an edit; the name
+ * resolves to the new message. */
+static int wops_redate(struct imapfs *fs, const struct fs_entry *e,
+		       gint64 mtime)
+{
+	struct fs_spool *sp;
+	int r = wops_may(e->rights, "ite");
+
+	if (r < 0)
+		return r;
+	sp = wops_shadow(fs, e, FALSE, &r);
+	if (sp == NULL)
+		return r;
+	fs_spool_set_times(sp, -1, mtime);
+	fs_spool_touch(sp);
+	r = wops_commit_ino(fs, e->ino, sp);
+	wops_detach_sent(fs, e->ino, sp);
+	fs_spool_unref(sp);
+	return r;
+}
+
 void fs_wops_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		     int to_set, struct fuse_file_info *fi)
 {
@@ -497,8 +535,12 @@ void fs_wops_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 				goto out;
 		}
 	}
-	if ((to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME)) &&
-	    (e.is_local || e.spool != NULL)) {
+	if (wops_is_redate(&e, h, attr, to_set)) {
+		r = wops_redate(fs, &e, attr->st_mtim.tv_sec);
+		if (r < 0)
+			goto out;
+	} else if ((to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME)) &&
+		   (e.is_local || e.spool != NULL)) {
 		/* Kept, and used as INTERNALDATE when the file is sent. On
 		 * a message already stored, times cannot change: ignored. */
 		gint64 now = g_get_real_time() / G_USEC_PER_SEC;

@@ -11,6 +11,7 @@ import stat
 import pytest
 
 from conftest import BIG_SIZE
+from testenv import mount_modes
 
 
 def all_messages(env):
@@ -34,7 +35,7 @@ def test_content_and_attributes(env):
         # SEMANTICS: st_blocks = ceil(size/512), never 0.
         assert st.st_blocks == max(-(-len(body) // 512), 1), \
             (path, st.st_blocks, len(body))
-        assert stat.S_IMODE(st.st_mode) == 0o400, path
+        assert stat.S_IMODE(st.st_mode) == mount_modes(True)[0], path
         assert stat.S_ISREG(st.st_mode), path
         assert st.st_uid == os.getuid() and st.st_gid == os.getgid(), path
         n += 1
@@ -46,7 +47,7 @@ def test_directory_attributes(env):
         for d in [dirpath] + [os.path.join(dirpath, x) for x in dirnames]:
             st = os.stat(d)
             assert stat.S_ISDIR(st.st_mode), d
-            assert stat.S_IMODE(st.st_mode) == 0o500, d
+            assert stat.S_IMODE(st.st_mode) == mount_modes(True)[1], d
             assert st.st_uid == os.getuid() and st.st_gid == os.getgid(), d
 
 

@@ -415,10 +415,11 @@ def test_chmod_chown_link_symlink_mknod(wenv):
     os.listdir(wenv.path("Work"))
     p = wenv.path("Work", f"{uid}.eml")
     st = os.stat(p)
-    assert stat.S_IMODE(st.st_mode) == 0o600
-    os.chmod(p, 0o600)
+    fmode = testenv.mount_modes()[0]
+    assert stat.S_IMODE(st.st_mode) == fmode
+    os.chmod(p, fmode)
     os.chown(p, st.st_uid, st.st_gid)
-    for op, want in ((lambda: os.chmod(p, 0o644), errno.EPERM),
+    for op, want in ((lambda: os.chmod(p, fmode ^ 0o040), errno.EPERM),
                      (lambda: os.chown(p, st.st_uid + 1, -1), errno.EPERM),
                      (lambda: os.link(p, wenv.path("Work", "hard")),
                       errno.EPERM),
@@ -681,3 +682,25 @@ def test_read_in_a_folder_deleted_elsewhere_is_enoent(wenv):
         assert e.value.errno == errno.ENOENT
     finally:
         os.close(fd)
+
+
+@pytest.mark.parametrize("options,umask", [
+    (["-o", "umask=027"], 0o027),
+    (["-o", "allow_other"], 0o077),
+    (["-o", "allow_other,umask=002"], 0o002),
+])
+def test_umask_decides_the_modes(tmp_path, imapfs_bin, options, umask):
+    """-o umask, else 077 with allow_other, else imapfs's own umask (the
+    default case is what every other mode assertion checks)."""
+    env = mount_write_env(imapfs_bin, str(tmp_path), options=options)
+    try:
+        fmode, dmode = testenv.mount_modes(umask=umask)
+        uid = env.append("Work", msg("modes"))
+        assert stat.S_IMODE(os.stat(env.path("Work")).st_mode) == dmode
+        assert stat.S_IMODE(os.stat(env.mnt).st_mode) == dmode
+        p = env.path("Work", f"{uid}.eml")
+        assert stat.S_IMODE(os.stat(p).st_mode) == fmode
+        os.chmod(p, fmode)  # the current mode: fine
+    finally:
+        testenv.unmount(env.mnt)
+        env.server.stop()

@@ -74,6 +74,24 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02,
         time.sleep(interval)
 
 
+def process_umask() -> int:
+    """The umask of this process, which the imapfs it starts inherits: by
+    default the mount shows files 0666 and folders 0777 minus it."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    raise RuntimeError("no Umask in /proc/self/status")
+
+
+def mount_modes(read_only: bool = False, umask: int | None = None):
+    """(file mode, folder mode) of a mount started by this process."""
+    m = process_umask() if umask is None else umask
+    if read_only:
+        m |= 0o222
+    return 0o666 & ~m, 0o777 & ~m
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
