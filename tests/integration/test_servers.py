@@ -1,4 +1,4 @@
-"""The same read tests against Dovecot, Cyrus and Courier.
+"""The same read and write tests against Dovecot, Cyrus and Courier.
 
 Each test runs once per server in IMAPFS_TEST_SERVERS (default: all of
 "dovecot cyrus cyrus-unixsep courier"); Cyrus and Courier run from Debian 12
@@ -8,8 +8,10 @@ corpus and its own mount; the truth comes from the server over imaplib, as
 in the session suite.
 
 Where the servers legitimately differ the expectation is written down per
-server: which mailbox names a server refuses (NAMES_REFUSED) and what its
-GETQUOTAROOT answers (test_statfs_follows_quota).  On every server the
+server: which mailbox names a server refuses (NAMES_REFUSED), what its
+GETQUOTAROOT answers (test_statfs_follows_quota) and whether a level created
+only as a parent is a mailbox (PARENT_SELECTABLE).  The write tests share one
+read-write mount per server (the wmnt fixture), after the read tests.  On every server the
 mount's top level looks like Dovecot's: the personal namespace prefix
 ("INBOX." on Cyrus as Debian configures it and on Courier) is not shown,
 and INBOX's own messages are in INBOX/.
