@@ -56,7 +56,7 @@ import re
 import threading
 
 import fakeserver
-from fakeserver import _Closed, _parse_set, _tokens
+from fakeserver import _parse_set, _tokens
 
 __all__ = ["ProviderServer", "GMAIL_FOLDERS", "M365_FOLDERS"]
 
@@ -410,13 +410,8 @@ class _ProviderSession(fakeserver._Session):
         if mech != "XOAUTH2":
             self.send(tag + b" NO unsupported mechanism\r\n")
             return True
-        if len(words) > 1:
-            resp = words[1]
-        else:
-            self.send(b"+ \r\n")
-            resp = self.reader.line().decode("latin-1")
         try:
-            raw = base64.b64decode(resp, validate=True).decode()
+            raw = self.sasl_response(words).decode()
         except ValueError:
             self.bad(tag, "Invalid SASL argument")
             return True

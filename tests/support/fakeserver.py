@@ -551,18 +551,24 @@ class _Session:
             self.send(tag + b" BAD unknown command\r\n")
         return True
 
-    def authenticate(self, tag: bytes, rest: str) -> bool:
-        words = rest.split(" ")
-        if not words or words[0].upper() != "PLAIN":
-            self.send(tag + b" NO unsupported mechanism\r\n")
-            return True
+    def sasl_response(self, words: list[str]) -> bytes:
+        """The client's decoded SASL response: the initial response after
+        the mechanism (SASL-IR), else the line after an empty challenge.
+        Raises ValueError for bad base64."""
         if len(words) > 1:
             resp = words[1]
         else:
             self.send(b"+ \r\n")
             resp = self.reader.line().decode("latin-1")
+        return base64.b64decode(resp, validate=True)
+
+    def authenticate(self, tag: bytes, rest: str) -> bool:
+        words = rest.split(" ")
+        if not words or words[0].upper() != "PLAIN":
+            self.send(tag + b" NO unsupported mechanism\r\n")
+            return True
         try:
-            parts = base64.b64decode(resp, validate=True).split(b"\0")
+            parts = self.sasl_response(words).split(b"\0")
         except ValueError:
             self.send(tag + b" BAD bad base64\r\n")
             return True
