@@ -46,7 +46,7 @@ M365_FOLDERS = {
 }
 # Read only by the throttling tests (nothing cached before), each test its
 # own, in descending UID order (so that no prefetch reads ahead).
-THROTTLE_MSGS = testenv.sample_messages(4, seed=78)
+THROTTLE_MSGS = testenv.sample_messages(5, seed=78)
 M365_FOLDERS["Throttle"] = [(f"t{i}", m) for i, m in enumerate(THROTTLE_MSGS)]
 
 
@@ -376,7 +376,7 @@ def test_m365_throttled_read_backs_off_and_succeeds(m365, mode):
     comes no sooner than the suggested back-off (500 ms doubling where none
     is suggested)."""
     (uid,) = [u for u, m in m365.server.uids("Throttle").items()
-              if m.data == THROTTLE_MSGS[3 - ["text", "no", "bye"]
+              if m.data == THROTTLE_MSGS[4 - ["text", "no", "bye"]
                                          .index(mode)]]
     n0 = len(m365.server.commands_snapshot())
     m365.server.throttle("UID FETCH", mode=mode, count=2, backoff_ms=800,
@@ -392,6 +392,23 @@ def test_m365_throttled_read_backs_off_and_succeeds(m365, mode):
         # fake server.)
         assert b.at - a.at >= (0.45 if mode == "no" else 0.7), \
             "the retry did not wait"
+
+
+def test_ok_throttled_is_a_success(m365):
+    """`OK [THROTTLED]` (Gmail: done, but slow down) is a success: the
+    read returns the message after one FETCH, nothing is retried."""
+    (uid,) = [u for u, m in m365.server.uids("Throttle").items()
+              if m.data == THROTTLE_MSGS[1]]
+    n0 = len(m365.server.commands_snapshot())
+    m365.server.throttle("UID FETCH", mode="ok", count=5, text_re="BODY")
+    try:
+        assert _read(m365, "Throttle", f"{uid}.eml") == THROTTLE_MSGS[1]
+    finally:
+        with m365.server.lock:
+            m365.server.throttles.clear()
+    fetches = [c for c in m365.server.commands_snapshot()[n0:]
+               if c.name == "UID FETCH" and "BODY" in c.text]
+    assert len(fetches) == 1, [c.text for c in fetches]
 
 
 def test_m365_throttled_listing_backs_off(m365):

@@ -42,7 +42,8 @@ Throttling is scripted with throttle(): the next `count` commands whose
 name matches get a tagged `NO [THROTTLED] ...` (mode "no"; Gmail's form),
 a tagged `NO Request is throttled. Suggested Backoff Time: N milliseconds`
 (mode "text"; Microsoft's form) or `* BYE [THROTTLED] ...` and the
-connection closed (mode "bye").
+connection closed (mode "bye"); mode "ok" answers the command as usual with
+`OK [THROTTLED] Success` (Gmail's warning on a command that did succeed).
 
 Stdlib only; the server's state (`folders`, `msgs`) may be read by a test
 under `lock` and is the truth a test compares the mount with.
@@ -233,7 +234,7 @@ class ProviderServer(fakeserver.FakeImapServer):
         """The next `count` commands whose upper-case name (e.g. "UID
         FETCH", "EXAMINE", "APPEND") matches `name_re` and whose text
         contains `text_re` (a regex) are throttled."""
-        assert mode in ("no", "text", "bye")
+        assert mode in ("no", "text", "bye", "ok")
         with self.lock:
             self.throttles.append({"re": re.compile(name_re), "mode": mode,
                                    "text": re.compile(text_re),
@@ -283,6 +284,7 @@ class _ProviderSession(fakeserver._Session):
         self.readonly = True
         self.view: list[int] = []      # the UIDs this session was told of
         self.condstore = False
+        self.ok_code = ""              # a code for this command's OK
 
     def caps(self) -> str:
         p = self.p
@@ -333,6 +335,7 @@ class _ProviderSession(fakeserver._Session):
         return self.view.index(uid) + 1
 
     def ok(self, tag: bytes, text: str = "Success", code: str = ""):
+        code = code or self.ok_code
         code = f"[{code}] " if code else ""
         self.send(self.news() + tag + f" OK {code}{text}\r\n".encode())
 
@@ -349,6 +352,11 @@ class _ProviderSession(fakeserver._Session):
         name = cmd.name
         rest = cmd.text.split(" ", 2)[2] if cmd.text.count(" ") >= 2 else ""
         t = self.p.take_throttle(cmd) if self.authed else None
+        self.ok_code = ""
+        if t is not None and t["mode"] == "ok":
+            # Gmail's "OK Success [THROTTLED]": done, but slow down.
+            self.ok_code = "THROTTLED"
+            t = None
         if t is not None:
             if t["mode"] == "bye":
                 self.send(b"* BYE [THROTTLED] Request is throttled. "
@@ -630,7 +638,8 @@ class _ProviderSession(fakeserver._Session):
                              chunk)
             out += f"* {self.seqno(uid)} FETCH (".encode() + \
                 b" ".join(parts) + b")\r\n"
-        self.send(bytes(out) + tag + b" OK Success\r\n")
+        self.send(bytes(out))
+        self.ok(tag)
 
     def cmd_UID_STORE(self, tag, rest, args, cmd):
         f = self.need_selected(tag, write=True)
