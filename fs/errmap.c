@@ -42,7 +42,8 @@ int fs_errno_from_error(const GError *error)
 		return ENOTEMPTY;
 	default:
 		/* PROTOCOL, IO, TLS, AUTH, UNSUPPORTED, NO, BAD, BYE,
-		 * UNKNOWN_OUTCOME, SOURCE */
+		 * UNKNOWN_OUTCOME, SOURCE, THROTTLED (once the bounded retries of
+		 * imap_pool_run() are spent, or at once for a write) */
 		return EIO;
 	}
 }

@@ -302,8 +302,14 @@ static gboolean conn_handle_own(struct imap_conn *conn,
 		conn_caps_from_args(conn, resp);
 	if (resp->kind == IMAP_RESPONSE_UNTAGGED &&
 	    resp->status == IMAP_STATUS_BYE) {
+		/* The code stays in the text: "[THROTTLED]" or
+		 * "[UNAVAILABLE]" tell imap_pool_run() to back off. */
 		g_free(conn->bye_text);
-		conn->bye_text = g_strdup(resp->text);
+		conn->bye_text = g_strdup_printf(
+			"%s%s%s%s", resp->code != NULL ? "[" : "",
+			resp->code != NULL ? resp->code : "",
+			resp->code != NULL ? "] " : "",
+			resp->text != NULL ? resp->text : "");
 		return TRUE;
 	}
 	return FALSE;
@@ -343,6 +349,7 @@ static const struct {
 	{"INUSE", IMAP_ERROR_INUSE},
 	{"HASCHILDREN", IMAP_ERROR_NOTEMPTY},
 	{"MODIFIED", IMAP_ERROR_MODIFIED},
+	{"THROTTLED", IMAP_ERROR_THROTTLED},
 };
 
 static void conn_error_from_tagged(const struct imap_response *resp,
@@ -358,6 +365,11 @@ static void conn_error_from_tagged(const struct imap_response *resp,
 			if (strcmp(c, conn_codes[i].code) == 0)
 				code = conn_codes[i].error;
 		}
+		/* Microsoft 365 throttles with a plain NO and says so only in
+		 * its text. */
+		if (code == IMAP_ERROR_NO && resp->text != NULL &&
+		    strstr(resp->text, "is throttled") != NULL)
+			code = IMAP_ERROR_THROTTLED;
 	}
 	g_set_error(error, IMAP_ERROR, code, "%s%s%s%s",
 		    resp->code != NULL ? "[" : "", resp->code ? resp->code : "",

@@ -182,14 +182,53 @@ static gboolean pool_error_purges(const GError *error)
 	       error->code == IMAP_ERROR_BYE || error->code == IMAP_ERROR_TLS;
 }
 
+/* ---- provider throttling (Microsoft 365, Gmail) ----
+ *
+ * Kept apart from the connection-loss retry: a throttled read waits a
+ * little and is tried again, at most POOL_THROTTLE_RETRIES times, each wait
+ * the server's "Suggested Backoff Time" or 500 ms doubling, clamped to
+ * [POOL_THROTTLE_MIN_MS, POOL_THROTTLE_MAX_MS]: worst case about 6 s on top
+ * of the replies.  Only imap_pool_run() (idempotent requests) uses it;
+ * imap_pool_run_once() never retries. */
+#define POOL_THROTTLE_RETRIES 3
+#define POOL_THROTTLE_MIN_MS 100u
+#define POOL_THROTTLE_MAX_MS 2000u
+
+/* The wait before retry number @n (0-based) after @error, in ms, or 0 if
+ * @error is not the server asking us to slow down: NO [THROTTLED] (or
+ * Microsoft's "is throttled" text, both IMAP_ERROR_THROTTLED), or a BYE
+ * whose code says [THROTTLED] or [UNAVAILABLE] (the BYE text carries the
+ * code, see conn.c). */
+static unsigned int pool_throttle_delay_ms(const GError *error, int n)
+{
+	const char *hint;
+	guint64 ms = 500u << MIN(n, 8);
+
+	if (error == NULL || error->domain != IMAP_ERROR)
+		return 0;
+	if (error->code != IMAP_ERROR_THROTTLED &&
+	    !(error->code == IMAP_ERROR_BYE &&
+	      (strstr(error->message, "[THROTTLED]") != NULL ||
+	       strstr(error->message, "[UNAVAILABLE]") != NULL ||
+	       strstr(error->message, "is throttled") != NULL)))
+		return 0;
+	/* Untrusted text: only digits right after the phrase count. */
+	hint = strstr(error->message, "Backoff Time: ");
+	if (hint != NULL && g_ascii_isdigit(hint[14]))
+		ms = g_ascii_strtoull(hint + 14, NULL, 10);
+	return (unsigned int)CLAMP(ms, POOL_THROTTLE_MIN_MS,
+				   POOL_THROTTLE_MAX_MS);
+}
+
 gboolean imap_pool_run(struct imap_pool *pool, const char *mailbox_hint,
 		       imap_pool_fn *fn, void *user_data, GError **error)
 {
-	int attempt;
+	int attempt = 0, throttled = 0;
 
-	for (attempt = 0;; attempt++) {
+	for (;;) {
 		GError *err = NULL;
 		struct imap_session *s;
+		unsigned int delay;
 		gboolean ok;
 
 		s = imap_pool_acquire(pool, mailbox_hint, &err);
@@ -201,10 +240,24 @@ gboolean imap_pool_run(struct imap_pool *pool, const char *mailbox_hint,
 		imap_pool_release(pool, s);
 		if (ok)
 			return TRUE;
+		delay = pool_throttle_delay_ms(err, throttled);
+		if (delay > 0 && throttled < POOL_THROTTLE_RETRIES) {
+			/* No lock is held: the wait blocks this request only.
+			 * A throttling BYE says nothing about the idle
+			 * sessions: they stay. */
+			imapfs_info("server is throttling (%s); retrying in "
+				    "%u ms",
+				    err->message, delay);
+			throttled++;
+			g_error_free(err);
+			g_usleep((gulong)delay * 1000);
+			continue;
+		}
 		if (attempt > 0 || !imap_error_is_fatal(err)) {
 			g_propagate_error(error, err);
 			return FALSE;
 		}
+		attempt++;
 		imapfs_info("connection lost (%s); retrying once",
 			    err->message);
 		if (pool_error_purges(err))

@@ -61,7 +61,11 @@ typedef gboolean imap_pool_fn(struct imap_session *session, void *user_data,
  * fatal connection error (imap_error_is_fatal()), runs it once more on
  * another session.  After an IO, TIMEOUT, BYE or TLS failure the idle
  * sessions are dropped first (they probably died of the same cause); a
- * PROTOCOL error (one bad reply) leaves them alone. */
+ * PROTOCOL error (one bad reply) leaves them alone.  A server that
+ * throttles (IMAP_ERROR_THROTTLED, or a BYE with [THROTTLED] or
+ * [UNAVAILABLE]) is waited out: up to three more runs, each after the
+ * server's suggested back-off or 500 ms doubling, clamped to 0.1..2 s. The
+ * wait blocks only the calling thread. */
 gboolean imap_pool_run(struct imap_pool *pool, const char *mailbox_hint,
 		       imap_pool_fn *fn, void *user_data, GError **error);
 

@@ -66,6 +66,11 @@ enum imap_error_code {
 	IMAP_ERROR_UNKNOWN_OUTCOME,
 	/* Reading the local data of a literal (a spool file) failed. */
 	IMAP_ERROR_SOURCE,
+	/* NO [THROTTLED], or a NO whose text says the request is throttled
+	 * (Microsoft 365: "Request is throttled. Suggested Backoff Time: N
+	 * milliseconds"): the server wants us to slow down. Not fatal for
+	 * the connection; imap_pool_run() waits and retries reads. */
+	IMAP_ERROR_THROTTLED,
 };
 
 /* Returns the GQuark of IMAP_ERROR.  Thread-safe. */

@@ -1,4 +1,4 @@
-"""The same read tests against Dovecot, Cyrus and Courier.
+"""The same read and write tests against Dovecot, Cyrus and Courier.
 
 Each test runs once per server in IMAPFS_TEST_SERVERS (default: all of
 "dovecot cyrus cyrus-unixsep courier"); Cyrus and Courier run from Debian 12
@@ -8,8 +8,10 @@ corpus and its own mount; the truth comes from the server over imaplib, as
 in the session suite.
 
 Where the servers legitimately differ the expectation is written down per
-server: which mailbox names a server refuses (NAMES_REFUSED) and what its
-GETQUOTAROOT answers (test_statfs_follows_quota).  On every server the
+server: which mailbox names a server refuses (NAMES_REFUSED), what its
+GETQUOTAROOT answers (test_statfs_follows_quota) and whether a level created
+only as a parent is a mailbox (PARENT_SELECTABLE).  The write tests share one
+read-write mount per server (the wmnt fixture), after the read tests.  On every server the
 mount's top level looks like Dovecot's: the personal namespace prefix
 ("INBOX." on Cyrus as Debian configures it and on Courier) is not shown,
 and INBOX's own messages are in INBOX/.
@@ -300,48 +302,187 @@ def _server_msgs(server, name):
         c.logout()
 
 
-def test_write_path(env):
-    """mkdir, cp in, setfattr, >> (edit), mv, rm, rmdir through a
-    read-write mount of the same server, checked on the server."""
+@pytest.fixture(scope="module")
+def wmnt(env):
+    """A read-write mount of this module's server (listing_ttl=0: every
+    opendir sees what the server has)."""
     mnt = os.path.join(env.workdir, "wmnt")
     os.makedirs(mnt, exist_ok=True)
     r = testenv.mount_imapfs(env.bin, env.server, mnt, options=[
         "-o", f"spool_dir={env.workdir}/spool", "-o", "listing_ttl=0"])
     assert r.returncode == 0, r.stderr
-    top = env.server.server_name("Written")
-    sub = env.server.server_name("Written/Sub")
     try:
-        os.makedirs(os.path.join(mnt, "Written", "Sub"))
-        with open(os.path.join(mnt, "Written", "n.eml"), "wb") as f:
-            f.write(WNEW)
-        (uid,) = _server_msgs(env.server, top)
-        assert _server_msgs(env.server, top)[uid][1] == WNEW
-        p = os.path.join(mnt, "Written", f"{uid}.eml")
-        os.setxattr(p, "user.imap.flags", b"\\Flagged")
-        assert _server_msgs(env.server, top)[uid][0] == {"\\Flagged"}
-        with open(p, "ab") as f:
-            f.write(b"more\r\n")
-        msgs = _server_msgs(env.server, top)
-        (new,) = msgs
-        assert new != uid and msgs[new] == ({"\\Flagged"}, WNEW + b"more\r\n")
-        os.rename(os.path.join(mnt, "Written", f"{new}.eml"),
-                  os.path.join(mnt, "Written", "Sub", f"{new}.eml"))
-        assert _server_msgs(env.server, top) == {}
-        ((moved, (flags, body)),) = _server_msgs(env.server, sub).items()
-        assert body == WNEW + b"more\r\n" and flags == {"\\Flagged"}
-        os.listdir(os.path.join(mnt, "Written", "Sub"))
-        os.unlink(os.path.join(mnt, "Written", "Sub", f"{moved}.eml"))
-        assert _server_msgs(env.server, sub) == {}
-        # The session that expunged has Sub open (Courier refuses to
-        # rename or delete an open folder and has no UNSELECT).
-        os.rename(os.path.join(mnt, "Written", "Sub"),
-                  os.path.join(mnt, "Written", "Sub2"))
-        sub2 = env.server.server_name("Written/Sub2")
-        names = [n for n, _, _ in env.truth.mailboxes()]
-        assert sub2 in names and sub not in names
-        os.rmdir(os.path.join(mnt, "Written", "Sub2"))
-        os.rmdir(os.path.join(mnt, "Written"))
-        names = [n for n, _, _ in env.truth.mailboxes()]
-        assert top not in names and sub2 not in names
+        yield mnt
     finally:
         testenv.unmount(mnt)
+
+
+def _names(env):
+    return [n for n, _, _ in env.truth.mailboxes()]
+
+
+def test_write_path(env, wmnt):
+    """mkdir, cp in, setfattr, >> (edit), mv, rm, rmdir through a
+    read-write mount of the same server, checked on the server."""
+    mnt = wmnt
+    top = env.server.server_name("Written")
+    sub = env.server.server_name("Written/Sub")
+    os.makedirs(os.path.join(mnt, "Written", "Sub"))
+    with open(os.path.join(mnt, "Written", "n.eml"), "wb") as f:
+        f.write(WNEW)
+    (uid,) = _server_msgs(env.server, top)
+    assert _server_msgs(env.server, top)[uid][1] == WNEW
+    p = os.path.join(mnt, "Written", f"{uid}.eml")
+    os.setxattr(p, "user.imap.flags", b"\\Flagged")
+    assert _server_msgs(env.server, top)[uid][0] == {"\\Flagged"}
+    with open(p, "ab") as f:
+        f.write(b"more\r\n")
+    msgs = _server_msgs(env.server, top)
+    (new,) = msgs
+    assert new != uid and msgs[new] == ({"\\Flagged"}, WNEW + b"more\r\n")
+    os.rename(os.path.join(mnt, "Written", f"{new}.eml"),
+              os.path.join(mnt, "Written", "Sub", f"{new}.eml"))
+    assert _server_msgs(env.server, top) == {}
+    ((moved, (flags, body)),) = _server_msgs(env.server, sub).items()
+    assert body == WNEW + b"more\r\n" and flags == {"\\Flagged"}
+    os.listdir(os.path.join(mnt, "Written", "Sub"))
+    os.unlink(os.path.join(mnt, "Written", "Sub", f"{moved}.eml"))
+    assert _server_msgs(env.server, sub) == {}
+    # The session that expunged has Sub open (Courier refuses to
+    # rename or delete an open folder and has no UNSELECT).
+    os.rename(os.path.join(mnt, "Written", "Sub"),
+              os.path.join(mnt, "Written", "Sub2"))
+    sub2 = env.server.server_name("Written/Sub2")
+    names = _names(env)
+    assert sub2 in names and sub not in names
+    os.rmdir(os.path.join(mnt, "Written", "Sub2"))
+    os.rmdir(os.path.join(mnt, "Written"))
+    names = _names(env)
+    assert top not in names and sub2 not in names
+
+
+# Where the servers differ on a level that exists only as a parent (CREATE
+# of Parentless/Child without Parentless): Dovecot and Courier list it
+# \Noselect (a directory with subdirectories only: writing a message there
+# is refused with EPERM, as the server cannot hold one); Cyrus creates it
+# as a real, empty mailbox (a message can be stored in it).
+PARENT_SELECTABLE = {"dovecot": False, "cyrus": True, "cyrus-unixsep": True,
+                     "courier": False}
+
+
+def test_parent_only_level(env, wmnt):
+    """a/b created without a: opendir/readdir of a lists b (and no
+    messages), b's messages read back byte-exact; the parent's kind is the
+    server's (PARENT_SELECTABLE)."""
+    child = env.server.server_name("Parentless/Child")
+    parent = env.server.server_name("Parentless")
+    env.server.create_mailbox("Parentless/Child")
+    bodies = testenv.sample_messages(2, seed=4711)
+    try:
+        for b in bodies:
+            env.server.append("Parentless/Child", b)
+        listed = {n: attrs for n, _, attrs in env.truth.mailboxes()}
+        assert ("\\Noselect" in listed[parent]) != \
+            PARENT_SELECTABLE[env.kind], listed[parent]
+        assert "Parentless" in os.listdir(wmnt)
+        assert os.listdir(os.path.join(wmnt, "Parentless")) == ["Child"]
+        assert os.path.isdir(os.path.join(wmnt, "Parentless"))
+        files = sorted(os.listdir(os.path.join(wmnt, "Parentless",
+                                               "Child")))
+        got = sorted(open(os.path.join(wmnt, "Parentless", "Child", n),
+                          "rb").read() for n in files)
+        want = sorted(b for _, b in _server_msgs(env.server, child)
+                      .values())
+        assert len(got) == 2 and got == want
+        # A new message at the parent level: stored where the parent is a
+        # mailbox (Cyrus), refused where it is only a parent.
+        path = os.path.join(wmnt, "Parentless", "x.eml")
+        if PARENT_SELECTABLE[env.kind]:
+            with open(path, "wb") as f:
+                f.write(WNEW)
+            assert [b for _, b in _server_msgs(env.server, parent)
+                    .values()] == [WNEW]
+        else:
+            with pytest.raises(OSError) as ei:
+                with open(path, "wb") as f:
+                    f.write(WNEW)
+            assert ei.value.errno == errno.EPERM
+    finally:
+        c = env.server.client()
+        try:
+            c.delete(testenv.imap_quote(child))
+            c.delete(testenv.imap_quote(parent))
+        finally:
+            c.logout()
+
+
+def _server_tree(env, top):
+    """{mount-style name: {body: flags}} of every mailbox under top."""
+    out = {}
+    for name, rel, attrs in env.truth.mailboxes():
+        if rel == top or rel.startswith(top + "/"):
+            out[rel] = {} if "\\Noselect" in attrs else {
+                body: flags for flags, body in
+                _server_msgs(env.server, name).values()}
+    return out
+
+
+def test_write_folders_and_edits(env, wmnt):
+    """Folder tree operations and an edit by rename-over on every server:
+    mkdir -p, EEXIST, ENOTEMPTY, sed -i style replacement (flags and
+    INTERNALDATE kept), cp between folders (UID COPY), mv of a folder with
+    mail under another folder (RENAME), rm -r; checked on the server."""
+    a = os.path.join(wmnt, "Tree")
+    os.makedirs(os.path.join(a, "B"))
+    os.mkdir(os.path.join(a, "C"))
+    with pytest.raises(FileExistsError):
+        os.mkdir(os.path.join(a, "B"))
+    one = WNEW.replace(b"servers-write@", b"tree-1@")
+    two = WNEW.replace(b"servers-write@", b"tree-2@")
+    for n, body in (("one.eml", one), ("two.eml", two)):
+        with open(os.path.join(a, "B", n), "wb") as f:
+            f.write(body)
+    b_name = env.server.server_name("Tree/B")
+    uids = {body: uid for uid, (_, body) in
+            _server_msgs(env.server, b_name).items()}
+    assert set(uids) == {one, two}
+    with pytest.raises(OSError) as ei:
+        os.rmdir(os.path.join(a, "B"))
+    assert ei.value.errno == errno.ENOTEMPTY
+    with pytest.raises(OSError) as ei:
+        os.rmdir(a)
+    assert ei.value.errno == errno.ENOTEMPTY
+    # sed -i: a scratch file renamed over the message.
+    target = os.path.join(a, "B", f"{uids[one]}.eml")
+    os.setxattr(target, "user.imap.flags", b"\\Answered $Label1")
+    date = os.stat(target).st_mtime
+    edited = one.replace(b"hello", b"HELLO")
+    with open(os.path.join(a, "B", "sedXy12ab"), "wb") as f:
+        f.write(edited)
+    os.rename(os.path.join(a, "B", "sedXy12ab"), target)
+    msgs = {body: flags for flags, body in
+            _server_msgs(env.server, b_name).values()}
+    assert msgs == {edited: {"\\Answered", "$Label1"}, two: set()}
+    (new_uid,) = [u for u, (_, b) in _server_msgs(env.server, b_name)
+                  .items() if b == edited]
+    assert int(os.stat(os.path.join(a, "B", f"{new_uid}.eml")).st_mtime) \
+        == int(date)
+    # cp between folders (coreutils: copy_file_range, a UID COPY).
+    r = subprocess.run(["cp", os.path.join(a, "B", f"{new_uid}.eml"),
+                        os.path.join(a, "C", "copy.eml")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    # mv Tree/B Tree/C/B: a RENAME that takes B's mail along.
+    os.rename(os.path.join(a, "B"), os.path.join(a, "C", "B"))
+    tree = _server_tree(env, "Tree")
+    assert tree == {
+        "Tree": {}, "Tree/C": {edited: {"\\Answered", "$Label1"}},
+        "Tree/C/B": {edited: {"\\Answered", "$Label1"}, two: set()}}, tree
+    assert sorted(os.listdir(os.path.join(a, "C", "B"))) == sorted(
+        f"{u}.eml" for u in _server_msgs(
+            env.server, env.server.server_name("Tree/C/B")))
+    r = subprocess.run(["rm", "-r", a], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert _server_tree(env, "Tree") == {}
+    assert "Tree" not in os.listdir(wmnt)

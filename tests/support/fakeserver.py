@@ -39,6 +39,7 @@ import socket
 import ssl
 import tempfile
 import threading
+import time
 
 import testenv
 
@@ -78,6 +79,7 @@ class Command:
     name: str = ""            # upper-case command name ("UID FETCH", ...)
     text: str = ""            # lines joined, literals shown as {n}
     mailbox: str | None = None  # the mailbox examined when it arrived
+    at: float = 0.0           # time.monotonic() when it was complete
 
     @property
     def raw(self) -> bytes:
@@ -207,6 +209,9 @@ class FakeImapServer(testenv.Service):
     """A threaded scripted IMAP server; context manager (start/stop)."""
 
     host = "127.0.0.1"
+    # The class serving each connection (a subclass of _Session; None:
+    # _Session).  tests/support/fakeproviders.py sets its own.
+    session_class = None
 
     def __init__(self, messages, user: str = "alice",
                  password: str | None = None, uidvalidity: int = 1234,
@@ -396,7 +401,8 @@ class FakeImapServer(testenv.Service):
             with self._lock:
                 self._socks.discard(raw)
                 self._socks.add(sock)
-            _Session(self, sock, n).run(greet=not starttls)
+            (self.session_class or _Session)(self, sock, n).run(
+                greet=not starttls)
         except (_Closed, OSError, ssl.SSLError, ValueError):
             pass
         finally:
@@ -411,6 +417,7 @@ class FakeImapServer(testenv.Service):
                     pass
 
     def _record(self, cmd: Command):
+        cmd.at = time.monotonic()
         with self._lock:
             self.commands.append(cmd)
 
@@ -544,18 +551,24 @@ class _Session:
             self.send(tag + b" BAD unknown command\r\n")
         return True
 
-    def authenticate(self, tag: bytes, rest: str) -> bool:
-        words = rest.split(" ")
-        if not words or words[0].upper() != "PLAIN":
-            self.send(tag + b" NO unsupported mechanism\r\n")
-            return True
+    def sasl_response(self, words: list[str]) -> bytes:
+        """The client's decoded SASL response: the initial response after
+        the mechanism (SASL-IR), else the line after an empty challenge.
+        Raises ValueError for bad base64."""
         if len(words) > 1:
             resp = words[1]
         else:
             self.send(b"+ \r\n")
             resp = self.reader.line().decode("latin-1")
+        return base64.b64decode(resp, validate=True)
+
+    def authenticate(self, tag: bytes, rest: str) -> bool:
+        words = rest.split(" ")
+        if not words or words[0].upper() != "PLAIN":
+            self.send(tag + b" NO unsupported mechanism\r\n")
+            return True
         try:
-            parts = base64.b64decode(resp, validate=True).split(b"\0")
+            parts = self.sasl_response(words).split(b"\0")
         except ValueError:
             self.send(tag + b" BAD bad base64\r\n")
             return True

@@ -102,6 +102,83 @@ static void test_purge_policy(void)
 	}
 }
 
+struct throttle_calls {
+	unsigned int n;
+	unsigned int failures; /* how many calls fail */
+	int code;
+	const char *text;
+};
+
+static gboolean fail_throttled(struct imap_session *session, void *user_data,
+			       GError **error)
+{
+	struct throttle_calls *c = user_data;
+
+	(void)session;
+	if (c->n++ < c->failures) {
+		g_set_error(error, IMAP_ERROR, c->code, "%s", c->text);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* A throttled read waits (the suggested time, clamped) and is tried again,
+ * at most three more times; a throttled write is never tried again; a
+ * throttling BYE leaves the idle sessions alone. */
+static void test_throttle_backoff(void)
+{
+	struct peer *p = peer_start("", NULL, NULL);
+	struct imap_pool *pool = imap_pool_new(peer_account(p), 2, NULL);
+	struct throttle_calls c = {
+		.failures = 3,
+		.code = IMAP_ERROR_THROTTLED,
+		.text = "Request is throttled. Suggested Backoff Time: 150 "
+			"milliseconds"};
+	GError *error = NULL;
+	gint64 t0 = g_get_monotonic_time();
+
+	g_assert_true(imap_pool_run(pool, NULL, fail_throttled, &c, &error));
+	g_assert_no_error(error);
+	g_assert_cmpuint(c.n, ==, 4);
+	/* It waited: three times the suggested 150 ms at least. */
+	g_assert_cmpint(g_get_monotonic_time() - t0, >=, 3 * 150 * 1000);
+	/* Bounded: the fifth call is never made. */
+	c = (struct throttle_calls){.failures = 100,
+				    .code = IMAP_ERROR_THROTTLED,
+				    .text = "Suggested Backoff Time: 1 ms"};
+	g_assert_false(imap_pool_run(pool, NULL, fail_throttled, &c, &error));
+	g_assert_error(error, IMAP_ERROR, IMAP_ERROR_THROTTLED);
+	g_clear_error(&error);
+	g_assert_cmpuint(c.n, ==, 4);
+	/* Never for a non-idempotent request. */
+	c = (struct throttle_calls){
+		.failures = 1, .code = IMAP_ERROR_THROTTLED, .text = "x"};
+	g_assert_false(
+		imap_pool_run_once(pool, NULL, fail_throttled, &c, &error));
+	g_assert_error(error, IMAP_ERROR, IMAP_ERROR_THROTTLED);
+	g_clear_error(&error);
+	g_assert_cmpuint(c.n, ==, 1);
+	/* A BYE that says [THROTTLED] is waited out like a NO; a plain NO
+	 * is not a throttle. */
+	c = (struct throttle_calls){
+		.failures = 2,
+		.code = IMAP_ERROR_BYE,
+		.text = "server closed the connection: [THROTTLED] slow down"};
+	g_assert_true(imap_pool_run(pool, NULL, fail_throttled, &c, &error));
+	g_assert_cmpuint(c.n, ==, 3);
+	c = (struct throttle_calls){
+		.failures = 1, .code = IMAP_ERROR_NO, .text = "is throttled"};
+	g_assert_false(imap_pool_run(pool, NULL, fail_throttled, &c, &error));
+	g_clear_error(&error);
+	g_assert_cmpuint(c.n, ==, 1);
+	imap_pool_free(pool);
+	peer_stop(p);
+	/* One session served every call: nothing was purged. */
+	g_assert_cmpuint(p->connections, ==, 1);
+	peer_assert_done(p);
+	peer_free(p);
+}
+
 int main(int argc, char **argv)
 {
 	int ret;
@@ -110,6 +187,7 @@ int main(int argc, char **argv)
 	testtls_setup();
 	g_test_add_func("/pool/run-once-no-retry", test_run_once_no_retry);
 	g_test_add_func("/pool/purge-policy", test_purge_policy);
+	g_test_add_func("/pool/throttle-backoff", test_throttle_backoff);
 	ret = g_test_run();
 	testtls_teardown();
 	return ret;
