@@ -42,7 +42,7 @@ int fs_errno_from_error(const GError *error)
 		return ENOTEMPTY;
 	default:
 		/* PROTOCOL, IO, TLS, AUTH, UNSUPPORTED, NO, BAD, BYE,
-		 * UNKNOWN_OUTCOME, SOURCE */
+		 * UNKNOWN_OUTCOME, SOURCE, OFFLINE, UNAVAILABLE */
 		return EIO;
 	}
 }

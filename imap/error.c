@@ -22,3 +22,20 @@ gboolean imap_error_is_fatal(const GError *error)
 		return FALSE;
 	}
 }
+
+gboolean imap_error_is_unreachable(const GError *error)
+{
+	if (error == NULL || error->domain != IMAP_ERROR)
+		return FALSE;
+	switch (error->code) {
+	case IMAP_ERROR_IO:
+	case IMAP_ERROR_TIMEOUT:
+	case IMAP_ERROR_TLS:
+	case IMAP_ERROR_BYE:
+	case IMAP_ERROR_OFFLINE:
+	case IMAP_ERROR_UNAVAILABLE:
+		return TRUE;
+	default:
+		return FALSE;
+	}
+}

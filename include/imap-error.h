@@ -45,7 +45,8 @@ enum imap_error_code {
 	/* The caller gave an argument that cannot be sent safely (CR, LF or
 	 * NUL inside a string, name too long...). Nothing was sent. */
 	IMAP_ERROR_INVALID,
-	/* The operation was cancelled because the client is shutting down. */
+	/* The operation was cancelled: the client is shutting down, or the
+	 * request was interrupted (reqctx.h). */
 	IMAP_ERROR_CANCELLED,
 	/* The write path (imap/mutate.h): */
 	/* NO [TOOBIG], or over the APPENDLIMIT / literal limit. */
@@ -66,6 +67,14 @@ enum imap_error_code {
 	IMAP_ERROR_UNKNOWN_OUTCOME,
 	/* Reading the local data of a literal (a spool file) failed. */
 	IMAP_ERROR_SOURCE,
+	/* The pool knows the server is unreachable (pool.h: offline) and
+	 * did not try; nothing was sent. */
+	IMAP_ERROR_OFFLINE,
+	/* The server refused a new connection for a temporary reason:
+	 * NO [UNAVAILABLE] at login, a per-user connection limit (Dovecot's
+	 * mail_max_userip_connections, Gmail's "Too many simultaneous
+	 * connections"). Nothing was sent. */
+	IMAP_ERROR_UNAVAILABLE,
 };
 
 /* Returns the GQuark of IMAP_ERROR.  Thread-safe. */
@@ -76,6 +85,12 @@ GQuark imap_error_quark(void);
  * a pool should replace it and an idempotent request may be retried once
  * on a fresh connection. */
 gboolean imap_error_is_fatal(const GError *error);
+
+/* Returns TRUE if @error says the server could not be reached or did not
+ * answer (IO, TIMEOUT, TLS, BYE, OFFLINE, UNAVAILABLE) rather than
+ * answering something: data cached from before may then be served in its
+ * place (docs/SEMANTICS.md, "Offline"). */
+gboolean imap_error_is_unreachable(const GError *error);
 
 /* The single GError -> errno mapping used by every fs/ operation.
  * Returns a positive errno value (EIO for anything unknown, never EAGAIN or
