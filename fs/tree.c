@@ -734,6 +734,22 @@ int fs_tree_folder_begin(struct fs_tree *tree, uint64_t ino, gint64 max_age_us,
 	return ret;
 }
 
+gboolean fs_tree_folder_fresh(struct fs_tree *tree, uint64_t ino,
+			      gint64 max_age_us)
+{
+	struct tree_node *dir;
+	gboolean fresh;
+
+	g_mutex_lock(&tree->lock);
+	dir = tree_find(tree, ino);
+	fresh = dir == NULL || dir->gone || dir->kind != TREE_DIR ||
+		!dir->selectable || dir->mailbox == NULL ||
+		(!dir->loading && dir->loaded_at != 0 &&
+		 g_get_monotonic_time() - dir->loaded_at < max_age_us);
+	g_mutex_unlock(&tree->lock);
+	return fresh;
+}
+
 static gint tree_uid_cmp(gconstpointer a, gconstpointer b)
 {
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;

@@ -175,6 +175,13 @@ GArray *fs_tree_list(struct fs_tree *tree, uint64_t ino, int *errno_r);
 int fs_tree_folder_begin(struct fs_tree *tree, uint64_t ino, gint64 max_age_us,
 			 char **mailbox_r, uint32_t *uidvalidity_r);
 
+/* TRUE if fs_tree_folder_begin(@ino, @max_age_us) would return at once
+ * without a load: the listing is fresh and no load is under way, or @ino
+ * is not a selectable mailbox (or not a directory, or gone). Never waits;
+ * the answer may be out of date by the time it is used. */
+gboolean fs_tree_folder_fresh(struct fs_tree *tree, uint64_t ino,
+			      gint64 max_age_us);
+
 /* Finishes a load begun by fs_tree_folder_begin(). @metas (struct
  * imap_message_meta, flags owned by the array's clear func) with
  * @status's UIDVALIDITY replace the listing when @ok; a changed

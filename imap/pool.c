@@ -17,9 +17,16 @@
 /* Reconnect backoff while offline: 1 s, doubling, at most 60 s. */
 #define POOL_BACKOFF_FIRST_MS 1000
 #define POOL_BACKOFF_MAX_MS 60000
-/* An acquire while offline asks for an attempt now if the last one ended
- * at least this long ago. */
-#define POOL_KICK_GAP_US (1 * G_USEC_PER_SEC)
+/* An acquire while offline tries to connect itself (within its own
+ * request's deadline), so that the first use after the server is back
+ * finds it however long the background backoff has grown -- but only if
+ * that is cheap or rare: after an attempt that failed at once (connection
+ * refused or reset, no route) the next acquire tries again (one at a time:
+ * the others fail meanwhile); after one that hung (a silent server, a black hole)
+ * only after POOL_KICK_SLOW_US. Every other acquire while offline fails
+ * at once. */
+#define POOL_KICK_FAST_US 0
+#define POOL_KICK_SLOW_US (2 * G_USEC_PER_SEC)
 /* A request that timed out after running at least this long found the
  * server silent (a shorter one may just have had little time left). */
 #define POOL_SILENT_US (1 * G_USEC_PER_SEC)
@@ -51,7 +58,8 @@ struct imap_pool {
 	gint64 next_attempt;	 /* monotonic us */
 	gboolean probing;	 /* an attempt is under way */
 	gint64 last_probe_end;	 /* monotonic us */
-	gboolean kicked;	 /* an acquire asked for an attempt now */
+	/* Monotonic us before which no acquire tries to connect. */
+	gint64 kick_after;
 	/* The reconnect thread (started when first offline) and its stop
 	 * flag; it waits on rcond. */
 	GThread *reconnector;
@@ -139,8 +147,22 @@ static gboolean pool_stop_requested(void *data)
 	return g_atomic_int_get(&pool->stopping) != 0;
 }
 
+/* A session could be opened: online again (lock held). */
+static void pool_set_online(struct imap_pool *pool)
+{
+	if (!pool->offline)
+		return;
+	imapfs_info("server reachable again after %u attempt(s): online",
+		    pool->attempts);
+	pool->offline = FALSE;
+	pool->attempts = 0;
+	pool->backoff_ms = POOL_BACKOFF_FIRST_MS;
+	g_clear_pointer(&pool->offline_reason, g_free);
+	g_cond_broadcast(&pool->cond);
+}
+
 /* The reconnect thread: one attempt at a time, when the backoff expired
- * or an acquire asked for one; stops when the pool is freed. */
+ * each within one timeout; stops when the pool is freed. */
 static gpointer pool_reconnect_thread(gpointer data)
 {
 	struct imap_pool *pool = data;
@@ -159,31 +181,24 @@ static gpointer pool_reconnect_thread(gpointer data)
 			g_cond_wait(&pool->rcond, &pool->lock);
 			continue;
 		}
-		if (!pool->kicked &&
-		    g_get_monotonic_time() < pool->next_attempt) {
+		if (g_get_monotonic_time() < pool->next_attempt) {
 			g_cond_wait_until(&pool->rcond, &pool->lock,
 					  pool->next_attempt);
 			continue;
 		}
-		pool->kicked = FALSE;
 		pool->probing = TRUE;
 		pool->attempts++;
 		pool->count++;
 		g_mutex_unlock(&pool->lock);
+		ctx.deadline = g_get_monotonic_time() +
+			       (gint64)pool->account->timeout_ms * 1000;
 		s = imap_session_open(pool->account, &err);
 		g_mutex_lock(&pool->lock);
 		pool->probing = FALSE;
 		pool->last_probe_end = g_get_monotonic_time();
 		if (s != NULL) {
-			imapfs_info("server reachable again after %u "
-				    "attempt(s): online",
-				    pool->attempts);
-			pool->offline = FALSE;
-			pool->attempts = 0;
-			pool->backoff_ms = POOL_BACKOFF_FIRST_MS;
-			g_clear_pointer(&pool->offline_reason, g_free);
+			pool_set_online(pool);
 			g_ptr_array_add(pool->idle, s);
-			g_cond_broadcast(&pool->cond);
 			continue;
 		}
 		pool->count--;
@@ -196,6 +211,7 @@ static gpointer pool_reconnect_thread(gpointer data)
 			pool->last_probe_end + (gint64)pool->backoff_ms * 1000;
 		pool->backoff_ms =
 			MIN(pool->backoff_ms * 2, POOL_BACKOFF_MAX_MS);
+		g_cond_broadcast(&pool->cond);
 	}
 	g_mutex_unlock(&pool->lock);
 	imap_reqctx_leave();
@@ -207,7 +223,7 @@ static gpointer pool_reconnect_thread(gpointer data)
  * deadline), the idle ones are handed back in *dead_r for the caller to
  * free without the lock. */
 static void pool_go_offline(struct imap_pool *pool, const GError *err,
-			    GPtrArray **dead_r)
+			    gboolean slow, GPtrArray **dead_r)
 {
 	guint i;
 
@@ -226,6 +242,8 @@ static void pool_go_offline(struct imap_pool *pool, const GError *err,
 		g_get_monotonic_time() + (gint64)pool->backoff_ms * 1000;
 	pool->backoff_ms = MIN(pool->backoff_ms * 2, POOL_BACKOFF_MAX_MS);
 	pool->last_probe_end = g_get_monotonic_time();
+	pool->kick_after = pool->last_probe_end +
+			   (slow ? POOL_KICK_SLOW_US : POOL_KICK_FAST_US);
 	for (i = 0; i < pool->busy->len; i++)
 		imap_session_abort(pool->busy->pdata[i]);
 	*dead_r = pool->idle;
@@ -274,7 +292,7 @@ static void pool_set_offline_error(struct imap_pool *pool, GError **error)
 {
 	gint64 wait = pool->next_attempt - g_get_monotonic_time();
 
-	if (pool->probing || pool->kicked || wait < 0)
+	if (pool->probing || wait < 0)
 		wait = 0;
 	g_set_error(error, IMAP_ERROR, IMAP_ERROR_OFFLINE,
 		    "offline: server unreachable (%s); next attempt in %d s",
@@ -296,7 +314,7 @@ void imap_pool_state(struct imap_pool *pool, struct imap_pool_state *state_r)
 		state_r->offline_since = pool->offline_since;
 		state_r->reason = g_strdup(pool->offline_reason);
 		state_r->attempts = pool->attempts;
-		if (!pool->probing && !pool->kicked && pool->next_attempt > now)
+		if (!pool->probing && pool->next_attempt > now)
 			state_r->next_attempt_ms =
 				(unsigned int)((pool->next_attempt - now +
 						999) /
@@ -345,6 +363,75 @@ static gboolean pool_hit_limit(struct imap_pool *pool, const GError *err)
 	return TRUE;
 }
 
+/* Whether a failed attempt to open a session hung rather than failed at
+ * once: it timed out, or took long. */
+static gboolean pool_slow_failure(const GError *err, gint64 start, gint64 end)
+{
+	return g_error_matches(err, IMAP_ERROR, IMAP_ERROR_TIMEOUT) ||
+	       end - start >= POOL_SILENT_US;
+}
+
+/* Opens a session for an acquire: called and returns with the lock held,
+ * which it drops meanwhile (logging in takes round trips, and other
+ * threads may return sessions). The session is borrowed (busy). *start_r
+ * is when the attempt began. */
+static struct imap_session *pool_open_locked(struct imap_pool *pool,
+					     gint64 *start_r, GError **error)
+{
+	struct imap_session *s;
+
+	pool->count++;
+	g_mutex_unlock(&pool->lock);
+	*start_r = g_get_monotonic_time();
+	s = imap_session_open(pool->account, error);
+	g_mutex_lock(&pool->lock);
+	if (s != NULL) {
+		g_ptr_array_add(pool->busy, s);
+		return s;
+	}
+	pool->count--;
+	g_cond_signal(&pool->cond);
+	return NULL;
+}
+
+/* An acquire while offline (lock held; released on return): fails at once
+ * unless it may try to connect (POOL_KICK_*), in which case it does. */
+static struct imap_session *pool_acquire_offline(struct imap_pool *pool,
+						 GError **error)
+{
+	struct imap_session *s;
+	GError *err = NULL;
+	gint64 start, now = g_get_monotonic_time();
+
+	if (now < pool->kick_after || g_atomic_int_get(&pool->stopping)) {
+		imapfs_debug("offline: request refused without trying (next "
+			     "try by a request in %" G_GINT64_FORMAT " ms)",
+			     (pool->kick_after - now) / 1000);
+		pool_set_offline_error(pool, error);
+		g_mutex_unlock(&pool->lock);
+		return NULL;
+	}
+	/* No other acquire tries meanwhile. */
+	pool->kick_after = G_MAXINT64;
+	pool->attempts++;
+	s = pool_open_locked(pool, &start, &err);
+	now = g_get_monotonic_time();
+	if (s != NULL) {
+		pool_set_online(pool);
+	} else {
+		pool->kick_after = now + (pool_slow_failure(err, start, now)
+						  ? POOL_KICK_SLOW_US
+						  : POOL_KICK_FAST_US);
+		if (pool->offline) {
+			g_free(pool->offline_reason);
+			pool->offline_reason = g_strdup(err->message);
+		}
+		g_propagate_error(error, err);
+	}
+	g_mutex_unlock(&pool->lock);
+	return s;
+}
+
 struct imap_session *imap_pool_acquire(struct imap_pool *pool,
 				       const char *mailbox_hint, GError **error)
 {
@@ -354,22 +441,14 @@ struct imap_session *imap_pool_acquire(struct imap_pool *pool,
 	struct imap_session *s;
 	GPtrArray *dead = NULL;
 	GError *err = NULL;
-	gint64 budget;
+	gint64 budget, start;
 
 	g_mutex_lock(&pool->lock);
 	for (;;) {
 		gint64 now = g_get_monotonic_time(), until;
 
-		if (pool->offline) {
-			if (!pool->probing &&
-			    now - pool->last_probe_end >= POOL_KICK_GAP_US) {
-				pool->kicked = TRUE;
-				g_cond_broadcast(&pool->rcond);
-			}
-			pool_set_offline_error(pool, error);
-			g_mutex_unlock(&pool->lock);
-			return NULL;
-		}
+		if (pool->offline)
+			return pool_acquire_offline(pool, error);
 		if (pool->idle->len > 0) {
 			s = pool_take_idle(pool, mailbox_hint);
 			g_ptr_array_add(pool->busy, s);
@@ -377,23 +456,14 @@ struct imap_session *imap_pool_acquire(struct imap_pool *pool,
 			return s;
 		}
 		if (pool->count < pool->size) {
-			/* Open a new session without holding the lock:
-			 * logging in takes round trips and other threads
-			 * may return sessions meanwhile. */
-			pool->count++;
-			g_mutex_unlock(&pool->lock);
 			budget = imap_reqctx_clamp(-1);
 			if (budget >= 0)
-				budget -= g_get_monotonic_time();
-			s = imap_session_open(pool->account, &err);
-			g_mutex_lock(&pool->lock);
+				budget -= now;
+			s = pool_open_locked(pool, &start, &err);
 			if (s != NULL) {
-				g_ptr_array_add(pool->busy, s);
 				g_mutex_unlock(&pool->lock);
 				return s;
 			}
-			pool->count--;
-			g_cond_signal(&pool->cond);
 			if (g_error_matches(err, IMAP_ERROR,
 					    IMAP_ERROR_UNAVAILABLE) &&
 			    pool_hit_limit(pool, err)) {
@@ -403,7 +473,11 @@ struct imap_session *imap_pool_acquire(struct imap_pool *pool,
 			if (pool_open_error_offline(err, budget) ||
 			    g_error_matches(err, IMAP_ERROR,
 					    IMAP_ERROR_UNAVAILABLE))
-				pool_go_offline(pool, err, &dead);
+				pool_go_offline(pool, err,
+						pool_slow_failure(
+							err, start,
+							g_get_monotonic_time()),
+						&dead);
 			g_mutex_unlock(&pool->lock);
 			pool_free_dead(dead);
 			g_propagate_error(error, err);
@@ -496,7 +570,7 @@ static gboolean pool_call(struct imap_pool *pool, struct imap_session *s,
 	if (!ok && g_error_matches(*error, IMAP_ERROR, IMAP_ERROR_TIMEOUT) &&
 	    g_get_monotonic_time() - start >= POOL_SILENT_US) {
 		g_mutex_lock(&pool->lock);
-		pool_go_offline(pool, *error, &dead);
+		pool_go_offline(pool, *error, TRUE, &dead);
 		g_mutex_unlock(&pool->lock);
 		pool_free_dead(dead);
 	}
