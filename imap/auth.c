@@ -24,9 +24,10 @@ static void auth_wipe(char *s)
 }
 
 /* TRUE if a refused login says "too many connections" rather than "bad
- * credentials": NO [UNAVAILABLE] (Dovecot: "Maximum number of connections
- * from user+IP exceeded"), or Gmail's "[ALERT] Too many simultaneous
- * connections". */
+ * credentials": NO [UNAVAILABLE] (RFC 5530, temporary), Dovecot 2.3's
+ * NO [LIMIT] "Maximum number of connections from user+IP exceeded
+ * (mail_max_userip_connections=N)", or Gmail's "[ALERT] Too many
+ * simultaneous connections". */
 static gboolean auth_connection_limit(const GError *err)
 {
 	char *low;
@@ -36,7 +37,12 @@ static gboolean auth_connection_limit(const GError *err)
 		return FALSE;
 	if (err->code == IMAP_ERROR_UNAVAILABLE)
 		return TRUE;
-	if (err->code != IMAP_ERROR_NO && err->code != IMAP_ERROR_AUTH)
+	/* Dovecot 2.3 says NO [LIMIT] (an OVERQUOTA code elsewhere). */
+	if (err->code == IMAP_ERROR_OVERQUOTA &&
+	    g_str_has_prefix(err->message, "[LIMIT]"))
+		return TRUE;
+	if (err->code != IMAP_ERROR_NO && err->code != IMAP_ERROR_AUTH &&
+	    err->code != IMAP_ERROR_OVERQUOTA)
 		return FALSE;
 	low = g_ascii_strdown(err->message, -1);
 	hit = strstr(low, "too many simultaneous connections") != NULL ||

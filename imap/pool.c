@@ -88,9 +88,12 @@ struct imap_pool *imap_pool_new(const struct imap_account *account,
 	return pool;
 }
 
+static gboolean pool_hit_limit(struct imap_pool *pool, const GError *err);
+
 void imap_pool_open_more(struct imap_pool *pool, unsigned int n)
 {
 	struct imap_session *s;
+	GError *err = NULL;
 
 	for (;;) {
 		g_mutex_lock(&pool->lock);
@@ -100,12 +103,17 @@ void imap_pool_open_more(struct imap_pool *pool, unsigned int n)
 		}
 		pool->count++;
 		g_mutex_unlock(&pool->lock);
-		s = imap_session_open(pool->account, NULL);
+		s = imap_session_open(pool->account, &err);
 		g_mutex_lock(&pool->lock);
-		if (s != NULL)
+		if (s != NULL) {
 			g_ptr_array_add(pool->idle, s);
-		else
+		} else {
 			pool->count--;
+			if (g_error_matches(err, IMAP_ERROR,
+					    IMAP_ERROR_UNAVAILABLE))
+				(void)pool_hit_limit(pool, err);
+			g_clear_error(&err);
+		}
 		g_cond_signal(&pool->cond);
 		g_mutex_unlock(&pool->lock);
 		if (s == NULL)

@@ -169,3 +169,199 @@ def test_refused_server_offline_fast_and_recovery(proxy, mount):
         time.sleep(0.3)
     assert exc is None, f"no recovery: {exc!r}\n{m.trace_tail()}"
     assert "server:       online" in m.status()
+
+
+def wait_until_works(fn, bound=15):
+    """Retries fn() until it raises nothing (returns it) or bound passes
+    (returns the last exception)."""
+    deadline = time.monotonic() + bound
+    while True:
+        got, exc, _ = timed(fn)
+        if exc is None or time.monotonic() > deadline:
+            return got, exc
+        time.sleep(0.3)
+
+
+def test_silent_server_mid_body_bounded_then_fast(proxy, mount):
+    """The server goes silent in the middle of a big message (connections
+    stay open, nothing answers): the read returns EIO within the bound
+    (one timeout for the whole syscall, not one per step of a reconnect),
+    the mount goes offline, the next read of another message fails at
+    once, and after the server answers again reads work without a
+    remount."""
+    m = mount(proxy, ["-o", "listing_ttl=3600"])
+    inbox = names(m, "INBOX")
+    big = max(inbox, key=lambda n: os.stat(m.p("INBOX", n)).st_size)
+    assert os.stat(m.p("INBOX", big)).st_size > BIG
+    fd = os.open(m.p("INBOX", big), os.O_RDONLY)
+    try:
+        assert len(os.read(fd, 65536)) == 65536
+        proxy.pause()
+        t = time.monotonic()
+        exc = None
+        try:
+            while os.read(fd, 1 << 20):
+                pass
+        except OSError as e:
+            exc = e
+        took = time.monotonic() - t
+    finally:
+        os.close(fd)
+    assert is_eio(exc), repr(exc)
+    assert took < BOUND, f"silent server: EIO after {took:.1f}s"
+    others = [n for n in inbox if n != big]
+    _, exc, took = timed(lambda: read(m.p("INBOX", others[-1])))
+    assert is_eio(exc), repr(exc)
+    assert took < FAST, f"failure while offline took {took:.1f}s"
+    assert "server:       offline since" in m.status()
+    proxy.resume()
+    got, exc = wait_until_works(lambda: read(m.p("INBOX", big)))
+    assert exc is None, f"no recovery: {exc!r}\n{m.trace_tail()}"
+    assert len(got) == os.stat(m.p("INBOX", big)).st_size
+
+
+def test_black_hole_connect_bounded(proxy, mount):
+    """Connections reset, and new ones are accepted and never answered
+    (not even the TLS handshake): the read that must reconnect fails
+    within the bound, not after one handshake timeout per attempt; the
+    next one fails at once."""
+    m = mount(proxy, ["-o", "listing_ttl=3600"])
+    inbox = names(m, "INBOX")
+    proxy.blackhole(True)
+    proxy.reset_all()
+    _, exc, took = timed(lambda: read(m.p("INBOX", inbox[0])))
+    assert is_eio(exc), repr(exc)
+    assert took < BOUND, f"black hole: EIO after {took:.1f}s"
+    _, exc, took = timed(lambda: read(m.p("INBOX", inbox[1])))
+    assert is_eio(exc), repr(exc)
+    assert took < FAST, f"failure while offline took {took:.1f}s"
+    proxy.blackhole(False)
+    _, exc = wait_until_works(lambda: read(m.p("INBOX", inbox[1])))
+    assert exc is None, f"no recovery: {exc!r}\n{m.trace_tail()}"
+
+
+_OPENDIR_CHILD = r"""
+import ctypes, os, signal, sys
+signal.signal(signal.SIGUSR1, lambda *a: None)
+libc = ctypes.CDLL(None, use_errno=True)
+libc.opendir.restype = ctypes.c_void_p
+print("ready", flush=True)
+d = libc.opendir(sys.argv[1].encode())
+print("errno", 0 if d else ctypes.get_errno(), flush=True)
+"""
+
+
+def test_interrupt_ends_blocked_requests(proxy, mount):
+    """With a long timeout and a silent server, a listing blocked on the
+    network ends with EINTR within a few seconds when the caller gets a
+    signal (FUSE_INTERRUPT), and a blocked cat dies of SIGINT as fast."""
+    m = mount(proxy, ["-o", "timeout=30", "-o", "listing_ttl=3600"])
+    inbox = names(m, "INBOX")
+    proxy.pause()
+    child = subprocess.Popen([sys.executable, "-c", _OPENDIR_CHILD,
+                              m.p("Cold")], stdout=subprocess.PIPE,
+                             text=True)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        time.sleep(1.0)  # the OPENDIR is in the daemon, waiting
+        assert child.poll() is None, "opendir did not block"
+        t = time.monotonic()
+        child.send_signal(signal.SIGUSR1)
+        out, _ = child.communicate(timeout=25)
+        took = time.monotonic() - t
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert f"errno {errno.EINTR}" in out, out
+    assert took < 5, f"interrupted opendir returned after {took:.1f}s"
+
+    cat = subprocess.Popen(["cat", m.p("INBOX", inbox[-1])],
+                           stdout=subprocess.DEVNULL)
+    try:
+        time.sleep(1.0)
+        assert cat.poll() is None, "cat did not block"
+        t = time.monotonic()
+        cat.send_signal(signal.SIGINT)
+        cat.wait(timeout=25)
+        took = time.monotonic() - t
+    finally:
+        if cat.poll() is None:
+            cat.kill()
+            cat.wait()
+    assert took < 5, f"interrupted cat ended after {took:.1f}s"
+    proxy.resume()
+
+
+def test_memory_answers_while_network_requests_hang(proxy, mount):
+    """While many requests wait for a silent server (more than libfuse has
+    worker threads), getattr, readdir of a loaded folder, a cached read,
+    getxattr and statfs answer at once."""
+    m = mount(proxy, ["-o", "timeout=30", "-o", "listing_ttl=3600",
+                      "-o", "attr_timeout=0"])
+    inbox = names(m, "INBOX")
+    cached = read(m.p("INBOX", inbox[0]))
+    proxy.pause()
+    hung = []
+    for i in range(24):
+        t = threading.Thread(target=timed,
+                             args=(lambda: os.listdir(m.p("Cold")),),
+                             daemon=True)
+        t.start()
+        hung.append(t)
+    time.sleep(1.5)
+    assert sum(t.is_alive() for t in hung) == len(hung)
+    checks = {
+        "getattr": lambda: os.stat(m.p("INBOX", inbox[1])),
+        "readdir": lambda: names(m, "INBOX"),
+        "cached read": lambda: read(m.p("INBOX", inbox[0])),
+        "getxattr": lambda: os.getxattr(m.p("INBOX", inbox[1]),
+                                        "user.imap.flags"),
+        "statfs": lambda: os.statvfs(m.path),
+    }
+    for what, fn in checks.items():
+        got, exc, took = timed(fn)
+        assert exc is None, f"{what}: {exc!r}"
+        assert took < 3, f"{what} waited {took:.1f}s behind hung requests"
+        if what == "cached read":
+            assert got == cached
+    proxy.resume()
+    for t in hung:
+        t.join(40)
+
+
+def test_connection_limit_shrinks_pool(imapfs_bin, tmp_path, mount):
+    """Dovecot allows 2 connections per user and address and the mount
+    asks for 4: parallel reads all succeed on the 2 there are, and
+    imapfs status says the server's limit was hit."""
+    why = _missing_prerequisite()
+    if why:
+        pytest.skip(f"needs Dovecot: {why}")
+    server = testenv.DovecotServer(str(tmp_path / "limdc"),
+                                   max_userip_connections=2)
+    server.start()
+    try:
+        for i in range(16):
+            server.append("INBOX", message(f"lim{i}", 200000))
+        m = mount(server, ["-o", "connections=4", "-o", "timeout=10"])
+        inbox = names(m, "INBOX")
+        results = {}
+
+        def reader(n):
+            results[n] = timed(lambda: read(m.p("INBOX", n)))
+
+        threads = [threading.Thread(target=reader, args=(n,))
+                   for n in inbox]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        bad = {n: r[1] for n, r in results.items() if r[1] is not None}
+        assert not bad, f"reads failed: {bad}\n{m.trace_tail()}"
+        assert len(results) == len(inbox)
+        st = m.status()
+        assert "for its limit (configured 4)" in st, st
+        assert "at most 2" in st, st
+        testenv.stop_traced(m.path, m.proc)
+    finally:
+        server.stop()
