@@ -630,7 +630,7 @@ static void ops_read_deferred(fuse_req_t req, void *args)
 	ops_read_body(req, a->ino, a->size, a->off, a->readahead, &a->e);
 }
 
-/* TRUE if the body cache holds (or is being given) every block a read of
+/* TRUE if the body cache holds every block (none still arriving) a read of
  * @size at @off of @e needs, and the read cannot go looking for the
  * message's real end: memory answers it. */
 static gboolean ops_read_cached(struct imapfs *fs, const struct fs_entry *e,
@@ -644,9 +644,8 @@ static gboolean ops_read_cached(struct imapfs *fs, const struct fs_entry *e,
 	if (end <= off)
 		return TRUE;
 	first = off / FS_BODYCACHE_BLOCK;
-	return fs_bodycache_first_missing(fs->cache, e->ino, first,
-					  (end - 1) / FS_BODYCACHE_BLOCK -
-						  first + 1) == G_MAXUINT64;
+	return fs_bodycache_holds(fs->cache, e->ino, first,
+				  (end - 1) / FS_BODYCACHE_BLOCK - first + 1);
 }
 
 static void ops_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,

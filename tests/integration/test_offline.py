@@ -240,6 +240,23 @@ def test_black_hole_connect_bounded(proxy, mount):
     assert exc is None, f"no recovery: {exc!r}\n{m.trace_tail()}"
 
 
+def test_slow_steps_share_one_deadline(proxy, mount):
+    """A server that answers every command just within the timeout: the
+    read that has to reconnect (connect, handshake, login, capabilities,
+    EXAMINE, FETCH) gets one timeout for all of it -- EIO after about one
+    timeout, not a success after the sum of the steps."""
+    m = mount(proxy, ["-o", "listing_ttl=3600"])
+    inbox = names(m, "INBOX")
+    proxy.add_rule(faultproxy.Rule(
+        r".", at="before", times=None,
+        action=lambda conn, cmd: time.sleep(TIMEOUT * 0.8)))
+    proxy.reset_all()
+    _, exc, took = timed(lambda: read(m.p("INBOX", inbox[0])))
+    proxy.clear_rules()
+    assert is_eio(exc), f"{exc!r} after {took:.1f}s"
+    assert took < 2 * TIMEOUT + 3, f"EIO after {took:.1f}s"
+
+
 _OPENDIR_CHILD = r"""
 import ctypes, os, signal, sys
 signal.signal(signal.SIGUSR1, lambda *a: None)
