@@ -579,6 +579,10 @@ static gboolean pool_call(struct imap_pool *pool, struct imap_session *s,
 	    g_get_monotonic_time() - start >= POOL_SILENT_US) {
 		g_mutex_lock(&pool->lock);
 		pool_go_offline(pool, *error, TRUE, &dead);
+		/* One silent command does not prove the network gone (a hung
+		 * server process): the background thread checks at once
+		 * whether a new connection works. */
+		pool->next_attempt = g_get_monotonic_time();
 		g_mutex_unlock(&pool->lock);
 		pool_free_dead(dead);
 	}
