@@ -54,11 +54,16 @@ static char *status_server(struct imap_pool *pool)
 
 		g_string_append_printf(
 			out,
-			"offline since %s (%s); cached data is served; %u "
-			"reconnect attempt(s), next %s%u s",
+			"offline since %s (%s); cached data is "
+			"served; %u reconnect attempt(s)",
 			when, ps.reason != NULL ? ps.reason : "unknown cause",
-			ps.attempts, ps.next_attempt_ms > 0 ? "in " : "now, ",
-			(ps.next_attempt_ms + 999) / 1000);
+			ps.attempts);
+		if (ps.next_attempt_ms > 0)
+			g_string_append_printf(out, ", next in %u s",
+					       (ps.next_attempt_ms + 999) /
+						       1000);
+		else
+			g_string_append(out, ", next one now");
 		g_free(when);
 		g_date_time_unref(t);
 	}
