@@ -30,25 +30,18 @@ static void auth_wipe(char *s)
  * simultaneous connections". */
 static gboolean auth_connection_limit(const GError *err)
 {
-	char *low;
-	gboolean hit;
-
 	if (err->domain != IMAP_ERROR)
 		return FALSE;
 	if (err->code == IMAP_ERROR_UNAVAILABLE)
 		return TRUE;
-	/* Dovecot 2.3 says NO [LIMIT] (an OVERQUOTA code elsewhere). */
-	if (err->code == IMAP_ERROR_OVERQUOTA &&
-	    g_str_has_prefix(err->message, "[LIMIT]"))
-		return TRUE;
+	/* The message is "[CODE] text" (imap_conn_run()); Dovecot 2.3's
+	 * [LIMIT] became OVERQUOTA there. */
 	if (err->code != IMAP_ERROR_NO && err->code != IMAP_ERROR_AUTH &&
 	    err->code != IMAP_ERROR_OVERQUOTA)
 		return FALSE;
-	low = g_ascii_strdown(err->message, -1);
-	hit = strstr(low, "too many simultaneous connections") != NULL ||
-	      strstr(low, "maximum number of connections") != NULL;
-	g_free(low);
-	return hit;
+	if (g_str_has_prefix(err->message, "[LIMIT]"))
+		return TRUE;
+	return imap_refusal_is_connection_limit(NULL, err->message);
 }
 
 /* Refused credentials become one IMAP_ERROR_AUTH sentence with the

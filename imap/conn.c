@@ -750,8 +750,14 @@ static gboolean conn_read_greeting(struct imap_conn *conn, GError **error)
 			  error);
 	} else if (resp->status == IMAP_STATUS_BYE) {
 		conn->broken = TRUE;
-		g_set_error(error, IMAP_ERROR, IMAP_ERROR_BYE,
-			    "server refused the connection: %s", resp->text);
+		/* A connection limit is not a dead server: the pool uses
+		 * fewer connections then. */
+		g_set_error(
+			error, IMAP_ERROR,
+			imap_refusal_is_connection_limit(resp->code, resp->text)
+				? IMAP_ERROR_UNAVAILABLE
+				: IMAP_ERROR_BYE,
+			"server refused the connection: %s", resp->text);
 	} else if (resp->status == IMAP_STATUS_PREAUTH) {
 		/* PREAUTH before TLS would skip authentication on a
 		 * channel we cannot trust. */

@@ -86,6 +86,13 @@ GQuark imap_error_quark(void);
  * on a fresh connection. */
 gboolean imap_error_is_fatal(const GError *error);
 
+/* Returns TRUE if a server's refusal -- response code @code (may be NULL)
+ * and text @text (may be NULL) of a NO at login or a BYE at the greeting --
+ * says "too many connections" rather than anything about the request or
+ * the credentials: [UNAVAILABLE], [LIMIT], Dovecot's "Maximum number of
+ * connections", Gmail's "Too many simultaneous connections". */
+gboolean imap_refusal_is_connection_limit(const char *code, const char *text);
+
 /* Returns TRUE if @error says the server could not be reached or did not
  * answer (IO, TIMEOUT, TLS, BYE, OFFLINE, UNAVAILABLE) rather than
  * answering something: data cached from before may then be served in its

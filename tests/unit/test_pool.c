@@ -226,6 +226,32 @@ static void test_acquire_deadline_and_interrupt(void)
 	peer_free(p);
 }
 
+/* Which refusals are a connection limit (the pool shrinks) and which are
+ * not (bad credentials, a server going down). */
+static void test_connection_limit_refusals(void)
+{
+	static const struct {
+		const char *code, *text;
+		gboolean limit;
+	} cases[] = {
+		{"UNAVAILABLE", "Try again later", TRUE},
+		{"LIMIT",
+		 "Maximum number of connections from user+IP exceeded "
+		 "(mail_max_userip_connections=2)",
+		 TRUE},
+		{"ALERT", "Too many simultaneous connections. (Failure)", TRUE},
+		{NULL, "Too many connections", TRUE},
+		{"AUTHENTICATIONFAILED", "Authentication failed.", FALSE},
+		{NULL, "IMAP server shutting down", FALSE},
+		{NULL, NULL, FALSE},
+	};
+
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++)
+		g_assert_cmpint(imap_refusal_is_connection_limit(cases[i].code,
+								 cases[i].text),
+				==, cases[i].limit);
+}
+
 int main(int argc, char **argv)
 {
 	int ret;
@@ -234,6 +260,8 @@ int main(int argc, char **argv)
 	testtls_setup();
 	g_test_add_func("/pool/run-once-no-retry", test_run_once_no_retry);
 	g_test_add_func("/pool/purge-policy", test_purge_policy);
+	g_test_add_func("/pool/connection-limit-refusals",
+			test_connection_limit_refusals);
 	g_test_add_func("/pool/offline-when-unreachable",
 			test_offline_when_unreachable);
 	g_test_add_func("/pool/silent-offline-and-back",
