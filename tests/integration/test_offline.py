@@ -268,16 +268,11 @@ print("errno", 0 if d else ctypes.get_errno(), flush=True)
 """
 
 
-def test_interrupt_ends_blocked_requests(proxy, mount):
-    """With a long timeout and a silent server, a listing blocked on the
-    network ends with EINTR within a few seconds when the caller gets a
-    signal (FUSE_INTERRUPT), and a blocked stat dies of SIGINT as fast."""
-    m = mount(proxy, ["-o", "timeout=30", "-o", "listing_ttl=3600"])
-    names(m, "INBOX")
-    proxy.pause()
-    child = subprocess.Popen([sys.executable, "-c", _OPENDIR_CHILD,
-                              m.p("Cold")], stdout=subprocess.PIPE,
-                             text=True)
+def interrupted_opendir(path):
+    """Runs opendir(path) in a child that gets SIGUSR1 (caught) once it
+    blocked; returns (its output, seconds from the signal to its end)."""
+    child = subprocess.Popen([sys.executable, "-c", _OPENDIR_CHILD, path],
+                             stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline().strip() == "ready"
         time.sleep(1.0)  # the OPENDIR is in the daemon, waiting
@@ -285,13 +280,33 @@ def test_interrupt_ends_blocked_requests(proxy, mount):
         t = time.monotonic()
         child.send_signal(signal.SIGUSR1)
         out, _ = child.communicate(timeout=25)
-        took = time.monotonic() - t
+        return out, time.monotonic() - t
     finally:
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+def test_interrupt_ends_blocked_requests(proxy, mount):
+    """With a long timeout and a silent server, a listing blocked on the
+    network -- loading the folder, or waiting for another request's load
+    of it -- ends with EINTR within a few seconds when the caller gets a
+    signal (FUSE_INTERRUPT), and a blocked stat dies of SIGINT as fast."""
+    m = mount(proxy, ["-o", "timeout=30", "-o", "listing_ttl=3600"])
+    names(m, "INBOX")
+    proxy.pause()
+    out, took = interrupted_opendir(m.p("Cold"))
     assert f"errno {errno.EINTR}" in out, out
     assert took < 5, f"interrupted opendir returned after {took:.1f}s"
+    # One that waits for another request's listing of the same folder.
+    loader = threading.Thread(target=timed,
+                              args=(lambda: os.listdir(m.p("Cold")),),
+                              daemon=True)
+    loader.start()
+    time.sleep(0.5)
+    out, took = interrupted_opendir(m.p("Cold"))
+    assert f"errno {errno.EINTR}" in out, out
+    assert took < 5, f"interrupted waiter returned after {took:.1f}s"
 
     # stat of a message name in a folder not listed yet: a LOOKUP,
     # which the kernel waits out uninterruptibly once the daemon has it
