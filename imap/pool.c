@@ -226,15 +226,14 @@ static gpointer pool_reconnect_thread(gpointer data)
 	return NULL;
 }
 
-/* Puts the pool offline because of @err (lock held): every borrowed
- * session is aborted (its waiter fails now instead of at its own
- * deadline), the idle ones are handed back in *dead_r for the caller to
- * free without the lock. */
+/* Puts the pool offline because of @err (lock held): the idle sessions
+ * are handed back in *dead_r for the caller to free without the lock.
+ * Borrowed ones run on to their own deadlines (one may be a write whose
+ * outcome must not be made unknown by another request's timeout); they
+ * are freed when given back. */
 static void pool_go_offline(struct imap_pool *pool, const GError *err,
 			    gboolean slow, GPtrArray **dead_r)
 {
-	guint i;
-
 	*dead_r = NULL;
 	if (pool->offline || g_atomic_int_get(&pool->stopping))
 		return;
@@ -252,8 +251,6 @@ static void pool_go_offline(struct imap_pool *pool, const GError *err,
 	pool->last_probe_end = g_get_monotonic_time();
 	pool->kick_after = pool->last_probe_end +
 			   (slow ? POOL_KICK_SLOW_US : POOL_KICK_FAST_US);
-	for (i = 0; i < pool->busy->len; i++)
-		imap_session_abort(pool->busy->pdata[i]);
 	*dead_r = pool->idle;
 	pool->idle = g_ptr_array_new();
 	pool->count -= (*dead_r)->len;

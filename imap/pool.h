@@ -17,11 +17,14 @@
  * unreachable (refused, reset, connect or handshake timeout, TLS failure,
  * BYE at the greeting) or a request on an open connection got no answer
  * before its deadline (a silent server: Wi-Fi gone, VPN suspended, NAT
- * state dropped), the pool goes offline: sessions in use are aborted, idle
- * ones dropped, and every acquire fails at once with IMAP_ERROR_OFFLINE
- * instead of waiting again.  A background thread tries to reconnect after
- * 1 s, doubling to 60 s; an acquire while offline asks it to try now (at
- * most once a second).  The first session it opens puts the pool online.
+ * state dropped), the pool goes offline: idle sessions are dropped (those
+ * in use run on to their deadlines and are dropped when given back), and
+ * every acquire fails at once with IMAP_ERROR_OFFLINE instead of waiting
+ * again.  A background thread tries to reconnect after 1 s, doubling to
+ * 60 s (at once after a request timed out: one hung command does not prove
+ * the network gone); an acquire may try itself after an attempt that
+ * failed at once (refused), or 2 s after one that hung.  The first
+ * session opened puts the pool online.
  *
  * Connection limits: when the server refuses one more connection
  * (IMAP_ERROR_UNAVAILABLE: Dovecot's mail_max_userip_connections, Gmail's
