@@ -11,6 +11,7 @@
 
 #include "bodycache.h"
 #include "imap-error.h"
+#include "reqctx.h"
 
 #define B FS_BODYCACHE_BLOCK
 /* Waiting for another reader's fetch of the same block. That fetch is
@@ -282,7 +283,10 @@ gssize fs_bodycache_read(struct fs_bodycache *cache, uint64_t ino,
 			 fs_bodycache_fetch_fn *fetch, void *user_data,
 			 GError **error)
 {
-	gint64 deadline = g_get_monotonic_time() + CACHE_WAIT_US;
+	/* Waiting for another thread's fetch is bounded by the calling
+	 * request's deadline too, and interruptible with it (reqctx.h). */
+	gint64 deadline =
+		imap_reqctx_clamp(g_get_monotonic_time() + CACHE_WAIT_US);
 	uint64_t pos = offset, end = offset + size;
 	size_t done = 0;
 
@@ -315,14 +319,25 @@ gssize fs_bodycache_read(struct fs_bodycache *cache, uint64_t ino,
 			continue;
 		}
 		if (blk != NULL) {
-			if (!g_cond_wait_until(&cache->cond, &cache->lock,
-					       deadline)) {
+			gint64 now = g_get_monotonic_time();
+
+			if (now >= deadline) {
 				g_mutex_unlock(&cache->lock);
 				g_set_error(error, IMAP_ERROR,
 					    IMAP_ERROR_TIMEOUT,
 					    "waited too long for a fetch");
 				return -1;
 			}
+			if (!imap_reqctx_check(error)) {
+				g_mutex_unlock(&cache->lock);
+				return -1;
+			}
+			g_cond_wait_until(
+				&cache->cond, &cache->lock,
+				imap_reqctx_interruptible()
+					? MIN(deadline,
+					      now + IMAP_REQCTX_SLICE_MS * 1000)
+					: deadline);
 			continue;
 		}
 		/* A miss: fetch this block and the following missing ones
@@ -427,6 +442,22 @@ uint64_t fs_bodycache_first_missing(struct fs_bodycache *cache, uint64_t ino,
 	}
 	g_mutex_unlock(&cache->lock);
 	return found;
+}
+
+gboolean fs_bodycache_holds(struct fs_bodycache *cache, uint64_t ino,
+			    uint64_t first, uint64_t nblocks)
+{
+	gboolean all = TRUE;
+	uint64_t i;
+
+	g_mutex_lock(&cache->lock);
+	for (i = 0; i < nblocks && all; i++) {
+		struct cache_block *blk = cache_lookup(cache, ino, first + i);
+
+		all = blk != NULL && !blk->loading;
+	}
+	g_mutex_unlock(&cache->lock);
+	return all;
 }
 
 void fs_bodycache_forget(struct fs_bodycache *cache, uint64_t ino)

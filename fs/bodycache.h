@@ -70,7 +70,9 @@ void fs_bodycache_free(struct fs_bodycache *cache);
  * RFC822.SIZE cannot truncate the file). @readahead is how many bytes to
  * fetch beyond the request when a fetch is needed anyway.
  * Returns the number of bytes read (0 at end of message) or -1 with
- * @error set (the fetch callback's error). If the read proved where the
+ * @error set (the fetch callback's error; TIMEOUT or CANCELLED when a wait
+ * for another thread's fetch outlasted the calling request's deadline or
+ * the request was interrupted, imap/reqctx.h). If the read proved where the
  * message ends, *eof_r is set to its real size, else left alone. */
 gssize fs_bodycache_read(struct fs_bodycache *cache, uint64_t ino,
 			 uint64_t size_hint, uint64_t offset, size_t size,
@@ -100,6 +102,12 @@ void fs_bodycache_abandon(struct fs_bodycache *cache, uint64_t ino,
  * @ino that is neither cached nor being fetched, or G_MAXUINT64. */
 uint64_t fs_bodycache_first_missing(struct fs_bodycache *cache, uint64_t ino,
 				    uint64_t first, uint64_t nblocks);
+
+/* TRUE if blocks @first..@first+@nblocks-1 of @ino are all cached (none
+ * still being fetched): a read of them needs neither the server nor a
+ * wait. */
+gboolean fs_bodycache_holds(struct fs_bodycache *cache, uint64_t ino,
+			    uint64_t first, uint64_t nblocks);
 
 /* Drops every block of @ino (message gone). */
 void fs_bodycache_forget(struct fs_bodycache *cache, uint64_t ino);

@@ -42,8 +42,9 @@ int fs_errno_from_error(const GError *error)
 		return ENOTEMPTY;
 	default:
 		/* PROTOCOL, IO, TLS, AUTH, UNSUPPORTED, NO, BAD, BYE,
-		 * UNKNOWN_OUTCOME, SOURCE, THROTTLED (once the bounded retries of
-		 * imap_pool_run() are spent, or at once for a write) */
+		 * UNKNOWN_OUTCOME, SOURCE, OFFLINE, UNAVAILABLE, THROTTLED (once
+		 * the bounded retries of imap_pool_run() are spent, or at once
+		 * for a write) */
 		return EIO;
 	}
 }

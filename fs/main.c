@@ -213,6 +213,7 @@ int main(int argc, char **argv)
 	fs.cap_uidplus = imap_session_has_cap(first, "UIDPLUS");
 	fs.cap_move = imap_session_has_cap(first, "MOVE");
 	fs.append_limit = imap_session_append_limit(first);
+	fs.cap_quota = imap_session_has_cap(first, "QUOTA");
 	g_mutex_init(&fs.meta_lock);
 	if (!fs.read_only) {
 		fs.spool_dir = fs_spool_dir_new(opts.spool_dir, &err);
@@ -289,11 +290,15 @@ int main(int argc, char **argv)
 	 * the mount either (libfuse's handler would). */
 	if (control == NULL)
 		signal(SIGHUP, SIG_IGN);
+	/* Requests that wait for the server get threads of their own
+	 * (defer.h), so the FUSE workers are never all taken by them. */
+	fs.defer = fs_defer_new(64, account.timeout_ms);
 	loop_cfg = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_max_threads(loop_cfg, 16);
 	fuse_loop_cfg_set_idle_threads(loop_cfg, 8);
 	ret = fuse_session_loop_mt(se, loop_cfg) != 0 ? 1 : 0;
 	fuse_loop_cfg_destroy(loop_cfg);
+	fs_defer_free(fs.defer);
 	fs_prefetch_free(fs.prefetch);
 	fs_notify_free(fs.notify);
 

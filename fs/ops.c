@@ -4,6 +4,13 @@
  * under its lock), drop the lock, talk to the server through the pool if
  * needed, reply.  Errors from imap/ become an errno only through
  * fs_errno_from_error().
+ *
+ * A handler that would talk to the server hands its request to a network
+ * thread (defer.h) after checking, without waiting, that memory cannot
+ * answer it: the FUSE worker is free again at once, and the request runs
+ * within one deadline and can be interrupted.  What memory can answer is
+ * answered in the worker.  A listing that cannot be refreshed because the
+ * server is unreachable is served as it is (docs/SEMANTICS.md, Offline).
  */
 #include "config.h"
 
@@ -117,11 +124,21 @@ static int ops_folder_load(struct imapfs *fs, uint64_t ino, gint64 max_age_us)
 		 * it is a directory that holds only subdirectories. */
 		if ((r == -ENOENT ||
 		     g_error_matches(err, IMAP_ERROR, IMAP_ERROR_NO)) &&
-		    fs_tree_folder_vanished(fs->tree, ino))
+		    fs_tree_folder_vanished(fs->tree, ino)) {
 			r = 0;
-		else
+		} else if (ctx.uidvalidity != 0 &&
+			   imap_error_is_unreachable(err)) {
+			/* Listed before and the server cannot be reached:
+			 * the old listing is served (possibly stale) and
+			 * refreshed on a use after the server is back. */
+			imapfs_debug("serving the old listing of %s: %s",
+				     mailbox, err->message);
+			r = 0;
+		} else if (!g_error_matches(err, IMAP_ERROR,
+					    IMAP_ERROR_OFFLINE)) {
 			imapfs_warning("cannot list %s: %s", mailbox,
 				       err->message);
+		}
 		g_error_free(err);
 	}
 	g_free(mailbox);
@@ -179,9 +196,11 @@ static void ops_refresh_mailboxes(struct imapfs *fs)
 	    fs->listing_ttl_us)
 		return;
 	if (fs_ops_load_mailboxes(fs, &err) != 0) {
-		/* Keep serving the old list. */
-		imapfs_warning("cannot refresh the mailbox list: %s",
-			       err->message);
+		/* Keep serving the old list (offline: said once, by the
+		 * pool). */
+		if (!g_error_matches(err, IMAP_ERROR, IMAP_ERROR_OFFLINE))
+			imapfs_warning("cannot refresh the mailbox list: %s",
+				       err->message);
 		g_error_free(err);
 	}
 }
@@ -230,7 +249,67 @@ static void ops_measure_unknown_size(struct imapfs *fs, struct fs_entry *e)
 	e->size_unknown = FALSE;
 }
 
+/* A deferred request's arguments: the node, a name, a file handle. */
+struct ops_args {
+	fuse_ino_t ino;
+	char *name;
+	struct fuse_file_info fi;
+};
+
+static struct ops_args *ops_args_new(fuse_ino_t ino, const char *name,
+				     const struct fuse_file_info *fi)
+{
+	struct ops_args *a = g_new0(struct ops_args, 1);
+
+	a->ino = ino;
+	a->name = g_strdup(name);
+	if (fi != NULL)
+		a->fi = *fi;
+	return a;
+}
+
+static void ops_args_free(gpointer p)
+{
+	struct ops_args *a = p;
+
+	g_free(a->name);
+	g_free(a);
+}
+
+static void ops_lookup_body(fuse_req_t req, fuse_ino_t parent,
+			    const char *name);
+
+static void ops_lookup_deferred(fuse_req_t req, void *args)
+{
+	struct ops_args *a = args;
+
+	ops_lookup_body(req, a->ino, a->name);
+}
+
 static void ops_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct imapfs *fs = ops_fs(req);
+	guint32 uid;
+
+	if (strlen(name) > 255) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
+	/* The server is needed for a message name whose folder listing is
+	 * not fresh, or for a UID above every one known (new mail?) when
+	 * the folder was not looked at within the last second. */
+	if (fs_namemap_parse_message_name(name, &uid) &&
+	    (!fs_tree_folder_fresh(fs->tree, parent, fs->listing_ttl_us) ||
+	     (uid > fs_tree_max_uid(fs->tree, parent) &&
+	      !fs_tree_folder_fresh(fs->tree, parent, G_USEC_PER_SEC)))) {
+		fs_defer_run(fs->defer, req, ops_lookup_deferred,
+			     ops_args_new(parent, name, NULL), ops_args_free);
+		return;
+	}
+	ops_lookup_body(req, parent, name);
+}
+
+static void ops_lookup_body(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct imapfs *fs = ops_fs(req);
 	struct fuse_entry_param p;
@@ -238,10 +317,6 @@ static void ops_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	guint32 uid;
 	int r;
 
-	if (strlen(name) > 255) {
-		fuse_reply_err(req, ENAMETOOLONG);
-		return;
-	}
 	/* Only a name that can be a message makes us look at the folder's
 	 * listing; anything else (file-manager probes like .hidden,
 	 * autorun.inf) is answered from memory. */
@@ -295,12 +370,11 @@ static void ops_forget_multi(fuse_req_t req, size_t count,
 	fuse_reply_none(req);
 }
 
-static void ops_getattr(fuse_req_t req, fuse_ino_t ino,
-			struct fuse_file_info *fi)
+/* Replies to a getattr of an inode for which fs_tree_get() returned @r
+ * and filled @e (cleared here). */
+static void ops_getattr_reply(fuse_req_t req, int r, struct fs_entry *e)
 {
 	struct imapfs *fs = ops_fs(req);
-	struct fs_entry e;
-	int r = fs_tree_get(fs->tree, ino, &e);
 
 	/* An inode that is gone (its message expunged, its folder's
 	 * UIDVALIDITY changed): ESTALE, which is what an open file must see;
@@ -312,13 +386,64 @@ static void ops_getattr(fuse_req_t req, fuse_ino_t ino,
 		ops_reply_err(req, r);
 		return;
 	}
-	ops_measure_unknown_size(fs, &e);
-	fuse_reply_attr(req, &e.st, fs->attr_timeout);
-	fs_entry_clear(&e);
+	ops_measure_unknown_size(fs, e);
+	fuse_reply_attr(req, &e->st, fs->attr_timeout);
+	fs_entry_clear(e);
+}
+
+static void ops_getattr_deferred(fuse_req_t req, void *args)
+{
+	struct fs_entry e;
+	int r = fs_tree_get(ops_fs(req)->tree, ((struct ops_args *)args)->ino,
+			    &e);
+
+	ops_getattr_reply(req, r, &e);
+}
+
+static void ops_getattr(fuse_req_t req, fuse_ino_t ino,
+			struct fuse_file_info *fi)
+{
+	struct imapfs *fs = ops_fs(req);
+	struct fs_entry e;
+	int r = fs_tree_get(fs->tree, ino, &e);
+
+	/* Only a message of unknown size needs the server (to measure). */
+	if (r == 0 && e.size_unknown) {
+		fs_entry_clear(&e);
+		fs_defer_run(fs->defer, req, ops_getattr_deferred,
+			     ops_args_new(ino, NULL, NULL), ops_args_free);
+		return;
+	}
+	ops_getattr_reply(req, r, &e);
+}
+
+static void ops_opendir_body(fuse_req_t req, fuse_ino_t ino,
+			     struct fuse_file_info *fi);
+
+static void ops_opendir_deferred(fuse_req_t req, void *args)
+{
+	struct ops_args *a = args;
+
+	ops_opendir_body(req, a->ino, &a->fi);
 }
 
 static void ops_opendir(fuse_req_t req, fuse_ino_t ino,
 			struct fuse_file_info *fi)
+{
+	struct imapfs *fs = ops_fs(req);
+
+	if (g_get_monotonic_time() - fs_tree_mailboxes_time(fs->tree) >=
+		    fs->listing_ttl_us ||
+	    !fs_tree_folder_fresh(fs->tree, ino, fs->listing_ttl_us)) {
+		fs_defer_run(fs->defer, req, ops_opendir_deferred,
+			     ops_args_new(ino, NULL, fi), ops_args_free);
+		return;
+	}
+	ops_opendir_body(req, ino, fi);
+}
+
+static void ops_opendir_body(fuse_req_t req, fuse_ino_t ino,
+			     struct fuse_file_info *fi)
 {
 	struct imapfs *fs = ops_fs(req);
 	GArray *snap;
@@ -478,16 +603,58 @@ static uint64_t ops_find_end(struct imapfs *fs, uint64_t ino, uint64_t from,
 	return end;
 }
 
+/* A read that needs the server, as handed to a network thread. */
+struct ops_read_args {
+	fuse_ino_t ino;
+	size_t size;
+	off_t off;
+	uint64_t readahead;
+	struct fs_entry e;
+};
+
+static void ops_read_args_free(gpointer p)
+{
+	struct ops_read_args *a = p;
+
+	fs_entry_clear(&a->e);
+	g_free(a);
+}
+
+static void ops_read_body(fuse_req_t req, fuse_ino_t ino, size_t size,
+			  off_t off, uint64_t readahead, struct fs_entry *e);
+
+static void ops_read_deferred(fuse_req_t req, void *args)
+{
+	struct ops_read_args *a = args;
+
+	ops_read_body(req, a->ino, a->size, a->off, a->readahead, &a->e);
+}
+
+/* TRUE if the body cache holds every block (none still arriving) a read of
+ * @size at @off of @e needs, and the read cannot go looking for the
+ * message's real end: memory answers it. */
+static gboolean ops_read_cached(struct imapfs *fs, const struct fs_entry *e,
+				uint64_t off, size_t size)
+{
+	uint64_t claimed = (uint64_t)e->st.st_size, end = off + size, first;
+
+	if (!e->size_verified && end >= claimed)
+		return FALSE;
+	end = MIN(end, claimed);
+	if (end <= off)
+		return TRUE;
+	first = off / FS_BODYCACHE_BLOCK;
+	return fs_bodycache_holds(fs->cache, e->ino, first,
+				  (end - 1) / FS_BODYCACHE_BLOCK - first + 1);
+}
+
 static void ops_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
 	struct imapfs *fs = ops_fs(req);
-	struct fs_fetch fetch = {.pool = fs->pool};
-	uint64_t readahead = 0, eof = G_MAXUINT64, claimed;
+	struct ops_read_args *a;
+	uint64_t readahead = 0;
 	struct fs_entry e;
-	GError *err = NULL;
-	char *buf;
-	gssize n;
 	int r;
 
 	if (off < 0) {
@@ -512,12 +679,39 @@ static void ops_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fs_entry_clear(&e);
 		return;
 	}
+	if (off == 0 && !e.gone)
+		fs_prefetch_folder_walk(fs->prefetch, ino);
+	if (ops_read_cached(fs, &e, (uint64_t)off, size)) {
+		ops_read_body(req, ino, size, off, readahead, &e);
+		fs_entry_clear(&e);
+		return;
+	}
+	a = g_new0(struct ops_read_args, 1);
+	a->ino = ino;
+	a->size = size;
+	a->off = off;
+	a->readahead = readahead;
+	a->e = e; /* taken over */
+	fs_defer_run(fs->defer, req, ops_read_deferred, a, ops_read_args_free);
+}
+
+/* The read proper, from the body cache (fetching what it lacks); @e is
+ * the caller's. */
+static void ops_read_body(fuse_req_t req, fuse_ino_t ino, size_t size,
+			  off_t off, uint64_t readahead, struct fs_entry *ep)
+{
+	struct imapfs *fs = ops_fs(req);
+	struct fs_fetch fetch = {.pool = fs->pool};
+	uint64_t eof = G_MAXUINT64, claimed;
+	struct fs_entry e = *ep;
+	GError *err = NULL;
+	char *buf;
+	gssize n;
+
 	fetch.mailbox = e.mailbox;
 	fetch.uidvalidity = e.uidvalidity;
 	fetch.uid = e.uid;
 	fetch.gone = e.gone;
-	if (off == 0 && !e.gone)
-		fs_prefetch_folder_walk(fs->prefetch, ino);
 	buf = g_malloc(size);
 	n = fs_bodycache_read(fs->cache, ino, (uint64_t)e.st.st_size,
 			      (uint64_t)off, size, readahead, buf, &eof,
@@ -525,12 +719,16 @@ static void ops_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (n < 0) {
 		int er = fs_errno_from_error(err);
 
-		if (!g_error_matches(err, IMAP_ERROR, IMAP_ERROR_STALE))
+		if (!g_error_matches(err, IMAP_ERROR, IMAP_ERROR_STALE) &&
+		    !g_error_matches(err, IMAP_ERROR, IMAP_ERROR_OFFLINE) &&
+		    !g_error_matches(err, IMAP_ERROR, IMAP_ERROR_CANCELLED))
 			imapfs_warning("read of %s UID %u failed: %s",
 				       e.mailbox, e.uid, err->message);
 		/* Some servers (Dovecot) answer a FETCH in a mailbox another
-		 * client deleted with a NO without [NONEXISTENT]: ask. */
-		if (er == EIO && ops_mailbox_gone(fs, e.mailbox)) {
+		 * client deleted with a NO without [NONEXISTENT]: ask (not
+		 * when the server could not be reached at all). */
+		if (er == EIO && !imap_error_is_unreachable(err) &&
+		    ops_mailbox_gone(fs, e.mailbox)) {
 			fs_tree_folder_invalidate(fs->tree, e.parent);
 			er = ENOENT;
 		}
@@ -570,19 +768,19 @@ static void ops_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 out:
 	g_free(buf);
-	fs_entry_clear(&e);
 }
 
 /* statfs */
 
-static void ops_statfs(fuse_req_t req, fuse_ino_t ino)
+/* Replies to statfs; @have: a STORAGE quota of @q[0] KiB used of @q[1]. */
+static void ops_statfs_reply(fuse_req_t req, gboolean have, const uint64_t *q)
 {
 	struct imapfs *fs = ops_fs(req);
 	/* Without QUOTA: 1 TiB, all free, so copy tools don't refuse. */
-	uint64_t total = (uint64_t)1 << 40, avail = total, q[2];
+	uint64_t total = (uint64_t)1 << 40, avail = total;
 	struct statvfs st;
 
-	if (fs_quota_get(fs->quota, &q[0], &q[1]) && q[1] > 0) {
+	if (have && q[1] > 0) {
 		total = q[1] * 1024;
 		avail = q[0] < q[1] ? (q[1] - q[0]) * 1024 : 0;
 	}
@@ -597,6 +795,29 @@ static void ops_statfs(fuse_req_t req, fuse_ino_t ino)
 	st.f_favail = 1000000;
 	st.f_namemax = 255;
 	fuse_reply_statfs(req, &st);
+}
+
+static void ops_statfs_deferred(fuse_req_t req, void *args)
+{
+	uint64_t q[2] = {0, 0};
+	gboolean have = fs_quota_get(ops_fs(req)->quota, &q[0], &q[1]);
+
+	ops_statfs_reply(req, have, q);
+}
+
+/* Answered from memory unless the server offers QUOTA and the cached
+ * answer is older than its TTL. */
+static void ops_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct imapfs *fs = ops_fs(req);
+	uint64_t q[2] = {0, 0};
+	gboolean have = FALSE;
+
+	if (fs->cap_quota && !fs_quota_peek(fs->quota, &have, &q[0], &q[1])) {
+		fs_defer_run(fs->defer, req, ops_statfs_deferred, NULL, NULL);
+		return;
+	}
+	ops_statfs_reply(req, have, q);
 }
 
 /* Extended attributes */

@@ -3,7 +3,10 @@
  * fs_ops_get() returns the operations table; the per-mount state is a
  * struct imapfs passed as the session's userdata.  Each operation answers
  * with a deliberate errno (docs/SEMANTICS.md).  Network work happens
- * through the pool with no tree or cache lock held.
+ * through the pool with no tree or cache lock held, on a network thread
+ * (defer.h) so that the FUSE workers stay free for what memory answers.
+ * When the server cannot be reached, listings, attributes and bodies
+ * already in memory are served however old they are.
  */
 #ifndef IMAPFS_FS_OPS_H
 #define IMAPFS_FS_OPS_H
@@ -12,6 +15,7 @@
 #include <glib.h>
 
 #include "bodycache.h"
+#include "defer.h"
 #include "notify.h"
 #include "prefetch.h"
 #include "pool.h"
@@ -34,6 +38,12 @@ struct imapfs {
 	gint64 listing_ttl_us;
 	/* Largest read-ahead for sequential reads (bytes). */
 	uint64_t max_readahead;
+	/* Network threads for the requests that need the server (NULL:
+	 * served in the FUSE worker, as while the mount is set up). */
+	struct fs_defer *defer;
+	/* The server offers QUOTA (immutable): without it statfs never
+	 * needs the network. */
+	gboolean cap_quota;
 	/* Background prefetch (NULL: none). */
 	struct fs_prefetch *prefetch;
 	/* -o ro: every change answers EROFS from our own handlers. */

@@ -74,3 +74,21 @@ gboolean fs_quota_get(struct fs_quota *quota, uint64_t *used_kib_r,
 	*limit_kib_r = q[1];
 	return have;
 }
+
+gboolean fs_quota_peek(struct fs_quota *quota, gboolean *have_r,
+		       uint64_t *used_kib_r, uint64_t *limit_kib_r)
+{
+	gint64 now = g_get_monotonic_time();
+	gboolean fresh;
+
+	g_mutex_lock(&quota->lock);
+	fresh = quota->fetched_at != 0 &&
+		now - quota->fetched_at < quota->ttl_us;
+	if (fresh) {
+		*have_r = quota->have;
+		*used_kib_r = quota->used_kib;
+		*limit_kib_r = quota->limit_kib;
+	}
+	g_mutex_unlock(&quota->lock);
+	return fresh;
+}

@@ -36,4 +36,11 @@ void fs_quota_free(struct fs_quota *quota);
 gboolean fs_quota_get(struct fs_quota *quota, uint64_t *used_kib_r,
 		      uint64_t *limit_kib_r);
 
+/* The cached answer without asking the server: returns TRUE and sets
+ * *have_r (what fs_quota_get() would return) and the two values if an
+ * answer at most the TTL old is cached, FALSE otherwise. Never waits for
+ * the network. */
+gboolean fs_quota_peek(struct fs_quota *quota, gboolean *have_r,
+		       uint64_t *used_kib_r, uint64_t *limit_kib_r);
+
 #endif

@@ -37,6 +37,46 @@ void fs_status_set_caps(struct fs_status *status,
 	status->caps_missing = g_string_free(missing, FALSE);
 }
 
+/* The "server:" line: online, or offline with why and the reconnect
+ * state; plus a note when the server's limit shrank the pool. */
+static char *status_server(struct imap_pool *pool)
+{
+	struct imap_pool_state ps;
+	GString *out = g_string_new(NULL);
+
+	imap_pool_state(pool, &ps);
+	if (!ps.offline) {
+		g_string_append(out, "online");
+	} else {
+		GDateTime *t = g_date_time_new_from_unix_local(
+			ps.offline_since / G_USEC_PER_SEC);
+		char *when = g_date_time_format(t, "%H:%M:%S");
+
+		g_string_append_printf(
+			out,
+			"offline since %s (%s); cached data is "
+			"served; %u reconnect attempt(s)",
+			when, ps.reason != NULL ? ps.reason : "unknown cause",
+			ps.attempts);
+		if (ps.next_attempt_ms > 0)
+			g_string_append_printf(out, ", next in %u s",
+					       (ps.next_attempt_ms + 999) /
+						       1000);
+		else
+			g_string_append(out, ", next one now");
+		g_free(when);
+		g_date_time_unref(t);
+	}
+	if (ps.limit_refusals > 0)
+		g_string_append_printf(out,
+				       "\nlimit:        the server refused %u "
+				       "connection(s) for its limit "
+				       "(configured %u)",
+				       ps.limit_refusals, ps.configured_size);
+	g_free(ps.reason);
+	return g_string_free(out, FALSE);
+}
+
 static char *status_text(const struct fs_status *st)
 {
 	unsigned int count, idle, size;
@@ -44,7 +84,7 @@ static char *status_text(const struct fs_status *st)
 	GDateTime *since =
 		g_date_time_new_from_unix_local(st->started / G_USEC_PER_SEC);
 	char *when = g_date_time_format(since, "%Y-%m-%d %H:%M:%S %z");
-	char *text;
+	char *text, *server = status_server(st->fs->pool);
 
 	imap_pool_stats(st->fs->pool, &count, &idle, &size);
 	text = g_strdup_printf(
@@ -53,6 +93,7 @@ static char *status_text(const struct fs_status *st)
 		"mounted:      %s (pid %d)\n"
 		"capabilities: %s\n"
 		"not offered:  %s\n"
+		"server:       %s\n"
 		"connections:  %u open (%u busy, %u idle), at most %u\n"
 		"cache:        %" G_GUINT64_FORMAT " KiB of %u MiB\n"
 		"messages:     %" G_GUINT64_FORMAT " known\n"
@@ -62,11 +103,12 @@ static char *status_text(const struct fs_status *st)
 		(int)getpid(), st->caps_used ? st->caps_used : "",
 		st->caps_missing && *st->caps_missing ? st->caps_missing
 						      : "(none)",
-		count, count - MIN(idle, count), idle, size,
+		server, count, count - MIN(idle, count), idle, size,
 		(cached + 1023) / 1024, st->cache_mb,
 		fs_tree_count_files(st->fs->tree), st->timeout_s,
 		st->listing_ttl, st->attr_timeout);
 	g_free(when);
+	g_free(server);
 	g_date_time_unref(since);
 	return text;
 }

@@ -7,6 +7,7 @@
 #include "acl.h"
 #include "log.h"
 #include "namemap.h"
+#include "reqctx.h"
 #include "tree-private.h"
 
 void fs_entry_clear(struct fs_entry *entry)
@@ -691,7 +692,10 @@ GArray *fs_tree_list(struct fs_tree *tree, uint64_t ino, int *errno_r)
 int fs_tree_folder_begin(struct fs_tree *tree, uint64_t ino, gint64 max_age_us,
 			 char **mailbox_r, uint32_t *uidvalidity_r)
 {
-	gint64 deadline = g_get_monotonic_time() + TREE_LOAD_WAIT_US;
+	/* Waiting for another thread's load is bounded by the calling
+	 * request's deadline too, and interruptible with it (reqctx.h). */
+	gint64 deadline =
+		imap_reqctx_clamp(g_get_monotonic_time() + TREE_LOAD_WAIT_US);
 	struct tree_node *dir;
 	int ret;
 
@@ -711,11 +715,22 @@ int fs_tree_folder_begin(struct fs_tree *tree, uint64_t ino, gint64 max_age_us,
 			break;
 		}
 		if (dir->loading) {
-			if (!g_cond_wait_until(&tree->load_cond, &tree->lock,
-					       deadline)) {
+			gint64 now = g_get_monotonic_time();
+
+			if (now >= deadline) {
 				ret = -EIO;
 				break;
 			}
+			if (!imap_reqctx_check(NULL)) {
+				ret = -EINTR;
+				break;
+			}
+			g_cond_wait_until(
+				&tree->load_cond, &tree->lock,
+				imap_reqctx_interruptible()
+					? MIN(deadline,
+					      now + IMAP_REQCTX_SLICE_MS * 1000)
+					: deadline);
 			continue;
 		}
 		if (dir->loaded_at != 0 &&
@@ -732,6 +747,22 @@ int fs_tree_folder_begin(struct fs_tree *tree, uint64_t ino, gint64 max_age_us,
 	}
 	g_mutex_unlock(&tree->lock);
 	return ret;
+}
+
+gboolean fs_tree_folder_fresh(struct fs_tree *tree, uint64_t ino,
+			      gint64 max_age_us)
+{
+	struct tree_node *dir;
+	gboolean fresh;
+
+	g_mutex_lock(&tree->lock);
+	dir = tree_find(tree, ino);
+	fresh = dir == NULL || dir->gone || dir->kind != TREE_DIR ||
+		!dir->selectable || dir->mailbox == NULL ||
+		(!dir->loading && dir->loaded_at != 0 &&
+		 g_get_monotonic_time() - dir->loaded_at < max_age_us);
+	g_mutex_unlock(&tree->lock);
+	return fresh;
 }
 
 static gint tree_uid_cmp(gconstpointer a, gconstpointer b)

@@ -170,10 +170,19 @@ GArray *fs_tree_list(struct fs_tree *tree, uint64_t ino, int *errno_r);
  * frees) and *uidvalidity_r (0 if never loaded) when the caller must load
  * it and then call fs_tree_folder_end(); returns 0 when the listing is
  * fresh (younger than @max_age_us; a load by another thread is waited
- * for), or a negative errno (-ENOENT for a gone directory). Directories
+ * for, within the calling request's deadline: -EIO past it, -EINTR if the
+ * request was interrupted, imap/reqctx.h), or a negative errno (-ENOENT
+ * for a gone directory). Directories
  * that are not selectable mailboxes always return 0. */
 int fs_tree_folder_begin(struct fs_tree *tree, uint64_t ino, gint64 max_age_us,
 			 char **mailbox_r, uint32_t *uidvalidity_r);
+
+/* TRUE if fs_tree_folder_begin(@ino, @max_age_us) would return at once
+ * without a load: the listing is fresh and no load is under way, or @ino
+ * is not a selectable mailbox (or not a directory, or gone). Never waits;
+ * the answer may be out of date by the time it is used. */
+gboolean fs_tree_folder_fresh(struct fs_tree *tree, uint64_t ino,
+			      gint64 max_age_us);
 
 /* Finishes a load begun by fs_tree_folder_begin(). @metas (struct
  * imap_message_meta, flags owned by the array's clear func) with

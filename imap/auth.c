@@ -23,14 +23,42 @@ static void auth_wipe(char *s)
 	}
 }
 
+/* TRUE if a refused login says "too many connections" rather than "bad
+ * credentials": NO [UNAVAILABLE] (RFC 5530, temporary), Dovecot 2.3's
+ * NO [LIMIT] "Maximum number of connections from user+IP exceeded
+ * (mail_max_userip_connections=N)", or Gmail's "[ALERT] Too many
+ * simultaneous connections". */
+static gboolean auth_connection_limit(const GError *err)
+{
+	if (err->domain != IMAP_ERROR)
+		return FALSE;
+	if (err->code == IMAP_ERROR_UNAVAILABLE)
+		return TRUE;
+	/* The message is "[CODE] text" (imap_conn_run()); Dovecot 2.3's
+	 * [LIMIT] became OVERQUOTA there. */
+	if (err->code != IMAP_ERROR_NO && err->code != IMAP_ERROR_AUTH &&
+	    err->code != IMAP_ERROR_OVERQUOTA)
+		return FALSE;
+	if (g_str_has_prefix(err->message, "[LIMIT]"))
+		return TRUE;
+	return imap_refusal_is_connection_limit(NULL, err->message);
+}
+
 /* Refused credentials become one IMAP_ERROR_AUTH sentence with the
- * server's text; anything else (a broken connection) passes unchanged. */
+ * server's text; a connection limit one IMAP_ERROR_UNAVAILABLE (the pool
+ * then uses fewer connections); anything else (a broken connection)
+ * passes unchanged. */
 static void auth_report(const struct imap_account *a, GError *err,
 			const char *detail, GError **error)
 {
-	if (err->domain == IMAP_ERROR &&
-	    (err->code == IMAP_ERROR_NO || err->code == IMAP_ERROR_AUTH ||
-	     err->code == IMAP_ERROR_BAD)) {
+	if (auth_connection_limit(err)) {
+		g_set_error(error, IMAP_ERROR, IMAP_ERROR_UNAVAILABLE,
+			    "server refused another connection for %s: %s",
+			    a->user, err->message);
+		g_error_free(err);
+	} else if (err->domain == IMAP_ERROR && (err->code == IMAP_ERROR_NO ||
+						 err->code == IMAP_ERROR_AUTH ||
+						 err->code == IMAP_ERROR_BAD)) {
 		g_set_error(error, IMAP_ERROR, IMAP_ERROR_AUTH,
 			    "authentication failed for %s: %s%s%s%s", a->user,
 			    err->message, detail != NULL ? " (" : "",

@@ -130,7 +130,10 @@ void imap_conn_abort(struct imap_conn *conn)
 
 static void conn_fail(struct imap_conn *conn, GError *err, GError **error)
 {
-	if (imap_error_is_fatal(err))
+	/* An interrupted wait leaves a reply half read: as unusable as a
+	 * fatal error, though it says nothing about the server. */
+	if (imap_error_is_fatal(err) ||
+	    g_error_matches(err, IMAP_ERROR, IMAP_ERROR_CANCELLED))
 		conn->broken = TRUE;
 	g_propagate_error(error, err);
 }
@@ -350,6 +353,7 @@ static const struct {
 	{"HASCHILDREN", IMAP_ERROR_NOTEMPTY},
 	{"MODIFIED", IMAP_ERROR_MODIFIED},
 	{"THROTTLED", IMAP_ERROR_THROTTLED},
+	{"UNAVAILABLE", IMAP_ERROR_UNAVAILABLE},
 };
 
 static void conn_error_from_tagged(const struct imap_response *resp,
@@ -666,7 +670,9 @@ static gboolean conn_run_full(struct imap_conn *conn,
 		ok = conn_wait(conn, tag, CONN_WAIT_TAGGED, cb, user_data,
 			       tagged_r, &err);
 out:
-	if (!ok && once && sent && imap_error_is_fatal(err) &&
+	if (!ok && once && sent &&
+	    (imap_error_is_fatal(err) ||
+	     g_error_matches(err, IMAP_ERROR, IMAP_ERROR_CANCELLED)) &&
 	    err->code != IMAP_ERROR_SOURCE &&
 	    err->code != IMAP_ERROR_UNKNOWN_OUTCOME) {
 		char *name = conn_cmd_name(cmd);
@@ -756,8 +762,14 @@ static gboolean conn_read_greeting(struct imap_conn *conn, GError **error)
 			  error);
 	} else if (resp->status == IMAP_STATUS_BYE) {
 		conn->broken = TRUE;
-		g_set_error(error, IMAP_ERROR, IMAP_ERROR_BYE,
-			    "server refused the connection: %s", resp->text);
+		/* A connection limit is not a dead server: the pool uses
+		 * fewer connections then. */
+		g_set_error(
+			error, IMAP_ERROR,
+			imap_refusal_is_connection_limit(resp->code, resp->text)
+				? IMAP_ERROR_UNAVAILABLE
+				: IMAP_ERROR_BYE,
+			"server refused the connection: %s", resp->text);
 	} else if (resp->status == IMAP_STATUS_PREAUTH) {
 		/* PREAUTH before TLS would skip authentication on a
 		 * channel we cannot trust. */

@@ -8,7 +8,29 @@
  * idempotent request once on a fresh connection when the first one died
  * under it (server restart, NAT timeout, BYE).
  *
- * Waiting for a free session is bounded by the account's timeout.
+ * Waiting for a free session is bounded by the account's timeout, and by
+ * the deadline of the request the calling thread serves (reqctx.h), which
+ * also bounds the opening of a session: connect, handshake and login
+ * together.
+ *
+ * Offline: when a connection cannot be opened because the server is
+ * unreachable (refused, reset, connect or handshake timeout, TLS failure,
+ * BYE at the greeting) or a request on an open connection got no answer
+ * before its deadline (a silent server: Wi-Fi gone, VPN suspended, NAT
+ * state dropped), the pool goes offline: idle sessions are dropped (those
+ * in use run on to their deadlines and are dropped when given back), and
+ * every acquire fails at once with IMAP_ERROR_OFFLINE instead of waiting
+ * again.  A background thread tries to reconnect after 1 s, doubling to
+ * 60 s (at once after a request timed out: one hung command does not prove
+ * the network gone); an acquire may try itself after an attempt that
+ * failed at once (refused), or 2 s after one that hung.  The first
+ * session opened puts the pool online.
+ *
+ * Connection limits: when the server refuses one more connection
+ * (IMAP_ERROR_UNAVAILABLE: Dovecot's mail_max_userip_connections, Gmail's
+ * limit) while the pool has sessions, the pool shrinks to the number it
+ * has and waits for one of them instead of failing.
+ *
  * Threading: every function is thread-safe.
  */
 #ifndef IMAPFS_IMAP_POOL_H
@@ -37,14 +59,38 @@ void imap_pool_open_more(struct imap_pool *pool, unsigned int n);
 void imap_pool_stats(struct imap_pool *pool, unsigned int *count_r,
 		     unsigned int *idle_r, unsigned int *size_r);
 
+/* What the pool knows about reaching the server (imap_pool_state()). */
+struct imap_pool_state {
+	gboolean offline;
+	/* While offline: since when (g_get_real_time()), why (the error of
+	 * the attempt that made it so; caller frees), reconnect attempts
+	 * made since, and in how many ms the next one is due (0: under way
+	 * or due now). */
+	gint64 offline_since;
+	char *reason;
+	unsigned int attempts;
+	unsigned int next_attempt_ms;
+	/* Times the server refused a connection for its limit, and the
+	 * pool size as first configured (size_r of imap_pool_stats() is
+	 * the current one). */
+	unsigned int limit_refusals;
+	unsigned int configured_size;
+};
+
+/* Fills @state_r (free ->reason with g_free). Any thread. */
+void imap_pool_state(struct imap_pool *pool, struct imap_pool_state *state_r);
+
 /* Logs out and frees every idle session; sessions still borrowed are
- * aborted. NULL is allowed. Call only after all users stopped. */
+ * aborted; stops the reconnect thread (interrupting its attempt). NULL is
+ * allowed. Call only after all users stopped. */
 void imap_pool_free(struct imap_pool *pool);
 
 /* Borrows a session, opening one if none is idle and the pool is below its
  * size, else waiting (bounded) for one to be returned. @mailbox_hint (may
  * be NULL) prefers a session with that mailbox examined. Returns NULL with
- * an IMAP_ERROR (TIMEOUT if none became free; the open error otherwise). */
+ * an IMAP_ERROR: OFFLINE at once while offline, TIMEOUT if none became
+ * free, CANCELLED if the calling thread's request was interrupted, the
+ * open error otherwise (which may have put the pool offline). */
 struct imap_session *imap_pool_acquire(struct imap_pool *pool,
 				       const char *mailbox_hint,
 				       GError **error);

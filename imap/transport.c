@@ -33,6 +33,7 @@
 #include <openssl/x509v3.h>
 
 #include "imap-error.h"
+#include "reqctx.h"
 #include "transport.h"
 
 /* Keepalive: notice a dead peer (NAT timeout, suspended laptop) within
@@ -61,11 +62,15 @@ struct imap_transport {
 
 /* ---- time ---- */
 
+/* The deadline of one wait of @timeout_ms, never later than the deadline
+ * of the request the calling thread serves (reqctx.h): a chain of waits
+ * (connect, handshake, login, a retry) shares one bound. */
 static gint64 transport_deadline(int timeout_ms)
 {
 	if (timeout_ms < 0)
-		return -1;
-	return g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+		return imap_reqctx_clamp(-1);
+	return imap_reqctx_clamp(g_get_monotonic_time() +
+				 (gint64)timeout_ms * 1000);
 }
 
 /* Milliseconds left until @deadline (rounded up), 0 if passed, -1 if
@@ -85,7 +90,8 @@ static int transport_remaining_ms(gint64 deadline)
 
 /* Waits until @fd reports one of @events (or an error/hangup, which the
  * next I/O call will report in detail). Returns FALSE with
- * IMAP_ERROR_TIMEOUT (message "@what timed out") or IMAP_ERROR_IO. */
+ * IMAP_ERROR_TIMEOUT (message "@what timed out"), IMAP_ERROR_CANCELLED
+ * (the request was interrupted) or IMAP_ERROR_IO. */
 static gboolean transport_wait(int fd, short events, gint64 deadline,
 			       const char *what, GError **error)
 {
@@ -99,7 +105,9 @@ static gboolean transport_wait(int fd, short events, gint64 deadline,
 				    "%s timed out", what);
 			return FALSE;
 		}
-		r = poll(&pfd, 1, timeout);
+		if (!imap_reqctx_check(error))
+			return FALSE;
+		r = poll(&pfd, 1, imap_reqctx_slice_ms(timeout));
 		if (r > 0) {
 			if (pfd.revents & POLLNVAL) {
 				g_set_error(error, IMAP_ERROR, IMAP_ERROR_IO,
@@ -138,7 +146,8 @@ static void transport_set_sockopts(int fd)
 }
 
 /* Connects a new non-blocking socket to @ai before @deadline. Returns the
- * fd, or -1 with errno set (ETIMEDOUT when the deadline passed). */
+ * fd, or -1 with errno set (ETIMEDOUT when the deadline passed, EINTR when
+ * the request was interrupted). */
 static int transport_connect_one(const struct addrinfo *ai, gint64 deadline)
 {
 	int fd, err = 0;
@@ -165,7 +174,11 @@ static int transport_connect_one(const struct addrinfo *ai, gint64 deadline)
 			err = ETIMEDOUT;
 			goto fail;
 		}
-		r = poll(&pfd, 1, timeout);
+		if (!imap_reqctx_check(NULL)) {
+			err = EINTR;
+			goto fail;
+		}
+		r = poll(&pfd, 1, imap_reqctx_slice_ms(timeout));
 		if (r > 0)
 			break;
 		if (r < 0 && errno != EINTR) {
@@ -235,11 +248,17 @@ struct imap_transport *imap_transport_connect(const char *host, uint16_t port,
 		if (fd >= 0)
 			break;
 		last_errno = errno;
+		if (last_errno == EINTR)
+			break;
 	}
 	freeaddrinfo(res);
 
 	if (fd < 0) {
-		if (last_errno == ETIMEDOUT)
+		if (last_errno == EINTR)
+			g_set_error(error, IMAP_ERROR, IMAP_ERROR_CANCELLED,
+				    "connecting to %s port %u: interrupted",
+				    host, (unsigned)port);
+		else if (last_errno == ETIMEDOUT)
 			g_set_error(error, IMAP_ERROR, IMAP_ERROR_TIMEOUT,
 				    "connecting to %s port %u timed out", host,
 				    (unsigned)port);
@@ -550,7 +569,8 @@ gboolean imap_transport_start_tls(struct imap_transport *transport,
 						    : POLLOUT,
 					    deadline, what, &local)) {
 				/* A poll failure is still a TLS setup failure
-				 * for the caller; a timeout stays a timeout. */
+				 * for the caller; a timeout stays a timeout,
+				 * an interruption an interruption. */
 				if (local->code == IMAP_ERROR_IO)
 					local->code = IMAP_ERROR_TLS;
 				g_propagate_error(error, local);

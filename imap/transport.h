@@ -2,7 +2,9 @@
  *
  * The transport knows nothing about IMAP. It connects (with a timeout),
  * upgrades to TLS (implicit TLS right after connect, or STARTTLS later --
- * the same call), and moves bytes with a timeout on every wait.  It never
+ * the same call), and moves bytes with a timeout on every wait, each one
+ * clamped to the deadline of the request the calling thread serves and
+ * interruptible with it (reqctx.h: IMAP_ERROR_CANCELLED).  It never
  * buffers input itself beyond OpenSSL's record buffer, so after STARTTLS
  * the caller only has to drop its own buffer to discard anything a
  * man-in-the-middle injected before the handshake.

@@ -45,7 +45,8 @@ enum imap_error_code {
 	/* The caller gave an argument that cannot be sent safely (CR, LF or
 	 * NUL inside a string, name too long...). Nothing was sent. */
 	IMAP_ERROR_INVALID,
-	/* The operation was cancelled because the client is shutting down. */
+	/* The operation was cancelled: the client is shutting down, or the
+	 * request was interrupted (reqctx.h). */
 	IMAP_ERROR_CANCELLED,
 	/* The write path (imap/mutate.h): */
 	/* NO [TOOBIG], or over the APPENDLIMIT / literal limit. */
@@ -71,6 +72,14 @@ enum imap_error_code {
 	 * milliseconds"): the server wants us to slow down. Not fatal for
 	 * the connection; imap_pool_run() waits and retries reads. */
 	IMAP_ERROR_THROTTLED,
+	/* The pool knows the server is unreachable (pool.h: offline) and
+	 * did not try; nothing was sent. */
+	IMAP_ERROR_OFFLINE,
+	/* The server refused a new connection for a temporary reason:
+	 * NO [UNAVAILABLE] at login, a per-user connection limit (Dovecot's
+	 * mail_max_userip_connections, Gmail's "Too many simultaneous
+	 * connections"). Nothing was sent. */
+	IMAP_ERROR_UNAVAILABLE,
 };
 
 /* Returns the GQuark of IMAP_ERROR.  Thread-safe. */
@@ -81,6 +90,19 @@ GQuark imap_error_quark(void);
  * a pool should replace it and an idempotent request may be retried once
  * on a fresh connection. */
 gboolean imap_error_is_fatal(const GError *error);
+
+/* Returns TRUE if a server's refusal -- response code @code (may be NULL)
+ * and text @text (may be NULL) of a NO at login or a BYE at the greeting --
+ * says "too many connections" rather than anything about the request or
+ * the credentials: [UNAVAILABLE], [LIMIT], Dovecot's "Maximum number of
+ * connections", Gmail's "Too many simultaneous connections". */
+gboolean imap_refusal_is_connection_limit(const char *code, const char *text);
+
+/* Returns TRUE if @error says the server could not be reached or did not
+ * answer (IO, TIMEOUT, TLS, BYE, OFFLINE, UNAVAILABLE) rather than
+ * answering something: data cached from before may then be served in its
+ * place (docs/SEMANTICS.md, "Offline"). */
+gboolean imap_error_is_unreachable(const GError *error);
 
 /* The single GError -> errno mapping used by every fs/ operation.
  * Returns a positive errno value (EIO for anything unknown, never EAGAIN or

@@ -13,6 +13,7 @@ The last test audits every command the server received.
 
 import errno
 import os
+import subprocess
 import re
 import sys
 import threading
@@ -375,6 +376,11 @@ def test_bad_body_reply_on_demand(fake, mode):
     sys.stderr.write(f"\n{mode}: failed after {elapsed:.1f}s\n")
     assert elapsed < 20, f"took {elapsed:.1f}s (timeout={TIMEOUT_S}s)"
     assert fake.server.fetches_for(2, folder), "no FETCH reached the server"
+    if mode == "hang":
+        # A command the server never answers is a silent server: the
+        # mount goes offline and checks a new connection in the background
+        # (SEMANTICS.md, Offline). It must be back within a few seconds.
+        wait_online(fake)
     if mode in ("bye", "hang", "garbage_parens", "binary_junk",
                 "absurd_literal", "deep_nesting"):
         assert fake.server.connection_count() > conns, \
@@ -383,6 +389,16 @@ def test_bad_body_reply_on_demand(fake, mode):
     data, exc, _ = bounded(fake, lambda: read_file(fake.path(1, folder)))
     assert exc is None and data == fake.body(1, folder), repr(exc)
     assert_alive(fake)
+
+
+def wait_online(fake, bound=15):
+    """Waits until `imapfs status` says the server is online again."""
+    def online():
+        r = subprocess.run([os.environ.get("IMAPFS_BIN", "imapfs"),
+                            "status", fake.mnt], capture_output=True,
+                           text=True, timeout=10)
+        return "server:       online" in r.stdout
+    testenv.wait_for(online, bound, interval=0.1, what="the mount online")
 
 
 @pytest.mark.parametrize("mode", ALL_MODES)

@@ -378,7 +378,8 @@ class DovecotServer(ImapServer):
                  without_caps: tuple[str, ...] = (),
                  oauth2_introspection_url: str | None = None,
                  oauth2_mechanisms: tuple[str, ...] = ("xoauth2",
-                                                       "oauthbearer")):
+                                                       "oauthbearer"),
+                 max_userip_connections: int = 1000):
         """`inbox_prefix` is the personal namespace's prefix ("" as Dovecot
         ships, "INBOX." as Courier and Debian's Cyrus use it).
         `other_users` are more accounts (passwords in self.passwords).
@@ -397,7 +398,10 @@ class DovecotServer(ImapServer):
         passwords) asking that URL (introspection_mode = post) whether a
         token is active, for whom: the reply's "username" and "active":
         true. `oauth2_mechanisms` are the SASL mechanisms it offers for
-        tokens."""
+        tokens. `max_userip_connections` is Dovecot's
+        mail_max_userip_connections (sessions of one user from one
+        address)."""
+        self.max_userip_connections = max_userip_connections
         self.oauth2_introspection_url = oauth2_introspection_url
         self.oauth2_mechanisms = tuple(oauth2_mechanisms)
         self.quota_kb = quota_kb
@@ -646,7 +650,7 @@ service imap {{
   process_limit = 256
 }}
 protocol imap {{
-  mail_max_userip_connections = 1000
+  mail_max_userip_connections = {self.max_userip_connections}
 {self._imap_config()}}}
 """
 

@@ -2,9 +2,12 @@
  * the idle sessions, against the scripted peer (imappeer.h). */
 #include "config.h"
 
+#include <string.h>
+
 #include "imap-error.h"
 #include "imappeer.h"
 #include "pool.h"
+#include "reqctx.h"
 #include "testtls.h"
 
 struct calls {
@@ -179,6 +182,153 @@ static void test_throttle_backoff(void)
 	peer_free(p);
 }
 
+static gboolean succeed(struct imap_session *session, void *user_data,
+			GError **error)
+{
+	return TRUE;
+}
+
+/* A server that does not answer new connections (the peer stopped
+ * accepting) puts the pool offline within the request's deadline; the
+ * state says why; a request right after fails at once without trying. */
+static void test_offline_when_unreachable(void)
+{
+	struct peer *p = peer_start("", NULL, NULL);
+	struct imap_pool *pool = imap_pool_new(peer_account(p), 2, NULL);
+	struct imap_reqctx ctx = {0};
+	struct imap_pool_state st;
+	GError *error = NULL;
+	gint64 t;
+
+	peer_stop(p);
+	t = g_get_monotonic_time();
+	ctx.deadline = t + 1500 * 1000;
+	imap_reqctx_enter(&ctx);
+	g_assert_false(imap_pool_run(pool, NULL, succeed, NULL, &error));
+	imap_reqctx_leave();
+	g_assert_true(imap_error_is_unreachable(error));
+	g_clear_error(&error);
+	g_assert_cmpint(g_get_monotonic_time() - t, <, 3 * G_USEC_PER_SEC);
+	imap_pool_state(pool, &st);
+	g_assert_true(st.offline);
+	g_assert_nonnull(st.reason);
+	g_free(st.reason);
+	t = g_get_monotonic_time();
+	g_assert_false(imap_pool_run(pool, NULL, succeed, NULL, &error));
+	g_assert_error(error, IMAP_ERROR, IMAP_ERROR_OFFLINE);
+	g_clear_error(&error);
+	g_assert_cmpint(g_get_monotonic_time() - t, <, G_USEC_PER_SEC / 2);
+	imap_pool_free(pool);
+	peer_free(p);
+}
+
+static gboolean time_out_slowly(struct imap_session *session, void *user_data,
+				GError **error)
+{
+	g_usleep(1100 * 1000);
+	g_set_error(error, IMAP_ERROR, IMAP_ERROR_TIMEOUT, "injected");
+	return FALSE;
+}
+
+/* A request that waited and timed out (a silent server) puts the pool
+ * offline; a request right after fails at once without trying; the
+ * background thread finds the (live) server and the pool is online
+ * again. */
+static void test_silent_offline_and_back(void)
+{
+	struct peer *p = peer_start("", NULL, NULL);
+	struct imap_pool *pool = imap_pool_new(peer_account(p), 2, NULL);
+	struct imap_pool_state st;
+	GError *error = NULL;
+	gint64 until;
+
+	g_assert_false(
+		imap_pool_run(pool, NULL, time_out_slowly, NULL, &error));
+	/* The retry finds the pool offline. */
+	g_assert_error(error, IMAP_ERROR, IMAP_ERROR_OFFLINE);
+	g_clear_error(&error);
+	until = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
+	do {
+		imap_pool_state(pool, &st);
+		g_free(st.reason);
+		if (!st.offline)
+			break;
+		g_usleep(20 * 1000);
+	} while (g_get_monotonic_time() < until);
+	g_assert_false(st.offline);
+	g_assert_true(imap_pool_run(pool, NULL, succeed, NULL, &error));
+	g_assert_no_error(error);
+	imap_pool_free(pool);
+	peer_stop(p);
+	peer_free(p);
+}
+
+static gboolean flag_set(void *data)
+{
+	return g_atomic_int_get((gint *)data) != 0;
+}
+
+/* Waiting for a free session ends at the request's deadline (not the
+ * account's timeout), or at once when the request is interrupted. */
+static void test_acquire_deadline_and_interrupt(void)
+{
+	struct peer *p = peer_start("", NULL, NULL);
+	struct imap_pool *pool = imap_pool_new(peer_account(p), 1, NULL);
+	struct imap_session *held;
+	gint flag = 0;
+	struct imap_reqctx ctx = {.interrupted = flag_set, .data = &flag};
+	GError *error = NULL;
+	gint64 t;
+
+	held = imap_pool_acquire(pool, NULL, &error);
+	g_assert_no_error(error);
+	t = g_get_monotonic_time();
+	ctx.deadline = t + 300 * 1000;
+	imap_reqctx_enter(&ctx);
+	g_assert_null(imap_pool_acquire(pool, NULL, &error));
+	g_assert_error(error, IMAP_ERROR, IMAP_ERROR_TIMEOUT);
+	g_clear_error(&error);
+	g_assert_cmpint(g_get_monotonic_time() - t, <, 2 * G_USEC_PER_SEC);
+	ctx.deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+	g_atomic_int_set(&flag, 1);
+	t = g_get_monotonic_time();
+	g_assert_null(imap_pool_acquire(pool, NULL, &error));
+	g_assert_error(error, IMAP_ERROR, IMAP_ERROR_CANCELLED);
+	g_clear_error(&error);
+	g_assert_cmpint(g_get_monotonic_time() - t, <, G_USEC_PER_SEC);
+	imap_reqctx_leave();
+	imap_pool_release(pool, held);
+	imap_pool_free(pool);
+	peer_stop(p);
+	peer_free(p);
+}
+
+/* Which refusals are a connection limit (the pool shrinks) and which are
+ * not (bad credentials, a server going down). */
+static void test_connection_limit_refusals(void)
+{
+	static const struct {
+		const char *code, *text;
+		gboolean limit;
+	} cases[] = {
+		{"UNAVAILABLE", "Try again later", TRUE},
+		{"LIMIT",
+		 "Maximum number of connections from user+IP exceeded "
+		 "(mail_max_userip_connections=2)",
+		 TRUE},
+		{"ALERT", "Too many simultaneous connections. (Failure)", TRUE},
+		{NULL, "Too many connections", TRUE},
+		{"AUTHENTICATIONFAILED", "Authentication failed.", FALSE},
+		{NULL, "IMAP server shutting down", FALSE},
+		{NULL, NULL, FALSE},
+	};
+
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++)
+		g_assert_cmpint(imap_refusal_is_connection_limit(cases[i].code,
+								 cases[i].text),
+				==, cases[i].limit);
+}
+
 int main(int argc, char **argv)
 {
 	int ret;
@@ -188,6 +338,14 @@ int main(int argc, char **argv)
 	g_test_add_func("/pool/run-once-no-retry", test_run_once_no_retry);
 	g_test_add_func("/pool/purge-policy", test_purge_policy);
 	g_test_add_func("/pool/throttle-backoff", test_throttle_backoff);
+	g_test_add_func("/pool/connection-limit-refusals",
+			test_connection_limit_refusals);
+	g_test_add_func("/pool/offline-when-unreachable",
+			test_offline_when_unreachable);
+	g_test_add_func("/pool/silent-offline-and-back",
+			test_silent_offline_and_back);
+	g_test_add_func("/pool/acquire-deadline-and-interrupt",
+			test_acquire_deadline_and_interrupt);
 	ret = g_test_run();
 	testtls_teardown();
 	return ret;
