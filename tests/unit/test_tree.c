@@ -61,14 +61,13 @@ static void load(struct fs_tree *t, uint64_t dir, uint32_t uidvalidity,
 	struct imap_mailbox_status st = {.uidvalidity = uidvalidity};
 	GArray *metas =
 		g_array_new(FALSE, TRUE, sizeof(struct imap_message_meta));
-	char *mailbox = NULL;
-	uint32_t old;
+	struct fs_folder_base base;
 	size_t i;
 
-	fs_tree_folder_invalidate(t, dir);
-	g_assert_cmpint(fs_tree_folder_begin(t, dir, G_USEC_PER_SEC * 60,
-					     &mailbox, &old),
-			==, 1);
+	fs_tree_folder_invalidate_full(t, dir);
+	g_assert_cmpint(
+		fs_tree_folder_begin(t, dir, G_USEC_PER_SEC * 60, &base), ==,
+		FS_FOLDER_LOAD);
 	for (i = 0; i < n; i++) {
 		struct imap_message_meta m = {.uid = uids[i],
 					      .size = 100 * uids[i],
@@ -80,7 +79,17 @@ static void load(struct fs_tree *t, uint64_t dir, uint32_t uidvalidity,
 	}
 	fs_tree_folder_end(t, dir, TRUE, &st, metas);
 	g_array_unref(metas);
-	g_free(mailbox);
+	fs_folder_base_clear(&base);
+}
+
+static void assert_list_name(struct fs_tree *t, GArray *list, guint i,
+			     const char *name)
+{
+	struct fs_entry e;
+
+	g_assert_cmpint(fs_tree_list_entry(t, list, i, &e), ==, 0);
+	g_assert_cmpstr(e.name, ==, name);
+	fs_entry_clear(&e);
 }
 
 static void test_structure(void)
@@ -119,8 +128,7 @@ static void test_listing(void)
 	struct fs_tree *t = make_tree();
 	uint64_t inbox = lookup_ino(t, FS_ROOT_INO, "INBOX");
 	const uint32_t uids[] = {7, 3, 12};
-	char *mailbox = NULL;
-	uint32_t uv;
+	struct fs_folder_base base;
 	struct fs_entry e;
 	GArray *list;
 	int err;
@@ -138,19 +146,19 @@ static void test_listing(void)
 	g_assert_cmpint(fs_tree_lookup(t, inbox, "8.eml", &e), ==, -ENOENT);
 	g_assert_cmpint(fs_tree_lookup(t, inbox, "07.eml", &e), ==, -ENOENT);
 	/* Fresh listing: no reload needed. */
-	g_assert_cmpint(fs_tree_folder_begin(t, inbox, G_USEC_PER_SEC * 60,
-					     &mailbox, &uv),
-			==, 0);
+	g_assert_cmpint(
+		fs_tree_folder_begin(t, inbox, G_USEC_PER_SEC * 60, &base), ==,
+		FS_FOLDER_FRESH);
+	fs_folder_base_clear(&base);
 	/* ., .., then messages in UID order. */
 	list = fs_tree_list(t, inbox, &err);
 	g_assert_nonnull(list);
 	g_assert_cmpuint(list->len, ==, 5);
-	g_assert_cmpstr(g_array_index(list, struct fs_entry, 0).name, ==, ".");
-	g_assert_cmpstr(g_array_index(list, struct fs_entry, 1).name, ==, "..");
-	g_assert_cmpstr(g_array_index(list, struct fs_entry, 2).name, ==,
-			"3.eml");
-	g_assert_cmpstr(g_array_index(list, struct fs_entry, 4).name, ==,
-			"12.eml");
+	assert_list_name(t, list, 0, ".");
+	assert_list_name(t, list, 1, "..");
+	assert_list_name(t, list, 2, "3.eml");
+	assert_list_name(t, list, 3, "7.eml");
+	assert_list_name(t, list, 4, "12.eml");
 	g_array_unref(list);
 	g_assert_null(fs_tree_list(t, 999999, &err));
 	g_assert_cmpint(err, ==, -ENOENT);
@@ -205,8 +213,7 @@ static void test_mailbox_vanishes(void)
 	uint64_t entw = lookup_ino(t, FS_ROOT_INO, "Entwürfe");
 	uint64_t inbox = lookup_ino(t, FS_ROOT_INO, "INBOX");
 	struct fs_entry e;
-	char *mb = NULL;
-	uint32_t uv;
+	struct fs_folder_base base;
 
 	add_box(infos, "INBOX", '.', FALSE);
 	fs_tree_set_mailboxes(t, infos);
@@ -214,8 +221,7 @@ static void test_mailbox_vanishes(void)
 	g_assert_cmpint(fs_tree_get(t, entw, &e), ==, -ENOENT);
 	g_assert_cmpint(fs_tree_lookup(t, FS_ROOT_INO, "Archive", &e), ==,
 			-ENOENT);
-	g_assert_cmpint(fs_tree_folder_begin(t, entw, 0, &mb, &uv), ==,
-			-ENOENT);
+	g_assert_cmpint(fs_tree_folder_begin(t, entw, 0, &base), ==, -ENOENT);
 	/* INBOX keeps its inode. */
 	g_assert_cmpuint(lookup_ino(t, FS_ROOT_INO, "INBOX"), ==, inbox);
 	fs_tree_free(t);
@@ -227,15 +233,24 @@ static void test_failed_load_keeps_listing(void)
 	uint64_t inbox = lookup_ino(t, FS_ROOT_INO, "INBOX");
 	const uint32_t uids[] = {4};
 	struct imap_mailbox_status st = {0};
-	char *mb = NULL;
-	uint32_t uv;
+	struct fs_folder_delta delta = {0};
+	struct fs_folder_base base;
 
 	load(t, inbox, 9, uids, 1);
+	/* A failed refresh keeps the listing... */
 	fs_tree_folder_invalidate(t, inbox);
-	g_assert_cmpint(fs_tree_folder_begin(t, inbox, 0, &mb, &uv), ==, 1);
-	g_assert_cmpuint(uv, ==, 9);
+	g_assert_cmpint(fs_tree_folder_begin(t, inbox, 0, &base), ==,
+			FS_FOLDER_REFRESH);
+	fs_tree_folder_refresh_end(t, inbox, FALSE, &st, &delta);
+	fs_folder_base_clear(&base);
+	g_assert_cmpuint(lookup_ino(t, inbox, "4.eml"), !=, 0);
+	/* ... and so does a failed full load. */
+	fs_tree_folder_invalidate_full(t, inbox);
+	g_assert_cmpint(fs_tree_folder_begin(t, inbox, 0, &base), ==,
+			FS_FOLDER_LOAD);
+	g_assert_cmpuint(base.uidvalidity, ==, 9);
 	fs_tree_folder_end(t, inbox, FALSE, &st, NULL);
-	g_free(mb);
+	fs_folder_base_clear(&base);
 	g_assert_cmpuint(lookup_ino(t, inbox, "4.eml"), !=, 0);
 	fs_tree_free(t);
 }
@@ -247,7 +262,8 @@ static gboolean plan(struct fs_tree *t, uint64_t ino, GArray *items)
 	gboolean r;
 
 	g_array_set_size(items, 0);
-	r = fs_tree_prefetch_plan(t, ino, 1 << 30, 256 * 1024, items, &mb, &uv);
+	r = fs_tree_prefetch_plan(t, ino, 1 << 30, 256 * 1024, items, &mb, &uv,
+				  NULL);
 	if (r) {
 		g_assert_cmpstr(mb, ==, "INBOX");
 		g_assert_cmpuint(uv, ==, 7);
@@ -335,8 +351,13 @@ static size_t count_entries(struct fs_tree *t, uint64_t dir, gboolean dirs)
 	size_t n = 0;
 
 	g_assert_nonnull(list);
-	for (guint i = 2; i < list->len; i++)
-		n += g_array_index(list, struct fs_entry, i).is_dir == dirs;
+	for (guint i = 2; i < list->len; i++) {
+		struct fs_entry e;
+
+		g_assert_cmpint(fs_tree_list_entry(t, list, i, &e), ==, 0);
+		n += e.is_dir == dirs;
+		fs_entry_clear(&e);
+	}
 	g_array_unref(list);
 	return n;
 }
@@ -438,8 +459,7 @@ static void test_parent_only(void)
 		GPtrArray *infos = g_ptr_array_new_with_free_func(info_free);
 		uint64_t a, b;
 		struct fs_entry e;
-		char *mailbox = NULL;
-		uint32_t uv;
+		struct fs_folder_base base;
 
 		add_box(infos, "a", '.', FALSE);
 		add_box(infos, "a.b", '.', FALSE);
@@ -463,9 +483,9 @@ static void test_parent_only(void)
 		g_assert_cmpuint(count_entries(t, a, TRUE), ==, 1);
 		g_assert_cmpint(fs_tree_lookup(t, a, "1.eml", &e), ==, -ENOENT);
 		/* Nothing to EXAMINE. */
-		g_assert_cmpint(fs_tree_folder_begin(t, a, 0, &mailbox, &uv),
-				==, 0);
-		g_assert_null(mailbox);
+		g_assert_cmpint(fs_tree_folder_begin(t, a, 0, &base), ==,
+				FS_FOLDER_FRESH);
+		g_assert_null(base.mailbox);
 		g_assert_cmpint(fs_tree_get(t, a, &e), ==, 0);
 		g_assert_false(e.selectable);
 		fs_entry_clear(&e);
@@ -530,14 +550,13 @@ static void finish_load(struct fs_tree *t, uint64_t dir, const uint32_t *uids,
 
 static void begin_load(struct fs_tree *t, uint64_t dir)
 {
-	char *mailbox = NULL;
-	uint32_t old;
+	struct fs_folder_base base;
 
-	fs_tree_folder_invalidate(t, dir);
-	g_assert_cmpint(fs_tree_folder_begin(t, dir, G_USEC_PER_SEC * 60,
-					     &mailbox, &old),
-			==, 1);
-	g_free(mailbox);
+	fs_tree_folder_invalidate_full(t, dir);
+	g_assert_cmpint(
+		fs_tree_folder_begin(t, dir, G_USEC_PER_SEC * 60, &base), ==,
+		FS_FOLDER_LOAD);
+	fs_folder_base_clear(&base);
 }
 
 static void test_deltas_beat_stale_listings(void)
