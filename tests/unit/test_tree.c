@@ -608,6 +608,162 @@ static void test_deltas_beat_stale_listings(void)
 	g_free(base);
 }
 
+static GArray *metas_of(const uint32_t *uids, size_t n, const char *flags)
+{
+	GArray *a = g_array_new(FALSE, TRUE, sizeof(struct imap_message_meta));
+
+	for (size_t i = 0; i < n; i++) {
+		struct imap_message_meta m = {.uid = uids[i],
+					      .size = 100 * uids[i],
+					      .internaldate = 1700000000,
+					      .flags = (char *)flags};
+
+		g_array_append_val(a, m);
+	}
+	return a;
+}
+
+static char *flags_of(struct fs_tree *t, uint64_t dir, const char *name)
+{
+	struct fs_entry e;
+	char *f;
+
+	g_assert_cmpint(fs_tree_lookup(t, dir, name, &e), ==, 0);
+	f = g_strdup(e.flags);
+	fs_entry_clear(&e);
+	return f;
+}
+
+/* An incremental refresh: new messages, flag changes and expunges become
+ * deltas; what this mount removed after the refresh began stays removed;
+ * inodes of the messages that stay are kept. */
+static void test_refresh(void)
+{
+	struct fs_tree *t = make_tree();
+	uint64_t inbox = lookup_ino(t, FS_ROOT_INO, "INBOX");
+	const uint32_t first[] = {1, 2, 3, 4, 6};
+	struct imap_mailbox_status st = {.uidvalidity = 7,
+					 .uidnext = 7,
+					 .exists = 5,
+					 .highestmodseq = 20};
+	struct imap_uid_range present[] = {{1, 1}, {3, 6}};
+	struct fs_folder_delta delta = {0};
+	struct fs_folder_base base;
+	GArray *metas = metas_of(first, 5, "\\Seen");
+	uint64_t ino1, ino3;
+	char *f;
+
+	g_assert_cmpint(fs_tree_folder_begin(t, inbox, 0, &base), ==,
+			FS_FOLDER_LOAD);
+	fs_folder_base_clear(&base);
+	fs_tree_folder_end(t, inbox, TRUE, &st, metas);
+	g_array_unref(metas);
+	ino1 = lookup_ino(t, inbox, "1.eml");
+	ino3 = lookup_ino(t, inbox, "3.eml");
+	/* Fresh: nothing to do; stale: a refresh from what the server said. */
+	g_assert_cmpint(
+		fs_tree_folder_begin(t, inbox, G_USEC_PER_SEC * 60, &base), ==,
+		FS_FOLDER_FRESH);
+	fs_folder_base_clear(&base);
+	fs_tree_folder_invalidate(t, inbox);
+	g_assert_cmpint(fs_tree_folder_begin(t, inbox, 0, &base), ==,
+			FS_FOLDER_REFRESH);
+	g_assert_cmpuint(base.uidvalidity, ==, 7);
+	g_assert_cmpuint(base.uidnext, ==, 7);
+	g_assert_cmpuint(base.exists, ==, 5);
+	g_assert_cmpuint(base.modseq, ==, 20);
+	g_assert_cmpstr(base.mailbox, ==, "INBOX");
+	/* Meanwhile others are served the listing as it is. */
+	{
+		struct fs_folder_base other;
+
+		g_assert_cmpint(fs_tree_folder_begin(t, inbox, 0, &other), ==,
+				FS_FOLDER_FRESH);
+		fs_folder_base_clear(&other);
+	}
+	fs_folder_base_clear(&base);
+	/* This mount removes 4 after the refresh began (the server's answer
+	 * may predate that). */
+	fs_tree_remove_msg(t, inbox, 4);
+	delta.metas = metas_of((const uint32_t[]){4, 7, 8}, 3, "");
+	delta.flags = metas_of((const uint32_t[]){3, 99}, 2, "\\Flagged");
+	delta.present =
+		g_array_new(FALSE, FALSE, sizeof(struct imap_uid_range));
+	g_array_append_vals(delta.present, present, G_N_ELEMENTS(present));
+	delta.present_below = 7;
+	st.uidnext = 9;
+	st.exists = 6;
+	st.highestmodseq = 25;
+	fs_tree_folder_refresh_end(t, inbox, TRUE, &st, &delta);
+	g_array_unref(delta.metas);
+	g_array_unref(delta.flags);
+	g_array_unref(delta.present);
+	g_assert_cmpuint(lookup_ino(t, inbox, "1.eml"), ==, ino1);
+	g_assert_cmpuint(lookup_ino(t, inbox, "3.eml"), ==, ino3);
+	g_assert_cmpuint(lookup_ino(t, inbox, "2.eml"), ==, 0); /* expunged */
+	g_assert_cmpuint(lookup_ino(t, inbox, "4.eml"), ==, 0); /* ours */
+	g_assert_cmpuint(lookup_ino(t, inbox, "99.eml"), ==, 0);
+	g_assert_cmpuint(lookup_ino(t, inbox, "6.eml"), !=, 0);
+	g_assert_cmpuint(lookup_ino(t, inbox, "7.eml"), !=, 0);
+	g_assert_cmpuint(lookup_ino(t, inbox, "8.eml"), !=, 0);
+	f = flags_of(t, inbox, "3.eml");
+	g_assert_cmpstr(f, ==, "\\Flagged");
+	g_free(f);
+	f = flags_of(t, inbox, "1.eml");
+	g_assert_cmpstr(f, ==, "\\Seen");
+	g_free(f);
+	g_assert_cmpuint(fs_tree_max_uid(t, inbox), ==, 8);
+	g_assert_cmpuint(count_entries(t, inbox, FALSE), ==, 5);
+	/* The next base is what the server said now. */
+	fs_tree_folder_invalidate(t, inbox);
+	g_assert_cmpint(fs_tree_folder_begin(t, inbox, 0, &base), ==,
+			FS_FOLDER_REFRESH);
+	g_assert_cmpuint(base.uidnext, ==, 9);
+	g_assert_cmpuint(base.exists, ==, 6);
+	g_assert_cmpuint(base.modseq, ==, 25);
+	fs_folder_base_clear(&base);
+	/* A new UIDVALIDITY: every message goes, the next access lists. */
+	st.uidvalidity = 8;
+	memset(&delta, 0, sizeof(delta));
+	fs_tree_folder_refresh_end(t, inbox, TRUE, &st, &delta);
+	g_assert_cmpuint(lookup_ino(t, inbox, "1.eml"), ==, 0);
+	g_assert_cmpint(
+		fs_tree_folder_begin(t, inbox, 60 * G_USEC_PER_SEC, &base), ==,
+		FS_FOLDER_LOAD);
+	fs_folder_base_clear(&base);
+	fs_tree_free(t);
+}
+
+/* A lookup in a folder never listed adds the one message it found; a
+ * listing that follows keeps its inode. */
+static void test_add_one(void)
+{
+	struct fs_tree *t = make_tree();
+	uint64_t inbox = lookup_ino(t, FS_ROOT_INO, "INBOX");
+	struct imap_mailbox_status st = {
+		.uidvalidity = 7, .uidnext = 10, .exists = 3};
+	struct imap_message_meta m = {.uid = 5, .size = 50, .flags = ""};
+	uint64_t ino;
+	char *mb = NULL;
+	guint known = 9;
+
+	g_assert_true(fs_tree_folder_cold(t, inbox, &mb, &known));
+	g_assert_cmpstr(mb, ==, "INBOX");
+	g_assert_cmpuint(known, ==, 0);
+	g_free(mb);
+	g_assert_cmpint(fs_tree_folder_add_one(t, inbox, &st, &m), ==, 0);
+	g_assert_cmpint(fs_tree_folder_add_one(t, inbox, &st, NULL), ==, 0);
+	ino = lookup_ino(t, inbox, "5.eml");
+	g_assert_cmpuint(ino, !=, 0);
+	g_assert_true(fs_tree_folder_cold(t, inbox, NULL, &known));
+	g_assert_cmpuint(known, ==, 1);
+	load(t, inbox, 7, (const uint32_t[]){4, 5, 6}, 3);
+	g_assert_false(fs_tree_folder_cold(t, inbox, NULL, NULL));
+	g_assert_cmpuint(lookup_ino(t, inbox, "5.eml"), ==, ino);
+	g_assert_cmpuint(count_entries(t, inbox, FALSE), ==, 3);
+	fs_tree_free(t);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -623,5 +779,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/tree/folder-vanished", test_folder_vanished);
 	g_test_add_func("/tree/rights-mode", test_rights_mode);
 	g_test_add_func("/tree/deltas", test_deltas_beat_stale_listings);
+	g_test_add_func("/tree/refresh", test_refresh);
+	g_test_add_func("/tree/add-one", test_add_one);
 	return g_test_run();
 }
