@@ -148,6 +148,9 @@ static gboolean folder_refresh_fn(struct imap_session *s, void *user_data,
 	g_clear_pointer(&ctx->delta.flags, g_array_unref);
 	g_clear_pointer(&ctx->delta.present, g_array_unref);
 	ctx->delta.metas = folder_metas_new(0);
+	/* Every message from the old UIDNEXT on comes in this listing (or
+	 * none exists up there when UIDNEXT did not move). */
+	ctx->delta.new_from = below;
 	if (ctx->status.uidnext == 0 || ctx->status.uidnext > below) {
 		sink.arr = ctx->delta.metas;
 		if (!imap_session_fetch_meta(s, ctx->mailbox, b->uidvalidity,

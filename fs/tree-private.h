@@ -146,6 +146,8 @@ void tree_rebuild_uids(struct tree_node *dir);
  * without walking the folder: a delta costs a binary search. */
 void tree_uids_add(struct tree_node *dir, uint32_t uid);
 void tree_uids_remove(struct tree_node *dir, uint32_t uid);
+/* Index of the first UID in dir->uids (sorted) greater than @uid. */
+guint tree_uid_upper(GArray *uids, uint32_t uid);
 /* The child @name of @dir: subdirectory, local file, message by
  * "<UID>.eml" or by alias; NULL if none. */
 struct tree_node *tree_child(struct tree_node *dir, const char *name);

@@ -677,8 +677,7 @@ void tree_rebuild_uids(struct tree_node *dir)
 	g_array_sort(dir->uids, tree_uid_cmp);
 }
 
-/* Index of the first UID in @uids greater than @uid. */
-static guint tree_uid_upper(GArray *uids, uint32_t uid)
+guint tree_uid_upper(GArray *uids, uint32_t uid)
 {
 	guint lo = 0, hi = uids->len;
 

@@ -226,6 +226,9 @@ struct fs_folder_delta {
 	 * expunged. NULL: no expunge is known. */
 	GArray *present;
 	uint32_t present_below;
+	/* Not 0: @metas holds every message with a UID from @new_from on;
+	 * known ones up there that it does not hold were expunged. */
+	uint32_t new_from;
 };
 
 /* Finishes a refresh begun by fs_tree_folder_begin(): applies @delta as

@@ -280,6 +280,36 @@ static guint tree_apply_present(struct fs_tree *tree, struct tree_node *dir,
 	return removed;
 }
 
+/* Removes the known messages of @dir from UID @from on that the refresh's
+ * new-mail listing did not mark (one this mount sent and another client
+ * expunged), except those added after the refresh began; clears the
+ * marks. */
+static guint tree_sweep_new(struct fs_tree *tree, struct tree_node *dir,
+			    uint32_t from)
+{
+	guint i = tree_uid_upper(dir->uids, from - 1), j = i, removed = 0;
+
+	for (; i < dir->uids->len; i++) {
+		uint32_t uid = g_array_index(dir->uids, uint32_t, i);
+		struct tree_node *msg =
+			g_hash_table_lookup(dir->msgs, GUINT_TO_POINTER(uid));
+
+		if (msg != NULL && !msg->listed &&
+		    msg->born_gen <= dir->load_gen) {
+			g_hash_table_remove(dir->msgs, GUINT_TO_POINTER(uid));
+			tree_drop_msg_names(dir, msg);
+			tree_msg_gone(tree, msg);
+			removed++;
+			continue;
+		}
+		if (msg != NULL)
+			msg->listed = FALSE;
+		g_array_index(dir->uids, uint32_t, j++) = uid;
+	}
+	g_array_set_size(dir->uids, j);
+	return removed;
+}
+
 void fs_tree_folder_refresh_end(struct fs_tree *tree, uint64_t ino, gboolean ok,
 				const struct imap_mailbox_status *status,
 				const struct fs_folder_delta *delta)
@@ -314,6 +344,22 @@ void fs_tree_folder_refresh_end(struct fs_tree *tree, uint64_t ino, gboolean ok,
 			tree_uids_add(dir, msg->uid);
 			added++;
 		}
+		if (msg != NULL)
+			msg->listed = TRUE;
+	}
+	if (delta->new_from != 0)
+		removed += tree_sweep_new(tree, dir, delta->new_from);
+	/* No mark may outlive the refresh (a full load relies on them). */
+	for (i = 0; delta->metas != NULL && i < delta->metas->len; i++) {
+		struct tree_node *msg = g_hash_table_lookup(
+			dir->msgs,
+			GUINT_TO_POINTER(g_array_index(delta->metas,
+						       struct imap_message_meta,
+						       i)
+						 .uid));
+
+		if (msg != NULL)
+			msg->listed = FALSE;
 	}
 	for (i = 0; delta->flags != NULL && i < delta->flags->len; i++) {
 		const struct imap_message_meta *m = &g_array_index(
@@ -328,8 +374,8 @@ void fs_tree_folder_refresh_end(struct fs_tree *tree, uint64_t ino, gboolean ok,
 		changed++;
 	}
 	if (delta->present != NULL)
-		removed = tree_apply_present(tree, dir, delta->present,
-					     delta->present_below);
+		removed += tree_apply_present(tree, dir, delta->present,
+					      delta->present_below);
 	if (added + changed + removed > 0) {
 		/* A delta like the write path's. */
 		dir->gen++;
