@@ -36,6 +36,7 @@ int fs_tree_folder_begin(struct fs_tree *tree, uint64_t ino, gint64 max_age_us,
 {
 	gint64 deadline = g_get_monotonic_time() + TREE_LOAD_WAIT_US;
 	struct tree_node *dir;
+	gboolean refreshable;
 	int ret;
 
 	memset(base_r, 0, sizeof(*base_r));
@@ -54,7 +55,11 @@ int fs_tree_folder_begin(struct fs_tree *tree, uint64_t ino, gint64 max_age_us,
 			ret = FS_FOLDER_FRESH;
 			break;
 		}
-		if (dir->loading) {
+		/* Loaded before: it is brought up to date by what changed. */
+		refreshable = dir->srv_uidnext != 0 && dir->uidvalidity != 0;
+		/* A full load in progress -- or one about to start while a
+		 * refresh ends (invalidate_full) -- is waited for. */
+		if (dir->loading || (dir->refreshing && !refreshable)) {
 			if (!g_cond_wait_until(&tree->load_cond, &tree->lock,
 					       deadline)) {
 				ret = -EIO;
@@ -67,29 +72,17 @@ int fs_tree_folder_begin(struct fs_tree *tree, uint64_t ino, gint64 max_age_us,
 			ret = FS_FOLDER_FRESH;
 			break;
 		}
-		if (dir->srv_uidnext != 0 && dir->uidvalidity != 0) {
-			/* Loaded before: bring it up to date by what changed.
-			 * Meanwhile everybody else is served the listing as
-			 * it is. */
-			if (dir->refreshing) {
-				ret = FS_FOLDER_FRESH;
-				break;
-			}
+		if (refreshable && dir->refreshing) {
+			/* Everybody else is served the listing as it is. */
+			ret = FS_FOLDER_FRESH;
+			break;
+		}
+		if (refreshable) {
 			dir->refreshing = TRUE;
 			dir->load_gen = dir->gen;
 			tree_fill_base(dir, base_r);
 			ret = FS_FOLDER_REFRESH;
 			break;
-		}
-		if (dir->refreshing) {
-			/* A refresh that found a new UIDVALIDITY: its full
-			 * load is about to start; wait for it. */
-			if (!g_cond_wait_until(&tree->load_cond, &tree->lock,
-					       deadline)) {
-				ret = -EIO;
-				break;
-			}
-			continue;
 		}
 		dir->loading = TRUE;
 		dir->load_gen = dir->gen;

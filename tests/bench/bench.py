@@ -408,11 +408,11 @@ class Mounter:
             out[k.strip()] = v.strip()
         return out
 
-    def full_loads(self) -> int:
+    def full_loads(self) -> int | None:
+        """Full folder listings so far; None from a build whose status
+        does not count them."""
         m = re.match(r"(\d+) full", self.status().get("listings", ""))
-        if not m:
-            raise RuntimeError("imapfs status has no listings line")
-        return int(m.group(1))
+        return int(m.group(1)) if m else None
 
     def __exit__(self, *exc):
         try:
@@ -458,7 +458,7 @@ def big_folder_figures(args, server, baseline, binary, fs_options, mnt,
     """Times (l) and measures (m), (n) on fresh mounts; returns
     {"l": [s], "l_base": [s], "m": bytes/msg, "m_kb": (idle, peak),
     "n": reloads, "n_time": s, "n_refreshes": k}."""
-    out = {"l": [], "l_base": [], "n": None}
+    out = {"l": [], "l_base": [], "n": None, "n_time": None}
     for r in range(runs):
         t, got = baseline.metadata_of(BIG_FOLDER)
         if got < n:
@@ -501,7 +501,8 @@ def big_folder_figures(args, server, baseline, binary, fs_options, mnt,
         walk = time.perf_counter() - t0 - pause
         loads = mounter.full_loads()
         st = mounter.status().get("listings", "")
-    out["n"] = loads - 1          # the first listing is not a reload
+    # The first listing is not a reload.
+    out["n"] = loads - 1 if loads is not None else None
     out["n_time"] = walk
     out["n_names"] = len(names)
     out["n_status"] = st
@@ -531,6 +532,11 @@ def print_big(out: dict, n: int, runs: int) -> None:
         print(f"| {desc} | {peak / 1024:.1f} MB peak, {idle / 1024:.1f} MB "
               f"before | – | {out['m']:.0f} B | <= {target} B | "
               f"{'pass' if out['m'] <= target else 'FAIL'} |")
+    if out.get("n_time") is not None and out["n"] is None:
+        desc, target = BIG_METRICS["n"]
+        print(f"| {desc} | not counted by this build ({out['n_time']:.1f} s, "
+              f"{out['n_time'] / max(out['n_names'], 1) * 1e6:.0f} us per "
+              f"name) | – | – | {target} | – |")
     if out["n"] is not None:
         desc, target = BIG_METRICS["n"]
         print(f"| {desc} | {out['n']} ({out['n_time']:.1f} s, "

@@ -12,7 +12,6 @@ changed instead of being fetched again.
 import errno
 import os
 import re
-import secrets
 import sys
 import time
 
@@ -24,6 +23,9 @@ sys.path.insert(0, os.path.join(_ROOT, "tests", "support"))
 
 import faultproxy  # noqa: E402
 import testenv  # noqa: E402
+# The mount fixture (through this module's proxy; options from
+# @pytest.mark.mount_options).
+from test_observed import mount  # noqa: E402,F401
 
 N = 40
 # A listing of every message's metadata: what must not be sent again.
@@ -49,23 +51,6 @@ def proxy(imapfs_bin, tmp_path_factory):
     finally:
         p.stop()
         server.stop()
-
-
-@pytest.fixture
-def mount(imapfs_bin, proxy, request):
-    marker = request.node.get_closest_marker("mount_options")
-    mnt = os.path.join(proxy.work, "mnt-" + secrets.token_hex(4))
-    os.mkdir(mnt)
-    r = testenv.mount_imapfs(imapfs_bin, proxy, mnt,
-                             options=list(marker.args) if marker else [])
-    if r.returncode != 0:
-        pytest.fail(f"mounting through the proxy failed: {r.stderr}")
-    try:
-        yield mnt
-    finally:
-        testenv.unmount(mnt)
-        if testenv.daemon_pid(mnt) is not None:
-            testenv.force_unmount(mnt)
 
 
 def _since(proxy, start):
