@@ -24,125 +24,16 @@
 #include "mutate.h"
 #include "namemap.h"
 #include "fetch.h"
+#include "folder.h"
 #include "ops.h"
 #include "copy.h"
 #include "wops.h"
 
 #define XATTR_FLAGS "user.imap.flags"
 #define XATTR_UID "user.imap.uid"
-/* Large folders are listed in UID windows holding about this many
- * messages, so that no single reply grows without bound. */
-#define OPS_META_CHUNK 20000
-
 static struct imapfs *ops_fs(fuse_req_t req)
 {
 	return fuse_req_userdata(req);
-}
-
-/* Loading a folder's listing */
-
-struct ops_load_ctx {
-	const char *mailbox;
-	uint32_t uidvalidity;
-	struct imap_mailbox_status status;
-	GArray *metas;
-};
-
-static void ops_meta_clear(gpointer p)
-{
-	struct imap_message_meta *m = p;
-
-	g_free(m->flags);
-}
-
-static void ops_meta_cb(const struct imap_message_meta *meta, void *user_data)
-{
-	struct ops_load_ctx *ctx = user_data;
-	struct imap_message_meta copy = *meta;
-
-	copy.flags = g_strdup(meta->flags);
-	g_array_append_val(ctx->metas, copy);
-}
-
-static gboolean ops_load_fn(struct imap_session *s, void *user_data,
-			    GError **error)
-{
-	struct ops_load_ctx *ctx = user_data;
-	uint32_t lo, step;
-
-	g_array_set_size(ctx->metas, 0);
-	if (!imap_session_examine(s, ctx->mailbox, &ctx->status, error))
-		return FALSE;
-	if (ctx->status.exists == 0)
-		return TRUE;
-	if (ctx->status.exists <= OPS_META_CHUNK || ctx->status.uidnext == 0)
-		return imap_session_fetch_meta(s, ctx->mailbox,
-					       ctx->status.uidvalidity, 1, 0,
-					       ops_meta_cb, ctx, error);
-	/* Windows sized from the UID density so each holds about
-	 * OPS_META_CHUNK messages; the last one is open-ended ("*") so a
-	 * message that arrived meanwhile is not missed. */
-	step = (uint32_t)MAX((uint64_t)ctx->status.uidnext * OPS_META_CHUNK /
-				     ctx->status.exists,
-			     (uint64_t)OPS_META_CHUNK);
-	for (lo = 1;; lo += step) {
-		gboolean last = (uint64_t)lo + step >= ctx->status.uidnext;
-
-		if (!imap_session_fetch_meta(
-			    s, ctx->mailbox, ctx->status.uidvalidity, lo,
-			    last ? 0 : lo + step - 1, ops_meta_cb, ctx, error))
-			return FALSE;
-		if (last)
-			return TRUE;
-	}
-}
-
-/* Makes sure directory @ino's message list is loaded and not older than
- * @max_age_us. Returns 1 if it was (re)loaded now, 0 if it was fresh, or a
- * negative errno. */
-static int ops_folder_load(struct imapfs *fs, uint64_t ino, gint64 max_age_us)
-{
-	struct ops_load_ctx ctx = {0};
-	char *mailbox = NULL;
-	GError *err = NULL;
-	gboolean ok;
-	int r;
-
-	r = fs_tree_folder_begin(fs->tree, ino, max_age_us, &mailbox,
-				 &ctx.uidvalidity);
-	if (r <= 0)
-		return r;
-	ctx.mailbox = mailbox;
-	ctx.metas = g_array_new(FALSE, FALSE, sizeof(struct imap_message_meta));
-	g_array_set_clear_func(ctx.metas, ops_meta_clear);
-	ok = imap_pool_run(fs->pool, mailbox, ops_load_fn, &ctx, &err);
-	fs_tree_folder_end(fs->tree, ino, ok, &ctx.status, ctx.metas);
-	g_array_unref(ctx.metas);
-	if (!ok) {
-		r = -fs_errno_from_error(err);
-		/* A listed level whose EXAMINE fails (deleted, children kept):
-		 * it is a directory that holds only subdirectories. */
-		if ((r == -ENOENT ||
-		     g_error_matches(err, IMAP_ERROR, IMAP_ERROR_NO)) &&
-		    fs_tree_folder_vanished(fs->tree, ino)) {
-			r = 0;
-		} else if (ctx.uidvalidity != 0 &&
-			   imap_error_is_unreachable(err)) {
-			/* Listed before and the server cannot be reached:
-			 * the old listing is served (possibly stale) and
-			 * refreshed on a use after the server is back. */
-			imapfs_debug("serving the old listing of %s: %s",
-				     mailbox, err->message);
-			r = 0;
-		} else if (!g_error_matches(err, IMAP_ERROR,
-					    IMAP_ERROR_OFFLINE)) {
-			imapfs_warning("cannot list %s: %s", mailbox,
-				       err->message);
-		}
-		g_error_free(err);
-	}
-	g_free(mailbox);
-	return ok ? 1 : r;
 }
 
 static gboolean ops_list_fn(struct imap_session *s, void *user_data,
@@ -321,7 +212,7 @@ static void ops_lookup_body(fuse_req_t req, fuse_ino_t parent, const char *name)
 	 * listing; anything else (file-manager probes like .hidden,
 	 * autorun.inf) is answered from memory. */
 	if (fs_namemap_parse_message_name(name, &uid)) {
-		r = ops_folder_load(fs, parent, fs->listing_ttl_us);
+		r = fs_folder_prepare_lookup(fs, parent, uid);
 		if (r < 0 && r != -ENOENT) {
 			ops_reply_err(req, r);
 			return;
@@ -333,7 +224,8 @@ static void ops_lookup_body(fuse_req_t req, fuse_ino_t parent, const char *name)
 	 * until the listing expires. */
 	if (r == -ENOENT && fs_namemap_parse_message_name(name, &uid) &&
 	    uid > fs_tree_max_uid(fs->tree, parent) &&
-	    ops_folder_load(fs, parent, G_USEC_PER_SEC) == 1)
+	    !fs_tree_folder_cold(fs->tree, parent, NULL, NULL) &&
+	    fs_folder_load(fs, parent, G_USEC_PER_SEC) == 1)
 		r = fs_tree_lookup(fs->tree, parent, name, &e);
 	if (r == -ENOENT) {
 		/* A negative entry the kernel may cache for entry_timeout. */
@@ -450,7 +342,7 @@ static void ops_opendir_body(fuse_req_t req, fuse_ino_t ino,
 	int r;
 
 	ops_refresh_mailboxes(fs);
-	r = ops_folder_load(fs, ino, fs->listing_ttl_us);
+	r = fs_folder_load(fs, ino, fs->listing_ttl_us);
 	if (r < 0) {
 		ops_reply_err(req, r);
 		return;
@@ -479,11 +371,15 @@ static void ops_readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size,
 	guint i;
 
 	for (i = (guint)off; off >= 0 && i < snap->len; i++) {
-		const struct fs_entry *e =
-			&g_array_index(snap, struct fs_entry, i);
+		struct fs_entry entry;
+		const struct fs_entry *e = &entry;
 		gboolean dot = i < 2;
 		size_t n;
 
+		/* Entries are read from the tree as they are now; one that
+		 * left since opendir is skipped. */
+		if (fs_tree_list_entry(fs->tree, snap, i, &entry) < 0)
+			continue;
 		if (plus) {
 			struct fuse_entry_param p;
 
@@ -502,10 +398,13 @@ static void ops_readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size,
 			n = fuse_add_direntry(req, buf + used, size - used,
 					      e->name, &e->st, i + 1);
 		}
-		if (n > size - used)
+		if (n > size - used) {
+			fs_entry_clear(&entry);
 			break;
+		}
 		if (plus && !dot && !e->bad_size && !e->size_unknown)
 			fs_tree_ref(fs->tree, e->ino);
+		fs_entry_clear(&entry);
 		used += n;
 	}
 	fuse_reply_buf(req, buf, used);
@@ -610,6 +509,9 @@ struct ops_read_args {
 	off_t off;
 	uint64_t readahead;
 	struct fs_entry e;
+	/* A walk was seen in a folder never listed: list it (network, so
+	 * here rather than in the worker) and tell the prefetch again. */
+	gboolean list_walk;
 };
 
 static void ops_read_args_free(gpointer p)
@@ -626,7 +528,11 @@ static void ops_read_body(fuse_req_t req, fuse_ino_t ino, size_t size,
 static void ops_read_deferred(fuse_req_t req, void *args)
 {
 	struct ops_read_args *a = args;
+	struct imapfs *fs = ops_fs(req);
 
+	if (a->list_walk &&
+	    fs_folder_load(fs, a->e.parent, fs->listing_ttl_us) > 0)
+		fs_prefetch_folder_walk(fs->prefetch, a->ino);
 	ops_read_body(req, a->ino, a->size, a->off, a->readahead, &a->e);
 }
 
@@ -654,6 +560,7 @@ static void ops_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct imapfs *fs = ops_fs(req);
 	struct ops_read_args *a;
 	uint64_t readahead = 0;
+	gboolean list_walk;
 	struct fs_entry e;
 	int r;
 
@@ -679,8 +586,8 @@ static void ops_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fs_entry_clear(&e);
 		return;
 	}
-	if (off == 0 && !e.gone)
-		fs_prefetch_folder_walk(fs->prefetch, ino);
+	list_walk = off == 0 && !e.gone &&
+		    fs_prefetch_folder_walk(fs->prefetch, ino);
 	if (ops_read_cached(fs, &e, (uint64_t)off, size)) {
 		ops_read_body(req, ino, size, off, readahead, &e);
 		fs_entry_clear(&e);
@@ -691,6 +598,7 @@ static void ops_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	a->size = size;
 	a->off = off;
 	a->readahead = readahead;
+	a->list_walk = list_walk;
 	a->e = e; /* taken over */
 	fs_defer_run(fs->defer, req, ops_read_deferred, a, ops_read_args_free);
 }

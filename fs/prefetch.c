@@ -175,21 +175,24 @@ static void prefetch_run(gpointer data, gpointer user_data)
 	prefetch_job_free(job);
 }
 
-void fs_prefetch_folder_walk(struct fs_prefetch *pf, uint64_t ino)
+gboolean fs_prefetch_folder_walk(struct fs_prefetch *pf, uint64_t ino)
 {
 	struct prefetch_job *job;
+	gboolean need_listing = FALSE;
 
 	if (pf == NULL)
-		return;
+		return FALSE;
 	job = g_new0(struct prefetch_job, 1);
 	job->items = g_array_new(FALSE, FALSE, sizeof(struct fs_prefetch_item));
 	if (!fs_tree_prefetch_plan(pf->tree, ino, pf->batch_bytes,
 				   PREFETCH_PER_MESSAGE, job->items,
-				   &job->mailbox, &job->uidvalidity)) {
+				   &job->mailbox, &job->uidvalidity,
+				   &need_listing)) {
 		prefetch_job_free(job);
-		return;
+		return need_listing;
 	}
 	g_thread_pool_push(pf->workers, job, NULL);
+	return FALSE;
 }
 
 void fs_prefetch_window(struct fs_prefetch *pf, uint64_t ino,

@@ -39,8 +39,9 @@ void fs_prefetch_free(struct fs_prefetch *prefetch);
 
 /* Tells of a read at offset 0 of message @ino (see
  * fs_tree_prefetch_plan()); may queue a batch of the folder's next
- * messages. */
-void fs_prefetch_folder_walk(struct fs_prefetch *prefetch, uint64_t ino);
+ * messages. Returns TRUE when a walk was seen in a folder that was never
+ * listed: the caller lists it and calls again. */
+gboolean fs_prefetch_folder_walk(struct fs_prefetch *prefetch, uint64_t ino);
 
 /* Tells of a sequential read of message @e (inode @ino) that ended at
  * @end with read-ahead window @window and did not reach the end of the

@@ -85,8 +85,10 @@ static char *status_text(const struct fs_status *st)
 		g_date_time_new_from_unix_local(st->started / G_USEC_PER_SEC);
 	char *when = g_date_time_format(since, "%Y-%m-%d %H:%M:%S %z");
 	char *text, *server = status_server(st->fs->pool);
+	uint64_t full, refreshed;
 
 	imap_pool_stats(st->fs->pool, &count, &idle, &size);
+	fs_tree_load_counts(st->fs->tree, &full, &refreshed);
 	text = g_strdup_printf(
 		"mount point:  %s\n"
 		"account:      %s@%s port %u (%s)\n"
@@ -97,6 +99,8 @@ static char *status_text(const struct fs_status *st)
 		"connections:  %u open (%u busy, %u idle), at most %u\n"
 		"cache:        %" G_GUINT64_FORMAT " KiB of %u MiB\n"
 		"messages:     %" G_GUINT64_FORMAT " known\n"
+		"listings:     %" G_GUINT64_FORMAT " full, %" G_GUINT64_FORMAT
+		" refreshed\n"
 		"settings:     timeout=%u listing_ttl=%u attr_timeout=%.0f\n",
 		st->mountpoint, st->user, st->host, st->port,
 		st->implicit_tls ? "imaps: TLS" : "imap: STARTTLS", when,
@@ -105,8 +109,8 @@ static char *status_text(const struct fs_status *st)
 						      : "(none)",
 		server, count, count - MIN(idle, count), idle, size,
 		(cached + 1023) / 1024, st->cache_mb,
-		fs_tree_count_files(st->fs->tree), st->timeout_s,
-		st->listing_ttl, st->attr_timeout);
+		fs_tree_count_files(st->fs->tree), full, refreshed,
+		st->timeout_s, st->listing_ttl, st->attr_timeout);
 	g_free(when);
 	g_free(server);
 	g_date_time_unref(since);

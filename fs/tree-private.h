@@ -4,6 +4,8 @@
 #ifndef IMAPFS_FS_TREE_PRIVATE_H
 #define IMAPFS_FS_TREE_PRIVATE_H
 
+#include <stddef.h>
+
 #include "spool.h"
 #include "tree.h"
 
@@ -21,15 +23,40 @@
  * message not yet sent), its bytes in a spool file. */
 enum tree_kind { TREE_DIR, TREE_MSG, TREE_LOCAL };
 
+/* A node. Message and local-file nodes are allocated only up to
+ * TREE_SMALL_NODE (the fields before the TREE_DIR part): a folder may hold
+ * a million messages, and the directory fields would more than double
+ * each one. Never touch a TREE_DIR field of a node without checking its
+ * kind, and never copy a node by value. */
 struct tree_node {
-	uint64_t ino;
-	enum tree_kind kind;
+	uint64_t ino; /* first: &n->ino is the key of tree->nodes */
+	enum tree_kind kind : 2;
+	unsigned int gone : 1;
+	/* TREE_MSG: listed under a name of its own (in parent->locals)
+	 * rather than "<UID>.eml". */
+	unsigned int renamed : 1;
+	unsigned int size_verified : 1;
+	/* Mark of the listing being applied (fs_tree_folder_end). */
+	unsigned int listed : 1;
+	uint32_t uid; /* TREE_MSG */
 	char *name;
 	struct tree_node *parent;
 	uint64_t nlookup;
-	gboolean gone;
 
-	/* TREE_DIR */
+	/* TREE_MSG and TREE_LOCAL: the spool file (a local file's bytes,
+	 * or a message's shadow copy while it is edited), or NULL. */
+	struct fs_spool *spool;
+	/* The folder generation at which this mount created the node. */
+	uint64_t born_gen;
+
+	/* TREE_MSG */
+	uint64_t size;
+	gint64 mtime;
+	const char *flags;  /* interned: tree_flags_intern() */
+	uint64_t ra_next;   /* where a sequential read would continue */
+	uint64_t ra_window; /* current read-ahead */
+
+	/* TREE_DIR only: not allocated for other kinds. */
 	char *mailbox; /* server name, NULL if not a mailbox */
 	gboolean selectable;
 	/* The server's name of this level even if it is no mailbox (NULL
@@ -57,32 +84,22 @@ struct tree_node {
 	 * write_ctr) and the one current when the load in progress began. */
 	uint64_t gen;
 	uint64_t load_gen;
-	gboolean loading;
-	gboolean seen;		/* mark for fs_tree_set_mailboxes */
-	GArray *uids;		/* sorted UIDs of msgs (uint32_t) */
+	gboolean loading;    /* a full load is in progress */
+	gboolean refreshing; /* an incremental refresh is in progress */
+	gboolean seen;	     /* mark for fs_tree_set_mailboxes */
+	GArray *uids;	     /* sorted UIDs of msgs (uint32_t) */
+	/* What the server said at the last load or refresh (the base of the
+	 * next incremental refresh); uidnext 0 = unknown. */
+	uint32_t srv_uidnext;
+	uint32_t srv_exists;
+	uint64_t srv_modseq;
 	uint32_t last_read_uid; /* prefetch: the walk so far */
 	unsigned int streak;
 	uint32_t prefetch_mark; /* highest UID planned */
 	unsigned int prefetch_window;
-
-	/* TREE_MSG and TREE_LOCAL: the spool file (a local file's bytes,
-	 * or a message's shadow copy while it is edited), or NULL. */
-	struct fs_spool *spool;
-	/* The folder generation at which this mount created the node. */
-	uint64_t born_gen;
-	/* TREE_MSG: listed under a name of its own (in parent->locals)
-	 * rather than "<UID>.eml". */
-	gboolean renamed;
-
-	/* TREE_MSG */
-	uint32_t uid;
-	uint64_t size;
-	gint64 mtime;
-	char *flags;
-	gboolean size_verified;
-	uint64_t ra_next;   /* where a sequential read would continue */
-	uint64_t ra_window; /* current read-ahead */
 };
+
+#define TREE_SMALL_NODE offsetof(struct tree_node, mailbox)
 
 struct fs_tree {
 	GMutex lock;
@@ -101,10 +118,21 @@ struct fs_tree {
 	/* The primary personal namespace (from the last mailbox list). */
 	char *personal_prefix;
 	char personal_delimiter;
+	/* Interned flag strings: string -> struct tree_flags (most messages
+	 * share a handful of flag sets). */
+	GHashTable *flag_sets;
+	/* Counters for "imapfs status" and the benchmark. */
+	uint64_t full_loads;
+	uint64_t refreshes;
 };
 
 struct tree_node *tree_node_new(struct fs_tree *tree, enum tree_kind kind,
 				const char *name, struct tree_node *parent);
+/* Returns the interned copy of @flags (one more reference); NULL reads
+ * as "". */
+const char *tree_flags_intern(struct fs_tree *tree, const char *flags);
+/* Drops one reference of an interned string (NULL is allowed). */
+void tree_flags_unref(struct fs_tree *tree, const char *flags);
 struct tree_node *tree_find(struct fs_tree *tree, uint64_t ino);
 void tree_msg_gone(struct fs_tree *tree, struct tree_node *msg);
 void tree_maybe_drop(struct fs_tree *tree, struct tree_node *n);
@@ -118,6 +146,8 @@ void tree_rebuild_uids(struct tree_node *dir);
  * without walking the folder: a delta costs a binary search. */
 void tree_uids_add(struct tree_node *dir, uint32_t uid);
 void tree_uids_remove(struct tree_node *dir, uint32_t uid);
+/* Index of the first UID in dir->uids (sorted) greater than @uid. */
+guint tree_uid_upper(GArray *uids, uint32_t uid);
 /* The child @name of @dir: subdirectory, local file, message by
  * "<UID>.eml" or by alias; NULL if none. */
 struct tree_node *tree_child(struct tree_node *dir, const char *name);

@@ -30,10 +30,49 @@ mode_t fs_tree_rights_mode(mode_t mode, const char *rights)
 	return mode;
 }
 
+/* Flag sets are interned with a reference count: a million messages
+ * share a handful of strings such as "\\Seen" and "". */
+struct tree_flags {
+	guint refs;
+	char str[];
+};
+
+const char *tree_flags_intern(struct fs_tree *tree, const char *flags)
+{
+	struct tree_flags *f;
+	size_t len;
+
+	if (flags == NULL)
+		flags = "";
+	f = g_hash_table_lookup(tree->flag_sets, flags);
+	if (f == NULL) {
+		len = strlen(flags);
+		f = g_malloc(sizeof(*f) + len + 1);
+		f->refs = 0;
+		memcpy(f->str, flags, len + 1);
+		g_hash_table_insert(tree->flag_sets, f->str, f);
+	}
+	f->refs++;
+	return f->str;
+}
+
+void tree_flags_unref(struct fs_tree *tree, const char *flags)
+{
+	struct tree_flags *f;
+
+	if (flags == NULL)
+		return;
+	f = (struct tree_flags *)(void *)(flags -
+					  offsetof(struct tree_flags, str));
+	if (--f->refs == 0)
+		g_hash_table_remove(tree->flag_sets, f->str);
+}
+
 struct tree_node *tree_node_new(struct fs_tree *tree, enum tree_kind kind,
 				const char *name, struct tree_node *parent)
 {
-	struct tree_node *n = g_new0(struct tree_node, 1);
+	struct tree_node *n = g_malloc0(
+		kind == TREE_DIR ? sizeof(struct tree_node) : TREE_SMALL_NODE);
 
 	n->ino = tree->next_ino++;
 	n->kind = kind;
@@ -55,7 +94,7 @@ struct tree_node *tree_node_new(struct fs_tree *tree, enum tree_kind kind,
 	return n;
 }
 
-static void tree_node_free(struct tree_node *n)
+static void tree_node_free(struct fs_tree *tree, struct tree_node *n)
 {
 	if (n->kind == TREE_DIR) {
 		g_hash_table_destroy(n->subdirs);
@@ -64,13 +103,13 @@ static void tree_node_free(struct tree_node *n)
 		g_hash_table_destroy(n->locals);
 		g_hash_table_destroy(n->aliases);
 		g_hash_table_destroy(n->tombs);
+		g_free(n->mailbox);
+		g_free(n->server_name);
+		g_free(n->rights);
 	}
 	fs_spool_unref(n->spool);
 	g_free(n->name);
-	g_free(n->mailbox);
-	g_free(n->server_name);
-	g_free(n->rights);
-	g_free(n->flags);
+	tree_flags_unref(tree, n->flags);
 	g_free(n);
 }
 
@@ -82,6 +121,8 @@ struct fs_tree *fs_tree_new(uid_t uid, gid_t gid, mode_t file_mode,
 	g_mutex_init(&tree->lock);
 	g_cond_init(&tree->load_cond);
 	tree->nodes = g_hash_table_new(g_int64_hash, g_int64_equal);
+	tree->flag_sets =
+		g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
 	tree->next_ino = FS_ROOT_INO;
 	tree->uid = uid;
 	tree->gid = gid;
@@ -100,8 +141,9 @@ void fs_tree_free(struct fs_tree *tree)
 
 	g_hash_table_iter_init(&it, tree->nodes);
 	while (g_hash_table_iter_next(&it, NULL, &v))
-		tree_node_free(v);
+		tree_node_free(tree, v);
 	g_hash_table_destroy(tree->nodes);
+	g_hash_table_destroy(tree->flag_sets);
 	g_free(tree->personal_prefix);
 	g_mutex_clear(&tree->lock);
 	g_cond_clear(&tree->load_cond);
@@ -120,7 +162,7 @@ void tree_maybe_drop(struct fs_tree *tree, struct tree_node *n)
 		return;
 	g_hash_table_remove(tree->nodes, &n->ino);
 	tree->nfiles--;
-	tree_node_free(n);
+	tree_node_free(tree, n);
 }
 
 /* Removes a message from its folder; it stays reachable by inode for the
@@ -614,157 +656,6 @@ void fs_tree_set_size(struct fs_tree *tree, uint64_t ino, uint64_t size)
 	g_mutex_unlock(&tree->lock);
 }
 
-static void tree_entry_clear_func(gpointer p)
-{
-	fs_entry_clear(p);
-}
-
-static gint tree_entry_cmp(gconstpointer a, gconstpointer b, gpointer unused)
-{
-	const struct fs_entry *x = a, *y = b;
-
-	/* Directories first (by name), then messages by UID. */
-	if (x->is_dir != y->is_dir)
-		return x->is_dir ? -1 : 1;
-	if (x->is_local != y->is_local)
-		return x->is_local ? 1 : -1;
-	if (!x->is_dir && !x->is_local)
-		return x->uid < y->uid ? -1 : x->uid > y->uid;
-	return strcmp(x->name, y->name);
-}
-
-GArray *fs_tree_list(struct fs_tree *tree, uint64_t ino, int *errno_r)
-{
-	struct tree_node *dir;
-	GArray *arr;
-	GHashTableIter it;
-	gpointer v;
-	struct fs_entry e;
-
-	g_mutex_lock(&tree->lock);
-	dir = tree_find(tree, ino);
-	if (dir == NULL || dir->gone || dir->kind != TREE_DIR) {
-		*errno_r = dir == NULL || dir->gone ? -ENOENT : -ENOTDIR;
-		g_mutex_unlock(&tree->lock);
-		return NULL;
-	}
-	arr = g_array_sized_new(FALSE, FALSE, sizeof(struct fs_entry),
-				2 + g_hash_table_size(dir->subdirs) +
-					g_hash_table_size(dir->msgs));
-	g_array_set_clear_func(arr, tree_entry_clear_func);
-	tree_fill_entry(tree, dir, &e);
-	g_free(e.name);
-	e.name = g_strdup(".");
-	g_array_append_val(arr, e);
-	tree_fill_entry(tree, dir->parent, &e);
-	g_free(e.name);
-	e.name = g_strdup("..");
-	g_array_append_val(arr, e);
-	g_hash_table_iter_init(&it, dir->subdirs);
-	while (g_hash_table_iter_next(&it, NULL, &v)) {
-		tree_fill_entry(tree, v, &e);
-		g_array_append_val(arr, e);
-	}
-	g_hash_table_iter_init(&it, dir->msgs);
-	while (g_hash_table_iter_next(&it, NULL, &v)) {
-		if (((struct tree_node *)v)->renamed)
-			continue; /* listed under its own name below */
-		tree_fill_entry(tree, v, &e);
-		g_array_append_val(arr, e);
-	}
-	g_hash_table_iter_init(&it, dir->locals);
-	while (g_hash_table_iter_next(&it, NULL, &v)) {
-		tree_fill_entry(tree, v, &e);
-		g_free(e.name);
-		e.name = g_strdup(((struct tree_node *)v)->name);
-		g_array_append_val(arr, e);
-	}
-	g_mutex_unlock(&tree->lock);
-	/* Stable order: ls, find and grep -r see the same sequence every
-	 * time, and messages come in UID order (the order reads prefer). */
-	if (arr->len > 3)
-		g_qsort_with_data(&g_array_index(arr, struct fs_entry, 2),
-				  (gint)arr->len - 2, sizeof(struct fs_entry),
-				  tree_entry_cmp, NULL);
-	return arr;
-}
-
-int fs_tree_folder_begin(struct fs_tree *tree, uint64_t ino, gint64 max_age_us,
-			 char **mailbox_r, uint32_t *uidvalidity_r)
-{
-	/* Waiting for another thread's load is bounded by the calling
-	 * request's deadline too, and interruptible with it (reqctx.h). */
-	gint64 deadline =
-		imap_reqctx_clamp(g_get_monotonic_time() + TREE_LOAD_WAIT_US);
-	struct tree_node *dir;
-	int ret;
-
-	g_mutex_lock(&tree->lock);
-	for (;;) {
-		dir = tree_find(tree, ino);
-		if (dir == NULL || dir->gone) {
-			ret = -ENOENT;
-			break;
-		}
-		if (dir->kind != TREE_DIR) {
-			ret = -ENOTDIR;
-			break;
-		}
-		if (!dir->selectable || dir->mailbox == NULL) {
-			ret = 0;
-			break;
-		}
-		if (dir->loading) {
-			gint64 now = g_get_monotonic_time();
-
-			if (now >= deadline) {
-				ret = -EIO;
-				break;
-			}
-			if (!imap_reqctx_check(NULL)) {
-				ret = -EINTR;
-				break;
-			}
-			g_cond_wait_until(
-				&tree->load_cond, &tree->lock,
-				imap_reqctx_interruptible()
-					? MIN(deadline,
-					      now + IMAP_REQCTX_SLICE_MS * 1000)
-					: deadline);
-			continue;
-		}
-		if (dir->loaded_at != 0 &&
-		    g_get_monotonic_time() - dir->loaded_at < max_age_us) {
-			ret = 0;
-			break;
-		}
-		dir->loading = TRUE;
-		dir->load_gen = dir->gen;
-		*mailbox_r = g_strdup(dir->mailbox);
-		*uidvalidity_r = dir->uidvalidity;
-		ret = 1;
-		break;
-	}
-	g_mutex_unlock(&tree->lock);
-	return ret;
-}
-
-gboolean fs_tree_folder_fresh(struct fs_tree *tree, uint64_t ino,
-			      gint64 max_age_us)
-{
-	struct tree_node *dir;
-	gboolean fresh;
-
-	g_mutex_lock(&tree->lock);
-	dir = tree_find(tree, ino);
-	fresh = dir == NULL || dir->gone || dir->kind != TREE_DIR ||
-		!dir->selectable || dir->mailbox == NULL ||
-		(!dir->loading && dir->loaded_at != 0 &&
-		 g_get_monotonic_time() - dir->loaded_at < max_age_us);
-	g_mutex_unlock(&tree->lock);
-	return fresh;
-}
-
 static gint tree_uid_cmp(gconstpointer a, gconstpointer b)
 {
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -787,8 +678,7 @@ void tree_rebuild_uids(struct tree_node *dir)
 	g_array_sort(dir->uids, tree_uid_cmp);
 }
 
-/* Index of the first UID in @uids greater than @uid. */
-static guint tree_uid_upper(GArray *uids, uint32_t uid)
+guint tree_uid_upper(GArray *uids, uint32_t uid)
 {
 	guint lo = 0, hi = uids->len;
 
@@ -823,7 +713,8 @@ void tree_uids_remove(struct tree_node *dir, uint32_t uid)
 gboolean fs_tree_prefetch_plan(struct fs_tree *tree, uint64_t ino,
 			       uint64_t max_bytes, uint64_t per_message,
 			       GArray *items, char **mailbox_r,
-			       uint32_t *uidvalidity_r)
+			       uint32_t *uidvalidity_r,
+			       gboolean *need_listing_r)
 {
 	struct tree_node *n, *dir;
 	guint pos, next, window;
@@ -837,8 +728,10 @@ gboolean fs_tree_prefetch_plan(struct fs_tree *tree, uint64_t ino,
 	dir = n->parent;
 	if (n->uid > dir->last_read_uid) {
 		dir->streak++;
-	} else {
-		/* A step backwards: not a walk (any more). */
+	} else if (n->uid < dir->last_read_uid) {
+		/* A step backwards: not a walk (any more). The same message
+		 * again (asked once more after its folder was listed) is
+		 * neither. */
 		dir->streak = 0;
 		dir->prefetch_mark = 0;
 		dir->prefetch_window = 0;
@@ -846,6 +739,13 @@ gboolean fs_tree_prefetch_plan(struct fs_tree *tree, uint64_t ino,
 	dir->last_read_uid = n->uid;
 	if (dir->streak < 2)
 		goto out;
+	if (dir->loaded_at == 0 && dir->srv_uidnext == 0 && !dir->loading) {
+		/* A walk by name in a folder never listed (its messages
+		 * were looked up one by one): the plan needs the listing. */
+		if (need_listing_r != NULL)
+			*need_listing_r = TRUE;
+		goto out;
+	}
 	pos = tree_uid_upper(dir->uids, n->uid);
 	next = tree_uid_upper(dir->uids, MAX(dir->prefetch_mark, n->uid));
 	/* prefetch_window is the size of the last batch: wait until half
@@ -887,106 +787,6 @@ gboolean fs_tree_prefetch_plan(struct fs_tree *tree, uint64_t ino,
 out:
 	g_mutex_unlock(&tree->lock);
 	return planned;
-}
-
-void fs_tree_folder_end(struct fs_tree *tree, uint64_t ino, gboolean ok,
-			const struct imap_mailbox_status *status, GArray *metas)
-{
-	struct tree_node *dir;
-	GHashTable *fresh;
-	GHashTableIter it;
-	gpointer k, v;
-	guint i;
-
-	g_mutex_lock(&tree->lock);
-	dir = tree_find(tree, ino);
-	if (dir == NULL)
-		goto out;
-	dir->loading = FALSE;
-	if (!ok || dir->gone)
-		goto out;
-	if (dir->uidvalidity != 0 && dir->uidvalidity != status->uidvalidity) {
-		/* The mailbox was recreated: every UID we knew may now name
-		 * another message. All old nodes go; new ones get new inodes. */
-		imapfs_warning("UIDVALIDITY of %s changed (%u -> %u); "
-			       "dropping its cached state",
-			       dir->mailbox, dir->uidvalidity,
-			       status->uidvalidity);
-		g_hash_table_iter_init(&it, dir->msgs);
-		while (g_hash_table_iter_next(&it, NULL, &v)) {
-			g_hash_table_iter_remove(&it);
-			tree_drop_msg_names(dir, v);
-			tree_msg_gone(tree, v);
-		}
-		g_hash_table_remove_all(dir->aliases);
-		g_hash_table_remove_all(dir->tombs);
-	}
-	dir->uidvalidity = status->uidvalidity;
-	fresh = g_hash_table_new(g_direct_hash, g_direct_equal);
-	for (i = 0; i < metas->len; i++) {
-		const struct imap_message_meta *m =
-			&g_array_index(metas, struct imap_message_meta, i);
-		gpointer key = GUINT_TO_POINTER(m->uid);
-		struct tree_node *msg = g_hash_table_lookup(dir->msgs, key);
-		guint64 *tomb = g_hash_table_lookup(dir->tombs, key);
-
-		/* Removed by this mount after the listing began: the
-		 * listing is older than our delta, do not resurrect. */
-		if (msg == NULL && tomb != NULL && *tomb > dir->load_gen)
-			continue;
-		if (msg == NULL) {
-			char name[32];
-
-			fs_namemap_message_name(m->uid, name, sizeof(name));
-			msg = tree_node_new(tree, TREE_MSG, name, dir);
-			msg->uid = m->uid;
-			g_hash_table_insert(dir->msgs, key, msg);
-		}
-		/* Keep a size that reading proved (the server's
-		 * RFC822.SIZE may be wrong). */
-		if (!msg->size_verified)
-			msg->size = m->size;
-		msg->mtime = m->internaldate;
-		g_free(msg->flags);
-		msg->flags = g_strdup(m->flags);
-		g_hash_table_add(fresh, key);
-	}
-	g_hash_table_iter_init(&it, dir->msgs);
-	while (g_hash_table_iter_next(&it, &k, &v)) {
-		struct tree_node *msg = v;
-
-		/* Added by this mount after the listing began: keep it. */
-		if (!g_hash_table_contains(fresh, k) &&
-		    msg->born_gen <= dir->load_gen) {
-			g_hash_table_iter_remove(&it);
-			tree_drop_msg_names(dir, msg);
-			tree_msg_gone(tree, msg);
-		}
-	}
-	/* Tombstones older than this listing are settled: the server
-	 * agreed when it was asked after our change. */
-	g_hash_table_iter_init(&it, dir->tombs);
-	while (g_hash_table_iter_next(&it, NULL, &v)) {
-		if (*(guint64 *)v <= dir->load_gen)
-			g_hash_table_iter_remove(&it);
-	}
-	g_hash_table_destroy(fresh);
-	tree_rebuild_uids(dir);
-	dir->loaded_at = g_get_monotonic_time();
-out:
-	g_cond_broadcast(&tree->load_cond);
-	g_mutex_unlock(&tree->lock);
-}
-
-void fs_tree_folder_invalidate(struct fs_tree *tree, uint64_t ino)
-{
-	struct tree_node *dir;
-
-	g_mutex_lock(&tree->lock);
-	dir = tree_find(tree, ino);
-	if (dir != NULL && dir->kind == TREE_DIR)
-		dir->loaded_at = 0;
-	g_mutex_unlock(&tree->lock);
 }
 
 uint64_t fs_tree_count_files(struct fs_tree *tree)

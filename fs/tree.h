@@ -143,11 +143,15 @@ struct fs_prefetch_item {
  * messages of at most @per_message bytes (larger ones are skipped: reads
  * and their read-ahead handle them) to @items -- a batch that doubles from
  * 16 to 512 messages, bounded by @max_bytes -- and returns TRUE with the
- * folder's *mailbox_r (caller frees) and *uidvalidity_r. */
+ * folder's *mailbox_r (caller frees) and *uidvalidity_r. A walk in a
+ * folder that was never listed (its messages looked up one by one) plans
+ * nothing and sets *@need_listing_r (may be NULL): list it, then ask
+ * again. */
 gboolean fs_tree_prefetch_plan(struct fs_tree *tree, uint64_t ino,
 			       uint64_t max_bytes, uint64_t per_message,
 			       GArray *items, char **mailbox_r,
-			       uint32_t *uidvalidity_r);
+			       uint32_t *uidvalidity_r,
+			       gboolean *need_listing_r);
 
 /* Drops @n kernel references of @ino (FUSE forget). */
 void fs_tree_forget(struct fs_tree *tree, uint64_t ino, uint64_t n);
@@ -160,22 +164,50 @@ void fs_tree_ref(struct fs_tree *tree, uint64_t ino);
  * reloads no longer change it. */
 void fs_tree_set_size(struct fs_tree *tree, uint64_t ino, uint64_t size);
 
-/* Returns a snapshot of directory @ino as an array of struct fs_entry
- * (including "." and ".." first; the array frees its entries), or NULL with
- * *errno_r set (-ENOENT, -ENOTDIR). */
+/* Returns a snapshot of directory @ino for readdir: the inode numbers
+ * (guint64) of ".", ".." and its entries -- directories by name, messages
+ * in UID order, other names by name -- or NULL with *errno_r set (-ENOENT,
+ * -ENOTDIR). 8 bytes per entry; nothing is sorted per message. */
 GArray *fs_tree_list(struct fs_tree *tree, uint64_t ino, int *errno_r);
 
-/* Folder listings.  fs_tree_folder_begin() decides whether directory @ino
- * needs its message list (re)loaded: returns 1 and sets *mailbox_r (caller
- * frees) and *uidvalidity_r (0 if never loaded) when the caller must load
- * it and then call fs_tree_folder_end(); returns 0 when the listing is
- * fresh (younger than @max_age_us; a load by another thread is waited
- * for, within the calling request's deadline: -EIO past it, -EINTR if the
- * request was interrupted, imap/reqctx.h), or a negative errno (-ENOENT
- * for a gone directory). Directories
- * that are not selectable mailboxes always return 0. */
+/* Fills @entry_r (caller clears it) for entry @index of snapshot @snap
+ * ("." and ".." for 0 and 1) as the node is now. -ENOENT if @index is
+ * past the end or the entry left the directory since the snapshot. No
+ * reference is taken. */
+int fs_tree_list_entry(struct fs_tree *tree, GArray *snap, guint index,
+		       struct fs_entry *entry_r);
+
+/* Folder listings.  fs_tree_folder_begin() decides what directory @ino's
+ * message list needs:
+ *  - FS_FOLDER_FRESH (0): nothing -- younger than @max_age_us, not a
+ *    selectable mailbox, or being refreshed by another thread (whose
+ *    listing is served meanwhile; a full load by another thread is
+ *    waited for, within the calling request's deadline, imap/reqctx.h);
+ *  - FS_FOLDER_LOAD: never listed (or its UIDVALIDITY changed): the
+ *    caller lists it all and calls fs_tree_folder_end();
+ *  - FS_FOLDER_REFRESH: listed, now stale (or invalidated): the caller
+ *    asks the server what changed since @base_r and calls
+ *    fs_tree_folder_refresh_end().
+ * Either way *@base_r (caller clears it with fs_folder_base_clear()) gets
+ * the mailbox and what the server said at the last load or refresh.
+ * Negative errno: -ENOENT (gone directory), -ENOTDIR, -EIO (another
+ * thread's load did not finish within the request's deadline, at most
+ * 300 s), -EINTR (the request was interrupted while waiting). */
+enum {
+	FS_FOLDER_FRESH = 0,
+	FS_FOLDER_LOAD = 1,
+	FS_FOLDER_REFRESH = 2,
+};
+struct fs_folder_base {
+	char *mailbox;
+	uint32_t uidvalidity; /* 0 if never listed */
+	uint32_t uidnext;     /* the next UID the server announced */
+	uint32_t exists;      /* the message count it announced */
+	uint64_t modseq;      /* its HIGHESTMODSEQ, 0 without CONDSTORE */
+};
+void fs_folder_base_clear(struct fs_folder_base *base);
 int fs_tree_folder_begin(struct fs_tree *tree, uint64_t ino, gint64 max_age_us,
-			 char **mailbox_r, uint32_t *uidvalidity_r);
+			 struct fs_folder_base *base_r);
 
 /* TRUE if fs_tree_folder_begin(@ino, @max_age_us) would return at once
  * without a load: the listing is fresh and no load is under way, or @ino
@@ -185,13 +217,58 @@ gboolean fs_tree_folder_fresh(struct fs_tree *tree, uint64_t ino,
 			      gint64 max_age_us);
 
 /* Finishes a load begun by fs_tree_folder_begin(). @metas (struct
- * imap_message_meta, flags owned by the array's clear func) with
- * @status's UIDVALIDITY replace the listing when @ok; a changed
- * UIDVALIDITY turns every old message node gone. When !ok the old
- * listing stays and waiting threads go on. */
+ * imap_message_meta, flags owned by the caller) with @status's
+ * UIDVALIDITY replace the listing when @ok; a changed UIDVALIDITY turns
+ * every old message node gone. When !ok the old listing stays and waiting
+ * threads go on. @status is kept as the base of the next refresh. */
 void fs_tree_folder_end(struct fs_tree *tree, uint64_t ino, gboolean ok,
 			const struct imap_mailbox_status *status,
 			GArray *metas);
+
+/* What a refresh found (every array may be NULL). */
+struct fs_folder_delta {
+	GArray *metas; /* struct imap_message_meta: new or changed messages */
+	GArray *flags; /* struct imap_message_meta: new flags of known ones */
+	/* struct imap_uid_range: every UID below @present_below that
+	 * exists; known messages below it that are not in it were
+	 * expunged. NULL: no expunge is known. */
+	GArray *present;
+	uint32_t present_below;
+	/* Not 0: @metas holds every message with a UID from @new_from on;
+	 * known ones up there that it does not hold were expunged. */
+	uint32_t new_from;
+};
+
+/* Finishes a refresh begun by fs_tree_folder_begin(): applies @delta as
+ * deltas (the folder's generation rises; what this mount changed after
+ * the refresh began is kept) and keeps @status as the next base. A
+ * @status with another UIDVALIDITY turns every message node gone and
+ * makes the next fs_tree_folder_begin() ask for a full load. !@ok: the
+ * listing stays as it was. */
+void fs_tree_folder_refresh_end(struct fs_tree *tree, uint64_t ino, gboolean ok,
+				const struct imap_mailbox_status *status,
+				const struct fs_folder_delta *delta);
+
+/* For a lookup of one message name in a folder that was never listed: adds
+ * @meta (NULL: the server has no such message) from a single UID FETCH
+ * with @status, unless the folder got listed meanwhile. Returns 0 or
+ * -ENOENT (the directory is gone). */
+int fs_tree_folder_add_one(struct fs_tree *tree, uint64_t ino,
+			   const struct imap_mailbox_status *status,
+			   const struct imap_message_meta *meta);
+
+/* TRUE if directory @ino is a selectable mailbox whose listing was never
+ * loaded (nor is being loaded): a lookup of one message name there can
+ * ask the server for that one message instead. Then *@mailbox_r (caller
+ * frees) is its mailbox and *@known_r the number of messages such lookups
+ * added (either may be NULL). */
+gboolean fs_tree_folder_cold(struct fs_tree *tree, uint64_t ino,
+			     char **mailbox_r, guint *known_r);
+
+/* How many full folder loads and incremental refreshes the tree has
+ * taken (for "imapfs status" and the benchmark). */
+void fs_tree_load_counts(struct fs_tree *tree, uint64_t *full_r,
+			 uint64_t *refresh_r);
 
 /* For a folder load (fs_tree_folder_begin/end) that failed with ENOENT:
  * the server says the mailbox does not exist although LIST showed it
@@ -203,8 +280,13 @@ void fs_tree_folder_end(struct fs_tree *tree, uint64_t ino, gboolean ok,
  * reports ENOENT. */
 gboolean fs_tree_folder_vanished(struct fs_tree *tree, uint64_t ino);
 
-/* Marks a folder's listing as stale so that the next access reloads it. */
+/* Marks a folder's listing as stale so that the next access brings it up
+ * to date (a refresh when it was listed before). */
 void fs_tree_folder_invalidate(struct fs_tree *tree, uint64_t ino);
+
+/* Like fs_tree_folder_invalidate(), but the next access lists the folder
+ * in full (no refresh). */
+void fs_tree_folder_invalidate_full(struct fs_tree *tree, uint64_t ino);
 
 /* The write path's deltas (tree_write.c).
  *

@@ -268,8 +268,8 @@ int fs_tree_commit(struct fs_tree *tree, uint64_t ino, uint64_t dir_ino,
 	n->size = size;
 	n->size_verified = TRUE;
 	n->mtime = mtime;
-	g_free(n->flags);
-	n->flags = g_strdup(flags != NULL ? flags : "");
+	tree_flags_unref(tree, n->flags);
+	n->flags = tree_flags_intern(tree, flags);
 	n->ra_next = n->ra_window = 0;
 	fs_namemap_message_name(uid, name, sizeof(name));
 	g_free(n->name);
@@ -495,8 +495,8 @@ void fs_tree_set_msg_flags(struct fs_tree *tree, uint64_t ino,
 	g_mutex_lock(&tree->lock);
 	n = tree_find(tree, ino);
 	if (n != NULL && n->kind == TREE_MSG) {
-		g_free(n->flags);
-		n->flags = g_strdup(flags);
+		tree_flags_unref(tree, n->flags);
+		n->flags = tree_flags_intern(tree, flags);
 		tree_bump(n->parent);
 	}
 	g_mutex_unlock(&tree->lock);

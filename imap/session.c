@@ -626,42 +626,110 @@ static gboolean session_ensure(struct imap_session *s, const char *mailbox,
 	return imap_session_ensure(s, mailbox, uidvalidity, FALSE, error);
 }
 
-static const char *const session_months[] = {"Jan", "Feb", "Mar", "Apr",
-					     "May", "Jun", "Jul", "Aug",
-					     "Sep", "Oct", "Nov", "Dec"};
+/* INTERNALDATE (RFC 3501 date-time) is parsed by hand: it comes once per
+ * message in every folder listing, and sscanf plus a GTimeZone per message
+ * was a fifth of the daemon's CPU time on a million-message folder. */
+
+/* The value of @n ASCII digits at @p, or -1 if one is not a digit. */
+static int session_digits(const char *p, int n)
+{
+	int v = 0, i;
+
+	for (i = 0; i < n; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return -1;
+		v = v * 10 + (p[i] - '0');
+	}
+	return v;
+}
+
+/* 1..12 for a month name (ASCII case-insensitive), else 0. */
+static int session_month(const char *p)
+{
+	static const char names[] = "janfebmaraprmayjunjulaugsepoctnovdec";
+	char m[3];
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		if (!g_ascii_isalpha(p[i]))
+			return 0;
+		m[i] = g_ascii_tolower(p[i]);
+	}
+	for (i = 0; i < 12; i++) {
+		if (memcmp(names + 3 * i, m, 3) == 0)
+			return i + 1;
+	}
+	return 0;
+}
+
+static int session_days_in_month(int year, int month)
+{
+	static const unsigned char days[] = {31, 28, 31, 30, 31, 30,
+					     31, 31, 30, 31, 30, 31};
+	gboolean leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+
+	return month == 2 && leap ? 29 : days[month - 1];
+}
+
+/* Days from 1970-01-01 to @year-@month-@day (proleptic Gregorian; the
+ * well-known era computation, valid for every year >= 1). */
+static gint64 session_days_from_civil(int year, int month, int day)
+{
+	gint64 y = month <= 2 ? year - 1 : year;
+	gint64 era = y / 400; /* y >= 0 */
+	gint64 yoe = y - era * 400;
+	gint64 doy =
+		(153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1;
+	gint64 doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+
+	return era * 146097 + doe - 719468;
+}
 
 gboolean imap_parse_datetime(const char *text, gint64 *time_r)
 {
-	char mon[4] = {0};
-	int day, year, hh, mm, ss, zone, n = 0, month = -1, i;
-	char sign;
-	GDateTime *dt;
-	GTimeZone *tz;
-	char tzbuf[8];
+	const char *p = text;
+	int day, month, year, hh, mm, ss, zh, zm;
+	gint64 t;
 
-	if (text == NULL)
+	if (p == NULL)
 		return FALSE;
-	if (sscanf(text, "%2d-%3c-%4d %2d:%2d:%2d %c%4d%n", &day, mon, &year,
-		   &hh, &mm, &ss, &sign, &zone, &n) != 8 ||
-	    text[n] != '\0' || (sign != '+' && sign != '-'))
-		return FALSE;
-	for (i = 0; i < 12; i++) {
-		if (g_ascii_strcasecmp(mon, session_months[i]) == 0)
-			month = i + 1;
+	/* date-day-fixed: 2DIGIT or SP DIGIT; a bare single digit is
+	 * tolerated (the old sscanf parser took it, some servers send it). */
+	if (p[0] == ' ')
+		p++;
+	if (p[0] >= '0' && p[0] <= '9' && p[1] == '-') {
+		day = p[0] - '0';
+		p += 1;
+	} else {
+		if (text[0] == ' ' || (day = session_digits(p, 2)) < 0)
+			return FALSE;
+		p += 2;
 	}
-	if (month < 0 || zone % 100 >= 60 || zone > 2359)
+	if (*p++ != '-' || (month = session_month(p)) == 0)
 		return FALSE;
-	g_snprintf(tzbuf, sizeof(tzbuf), "%c%02d:%02d", sign, zone / 100,
-		   zone % 100);
-	tz = g_time_zone_new_identifier(tzbuf);
-	if (tz == NULL)
+	p += 3;
+	if (*p++ != '-' || (year = session_digits(p, 4)) < 1)
 		return FALSE;
-	dt = g_date_time_new(tz, year, month, day, hh, mm, ss);
-	g_time_zone_unref(tz);
-	if (dt == NULL)
+	p += 4;
+	if (*p++ != ' ' || (hh = session_digits(p, 2)) < 0 || p[2] != ':' ||
+	    (mm = session_digits(p + 3, 2)) < 0 || p[5] != ':' ||
+	    (ss = session_digits(p + 6, 2)) < 0 || p[8] != ' ')
 		return FALSE;
-	*time_r = g_date_time_to_unix(dt);
-	g_date_time_unref(dt);
+	p += 9;
+	if ((p[0] != '+' && p[0] != '-') ||
+	    (zh = session_digits(p + 1, 2)) < 0 ||
+	    (zm = session_digits(p + 3, 2)) < 0 || p[5] != '\0')
+		return FALSE;
+	/* Seconds 60 is a leap second (RFC 5322 allows it): it reads as the
+	 * first second of the next minute. */
+	if (day < 1 || day > session_days_in_month(year, month) || hh > 23 ||
+	    mm > 59 || ss > 60 || zh > 23 || zm > 59)
+		return FALSE;
+	t = session_days_from_civil(year, month, day) * 86400 + hh * 3600 +
+	    mm * 60 + ss;
+	t -= (p[0] == '-' ? -1 : 1) * (gint64)(zh * 3600 + zm * 60);
+	if (time_r != NULL)
+		*time_r = t;
 	return TRUE;
 }
 
@@ -669,6 +737,9 @@ struct session_meta_ctx {
 	imap_meta_fn *fn;
 	void *user_data;
 	GString *flags;
+	/* (UID FLAGS) only: a reply needs UID and FLAGS, not a size. */
+	gboolean flags_only;
+	uint32_t first, last; /* the range asked for (0 = "*") */
 };
 
 static void session_meta_cb(struct imap_response *resp, void *user_data)
@@ -678,6 +749,7 @@ static void session_meta_cb(struct imap_response *resp, void *user_data)
 	const struct imap_arg *items;
 	size_t n, i;
 	gboolean have_uid = FALSE, have_size = FALSE, have_date = FALSE;
+	gboolean have_flags = FALSE;
 
 	if (resp->keyword == NULL || strcmp(resp->keyword, "FETCH") != 0 ||
 	    resp->count != 1 || !imap_arg_get_list(&resp->args[0], &items, &n))
@@ -700,6 +772,7 @@ static void session_meta_cb(struct imap_response *resp, void *user_data)
 				imap_parse_datetime(str, &meta.internaldate);
 		} else if (imap_arg_atom_equals(&items[i], "FLAGS") &&
 			   imap_arg_get_list(val, &fl, &nfl)) {
+			have_flags = TRUE;
 			for (j = 0; j < nfl; j++) {
 				if (!imap_arg_get_atom(&fl[j], &str) ||
 				    g_ascii_strcasecmp(str, "\\Recent") == 0)
@@ -712,12 +785,50 @@ static void session_meta_cb(struct imap_response *resp, void *user_data)
 	}
 	/* An unsolicited FETCH (a flag change) carries no size: skip it. A
 	 * reply missing RFC822.SIZE must not crash us either. */
-	if (!have_uid || !have_size)
+	if (!have_uid || (ctx->flags_only ? !have_flags : !have_size))
+		return;
+	/* "UID FETCH n:*" answers with the highest UID even when it is
+	 * below n (RFC 3501: n:* is *:n); a server may also send what was
+	 * not asked for. Only UIDs in the range are reported. */
+	if (meta.uid < ctx->first || (ctx->last != 0 && meta.uid > ctx->last))
 		return;
 	if (!have_date)
 		meta.internaldate = 0;
 	meta.flags = ctx->flags->str;
 	ctx->fn(&meta, ctx->user_data);
+}
+
+/* UID FETCH @first:@last @items [@modifier] with session_meta_cb. */
+static gboolean session_fetch_items(struct imap_session *session,
+				    const char *mailbox, uint32_t uidvalidity,
+				    uint32_t uid_first, uint32_t uid_last,
+				    const char *items, const char *modifier,
+				    gboolean flags_only, imap_meta_fn *fn,
+				    void *user_data, GError **error)
+{
+	struct session_meta_ctx ctx = {
+		fn, user_data, NULL, flags_only, MAX(uid_first, 1u), uid_last};
+	struct imap_cmd *cmd;
+	char *range;
+	gboolean ok;
+
+	if (!session_ensure(session, mailbox, uidvalidity, error))
+		return FALSE;
+	if (uid_last == 0)
+		range = g_strdup_printf("%u:*", ctx.first);
+	else
+		range = g_strdup_printf("%u:%u", ctx.first, uid_last);
+	ctx.flags = g_string_new(NULL);
+	cmd = imap_cmd_new("UID FETCH");
+	imap_cmd_add_atom(cmd, range);
+	imap_cmd_add_atom(cmd, items);
+	if (modifier != NULL)
+		imap_cmd_add_atom(cmd, modifier);
+	ok = session_run(session, cmd, session_meta_cb, &ctx, NULL, error);
+	imap_cmd_free(cmd);
+	g_free(range);
+	g_string_free(ctx.flags, TRUE);
+	return ok;
 }
 
 gboolean imap_session_fetch_meta(struct imap_session *session,
@@ -726,26 +837,205 @@ gboolean imap_session_fetch_meta(struct imap_session *session,
 				 imap_meta_fn *fn, void *user_data,
 				 GError **error)
 {
-	struct session_meta_ctx ctx = {fn, user_data, g_string_new(NULL)};
+	return session_fetch_items(session, mailbox, uidvalidity, uid_first,
+				   uid_last,
+				   "(UID RFC822.SIZE INTERNALDATE FLAGS)", NULL,
+				   FALSE, fn, user_data, error);
+}
+
+gboolean imap_session_fetch_flags(struct imap_session *session,
+				  const char *mailbox, uint32_t uidvalidity,
+				  uint32_t uid_first, uint32_t uid_last,
+				  uint64_t changedsince, imap_meta_fn *fn,
+				  void *user_data, GError **error)
+{
+	char *mod = NULL;
+	gboolean ok;
+
+	if (changedsince != 0)
+		mod = g_strdup_printf("(CHANGEDSINCE %" G_GUINT64_FORMAT ")",
+				      changedsince);
+	ok = session_fetch_items(session, mailbox, uidvalidity, uid_first,
+				 uid_last, "(UID FLAGS)", mod, TRUE, fn,
+				 user_data, error);
+	g_free(mod);
+	return ok;
+}
+
+/* Appends @lo..@hi to @ranges, merging with the last range when adjacent
+ * or overlapping (input in ascending order). */
+static void session_range_add(GArray *ranges, uint32_t lo, uint32_t hi)
+{
+	struct imap_uid_range *last =
+		ranges->len > 0 ? &g_array_index(ranges, struct imap_uid_range,
+						 ranges->len - 1)
+				: NULL;
+	struct imap_uid_range r = {lo, hi};
+
+	if (last != NULL && lo <= (uint64_t)last->hi + 1 && lo >= last->lo) {
+		last->hi = MAX(last->hi, hi);
+		return;
+	}
+	g_array_append_val(ranges, r);
+}
+
+static gint session_range_cmp(gconstpointer a, gconstpointer b)
+{
+	const struct imap_uid_range *x = a, *y = b;
+
+	return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+/* Sorts and merges @ranges in place. */
+static void session_ranges_normalize(GArray *ranges)
+{
+	GArray *tmp;
+	guint i;
+
+	g_array_sort(ranges, session_range_cmp);
+	tmp = g_array_sized_new(FALSE, FALSE, sizeof(struct imap_uid_range),
+				ranges->len);
+	for (i = 0; i < ranges->len; i++) {
+		const struct imap_uid_range *r =
+			&g_array_index(ranges, struct imap_uid_range, i);
+
+		session_range_add(tmp, r->lo, r->hi);
+	}
+	g_array_set_size(ranges, 0);
+	g_array_append_vals(ranges, tmp->data, tmp->len);
+	g_array_unref(tmp);
+}
+
+gboolean imap_parse_uid_set(const char *text, uint32_t first, uint32_t last,
+			    GArray *ranges)
+{
+	const char *p = text;
+
+	if (text == NULL || *text == '\0')
+		return FALSE;
+	for (;;) {
+		guint64 a, b;
+		char *end;
+
+		if (!g_ascii_isdigit(*p))
+			return FALSE;
+		a = g_ascii_strtoull(p, &end, 10);
+		p = end;
+		b = a;
+		if (*p == ':') {
+			p++;
+			if (!g_ascii_isdigit(*p))
+				return FALSE;
+			b = g_ascii_strtoull(p, &end, 10);
+			p = end;
+		}
+		if (a == 0 || b == 0 || a > G_MAXUINT32 || b > G_MAXUINT32)
+			return FALSE;
+		if (a > b) {
+			guint64 t = a;
+
+			a = b;
+			b = t;
+		}
+		/* Clipped to what was asked for. */
+		a = MAX(a, first);
+		b = MIN(b, last);
+		if (a <= b) {
+			struct imap_uid_range r = {(uint32_t)a, (uint32_t)b};
+
+			g_array_append_val(ranges, r);
+		}
+		if (*p == '\0')
+			break;
+		if (*p++ != ',')
+			return FALSE;
+	}
+	session_ranges_normalize(ranges);
+	return TRUE;
+}
+
+struct session_ranges_ctx {
+	GArray *ranges;
+	uint32_t first, last;
+	gboolean esearch_seen;
+	gboolean bad;
+};
+
+/* "* ESEARCH (TAG "x") UID ALL 1:5,7" or, without ESEARCH, one
+ * "* n FETCH (UID u)" per message. */
+static void session_ranges_cb(struct imap_response *resp, void *user_data)
+{
+	struct session_ranges_ctx *ctx = user_data;
+	const struct imap_arg *items;
+	const char *str;
+	size_t n, i;
+	uint32_t uid;
+
+	if (resp->keyword == NULL)
+		return;
+	if (strcmp(resp->keyword, "ESEARCH") == 0) {
+		ctx->esearch_seen = TRUE;
+		for (i = 0; i + 1 < resp->count; i++) {
+			if (!imap_arg_atom_equals(&resp->args[i], "ALL"))
+				continue;
+			if (!imap_arg_get_atom(&resp->args[i + 1], &str) ||
+			    !imap_parse_uid_set(str, ctx->first, ctx->last,
+						ctx->ranges))
+				ctx->bad = TRUE;
+			i++;
+		}
+		return;
+	}
+	if (strcmp(resp->keyword, "FETCH") != 0 || resp->count != 1 ||
+	    !imap_arg_get_list(&resp->args[0], &items, &n))
+		return;
+	for (i = 0; i + 1 < n; i += 2) {
+		if (imap_arg_atom_equals(&items[i], "UID") &&
+		    imap_arg_get_uint32(&items[i + 1], &uid) &&
+		    uid >= ctx->first && uid <= ctx->last)
+			session_range_add(ctx->ranges, uid, uid);
+	}
+}
+
+gboolean imap_session_uid_ranges(struct imap_session *session,
+				 const char *mailbox, uint32_t uidvalidity,
+				 uint32_t uid_first, uint32_t uid_last,
+				 GArray *ranges, GError **error)
+{
+	struct session_ranges_ctx ctx = {ranges, MAX(uid_first, 1u), uid_last,
+					 FALSE, FALSE};
+	gboolean esearch = imap_conn_has_cap(session->conn, "ESEARCH");
 	struct imap_cmd *cmd;
 	char *range;
 	gboolean ok;
 
-	if (!session_ensure(session, mailbox, uidvalidity, error)) {
-		g_string_free(ctx.flags, TRUE);
+	g_array_set_size(ranges, 0);
+	if (uid_last < ctx.first)
+		return TRUE;
+	if (!session_ensure(session, mailbox, uidvalidity, error))
 		return FALSE;
+	range = g_strdup_printf("%u:%u", ctx.first, uid_last);
+	if (esearch) {
+		cmd = imap_cmd_new("UID SEARCH");
+		imap_cmd_add_atom(cmd, "RETURN");
+		imap_cmd_add_atom(cmd, "(ALL)");
+		imap_cmd_add_atom(cmd, "UID");
+		imap_cmd_add_atom(cmd, range);
+	} else {
+		cmd = imap_cmd_new("UID FETCH");
+		imap_cmd_add_atom(cmd, range);
+		imap_cmd_add_atom(cmd, "(UID)");
 	}
-	if (uid_last == 0)
-		range = g_strdup_printf("%u:*", MAX(uid_first, 1u));
-	else
-		range = g_strdup_printf("%u:%u", MAX(uid_first, 1u), uid_last);
-	cmd = imap_cmd_new("UID FETCH");
-	imap_cmd_add_atom(cmd, range);
-	imap_cmd_add_atom(cmd, "(UID RFC822.SIZE INTERNALDATE FLAGS)");
-	ok = session_run(session, cmd, session_meta_cb, &ctx, NULL, error);
+	ok = session_run(session, cmd, session_ranges_cb, &ctx, NULL, error);
 	imap_cmd_free(cmd);
 	g_free(range);
-	g_string_free(ctx.flags, TRUE);
+	if (ok && ctx.bad) {
+		g_set_error(error, IMAP_ERROR, IMAP_ERROR_PROTOCOL,
+			    "bad UID set in ESEARCH reply for %s", mailbox);
+		ok = FALSE;
+	}
+	if (ok)
+		session_ranges_normalize(ranges);
 	return ok;
 }
 

@@ -154,6 +154,41 @@ gboolean imap_session_fetch_meta(struct imap_session *session,
 				 imap_meta_fn *fn, void *user_data,
 				 GError **error);
 
+/* Like imap_session_fetch_meta() with only (UID FLAGS): @meta's size and
+ * internaldate are 0. With @changedsince (a HIGHESTMODSEQ; 0 = none) the
+ * server is asked for CONDSTORE's (CHANGEDSINCE @changedsince): only
+ * messages whose flags changed since then are reported. Only UIDs in
+ * @uid_first..@uid_last reach @fn. */
+gboolean imap_session_fetch_flags(struct imap_session *session,
+				  const char *mailbox, uint32_t uidvalidity,
+				  uint32_t uid_first, uint32_t uid_last,
+				  uint64_t changedsince, imap_meta_fn *fn,
+				  void *user_data, GError **error);
+
+/* An inclusive range of UIDs. */
+struct imap_uid_range {
+	uint32_t lo, hi;
+};
+
+/* The UIDs that exist in @uid_first..@uid_last (no "*": explicit bounds)
+ * of @mailbox, as ascending, merged ranges in @ranges (struct
+ * imap_uid_range; emptied first): "UID SEARCH RETURN (ALL) UID a:b" with
+ * ESEARCH (RFC 4731, a few bytes for a whole folder), else
+ * "UID FETCH a:b (UID)". UIDs outside the bounds the server reports are
+ * ignored; a malformed ESEARCH set is IMAP_ERROR_PROTOCOL. Fails with
+ * IMAP_ERROR_STALE like imap_session_fetch_meta(). */
+gboolean imap_session_uid_ranges(struct imap_session *session,
+				 const char *mailbox, uint32_t uidvalidity,
+				 uint32_t uid_first, uint32_t uid_last,
+				 GArray *ranges, GError **error);
+
+/* Parses an IMAP sequence set of UIDs ("1:5,7,9:12"; ranges in either
+ * order, no "*") and appends it, clipped to @first..@last, sorted and
+ * merged, to @ranges (struct imap_uid_range). FALSE if malformed (0, a
+ * number above 2^32-1, stray characters); @ranges may then hold part. */
+gboolean imap_parse_uid_set(const char *text, uint32_t first, uint32_t last,
+			    GArray *ranges);
+
 /* Fetches bytes @offset..@offset+@length of the whole message (BODY[])
  * with UID FETCH uid BODY.PEEK[]<offset.length> and hands them to @fn in
  * order, as they arrive: the literal is streamed from the network buffer

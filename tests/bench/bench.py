@@ -51,6 +51,16 @@ METRICS = {
     "h": ("(h) cp of a 25 MB message in vs one APPEND", 1.3),
 }
 WRITE_KEYS = ("e", "f", "g", "h")
+# The big-folder figures (a folder of --big messages of its own).
+BIG_FOLDER = "Huge"
+BIG_METRICS = {
+    "l": ("(l) ls -l of the big folder, cold, vs UID FETCH 1:* (metadata)",
+          1.5),
+    "m": ("(m) peak RSS of the daemon per message (B), after (l)", 300),
+    "n": ("(n) walk (listdir + lstat of each) across listing_ttl expiries: "
+          "full reloads", 0),
+}
+BIG_WALK_TTL = 2      # listing_ttl for (n): expires during the walk
 WRITE_BIG_SIZE = 25 * 1024 * 1024
 WRITE_SIZES = (2300, 21000)        # bytes per message for (e)-(g)
 # Folders for the write figures: the baseline's and the mount's own.
@@ -135,6 +145,20 @@ class Baseline:
                 uids.append(int(m.group(1)))
         self.uids = sorted(uids)
         return t
+
+    def metadata_of(self, mailbox: str) -> tuple[float, int]:
+        """(l): EXAMINE, UID FETCH 1:* (UID RFC822.SIZE INTERNALDATE FLAGS)
+        of @mailbox; returns seconds and the number of FETCH responses."""
+        data = []
+
+        def work():
+            self._examine(mailbox)
+            data.append(self._uid_fetch(
+                "1:*", "(UID RFC822.SIZE INTERNALDATE FLAGS)"))
+        t = timed(work)
+        n = sum(1 for x in data[0] if x is not None)
+        data.clear()
+        return t, n
 
     def _chunks(self) -> list[str]:
         u = self.uids
@@ -371,6 +395,25 @@ class Mounter:
                     return int(line.split()[1])
         raise RuntimeError("no VmHWM in /proc/<pid>/status")
 
+    def status(self) -> dict:
+        """`imapfs status` of the mount as {field: value}."""
+        r = subprocess.run([self.binary, "status", self.mnt],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, timeout=60, stdin=subprocess.DEVNULL)
+        if r.returncode != 0:
+            raise RuntimeError(f"imapfs status failed: {r.stderr.strip()}")
+        out = {}
+        for line in r.stdout.splitlines():
+            k, _, v = line.partition(":")
+            out[k.strip()] = v.strip()
+        return out
+
+    def full_loads(self) -> int | None:
+        """Full folder listings so far; None from a build whose status
+        does not count them."""
+        m = re.match(r"(\d+) full", self.status().get("listings", ""))
+        return int(m.group(1)) if m else None
+
     def __exit__(self, *exc):
         try:
             self.peak_rss_kb = max(self.peak_rss_kb, self.rss_kb())
@@ -390,6 +433,116 @@ def list_dir(path: str, expect: int) -> None:
     if n != expect:
         raise RuntimeError(f"ls -l {path} listed {n} messages, "
                            f"expected {expect}")
+
+
+# --------------------------------------------------------------------------
+# the big folder: (l), (m), (n)
+# --------------------------------------------------------------------------
+
+def tiny_messages(count: int, start: int = 0) -> list[bytes]:
+    """count small distinct messages (~120 bytes): a big folder's cost is
+    per message, not per byte."""
+    return [(f"From: bench@example.org\r\nSubject: message {i}\r\n"
+             f"Message-ID: <{i}@big.bench>\r\n\r\nbody of {i}\r\n"
+             ).encode() for i in range(start, start + count)]
+
+
+def load_big_folder(server, n: int) -> None:
+    step = 50_000
+    for lo in range(0, n, step):
+        server.bulk_load(BIG_FOLDER, tiny_messages(min(step, n - lo), lo))
+
+
+def big_folder_figures(args, server, baseline, binary, fs_options, mnt,
+                       n: int, runs: int) -> dict:
+    """Times (l) and measures (m), (n) on fresh mounts; returns
+    {"l": [s], "l_base": [s], "m": bytes/msg, "m_kb": (idle, peak),
+    "n": reloads, "n_time": s, "n_refreshes": k}."""
+    out = {"l": [], "l_base": [], "n": None, "n_time": None}
+    for r in range(runs):
+        t, got = baseline.metadata_of(BIG_FOLDER)
+        if got < n:
+            raise RuntimeError(f"{BIG_FOLDER}: the baseline saw {got} "
+                               f"messages, expected {n}")
+        out["l_base"].append(t)
+        if args.baseline_only:
+            continue
+        mounter = Mounter(binary, server, mnt, fs_options)
+        with mounter:
+            idle_kb = mounter.rss_kb()
+            out["l"].append(timed(lambda: list_dir(
+                os.path.join(mnt, BIG_FOLDER), n)))
+            peak_kb = mounter.rss_kb()
+        per_msg = (peak_kb - idle_kb) * 1024 / n
+        if "m" not in out or per_msg > out["m"]:
+            out["m"], out["m_kb"] = per_msg, (idle_kb, peak_kb)
+        log(f"big folder run {r + 1}/{runs}: ls -l {out['l'][-1]:.2f} s, "
+            f"baseline {t:.2f} s, peak {per_msg:.0f} B/message")
+    if args.baseline_only:
+        return out
+    # (n): a walk that outlives listing_ttl (attr_timeout=0 so that every
+    # lstat reaches the daemon, as it does when a walk is slower than the
+    # attribute cache).
+    opts = fs_options + ["-o", f"listing_ttl={BIG_WALK_TTL}",
+                         "-o", "attr_timeout=0"]
+    mounter = Mounter(binary, server, mnt, opts)
+    folder = os.path.join(mnt, BIG_FOLDER)
+    with mounter:
+        t0 = time.perf_counter()
+        names = os.listdir(folder)
+        pause = 0.0
+        for i, name in enumerate(names):
+            if i == len(names) // 2:
+                # Halfway, the listing is made to expire (however fast
+                # the walk is); not counted in the walk's time.
+                time.sleep(BIG_WALK_TTL + 0.5)
+                pause = BIG_WALK_TTL + 0.5
+            os.lstat(os.path.join(folder, name))
+        walk = time.perf_counter() - t0 - pause
+        loads = mounter.full_loads()
+        st = mounter.status().get("listings", "")
+    # The first listing is not a reload.
+    out["n"] = loads - 1 if loads is not None else None
+    out["n_time"] = walk
+    out["n_names"] = len(names)
+    out["n_status"] = st
+    return out
+
+
+def print_big(out: dict, n: int, runs: int) -> None:
+    med = statistics.median
+    print()
+    print(f"### Big folder: {n} messages of ~120 bytes in {BIG_FOLDER}, "
+          f"median of {runs} run(s)")
+    print()
+    print("| metric | imapfs | baseline | ratio / value | target | result |")
+    print("|---|---:|---:|---:|---:|---|")
+    desc, target = BIG_METRICS["l"]
+    if out["l"]:
+        ratio = med(out["l"]) / med(out["l_base"])
+        print(f"| {desc} | {med(out['l']):.3f} s | "
+              f"{med(out['l_base']):.3f} s | {ratio:.2f}x | "
+              f"<= {target:g}x | {'pass' if ratio <= target else 'FAIL'} |")
+    else:
+        print(f"| {desc} | – | {med(out['l_base']):.3f} s | – | "
+              f"<= {target:g}x | not run |")
+    if "m" in out:
+        desc, target = BIG_METRICS["m"]
+        idle, peak = out["m_kb"]
+        print(f"| {desc} | {peak / 1024:.1f} MB peak, {idle / 1024:.1f} MB "
+              f"before | – | {out['m']:.0f} B | <= {target} B | "
+              f"{'pass' if out['m'] <= target else 'FAIL'} |")
+    if out.get("n_time") is not None and out["n"] is None:
+        desc, target = BIG_METRICS["n"]
+        print(f"| {desc} | not counted by this build ({out['n_time']:.1f} s, "
+              f"{out['n_time'] / max(out['n_names'], 1) * 1e6:.0f} us per "
+              f"name) | – | – | {target} | – |")
+    if out["n"] is not None:
+        desc, target = BIG_METRICS["n"]
+        print(f"| {desc} | {out['n']} ({out['n_time']:.1f} s, "
+              f"{out['n_time'] / max(out['n_names'], 1) * 1e6:.0f} us per "
+              f"name; listings: {out['n_status']}) | – | {out['n']} | "
+              f"{target} | {'pass' if out['n'] <= target else 'FAIL'} |")
 
 
 # --------------------------------------------------------------------------
@@ -427,6 +580,11 @@ def main() -> int:
     ap.add_argument("--write-messages", type=int, default=None,
                     help="messages for the write figures (e)-(g) "
                     "(default 1000; 100 with --quick)")
+    ap.add_argument("--big", type=int, default=None, metavar="N",
+                    help="messages in the big folder for (l)-(n) (default "
+                    "20000; 2000 with --quick; 0 skips them)")
+    ap.add_argument("--big-only", action="store_true",
+                    help="only the big-folder figures (l)-(n)")
     ap.add_argument("--baseline-only", action="store_true",
                     help="only measure the baselines (no imapfs needed)")
     ap.add_argument("-o", dest="fs_options", action="append", default=[],
@@ -438,7 +596,11 @@ def main() -> int:
     runs = args.runs if args.runs is not None else (1 if args.quick else 3)
     nw = args.write_messages if args.write_messages is not None else \
         (100 if args.quick else 1000)
-    if n < 1 or runs < 1 or nw < 1:
+    nbig = args.big if args.big is not None else \
+        (2000 if args.quick else 20000)
+    if args.big_only and nbig < 1:
+        ap.error("--big-only needs --big N with N > 0")
+    if n < 1 or runs < 1 or nw < 1 or nbig < 0:
         ap.error("--messages, --write-messages and --runs must be "
                  "positive")
     if not args.baseline_only and not os.access(args.binary, os.X_OK):
@@ -454,10 +616,31 @@ def main() -> int:
     os.makedirs(local)
     server = testenv.DovecotServer(os.path.join(tmp, "server"))
     baseline = None
+    runtime = None
     mounted = False
     try:
         log("starting Dovecot")
         server.start()
+        # `imapfs status` of the mounts for (n): a runtime directory of
+        # our own for their control sockets.
+        runtime = testenv.short_runtime_dir()
+        os.environ["XDG_RUNTIME_DIR"] = runtime
+
+        def run_big() -> None:
+            log(f"loading {nbig} small messages into {BIG_FOLDER}")
+            t0 = time.perf_counter()
+            load_big_folder(server, nbig)
+            log(f"loaded in {time.perf_counter() - t0:.0f} s; warming "
+                f"Dovecot's index (untimed)")
+            baseline.metadata_of(BIG_FOLDER)
+            out = big_folder_figures(args, server, baseline, args.binary,
+                                     fs_options, mnt, nbig, runs)
+            print_big(out, nbig, runs)
+
+        if args.big_only:
+            baseline = Baseline(server)
+            run_big()
+            return 0
         log(f"generating and loading {n} messages + one "
             f"{BIG_SIZE >> 20} MB message")
         msgs = testenv.sample_messages(n, seed=7)
@@ -592,6 +775,8 @@ def main() -> int:
                                  write_unavailable or "not run"))
             print(f"targets met: {sum(1 for x in results if x)} of "
                   f"{sum(1 for x in results if x is not None)} measured")
+        if nbig > 0:
+            run_big()
         if failed:
             log(f"error: write figures {write_unavailable}")
         return 1 if failed else 0
@@ -608,6 +793,8 @@ def main() -> int:
             baseline.close()
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+        if runtime is not None:
+            shutil.rmtree(runtime, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -534,7 +534,7 @@ def test_zero_rfc822_size(fake, listing):
 
 _ALLOWED = {"CAPABILITY", "AUTHENTICATE", "LOGIN", "NAMESPACE", "LIST",
             "EXAMINE", "UID FETCH", "NOOP", "LOGOUT", "ENABLE", "ID",
-            "GETQUOTAROOT", "STATUS"}
+            "GETQUOTAROOT", "STATUS", "UID SEARCH"}
 _TAG_RE = re.compile(r"^[A-Za-z0-9.]+$")
 # Partial fetches of a block range, or whole messages (prefetch batches
 # and sequential reads of messages that fit the cache).
@@ -542,6 +542,10 @@ _BODY_FETCH_RE = re.compile(r"^\S+ UID FETCH [0-9:,]+ \(UID BODY\.PEEK\[\]"
                             r"(<\d+\.\d+>)?\)$")
 _META_FETCH_RE = re.compile(r"^\S+ UID FETCH \d+:(\d+|\*) \(UID RFC822\.SIZE "
                             r"INTERNALDATE FLAGS\)$")
+# A refresh of a listed folder: flags (CONDSTORE: only changed ones), the
+# UIDs that exist (without ESEARCH).
+_REFRESH_FETCH_RE = re.compile(r"^\S+ UID FETCH \d+:\d+ \(UID( FLAGS)?\)"
+                               r"( \(CHANGEDSINCE \d+\))?$")
 
 
 def test_commands_well_formed(fake, listing):
@@ -566,7 +570,8 @@ def test_commands_well_formed(fake, listing):
             "SELECT" not in up.replace("EXAMINE", ""), c.text
         if c.name == "UID FETCH":
             assert _BODY_FETCH_RE.match(c.text) or \
-                _META_FETCH_RE.match(c.text), \
+                _META_FETCH_RE.match(c.text) or \
+                _REFRESH_FETCH_RE.match(c.text), \
                 f"unexpected FETCH form: {c.text!r}"
             assert re.search(r"BODY\[", up) is None or "BODY.PEEK[" in up, \
                 f"BODY[ without PEEK would set \\Seen: {c.text!r}"

@@ -2,6 +2,7 @@
 through the mount's control socket in $XDG_RUNTIME_DIR/imapfs/."""
 
 import os
+import re
 import signal
 import stat
 import shutil
@@ -59,6 +60,11 @@ def test_status_of_a_live_mount(env, live, runtime):
     f = fields(imapfs(env, runtime, "status", live).stdout)
     assert int(f["cache"].split()[0]) > 0, f["cache"]
     assert int(f["messages"].split()[0]) > 0
+    # folder listings: full loads and refreshes, counted
+    os.listdir(os.path.join(live, "INBOX"))
+    f = fields(imapfs(env, runtime, "status", live).stdout)
+    m = re.match(r"^(\d+) full, (\d+) refreshed$", f["listings"])
+    assert m and int(m.group(1)) >= 1, f["listings"]
     # the socket is private to the user
     socks = os.listdir(os.path.join(runtime, "imapfs"))
     assert len(socks) == 1

@@ -61,14 +61,13 @@ static void load(struct fs_tree *t, uint64_t dir, uint32_t uidvalidity,
 	struct imap_mailbox_status st = {.uidvalidity = uidvalidity};
 	GArray *metas =
 		g_array_new(FALSE, TRUE, sizeof(struct imap_message_meta));
-	char *mailbox = NULL;
-	uint32_t old;
+	struct fs_folder_base base;
 	size_t i;
 
-	fs_tree_folder_invalidate(t, dir);
-	g_assert_cmpint(fs_tree_folder_begin(t, dir, G_USEC_PER_SEC * 60,
-					     &mailbox, &old),
-			==, 1);
+	fs_tree_folder_invalidate_full(t, dir);
+	g_assert_cmpint(
+		fs_tree_folder_begin(t, dir, G_USEC_PER_SEC * 60, &base), ==,
+		FS_FOLDER_LOAD);
 	for (i = 0; i < n; i++) {
 		struct imap_message_meta m = {.uid = uids[i],
 					      .size = 100 * uids[i],
@@ -80,7 +79,17 @@ static void load(struct fs_tree *t, uint64_t dir, uint32_t uidvalidity,
 	}
 	fs_tree_folder_end(t, dir, TRUE, &st, metas);
 	g_array_unref(metas);
-	g_free(mailbox);
+	fs_folder_base_clear(&base);
+}
+
+static void assert_list_name(struct fs_tree *t, GArray *list, guint i,
+			     const char *name)
+{
+	struct fs_entry e;
+
+	g_assert_cmpint(fs_tree_list_entry(t, list, i, &e), ==, 0);
+	g_assert_cmpstr(e.name, ==, name);
+	fs_entry_clear(&e);
 }
 
 static void test_structure(void)
@@ -119,8 +128,7 @@ static void test_listing(void)
 	struct fs_tree *t = make_tree();
 	uint64_t inbox = lookup_ino(t, FS_ROOT_INO, "INBOX");
 	const uint32_t uids[] = {7, 3, 12};
-	char *mailbox = NULL;
-	uint32_t uv;
+	struct fs_folder_base base;
 	struct fs_entry e;
 	GArray *list;
 	int err;
@@ -138,19 +146,19 @@ static void test_listing(void)
 	g_assert_cmpint(fs_tree_lookup(t, inbox, "8.eml", &e), ==, -ENOENT);
 	g_assert_cmpint(fs_tree_lookup(t, inbox, "07.eml", &e), ==, -ENOENT);
 	/* Fresh listing: no reload needed. */
-	g_assert_cmpint(fs_tree_folder_begin(t, inbox, G_USEC_PER_SEC * 60,
-					     &mailbox, &uv),
-			==, 0);
+	g_assert_cmpint(
+		fs_tree_folder_begin(t, inbox, G_USEC_PER_SEC * 60, &base), ==,
+		FS_FOLDER_FRESH);
+	fs_folder_base_clear(&base);
 	/* ., .., then messages in UID order. */
 	list = fs_tree_list(t, inbox, &err);
 	g_assert_nonnull(list);
 	g_assert_cmpuint(list->len, ==, 5);
-	g_assert_cmpstr(g_array_index(list, struct fs_entry, 0).name, ==, ".");
-	g_assert_cmpstr(g_array_index(list, struct fs_entry, 1).name, ==, "..");
-	g_assert_cmpstr(g_array_index(list, struct fs_entry, 2).name, ==,
-			"3.eml");
-	g_assert_cmpstr(g_array_index(list, struct fs_entry, 4).name, ==,
-			"12.eml");
+	assert_list_name(t, list, 0, ".");
+	assert_list_name(t, list, 1, "..");
+	assert_list_name(t, list, 2, "3.eml");
+	assert_list_name(t, list, 3, "7.eml");
+	assert_list_name(t, list, 4, "12.eml");
 	g_array_unref(list);
 	g_assert_null(fs_tree_list(t, 999999, &err));
 	g_assert_cmpint(err, ==, -ENOENT);
@@ -205,8 +213,7 @@ static void test_mailbox_vanishes(void)
 	uint64_t entw = lookup_ino(t, FS_ROOT_INO, "Entwürfe");
 	uint64_t inbox = lookup_ino(t, FS_ROOT_INO, "INBOX");
 	struct fs_entry e;
-	char *mb = NULL;
-	uint32_t uv;
+	struct fs_folder_base base;
 
 	add_box(infos, "INBOX", '.', FALSE);
 	fs_tree_set_mailboxes(t, infos);
@@ -214,8 +221,7 @@ static void test_mailbox_vanishes(void)
 	g_assert_cmpint(fs_tree_get(t, entw, &e), ==, -ENOENT);
 	g_assert_cmpint(fs_tree_lookup(t, FS_ROOT_INO, "Archive", &e), ==,
 			-ENOENT);
-	g_assert_cmpint(fs_tree_folder_begin(t, entw, 0, &mb, &uv), ==,
-			-ENOENT);
+	g_assert_cmpint(fs_tree_folder_begin(t, entw, 0, &base), ==, -ENOENT);
 	/* INBOX keeps its inode. */
 	g_assert_cmpuint(lookup_ino(t, FS_ROOT_INO, "INBOX"), ==, inbox);
 	fs_tree_free(t);
@@ -227,15 +233,24 @@ static void test_failed_load_keeps_listing(void)
 	uint64_t inbox = lookup_ino(t, FS_ROOT_INO, "INBOX");
 	const uint32_t uids[] = {4};
 	struct imap_mailbox_status st = {0};
-	char *mb = NULL;
-	uint32_t uv;
+	struct fs_folder_delta delta = {0};
+	struct fs_folder_base base;
 
 	load(t, inbox, 9, uids, 1);
+	/* A failed refresh keeps the listing... */
 	fs_tree_folder_invalidate(t, inbox);
-	g_assert_cmpint(fs_tree_folder_begin(t, inbox, 0, &mb, &uv), ==, 1);
-	g_assert_cmpuint(uv, ==, 9);
+	g_assert_cmpint(fs_tree_folder_begin(t, inbox, 0, &base), ==,
+			FS_FOLDER_REFRESH);
+	fs_tree_folder_refresh_end(t, inbox, FALSE, &st, &delta);
+	fs_folder_base_clear(&base);
+	g_assert_cmpuint(lookup_ino(t, inbox, "4.eml"), !=, 0);
+	/* ... and so does a failed full load. */
+	fs_tree_folder_invalidate_full(t, inbox);
+	g_assert_cmpint(fs_tree_folder_begin(t, inbox, 0, &base), ==,
+			FS_FOLDER_LOAD);
+	g_assert_cmpuint(base.uidvalidity, ==, 9);
 	fs_tree_folder_end(t, inbox, FALSE, &st, NULL);
-	g_free(mb);
+	fs_folder_base_clear(&base);
 	g_assert_cmpuint(lookup_ino(t, inbox, "4.eml"), !=, 0);
 	fs_tree_free(t);
 }
@@ -247,7 +262,8 @@ static gboolean plan(struct fs_tree *t, uint64_t ino, GArray *items)
 	gboolean r;
 
 	g_array_set_size(items, 0);
-	r = fs_tree_prefetch_plan(t, ino, 1 << 30, 256 * 1024, items, &mb, &uv);
+	r = fs_tree_prefetch_plan(t, ino, 1 << 30, 256 * 1024, items, &mb, &uv,
+				  NULL);
 	if (r) {
 		g_assert_cmpstr(mb, ==, "INBOX");
 		g_assert_cmpuint(uv, ==, 7);
@@ -335,8 +351,13 @@ static size_t count_entries(struct fs_tree *t, uint64_t dir, gboolean dirs)
 	size_t n = 0;
 
 	g_assert_nonnull(list);
-	for (guint i = 2; i < list->len; i++)
-		n += g_array_index(list, struct fs_entry, i).is_dir == dirs;
+	for (guint i = 2; i < list->len; i++) {
+		struct fs_entry e;
+
+		g_assert_cmpint(fs_tree_list_entry(t, list, i, &e), ==, 0);
+		n += e.is_dir == dirs;
+		fs_entry_clear(&e);
+	}
 	g_array_unref(list);
 	return n;
 }
@@ -438,8 +459,7 @@ static void test_parent_only(void)
 		GPtrArray *infos = g_ptr_array_new_with_free_func(info_free);
 		uint64_t a, b;
 		struct fs_entry e;
-		char *mailbox = NULL;
-		uint32_t uv;
+		struct fs_folder_base base;
 
 		add_box(infos, "a", '.', FALSE);
 		add_box(infos, "a.b", '.', FALSE);
@@ -463,9 +483,9 @@ static void test_parent_only(void)
 		g_assert_cmpuint(count_entries(t, a, TRUE), ==, 1);
 		g_assert_cmpint(fs_tree_lookup(t, a, "1.eml", &e), ==, -ENOENT);
 		/* Nothing to EXAMINE. */
-		g_assert_cmpint(fs_tree_folder_begin(t, a, 0, &mailbox, &uv),
-				==, 0);
-		g_assert_null(mailbox);
+		g_assert_cmpint(fs_tree_folder_begin(t, a, 0, &base), ==,
+				FS_FOLDER_FRESH);
+		g_assert_null(base.mailbox);
 		g_assert_cmpint(fs_tree_get(t, a, &e), ==, 0);
 		g_assert_false(e.selectable);
 		fs_entry_clear(&e);
@@ -530,14 +550,13 @@ static void finish_load(struct fs_tree *t, uint64_t dir, const uint32_t *uids,
 
 static void begin_load(struct fs_tree *t, uint64_t dir)
 {
-	char *mailbox = NULL;
-	uint32_t old;
+	struct fs_folder_base base;
 
-	fs_tree_folder_invalidate(t, dir);
-	g_assert_cmpint(fs_tree_folder_begin(t, dir, G_USEC_PER_SEC * 60,
-					     &mailbox, &old),
-			==, 1);
-	g_free(mailbox);
+	fs_tree_folder_invalidate_full(t, dir);
+	g_assert_cmpint(
+		fs_tree_folder_begin(t, dir, G_USEC_PER_SEC * 60, &base), ==,
+		FS_FOLDER_LOAD);
+	fs_folder_base_clear(&base);
 }
 
 static void test_deltas_beat_stale_listings(void)
@@ -589,6 +608,166 @@ static void test_deltas_beat_stale_listings(void)
 	g_free(base);
 }
 
+static GArray *metas_of(const uint32_t *uids, size_t n, const char *flags)
+{
+	GArray *a = g_array_new(FALSE, TRUE, sizeof(struct imap_message_meta));
+
+	for (size_t i = 0; i < n; i++) {
+		struct imap_message_meta m = {.uid = uids[i],
+					      .size = 100 * uids[i],
+					      .internaldate = 1700000000,
+					      .flags = (char *)flags};
+
+		g_array_append_val(a, m);
+	}
+	return a;
+}
+
+static char *flags_of(struct fs_tree *t, uint64_t dir, const char *name)
+{
+	struct fs_entry e;
+	char *f;
+
+	g_assert_cmpint(fs_tree_lookup(t, dir, name, &e), ==, 0);
+	f = g_strdup(e.flags);
+	fs_entry_clear(&e);
+	return f;
+}
+
+/* An incremental refresh: new messages, flag changes and expunges become
+ * deltas; what this mount removed after the refresh began stays removed;
+ * inodes of the messages that stay are kept. */
+static void test_refresh(void)
+{
+	struct fs_tree *t = make_tree();
+	uint64_t inbox = lookup_ino(t, FS_ROOT_INO, "INBOX");
+	const uint32_t first[] = {1, 2, 3, 4, 6};
+	/* UIDNEXT 6: message 6 arrived between EXAMINE and the listing. */
+	struct imap_mailbox_status st = {.uidvalidity = 7,
+					 .uidnext = 6,
+					 .exists = 5,
+					 .highestmodseq = 20};
+	struct imap_uid_range present[] = {{1, 1}, {3, 6}};
+	struct fs_folder_delta delta = {0};
+	struct fs_folder_base base;
+	GArray *metas = metas_of(first, 5, "\\Seen");
+	uint64_t ino1, ino3;
+	char *f;
+
+	g_assert_cmpint(fs_tree_folder_begin(t, inbox, 0, &base), ==,
+			FS_FOLDER_LOAD);
+	fs_folder_base_clear(&base);
+	fs_tree_folder_end(t, inbox, TRUE, &st, metas);
+	g_array_unref(metas);
+	ino1 = lookup_ino(t, inbox, "1.eml");
+	ino3 = lookup_ino(t, inbox, "3.eml");
+	/* Fresh: nothing to do; stale: a refresh from what the server said. */
+	g_assert_cmpint(
+		fs_tree_folder_begin(t, inbox, G_USEC_PER_SEC * 60, &base), ==,
+		FS_FOLDER_FRESH);
+	fs_folder_base_clear(&base);
+	fs_tree_folder_invalidate(t, inbox);
+	g_assert_cmpint(fs_tree_folder_begin(t, inbox, 0, &base), ==,
+			FS_FOLDER_REFRESH);
+	g_assert_cmpuint(base.uidvalidity, ==, 7);
+	g_assert_cmpuint(base.uidnext, ==, 6);
+	g_assert_cmpuint(base.exists, ==, 5);
+	g_assert_cmpuint(base.modseq, ==, 20);
+	g_assert_cmpstr(base.mailbox, ==, "INBOX");
+	/* Meanwhile others are served the listing as it is. */
+	{
+		struct fs_folder_base other;
+
+		g_assert_cmpint(fs_tree_folder_begin(t, inbox, 0, &other), ==,
+				FS_FOLDER_FRESH);
+		fs_folder_base_clear(&other);
+	}
+	fs_folder_base_clear(&base);
+	/* This mount removes 4 after the refresh began (the server's answer
+	 * may predate that). */
+	fs_tree_remove_msg(t, inbox, 4);
+	delta.metas = metas_of((const uint32_t[]){4, 7, 8}, 3, "");
+	delta.flags = metas_of((const uint32_t[]){3, 99}, 2, "\\Flagged");
+	delta.present =
+		g_array_new(FALSE, FALSE, sizeof(struct imap_uid_range));
+	g_array_append_vals(delta.present, present, G_N_ELEMENTS(present));
+	delta.present_below = 6;
+	/* The new-mail listing (6:*) holds every message from 6 on: 6 is
+	 * not in it, so it went. */
+	delta.new_from = 6;
+	st.uidnext = 9;
+	st.exists = 6;
+	st.highestmodseq = 25;
+	fs_tree_folder_refresh_end(t, inbox, TRUE, &st, &delta);
+	g_array_unref(delta.metas);
+	g_array_unref(delta.flags);
+	g_array_unref(delta.present);
+	g_assert_cmpuint(lookup_ino(t, inbox, "1.eml"), ==, ino1);
+	g_assert_cmpuint(lookup_ino(t, inbox, "3.eml"), ==, ino3);
+	g_assert_cmpuint(lookup_ino(t, inbox, "2.eml"), ==, 0); /* expunged */
+	g_assert_cmpuint(lookup_ino(t, inbox, "4.eml"), ==, 0); /* ours */
+	g_assert_cmpuint(lookup_ino(t, inbox, "99.eml"), ==, 0);
+	g_assert_cmpuint(lookup_ino(t, inbox, "6.eml"), ==, 0);
+	g_assert_cmpuint(lookup_ino(t, inbox, "7.eml"), !=, 0);
+	g_assert_cmpuint(lookup_ino(t, inbox, "8.eml"), !=, 0);
+	f = flags_of(t, inbox, "3.eml");
+	g_assert_cmpstr(f, ==, "\\Flagged");
+	g_free(f);
+	f = flags_of(t, inbox, "1.eml");
+	g_assert_cmpstr(f, ==, "\\Seen");
+	g_free(f);
+	g_assert_cmpuint(fs_tree_max_uid(t, inbox), ==, 8);
+	g_assert_cmpuint(count_entries(t, inbox, FALSE), ==, 4);
+	/* The next base is what the server said now. */
+	fs_tree_folder_invalidate(t, inbox);
+	g_assert_cmpint(fs_tree_folder_begin(t, inbox, 0, &base), ==,
+			FS_FOLDER_REFRESH);
+	g_assert_cmpuint(base.uidnext, ==, 9);
+	g_assert_cmpuint(base.exists, ==, 6);
+	g_assert_cmpuint(base.modseq, ==, 25);
+	fs_folder_base_clear(&base);
+	/* A new UIDVALIDITY: every message goes, the next access lists. */
+	st.uidvalidity = 8;
+	memset(&delta, 0, sizeof(delta));
+	fs_tree_folder_refresh_end(t, inbox, TRUE, &st, &delta);
+	g_assert_cmpuint(lookup_ino(t, inbox, "1.eml"), ==, 0);
+	g_assert_cmpint(
+		fs_tree_folder_begin(t, inbox, 60 * G_USEC_PER_SEC, &base), ==,
+		FS_FOLDER_LOAD);
+	fs_folder_base_clear(&base);
+	fs_tree_free(t);
+}
+
+/* A lookup in a folder never listed adds the one message it found; a
+ * listing that follows keeps its inode. */
+static void test_add_one(void)
+{
+	struct fs_tree *t = make_tree();
+	uint64_t inbox = lookup_ino(t, FS_ROOT_INO, "INBOX");
+	struct imap_mailbox_status st = {
+		.uidvalidity = 7, .uidnext = 10, .exists = 3};
+	struct imap_message_meta m = {.uid = 5, .size = 50, .flags = ""};
+	uint64_t ino;
+	char *mb = NULL;
+	guint known = 9;
+
+	g_assert_true(fs_tree_folder_cold(t, inbox, &mb, &known));
+	g_assert_cmpstr(mb, ==, "INBOX");
+	g_assert_cmpuint(known, ==, 0);
+	g_free(mb);
+	g_assert_cmpint(fs_tree_folder_add_one(t, inbox, &st, &m), ==, 0);
+	g_assert_cmpint(fs_tree_folder_add_one(t, inbox, &st, NULL), ==, 0);
+	ino = lookup_ino(t, inbox, "5.eml");
+	g_assert_cmpuint(ino, !=, 0);
+	g_assert_true(fs_tree_folder_cold(t, inbox, NULL, &known));
+	g_assert_cmpuint(known, ==, 1);
+	load(t, inbox, 7, (const uint32_t[]){4, 5, 6}, 3);
+	g_assert_false(fs_tree_folder_cold(t, inbox, NULL, NULL));
+	g_assert_cmpuint(lookup_ino(t, inbox, "5.eml"), ==, ino);
+	g_assert_cmpuint(count_entries(t, inbox, FALSE), ==, 3);
+	fs_tree_free(t);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -604,5 +783,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/tree/folder-vanished", test_folder_vanished);
 	g_test_add_func("/tree/rights-mode", test_rights_mode);
 	g_test_add_func("/tree/deltas", test_deltas_beat_stale_listings);
+	g_test_add_func("/tree/refresh", test_refresh);
+	g_test_add_func("/tree/add-one", test_add_one);
 	return g_test_run();
 }
