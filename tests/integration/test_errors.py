@@ -2,6 +2,8 @@
 
 import errno
 import os
+import signal
+import subprocess
 
 import pytest
 
@@ -39,10 +41,17 @@ def ro_mount(env):
     """A second mount of the same server with -o ro."""
     mnt = os.path.join(env.workdir, "mnt-ro")
     os.makedirs(mnt, exist_ok=True)
-    r = testenv.mount_imapfs(env.bin, env.server, mnt, options=["-o", "ro"])
+    r = testenv.mount_imapfs(env.bin, env.server, mnt,
+                             options=["-o", "ro", "-o", "attr_timeout=3600"])
     if r.returncode != 0:
         pytest.fail(f"mounting with -o ro failed: {r.stderr}")
     try:
+        # One read first: its open is the one that reaches the daemon
+        # (ENOSYS), after which the kernel opens every file alone, so
+        # every test below sees the state a -o ro mount is in.
+        uid = min(env.truth.messages("INBOX"))
+        with open(os.path.join(mnt, "INBOX", f"{uid}.eml"), "rb") as f:
+            f.read()
         yield mnt
     finally:
         testenv.unmount(mnt)
@@ -51,8 +60,9 @@ def ro_mount(env):
 
 
 def _open_and_write(path, flags):
-    """A write through an open: EROFS at open() or, where the kernel opens
-    by itself (zero-message opens), at the first write()."""
+    """A write through an open: on a -o ro mount the kernel opens by
+    itself (zero-message opens), so EROFS comes from the daemon's WRITE
+    handler at the first write()."""
     fd = os.open(path, flags)
     try:
         os.write(fd, b"x")
@@ -136,6 +146,43 @@ def test_erofs(env, ro_mount, op):
     path = os.path.join(ro_mount, "INBOX", f"{uid}.eml")
     with open(path, "rb") as f:
         assert f.read() == env.truth.body("INBOX", uid)
+
+
+def test_ro_open_reaches_no_daemon(env, ro_mount):
+    """-o ro opens are zero-message (FUSE_CAP_NO_OPEN_SUPPORT, no FLUSH,
+    no RELEASE, page cache kept): with the daemon stopped, a message read
+    before opens, reads, fstats and closes again. A mount whose opens
+    reached the daemon would hang here until the daemon runs again."""
+    uid = max(env.truth.messages("INBOX"))
+    path = os.path.join(ro_mount, "INBOX", f"{uid}.eml")
+    with open(path, "rb") as f:
+        body = f.read()
+    assert body == env.truth.body("INBOX", uid)
+    # A READ makes the kernel forget st_atime (the mount is not ro to the
+    # kernel), so the next fstat asks the daemon once; that is GETATTR,
+    # not part of the open. Let it happen now.
+    os.stat(path)
+    pid = testenv.daemon_pid(ro_mount)
+    assert pid is not None
+    out = os.path.join(env.workdir, "ro-open.out")
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        with open(out, "wb") as f:
+            p = subprocess.Popen(["cat", path], stdout=f)
+        try:
+            p.wait(timeout=10)
+            waited = False
+        except subprocess.TimeoutExpired:
+            # Blocked in a FUSE request (a FLUSH cannot even be killed):
+            # only the daemon can release it.
+            waited = True
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    p.wait(timeout=60)
+    assert not waited, \
+        "open/read/close of a cached message waited for the daemon"
+    with open(out, "rb") as f:
+        assert p.returncode == 0 and f.read() == body
 
 
 def test_statfs(env):
