@@ -26,6 +26,7 @@
 #include "options.h"
 #include "password.h"
 #include "pool.h"
+#include "sdnotify.h"
 #include "status.h"
 #include "url.h"
 
@@ -130,6 +131,7 @@ int main(int argc, char **argv)
 	struct fuse_loop_config *loop_cfg;
 	struct fs_status status = {0};
 	struct fs_control *control = NULL;
+	struct fs_sdnotify *sd = NULL;
 	GError *err = NULL;
 	char *fsopts, *fsname;
 	int ret = 1;
@@ -156,6 +158,8 @@ int main(int argc, char **argv)
 	}
 	imapfs_log_setup(opts.debug ? IMAPFS_LOG_DEBUG : IMAPFS_LOG_WARNING,
 			 FALSE);
+	/* Taken before any command runs (password, token) or thread starts. */
+	sd = fs_sdnotify_open();
 	if (!imap_url_parse(opts.url, &url, &err)) {
 		main_fail("invalid URL", err);
 		goto out_err;
@@ -188,6 +192,8 @@ int main(int argc, char **argv)
 
 	/* Log in once now so that every failure is reported before
 	 * anything is mounted. */
+	fs_sdnotify_send(sd, "STATUS=Logging in to %s as %s", url.host,
+			 url.user);
 	first = imap_session_open(&account, &err);
 	if (first == NULL) {
 		main_fail(NULL, err);
@@ -279,7 +285,13 @@ int main(int argc, char **argv)
 	loop_cfg = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_max_threads(loop_cfg, 16);
 	fuse_loop_cfg_set_idle_threads(loop_cfg, 8);
+	/* The kernel holds the mount and the first login worked: requests
+	 * are answered as soon as the loop below reads them. */
+	fs_sdnotify_send(sd, "READY=1\nMAINPID=%ld\nSTATUS=Mounted %s@%s on %s",
+			 (long)getpid(), url.user, url.host, status.mountpoint);
 	ret = fuse_session_loop_mt(se, loop_cfg) != 0 ? 1 : 0;
+	fs_sdnotify_send(sd, "STOPPING=1\nSTATUS=Unmounting %s",
+			 status.mountpoint);
 	fuse_loop_cfg_destroy(loop_cfg);
 	fs_prefetch_free(fs.prefetch);
 	fs_notify_free(fs.notify);
@@ -309,6 +321,7 @@ out_url:
 	fs_password_free(account.password);
 	imap_url_clear(&url);
 out_opts:
+	fs_sdnotify_free(sd);
 	fs_options_clear(&opts);
 	return ret;
 }
