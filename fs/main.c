@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -45,6 +46,25 @@ static int main_check_mountpoint(const char *path)
 	main_fail(NULL, error);
 	g_error_free(error);
 	return -1;
+}
+
+/* mount(8), run by a user for an fstab "user" mount, starts its helper
+ * (mount.fuse3, then imapfs) with root's HOME=/root. The spool, the
+ * control socket and the config file are looked up below HOME (GLib),
+ * so a HOME that belongs to someone else is replaced by the user's own
+ * from the password database, before GLib first reads it. */
+static void main_fix_home(void)
+{
+	const char *home = getenv("HOME");
+	struct passwd *pw;
+	struct stat st;
+
+	if (getuid() == 0 || home == NULL ||
+	    (stat(home, &st) == 0 && st.st_uid == getuid()))
+		return;
+	pw = getpwuid(getuid());
+	if (pw != NULL && pw->pw_dir != NULL && pw->pw_dir[0] == '/')
+		setenv("HOME", pw->pw_dir, 1);
 }
 
 /* fs_options_parse(), an account name first expanded from the config
@@ -137,6 +157,7 @@ int main(int argc, char **argv)
 	int ret = 1;
 
 	signal(SIGPIPE, SIG_IGN);
+	main_fix_home();
 	if (main_is_control_command(argc, argv))
 		return fs_control_client(argv[2], argv[1]);
 	if (!main_parse(argc, argv, &opts, &err)) {
