@@ -70,6 +70,20 @@ def _open_and_write(path, flags):
         os.close(fd)
 
 
+def _copy_range(src, dst):
+    """copy_file_range(2) between two messages of the mount (the kernel
+    sends COPY_FILE_RANGE; the open of dst is the kernel's own)."""
+    fi = os.open(src, os.O_RDONLY)
+    try:
+        fo = os.open(dst, os.O_WRONLY)
+        try:
+            os.copy_file_range(fi, fo, 100)
+        finally:
+            os.close(fo)
+    finally:
+        os.close(fi)
+
+
 def _write_ops(mnt, uid):
     f = os.path.join(mnt, "INBOX", f"{uid}.eml")
     d = os.path.join(mnt, "INBOX")
@@ -101,13 +115,16 @@ def _write_ops(mnt, uid):
         "symlink": lambda: os.symlink("x", os.path.join(d, "link")),
         "link": lambda: os.link(f, os.path.join(d, "hard.eml")),
         "mknod": lambda: os.mknod(os.path.join(d, "fifo"), 0o600 | 0o10000),
+        "copy_file_range": lambda: _copy_range(
+            f, os.path.join(d, f"{uid + 1}.eml")),
     }
 
 
 OPS = ["open_wronly", "open_rdwr", "open_append", "open_trunc", "creat",
        "creat_scratch", "mkdir", "mkdir_sub", "unlink", "rmdir", "rename",
        "rename_to_folder", "rename_dir", "setxattr", "removexattr",
-       "truncate", "chmod", "chown", "utime", "symlink", "link", "mknod"]
+       "truncate", "chmod", "chown", "utime", "symlink", "link", "mknod",
+       "copy_file_range"]
 
 
 def _mount_options(mnt):
