@@ -257,10 +257,9 @@ int main(int argc, char **argv)
 	imap_pool_open_more(fs.pool, MIN(opts.connections, 3u));
 
 	/* A ':' in fsname makes df and gnulib treat the mount as remote.
-	 * -o ro is enforced by our own handlers (EROFS), not the kernel
-	 * flag, so that the handlers are what answers. A comma
-	 * (impossible in a host, possible in a user name) would end the
-	 * option, and a backslash is fuse_opt's escape: replace both. */
+	 * A comma (impossible in a host, possible in a user name) would
+	 * end the option, and a backslash is fuse_opt's escape: replace
+	 * both. */
 	fsname = g_strdup_printf("imapfs:%s@%s", url.user, url.host);
 	g_strdelimit(fsname, ",\\", '_');
 	fsopts = g_strdup_printf("-osubtype=imapfs,fsname=%s,"
@@ -269,6 +268,13 @@ int main(int argc, char **argv)
 	g_free(fsname);
 	fuse_opt_add_arg(&opts.fuse_args, fsopts);
 	g_free(fsopts);
+	/* -o ro is refused by our own handlers (EROFS) and by the kernel's
+	 * ro flag too: only with the flag does the kernel keep st_atime
+	 * after a read, so that a warm grep -r sends nothing at all (no
+	 * GETATTR per file). The tests remount such a mount rw (the daemon
+	 * is not told) to check the handlers. */
+	if (fs.read_only)
+		fuse_opt_add_arg(&opts.fuse_args, "-oro");
 	se = fuse_session_new(&opts.fuse_args, fs_ops_get(),
 			      sizeof(struct fuse_lowlevel_ops), &fs);
 	if (se == NULL) {

@@ -36,16 +36,17 @@ def test_read_directory_eisdir(env):
         os.close(fd)
 
 
-@pytest.fixture(scope="module")
-def ro_mount(env):
-    """A second mount of the same server with -o ro."""
-    mnt = os.path.join(env.workdir, "mnt-ro")
+def _ro_mount(env, name, remount_rw):
+    mnt = os.path.join(env.workdir, name)
     os.makedirs(mnt, exist_ok=True)
     r = testenv.mount_imapfs(env.bin, env.server, mnt,
                              options=["-o", "ro", "-o", "attr_timeout=3600"])
     if r.returncode != 0:
         pytest.fail(f"mounting with -o ro failed: {r.stderr}")
     try:
+        assert "ro" in testenv.mount_options(mnt), "-o ro: kernel flag"
+        if remount_rw:
+            testenv.remount_rw(mnt)
         # One read first: its open is the one that reaches the daemon
         # (ENOSYS), after which the kernel opens every file alone, so
         # every test below sees the state a -o ro mount is in.
@@ -57,6 +58,20 @@ def ro_mount(env):
         testenv.unmount(mnt)
         if testenv.daemon_pid(mnt) is not None:
             testenv.force_unmount(mnt)
+
+
+@pytest.fixture(scope="module")
+def ro_mount(env):
+    """A second mount of the same server with -o ro, remounted rw in the
+    kernel (the daemon still runs with -o ro): what refuses writes there
+    is the daemon's handlers alone."""
+    yield from _ro_mount(env, "mnt-ro", True)
+
+
+@pytest.fixture(scope="module")
+def kro_mount(env):
+    """A -o ro mount as a user gets it (the kernel's ro flag on too)."""
+    yield from _ro_mount(env, "mnt-kro", False)
 
 
 def _open_and_write(path, flags):
@@ -128,16 +143,15 @@ OPS = ["open_wronly", "open_rdwr", "open_append", "open_trunc", "creat",
 
 
 def _mount_options(mnt):
-    real = os.path.realpath(mnt)
-    with open("/proc/mounts") as f:
-        rows = [line.split() for line in f if line.split()[1] == real]
-    assert len(rows) == 1, rows
-    return rows[0][3].split(",")
+    return testenv.mount_options(mnt)
 
 
-def test_ro_mount_leaves_kernel_flag_off(ro_mount):
-    """-o ro is enforced by imapfs itself, not by the kernel's ro flag
-    (which would hide whether the daemon's handlers refuse writes)."""
+def test_ro_mount_kernel_flag(kro_mount, ro_mount):
+    """-o ro sets the kernel's ro flag too (a user's mount, kro_mount);
+    the handler tests below run where it was cleared again (ro_mount),
+    since the flag would hide whether the daemon's handlers refuse
+    writes."""
+    assert "ro" in _mount_options(kro_mount)
     assert "ro" not in _mount_options(ro_mount)
 
 
@@ -165,21 +179,19 @@ def test_erofs(env, ro_mount, op):
         assert f.read() == env.truth.body("INBOX", uid)
 
 
-def test_ro_open_reaches_no_daemon(env, ro_mount):
+def test_ro_open_reaches_no_daemon(env, kro_mount):
     """-o ro opens are zero-message (FUSE_CAP_NO_OPEN_SUPPORT, no FLUSH,
-    no RELEASE, page cache kept): with the daemon stopped, a message read
-    before opens, reads, fstats and closes again. A mount whose opens
-    reached the daemon would hang here until the daemon runs again."""
+    no RELEASE, page cache kept, and with the kernel's ro flag st_atime
+    is not forgotten after a read, so fstat asks nothing either): with the
+    daemon stopped, a message read before opens, reads, fstats and closes
+    again. A mount whose opens reached the daemon would hang here until
+    the daemon runs again."""
     uid = max(env.truth.messages("INBOX"))
-    path = os.path.join(ro_mount, "INBOX", f"{uid}.eml")
+    path = os.path.join(kro_mount, "INBOX", f"{uid}.eml")
     with open(path, "rb") as f:
         body = f.read()
     assert body == env.truth.body("INBOX", uid)
-    # A READ makes the kernel forget st_atime (the mount is not ro to the
-    # kernel), so the next fstat asks the daemon once; that is GETATTR,
-    # not part of the open. Let it happen now.
-    os.stat(path)
-    pid = testenv.daemon_pid(ro_mount)
+    pid = testenv.daemon_pid(kro_mount)
     assert pid is not None
     out = os.path.join(env.workdir, "ro-open.out")
     os.kill(pid, signal.SIGSTOP)
