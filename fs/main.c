@@ -196,6 +196,7 @@ int main(int argc, char **argv)
 	} else {
 		sources.command = opts.password_command;
 		sources.file = opts.password_file;
+		sources.keyring = opts.password_keyring;
 		sources.user = url.user;
 		sources.host = url.host;
 		account.password = fs_password_get(&sources, &err);
