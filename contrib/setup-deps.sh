@@ -16,6 +16,7 @@ PACKAGES=(
 	scdoc man-db groff-base
 	rsync vim libglib2.0-bin perl
 	debhelper dpkg-dev fakeroot lintian
+	libsecret-1-dev libsecret-tools gnome-keyring dbus
 )
 
 log() { printf 'setup-deps: %s\n' "$*" >&2; }

@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -26,6 +27,7 @@
 #include "options.h"
 #include "password.h"
 #include "pool.h"
+#include "sdnotify.h"
 #include "status.h"
 #include "url.h"
 
@@ -44,6 +46,25 @@ static int main_check_mountpoint(const char *path)
 	main_fail(NULL, error);
 	g_error_free(error);
 	return -1;
+}
+
+/* mount(8), run by a user for an fstab "user" mount, starts its helper
+ * (mount.fuse3, then imapfs) with root's HOME=/root. The spool, the
+ * control socket and the config file are looked up below HOME (GLib),
+ * so a HOME that belongs to someone else is replaced by the user's own
+ * from the password database, before GLib first reads it. */
+static void main_fix_home(void)
+{
+	const char *home = getenv("HOME");
+	struct passwd *pw;
+	struct stat st;
+
+	if (getuid() == 0 || home == NULL ||
+	    (stat(home, &st) == 0 && st.st_uid == getuid()))
+		return;
+	pw = getpwuid(getuid());
+	if (pw != NULL && pw->pw_dir != NULL && pw->pw_dir[0] == '/')
+		setenv("HOME", pw->pw_dir, 1);
 }
 
 /* fs_options_parse(), an account name first expanded from the config
@@ -142,6 +163,7 @@ int main(int argc, char **argv)
 	struct fuse_loop_config *loop_cfg;
 	struct fs_status status = {0};
 	struct fs_control *control = NULL;
+	struct fs_sdnotify *sd = NULL;
 	GError *err = NULL;
 	char *fsopts, *fsname;
 	int ret = 1;
@@ -149,6 +171,7 @@ int main(int argc, char **argv)
 
 	umask(process_umask); /* only read: nothing is created in between */
 	signal(SIGPIPE, SIG_IGN);
+	main_fix_home();
 	if (main_is_control_command(argc, argv))
 		return fs_control_client(argv[2], argv[1]);
 	if (!main_parse(argc, argv, &opts, &err)) {
@@ -170,6 +193,8 @@ int main(int argc, char **argv)
 	}
 	imapfs_log_setup(opts.debug ? IMAPFS_LOG_DEBUG : IMAPFS_LOG_WARNING,
 			 FALSE);
+	/* Taken before any command runs (password, token) or thread starts. */
+	sd = fs_sdnotify_open();
 	if (!imap_url_parse(opts.url, &url, &err)) {
 		main_fail("invalid URL", err);
 		goto out_err;
@@ -185,6 +210,7 @@ int main(int argc, char **argv)
 	} else {
 		sources.command = opts.password_command;
 		sources.file = opts.password_file;
+		sources.keyring = opts.password_keyring;
 		sources.user = url.user;
 		sources.host = url.host;
 		account.password = fs_password_get(&sources, &err);
@@ -202,6 +228,8 @@ int main(int argc, char **argv)
 
 	/* Log in once now so that every failure is reported before
 	 * anything is mounted. */
+	fs_sdnotify_send(sd, "STATUS=Logging in to %s as %s", url.host,
+			 url.user);
 	first = imap_session_open(&account, &err);
 	if (first == NULL) {
 		main_fail(NULL, err);
@@ -244,10 +272,9 @@ int main(int argc, char **argv)
 	imap_pool_open_more(fs.pool, MIN(opts.connections, 3u));
 
 	/* A ':' in fsname makes df and gnulib treat the mount as remote.
-	 * -o ro is enforced by our own handlers (EROFS), not the kernel
-	 * flag, so that the handlers are what answers. A comma
-	 * (impossible in a host, possible in a user name) would end the
-	 * option, and a backslash is fuse_opt's escape: replace both. */
+	 * A comma (impossible in a host, possible in a user name) would
+	 * end the option, and a backslash is fuse_opt's escape: replace
+	 * both. */
 	fsname = g_strdup_printf("imapfs:%s@%s", url.user, url.host);
 	g_strdelimit(fsname, ",\\", '_');
 	fsopts = g_strdup_printf("-osubtype=imapfs,fsname=%s,"
@@ -256,6 +283,13 @@ int main(int argc, char **argv)
 	g_free(fsname);
 	fuse_opt_add_arg(&opts.fuse_args, fsopts);
 	g_free(fsopts);
+	/* -o ro is refused by our own handlers (EROFS) and by the kernel's
+	 * ro flag too: only with the flag does the kernel keep st_atime
+	 * after a read, so that a warm grep -r sends nothing at all (no
+	 * GETATTR per file). The tests remount such a mount rw (the daemon
+	 * is not told) to check the handlers. */
+	if (fs.read_only)
+		fuse_opt_add_arg(&opts.fuse_args, "-oro");
 	se = fuse_session_new(&opts.fuse_args, fs_ops_get(),
 			      sizeof(struct fuse_lowlevel_ops), &fs);
 	if (se == NULL) {
@@ -296,7 +330,13 @@ int main(int argc, char **argv)
 	loop_cfg = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_max_threads(loop_cfg, 16);
 	fuse_loop_cfg_set_idle_threads(loop_cfg, 8);
+	/* The kernel holds the mount and the first login worked: requests
+	 * are answered as soon as the loop below reads them. */
+	fs_sdnotify_send(sd, "READY=1\nMAINPID=%ld\nSTATUS=Mounted %s@%s on %s",
+			 (long)getpid(), url.user, url.host, status.mountpoint);
 	ret = fuse_session_loop_mt(se, loop_cfg) != 0 ? 1 : 0;
+	fs_sdnotify_send(sd, "STOPPING=1\nSTATUS=Unmounting %s",
+			 status.mountpoint);
 	fuse_loop_cfg_destroy(loop_cfg);
 	fs_defer_free(fs.defer);
 	fs_prefetch_free(fs.prefetch);
@@ -327,6 +367,7 @@ out_url:
 	fs_password_free(account.password);
 	imap_url_clear(&url);
 out_opts:
+	fs_sdnotify_free(sd);
 	fs_options_clear(&opts);
 	return ret;
 }

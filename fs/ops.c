@@ -432,12 +432,31 @@ static void ops_releasedir(fuse_req_t req, fuse_ino_t ino,
 
 /* Files */
 
-/* Every open reaches us (no FUSE_CAP_NO_OPEN_SUPPORT): a writable open
- * needs a handle, and on a read-only mount the refusal must come at
- * open(2), which opens the kernel handles alone could not give. */
+/* A read-write mount sees every open: a writable one needs a handle.
+ * A read-only mount (-o ro) needs no per-open state at all, so it answers
+ * ENOSYS, after which the kernel (FUSE_CAP_NO_OPEN_SUPPORT) handles every
+ * open and release itself, with fh 0 and the page cache kept: a warm
+ * grep -r sends no message per file. What a writable open would do then
+ * reaches the daemon as WRITE, SETATTR (O_TRUNC: ATOMIC_O_TRUNC is off
+ * on such a mount) and the rest, which answer EROFS. */
 static void ops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	fs_wops_open(req, ino, fi);
+	struct imapfs *fs = ops_fs(req);
+	struct fs_entry e;
+	int r;
+
+	if (!fs->read_only) {
+		fs_wops_open(req, ino, fi);
+		return;
+	}
+	r = fs_tree_get(fs->tree, ino, &e);
+	if (r < 0) {
+		ops_reply_err(req, r);
+		return;
+	}
+	r = e.is_dir ? EISDIR : ENOSYS;
+	fs_entry_clear(&e);
+	fuse_reply_err(req, r);
 }
 
 static gboolean ops_status_fn(struct imap_session *s, void *user_data,
@@ -796,6 +815,8 @@ static void ops_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 static void ops_init(void *userdata, struct fuse_conn_info *conn)
 {
+	struct imapfs *fs = userdata;
+
 	/* Attributes come with the folder listing for free, so READDIRPLUS
 	 * saves the per-file LOOKUP that ls -l would cost. */
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
@@ -809,9 +830,14 @@ static void ops_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_READDIRPLUS_AUTO;
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 	/* O_TRUNC arrives with the open, so an edited message starts out
-	 * empty without first fetching its old bytes. */
-	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+	 * empty without first fetching its old bytes. Not on a read-only
+	 * mount: its opens never reach us (ops_open), and the kernel would
+	 * take the truncation as done; without the flag it arrives as a
+	 * SETATTR of the size, which answers EROFS. */
+	if ((conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) && !fs->read_only)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	else
+		conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
 }
 
 static const struct fuse_lowlevel_ops ops_table = {

@@ -108,6 +108,10 @@ static int options_proc(void *data, const char *arg, int key,
 			ctx->opts->read_only = 1;
 			return 0;
 		}
+		if (strcmp(arg, "password_keyring") == 0) {
+			ctx->opts->password_keyring = 1;
+			return 0;
+		}
 		if (strcmp(arg, "rw") == 0) {
 			ctx->opts->read_only = 0;
 			return 0;
@@ -291,13 +295,17 @@ void fs_options_print_help(const char *progname)
 	       "\n"
 	       "Password (first found): -o password_command=CMD, "
 	       "-o password_file=FILE,\n"
-	       "    environment IMAPFS_PASSWORD, ~/.netrc entry for HOST "
-	       "(must be mode 600)\n"
+	       "    -o password_keyring, environment IMAPFS_PASSWORD,\n"
+	       "    ~/.netrc entry for HOST (must be mode 600)\n"
 	       "\n"
 	       "Options:\n"
 	       "    -o password_command=CMD  run CMD with /bin/sh, use the "
 	       "first line of its output\n"
 	       "    -o password_file=FILE    use the first line of FILE\n"
+	       "    -o password_keyring      the password from the desktop "
+	       "keyring (libsecret:\n"
+	       "                             service imapfs user USER host "
+	       "HOST)\n"
 	       "    -o oauth2_token_command=CMD  OAuth2 (OAUTHBEARER, "
 	       "XOAUTH2): CMD prints an\n"
 	       "                             access token; run for every "

@@ -17,6 +17,7 @@ struct fs_options {
 	char *mountpoint;
 	char *password_command;
 	char *password_file;
+	int password_keyring;	    /* -o password_keyring: libsecret */
 	char *oauth2_token_command; /* set: OAuth2, no password */
 	char *cafile;
 	int read_only;	     /* -o ro: refuse every change (EROFS) */

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "imap-error.h"
+#include "keyring.h"
 #include "password.h"
 
 /* A hung password command (say, a pinentry nobody answers) must not hang
@@ -466,6 +467,8 @@ char *fs_password_get(const struct fs_password_sources *sources, GError **error)
 			PASSWORD_COMMAND_TIMEOUT_MS, error);
 	if (sources->file != NULL)
 		return password_from_file(sources->file, error);
+	if (sources->keyring)
+		return fs_keyring_lookup(sources->user, sources->host, error);
 	env = g_getenv("IMAPFS_PASSWORD");
 	if (env != NULL && env[0] != '\0')
 		return password_first_line(env, strlen(env), "IMAPFS_PASSWORD",

@@ -6,8 +6,10 @@
  *      cwd "/", a 30 s timeout; the first line of its stdout. A non-zero
  *      exit or an empty first line is an error.
  *   2. -o password_file=FILE   : the first line of FILE.
- *   3. environment IMAPFS_PASSWORD.
- *   4. ~/.netrc (or $NETRC): the entry "machine HOST" (login, if given,
+ *   3. -o password_keyring     : the desktop keyring (fs/keyring.h); not
+ *      found there is an error, not a reason to look further.
+ *   4. environment IMAPFS_PASSWORD.
+ *   5. ~/.netrc (or $NETRC): the entry "machine HOST" (login, if given,
  *      must equal USER), else "default". Refused (error) if the file is
  *      readable or writable by group or others.
  * Trailing "\r" / "\n" are removed. fs_password_get() is not thread-safe
@@ -21,6 +23,7 @@
 struct fs_password_sources {
 	const char *command; /* may be NULL */
 	const char *file;    /* may be NULL */
+	gboolean keyring;    /* -o password_keyring */
 	const char *user;    /* for the netrc login match */
 	const char *host;    /* for the netrc machine match */
 };

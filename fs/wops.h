@@ -12,7 +12,11 @@
  * - unlink of a message: STORE \Deleted + UID EXPUNGE (or a move to
  *   \Trash with -o delete=trash); rename across folders: MOVE; mkdir,
  *   rmdir, rename of a directory: CREATE, DELETE, RENAME.
- * On a read-only mount (-o ro) every one of these answers EROFS.
+ * On a read-only mount (-o ro) every one of these answers EROFS, and
+ * FLUSH answers ENOSYS (the kernel then stops sending it); such a mount's
+ * opens never reach fs_wops_open (fs/ops.c answers ENOSYS: the kernel
+ * opens alone, fh 0), so a write through them reaches fs_wops_write
+ * with no handle and answers EROFS there.
  *
  * Each function is a struct fuse_lowlevel_ops handler (same arguments);
  * the per-open state is a struct fs_handle in fi->fh (0 for read-only

@@ -4,14 +4,17 @@ It is installed by `meson install`, passes `systemd-analyze verify --user`
 (run where the installed imapfs and its man page are found: a private
 mount namespace puts the binary on /usr/local/sbin, MANPATH the man page),
 and says what the unit must do: report started only once the mount is live
-(Type=forking: imapfs returns only after mounting), stop with a clean
-unmount, restart on failure.
+(Type=notify: imapfs -f sends READY=1 on $NOTIFY_SOCKET only after the
+first login and the mount), stop with a clean unmount (STOPPING=1),
+restart on failure.
 """
 
 import configparser
 import os
 import shutil
+import socket
 import subprocess
+import time
 
 import pytest
 
@@ -44,10 +47,11 @@ def parse(path):
 def test_unit_semantics(installed):  # noqa: F811
     u = parse(unit_file(installed))
     s = u["Service"]
-    assert s["Type"] == "forking", "started must mean mounted"
+    assert s["Type"] == "notify", "started must mean mounted"
+    assert s["NotifyAccess"] == "main"
     assert s["ExecStart"].split()[0] in ("imapfs", "/usr/bin/imapfs",
                                          "/usr/local/bin/imapfs")
-    assert s["ExecStart"].split()[1:] == ["%i", "%h/mail/%i"]
+    assert s["ExecStart"].split()[1:] == ["-f", "%i", "%h/mail/%i"]
     assert s["ExecStop"].split()[:2] == ["fusermount3", "-u"]
     assert s["ExecStop"].split()[-1] == "%h/mail/%i"
     assert s["Restart"] == "on-failure"
@@ -122,39 +126,128 @@ def run_unit(installed, key, home, env_vars):  # noqa: F811
         assert ignore or r.returncode == 0, f"{argv}: {r.stderr}"
 
 
-def test_unit_start_means_mounted(env, installed, tmp_path):  # noqa: F811
+class NotifySocket:
+    """The socket systemd listens on for a Type=notify service
+    ($NOTIFY_SOCKET): a datagram socket below a short private directory.
+    messages() are the datagrams received, each a dict of its lines."""
+
+    def __init__(self, directory):
+        self.path = os.path.join(directory, "notify")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.got = []
+
+    def wait(self, key, timeout, on_each=None):
+        """The first datagram holding `key`=..., received within
+        `timeout` s; on_each(fields) is called for every datagram as it
+        arrives (to look at the mount at that moment)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no {key}= in {self.got}")
+            self.sock.settimeout(left)
+            data = self.sock.recv(4096).decode()
+            fields = dict(ln.split("=", 1) for ln in data.split("\n")
+                          if "=" in ln)
+            if on_each is not None:
+                fields["_seen"] = on_each(fields)
+            self.got.append(fields)
+            if key in fields:
+                return fields
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def notify_socket(short_runtime):
+    n = NotifySocket(short_runtime)
+    yield n
+    n.close()
+
+
+def mounted_and_listing(mnt):
+    """Whether the mount answers now (in /proc/mounts and lists INBOX)."""
+    if not os.path.ismount(mnt):
+        return False
+    try:
+        return len(os.listdir(os.path.join(mnt, "INBOX"))) > 0
+    except OSError:
+        return False
+
+
+def start_unit(installed, home, e, notify):  # noqa: F811
+    """ExecStartPre, then ExecStart as systemd runs it (in the background,
+    $NOTIFY_SOCKET set), until READY=1; returns the process."""
+    run_unit(installed, "ExecStartPre", home, e)
+    [(_, argv)] = unit_commands(installed, "ExecStart", home, "work")
+    p = subprocess.Popen(argv, env=dict(e, NOTIFY_SOCKET=notify.path),
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)
+    mnt = argv[-1]
+    try:
+        ready = notify.wait("READY", 60, lambda f: "READY" in f and
+                            mounted_and_listing(mnt))
+    except TimeoutError:
+        p.kill()
+        raise AssertionError(f"no READY=1: {p.communicate()[1]!r}")
+    assert ready["READY"] == "1"
+    assert ready["_seen"], "READY=1 came before the mount answered"
+    assert ready["MAINPID"] == str(p.pid)
+    assert mnt in ready["STATUS"]
+    assert any("STATUS" in f and "READY" not in f for f in notify.got), \
+        notify.got
+    return p
+
+
+def test_unit_start_means_mounted(env, installed, tmp_path,  # noqa: F811
+                                  notify_socket):
     """ExecStartPre/ExecStart/ExecStop as written, for an account from the
-    config file: when ExecStart returns the mount is live; ExecStop
-    unmounts and the daemon exits; after a crash (daemon killed) a restart
-    cleans up the dead mount and mounts again."""
+    config file, with $NOTIFY_SOCKET as systemd sets it: READY=1 arrives
+    only once the mount answers (ls works), STOPPING=1 at ExecStop, and
+    the daemon exits; after a crash (daemon killed) a restart cleans up
+    the dead mount and mounts again. NOTIFY_SOCKET is not passed on to the
+    password command."""
     import testenv
-    from test_cli import clean_env, read_one, secret_file, url
+    from test_cli import clean_env, read_one, url
 
     home = tmp_path / "home"
     (home / ".config" / "imapfs").mkdir(parents=True)
-    pw = secret_file(tmp_path, env.server.password)
+    seen = tmp_path / "pwcmd-env"
+    pwcmd = tmp_path / "pwcmd"
+    pwcmd.write_text(f"#!/bin/sh\nprintenv NOTIFY_SOCKET > {seen}\n"
+                     f"echo '{env.server.password}'\n")
+    os.chmod(pwcmd, 0o700)
     cfg = home / ".config" / "imapfs" / "config"
     cfg.write_text(f"[account work]\nurl={url(env.server)}\n"
-                   f"password_file={pw}\ncafile={env.server.cafile}\n")
+                   f"password_command={pwcmd}\n"
+                   f"cafile={env.server.cafile}\n")
     os.chmod(cfg, 0o600)
     e = clean_env(HOME=str(home))
     e.pop("XDG_CONFIG_HOME", None)
+    e.pop("NOTIFY_SOCKET", None)
     mnt = str(home / "mail" / "work")
+    procs = []
     try:
         for attempt in ("start", "restart after crash"):
-            run_unit(installed, "ExecStartPre", str(home), e)
-            run_unit(installed, "ExecStart", str(home), e)
-            assert os.path.ismount(mnt), f"{attempt}: not mounted"
+            p = start_unit(installed, str(home), e, notify_socket)
+            procs.append(p)
             read_one(env, mnt)
-            pid = testenv.daemon_pid(mnt)
-            assert pid is not None
+            assert seen.read_text() == "", "NOTIFY_SOCKET leaked"
             if attempt == "start":
-                os.kill(pid, 9)
-                testenv.wait_for(lambda: testenv.daemon_pid(mnt) is None,
-                                 10, what="daemon death")
+                p.kill()
+                p.wait(10)
+        assert "STOPPING" not in notify_socket.got[-1]
         run_unit(installed, "ExecStop", str(home), e)
         assert not os.path.ismount(mnt)
-        testenv.wait_for(lambda: testenv.daemon_pid(mnt) is None, 10,
-                         what="daemon exit after ExecStop")
+        stopping = notify_socket.wait("STOPPING", 10)
+        assert stopping["STOPPING"] == "1"
+        assert p.wait(10) == 0, p.stderr.read()
     finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)
+            p.stderr.close()
         testenv.force_unmount(mnt)

@@ -1256,6 +1256,27 @@ def daemon_pid(mountpoint: str) -> int | None:
     return None
 
 
+def remount_rw(mountpoint: str) -> None:
+    """Clears the kernel's ro flag of a (-o ro) FUSE mount, without telling
+    the daemon (FUSE sends nothing for a remount): what then refuses a
+    write is the daemon's own handlers. mount -i: no mount.fuse3 helper."""
+    r = subprocess.run(["mount", "-i", "-o", "remount,rw", mountpoint],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True, timeout=30)
+    if r.returncode != 0:
+        raise RuntimeError(f"remount,rw of {mountpoint}: {r.stdout}")
+
+
+def mount_options(mountpoint: str) -> list[str]:
+    """The kernel's options of the mount at `mountpoint` (/proc/mounts)."""
+    real = os.path.realpath(mountpoint)
+    with open("/proc/mounts") as f:
+        rows = [line.split() for line in f if line.split()[1] == real]
+    if len(rows) != 1:
+        raise RuntimeError(f"{len(rows)} mounts at {mountpoint}")
+    return rows[0][3].split(",")
+
+
 def unmount(mountpoint: str) -> None:
     """fusermount3 -u with retries, then lazy; never raises.
 
