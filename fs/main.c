@@ -28,6 +28,7 @@
 #include "pool.h"
 #include "status.h"
 #include "url.h"
+#include "watch.h"
 
 static void main_fail(const char *what, const GError *error)
 {
@@ -130,6 +131,8 @@ int main(int argc, char **argv)
 	struct fuse_loop_config *loop_cfg;
 	struct fs_status status = {0};
 	struct fs_control *control = NULL;
+	struct fs_watch *watch = NULL;
+	gboolean server_notify = FALSE;
 	GError *err = NULL;
 	char *fsopts, *fsname;
 	int ret = 1;
@@ -198,6 +201,7 @@ int main(int argc, char **argv)
 	fs.ns_prefix = g_strdup(imap_session_personal_prefix(first));
 	fs.cap_uidplus = imap_session_has_cap(first, "UIDPLUS");
 	fs.cap_move = imap_session_has_cap(first, "MOVE");
+	server_notify = imap_session_has_cap(first, "NOTIFY");
 	fs.append_limit = imap_session_append_limit(first);
 	g_mutex_init(&fs.meta_lock);
 	if (!fs.read_only) {
@@ -263,6 +267,15 @@ int main(int argc, char **argv)
 		imapfs_log_setup(IMAPFS_LOG_WARNING, TRUE);
 
 	fs.notify = fs_notify_new(se);
+	if (opts.watch > 0) {
+		struct fs_watch_params wp = {
+			.listeners = opts.watch,
+			.notify = server_notify,
+			.watchdog_ms = (int)opts.watchdog_s * 1000,
+		};
+
+		watch = fs_watch_start(&fs, &account, &wp);
+	}
 	/* A prefetch batch may use a quarter of the cache, so it cannot
 	 * push out what the reader has not consumed yet; whole-message
 	 * fetches at most half. */
@@ -281,6 +294,7 @@ int main(int argc, char **argv)
 	fuse_loop_cfg_set_idle_threads(loop_cfg, 8);
 	ret = fuse_session_loop_mt(se, loop_cfg) != 0 ? 1 : 0;
 	fuse_loop_cfg_destroy(loop_cfg);
+	fs_watch_stop(watch);
 	fs_prefetch_free(fs.prefetch);
 	fs_notify_free(fs.notify);
 

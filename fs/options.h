@@ -27,6 +27,8 @@ struct fs_options {
 	unsigned int timeout_s;	  /* bound on every wait for the server */
 	double attr_timeout;	  /* kernel attribute/entry cache (s) */
 	unsigned int listing_ttl; /* folder listing reload interval (s) */
+	unsigned int watch;	  /* live view listeners (0: off) */
+	unsigned int watchdog_s;  /* silence before a listener probes */
 	int foreground;
 	int debug;
 	int show_help;

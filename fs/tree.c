@@ -710,6 +710,7 @@ int fs_tree_folder_begin(struct fs_tree *tree, uint64_t ino, gint64 max_age_us,
 			ret = 0;
 			break;
 		}
+		dir->used_at = g_get_monotonic_time();
 		if (dir->loading) {
 			if (!g_cond_wait_until(&tree->load_cond, &tree->lock,
 					       deadline)) {
@@ -891,6 +892,7 @@ void fs_tree_folder_end(struct fs_tree *tree, uint64_t ino, gboolean ok,
 		g_hash_table_remove_all(dir->tombs);
 	}
 	dir->uidvalidity = status->uidvalidity;
+	dir->modseq = status->highestmodseq;
 	fresh = g_hash_table_new(g_direct_hash, g_direct_equal);
 	for (i = 0; i < metas->len; i++) {
 		const struct imap_message_meta *m =
@@ -942,6 +944,8 @@ void fs_tree_folder_end(struct fs_tree *tree, uint64_t ino, gboolean ok,
 	g_hash_table_destroy(fresh);
 	tree_rebuild_uids(dir);
 	dir->loaded_at = g_get_monotonic_time();
+	if (tree->load_hook != NULL)
+		tree->load_hook(tree->load_hook_data);
 out:
 	g_cond_broadcast(&tree->load_cond);
 	g_mutex_unlock(&tree->lock);

@@ -131,8 +131,8 @@ static int mailbox_range_cmp(const void *a, const void *b)
 	return x->lo < y->lo ? -1 : x->lo > y->lo ? 1 : 0;
 }
 
-/* Sorts @r and merges overlapping or adjacent ranges, in place. */
-static void mailbox_ranges_normalize(GArray *r)
+/* See mailbox.h. */
+void imap_uid_ranges_normalize(GArray *r)
 {
 	guint out = 0;
 
@@ -209,9 +209,9 @@ gboolean imap_uid_set_parse(const char *text, size_t max_ranges, GArray *ranges)
 			goto fail;
 		p++;
 	}
-	mailbox_ranges_normalize(r);
+	imap_uid_ranges_normalize(r);
 	g_array_append_vals(ranges, r->data, r->len);
-	mailbox_ranges_normalize(ranges);
+	imap_uid_ranges_normalize(ranges);
 	g_array_unref(r);
 	return TRUE;
 fail:
@@ -248,7 +248,7 @@ static void mailbox_note_expunged(struct imap_mailbox *mb, uint32_t lo,
 	if (mb->expunged->len >= mb->max_pending) {
 		/* Too much to remember one by one: merge what we have; if
 		 * that does not help, the owner resyncs. */
-		mailbox_ranges_normalize(mb->expunged);
+		imap_uid_ranges_normalize(mb->expunged);
 		if (mb->expunged->len >= mb->max_pending) {
 			mb->desync = TRUE;
 			return;
@@ -367,7 +367,7 @@ static void mailbox_vanished(struct imap_mailbox *mb,
 
 /* A flag list as a space-separated string, \Recent left out (it is not a
  * flag one can set, and it changes on every session). */
-static char *mailbox_flags_string(const struct imap_arg *list, size_t n)
+char *imap_flag_list_string(const struct imap_arg *list, size_t n)
 {
 	GString *out = g_string_new(NULL);
 
@@ -460,7 +460,7 @@ static void mailbox_fetch(struct imap_mailbox *mb,
 	}
 	ch.uid = uid;
 	ch.modseq = modseq;
-	ch.flags = mailbox_flags_string(flags, nflags);
+	ch.flags = imap_flag_list_string(flags, nflags);
 	g_array_append_val(mb->flags, ch);
 }
 
@@ -538,7 +538,7 @@ void imap_mailbox_register(struct imap_mailbox *mb, struct imap_untagged *table)
 void imap_mailbox_take_changes(struct imap_mailbox *mb,
 			       struct imap_mailbox_changes *changes_r)
 {
-	mailbox_ranges_normalize(mb->expunged);
+	imap_uid_ranges_normalize(mb->expunged);
 	changes_r->expunged = mb->expunged;
 	changes_r->flags = mb->flags;
 	changes_r->grew = mb->grew;

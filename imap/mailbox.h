@@ -119,6 +119,15 @@ void imap_mailbox_changes_clear(struct imap_mailbox_changes *changes);
 gboolean imap_uid_set_parse(const char *text, size_t max_ranges,
 			    GArray *ranges);
 
+/* The flag atoms of a FLAGS list (@n arguments) as a space-separated
+ * string without \Recent; other argument types are skipped. Caller
+ * frees. Pure. */
+char *imap_flag_list_string(const struct imap_arg *list, size_t n);
+
+/* Sorts @ranges (struct imap_uid_range) and merges overlapping or
+ * adjacent ones, in place. Pure. */
+void imap_uid_ranges_normalize(GArray *ranges);
+
 /* TRUE if @uid is in @ranges (sorted, merged). Pure. */
 gboolean imap_uid_ranges_contain(const GArray *ranges, uint32_t uid);
 
