@@ -132,7 +132,7 @@ int main(int argc, char **argv)
 	struct fs_status status = {0};
 	struct fs_control *control = NULL;
 	struct fs_watch *watch = NULL;
-	gboolean server_notify = FALSE;
+	gboolean server_notify = FALSE, server_idle = FALSE;
 	GError *err = NULL;
 	char *fsopts, *fsname;
 	int ret = 1;
@@ -202,6 +202,7 @@ int main(int argc, char **argv)
 	fs.cap_uidplus = imap_session_has_cap(first, "UIDPLUS");
 	fs.cap_move = imap_session_has_cap(first, "MOVE");
 	server_notify = imap_session_has_cap(first, "NOTIFY");
+	server_idle = imap_session_has_cap(first, "IDLE");
 	fs.append_limit = imap_session_append_limit(first);
 	g_mutex_init(&fs.meta_lock);
 	if (!fs.read_only) {
@@ -271,6 +272,7 @@ int main(int argc, char **argv)
 		struct fs_watch_params wp = {
 			.listeners = opts.watch,
 			.notify = server_notify,
+			.idle = server_idle,
 			.watchdog_ms = (int)opts.watchdog_s * 1000,
 		};
 

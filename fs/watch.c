@@ -351,7 +351,7 @@ static char *watch_pick(void *user_data, unsigned int index)
 	GArray *folders = fs_tree_live_folders(w->fs->tree);
 	char *name = NULL;
 
-	if (index < folders->len)
+	if (index < w->idled && index < folders->len)
 		name = g_strdup(
 			g_array_index(folders, struct fs_live_folder, index)
 				.mailbox);
@@ -440,10 +440,11 @@ struct fs_watch *fs_watch_start(struct imapfs *fs,
 	g_mutex_init(&w->lock);
 	w->seen =
 		g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-	w->n = params->notify ? 1
-			      : CLAMP(params->listeners, 1u,
-				      (unsigned int)WATCH_MAX_LISTENERS);
-	w->idled = params->notify ? 0 : w->n;
+	w->n = params->notify || !params->idle
+		       ? 1
+		       : CLAMP(params->listeners, 1u,
+			       (unsigned int)WATCH_MAX_LISTENERS);
+	w->idled = params->notify || !params->idle ? 0 : w->n;
 	for (unsigned int i = 0; i < w->n; i++) {
 		struct imap_idle_params p = {
 			.account = account,

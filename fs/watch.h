@@ -37,6 +37,7 @@ struct fs_watch;
 struct fs_watch_params {
 	unsigned int listeners; /* IDLE connections without NOTIFY, >= 1 */
 	gboolean notify;	/* the server offers NOTIFY: use it */
+	gboolean idle;		/* the server offers IDLE (else: polls) */
 	int watchdog_ms;	/* listener watchdog (<= 0: default) */
 };
 

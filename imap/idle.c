@@ -33,6 +33,9 @@
 #define IDLE_STABLE_US (30 * G_USEC_PER_SEC)
 /* Second look at the mailbox list after a LIST notification. */
 #define IDLE_LIST_RECHECK_US (1500 * 1000)
+/* Coalescing of a burst of news (idle_settle()). */
+#define IDLE_SETTLE_MS 100
+#define IDLE_SETTLE_MAX_MS 1000
 /* Mailboxes whose merged STATUS is remembered (NOTIFY): more than any
  * account has; beyond it the cache starts over. */
 #define IDLE_MAX_KNOWN 100000u
@@ -342,6 +345,28 @@ static gboolean idle_poll(struct imap_idle *idle, gboolean notify,
 
 /* ---- the loop ---- */
 
+/* After news: goes on listening while more arrives, up to
+ * IDLE_SETTLE_MS of quiet (at most IDLE_SETTLE_MAX_MS in all), so that a
+ * burst is handled once and the echo of the mount's own change finds the
+ * tree already updated by the write path. FALSE on a failure. */
+static gboolean idle_settle(struct imap_idle *idle, struct imap_conn *conn,
+			    GError **error)
+{
+	gint64 end = g_get_monotonic_time() + IDLE_SETTLE_MAX_MS * 1000;
+
+	while (imap_conn_idling(conn) && g_get_monotonic_time() < end) {
+		enum imap_conn_listen_result r = imap_conn_listen(
+			conn, -1, IDLE_SETTLE_MS, imap_untagged_dispatch_cb,
+			idle->table, error);
+
+		if (r == IMAP_CONN_LISTEN_ERROR)
+			return FALSE;
+		if (r == IMAP_CONN_LISTEN_QUIET)
+			break;
+	}
+	return TRUE;
+}
+
 /* One connected session, until it fails or we stop. */
 static void idle_serve(struct imap_idle *idle, gboolean notify)
 {
@@ -383,6 +408,16 @@ static void idle_serve(struct imap_idle *idle, gboolean notify)
 		if (!idle_poll(idle, notify, &next_poll, &err))
 			break;
 		idle_run_hooks(idle);
+		if (!imap_session_has_cap(idle->session, "IDLE")) {
+			/* Nothing to listen with: polls only (listener 0),
+			 * the others have nothing to do. */
+			if (idle->params.index != 0)
+				idle_sleep(idle, -1);
+			else
+				idle_sleep(idle, next_poll >= 0 ? next_poll
+								: watchdog);
+			continue;
+		}
 		if (!imap_conn_idle_begin(conn, imap_untagged_dispatch_cb,
 					  idle->table, &err))
 			break;
@@ -428,6 +463,8 @@ static void idle_serve(struct imap_idle *idle, gboolean notify)
 				again = TRUE;
 			} else if (!imap_conn_idling(conn)) {
 				again = TRUE; /* the server ended it */
+			} else if (!idle_settle(idle, conn, &err)) {
+				goto out;
 			} else if (notify) {
 				/* Statuses and lists: the hooks use the
 				 * pool, our IDLE can stay. */

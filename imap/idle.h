@@ -11,6 +11,8 @@
  * imap/mailbox.c, which EXPUNGE, VANISHED, EXISTS and FETCH keep
  * current), and listener 0 also runs the owner's periodic work between
  * two IDLEs (STATUS polls of the other folders on this connection).
+ * A server without IDLE gets only listener 0's polls (it sleeps between
+ * them on the wake-up fd).
  *
  * IDLE ends at once when another thread calls imap_idle_wake() (an
  * eventfd polled with the socket; DONE is sent, the connection stays) and
