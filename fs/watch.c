@@ -19,7 +19,7 @@
 #define WATCH_POLL_MIN_US (2 * G_USEC_PER_SEC)
 #define WATCH_POLL_MAX_US (300 * G_USEC_PER_SEC)
 /* The mailbox list is polled (without NOTIFY) no more often than this. */
-#define WATCH_LIST_MIN_US (5 * G_USEC_PER_SEC)
+#define WATCH_LIST_MIN_US (2 * G_USEC_PER_SEC)
 
 struct watch_seen {
 	uint32_t uidnext; /* the UIDNEXT last synced to */
