@@ -14,7 +14,7 @@ PACKAGES=(
 	python3 python3-pytest
 	openssl attr psmisc procps ca-certificates git strace
 	scdoc man-db groff-base
-	rsync vim libglib2.0-bin perl
+	rsync vim libglib2.0-bin perl inotify-tools
 	debhelper dpkg-dev fakeroot lintian
 	libsecret-1-dev libsecret-tools gnome-keyring dbus
 )

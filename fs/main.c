@@ -30,6 +30,7 @@
 #include "sdnotify.h"
 #include "status.h"
 #include "url.h"
+#include "watch.h"
 
 static void main_fail(const char *what, const GError *error)
 {
@@ -164,6 +165,8 @@ int main(int argc, char **argv)
 	struct fs_status status = {0};
 	struct fs_control *control = NULL;
 	struct fs_sdnotify *sd = NULL;
+	struct fs_watch *watch = NULL;
+	gboolean server_notify = FALSE, server_idle = FALSE;
 	GError *err = NULL;
 	char *fsopts, *fsname;
 	int ret = 1;
@@ -240,6 +243,8 @@ int main(int argc, char **argv)
 	fs.ns_prefix = g_strdup(imap_session_personal_prefix(first));
 	fs.cap_uidplus = imap_session_has_cap(first, "UIDPLUS");
 	fs.cap_move = imap_session_has_cap(first, "MOVE");
+	server_notify = imap_session_has_cap(first, "NOTIFY");
+	server_idle = imap_session_has_cap(first, "IDLE");
 	fs.append_limit = imap_session_append_limit(first);
 	fs.cap_quota = imap_session_has_cap(first, "QUOTA");
 	g_mutex_init(&fs.meta_lock);
@@ -311,6 +316,16 @@ int main(int argc, char **argv)
 		imapfs_log_setup(IMAPFS_LOG_WARNING, TRUE);
 
 	fs.notify = fs_notify_new(se);
+	if (opts.watch > 0) {
+		struct fs_watch_params wp = {
+			.listeners = opts.watch,
+			.notify = server_notify,
+			.idle = server_idle,
+			.watchdog_ms = (int)opts.watchdog_s * 1000,
+		};
+
+		watch = fs_watch_start(&fs, &account, &wp);
+	}
 	/* A prefetch batch may use a quarter of the cache, so it cannot
 	 * push out what the reader has not consumed yet; whole-message
 	 * fetches at most half. */
@@ -339,6 +354,7 @@ int main(int argc, char **argv)
 			 status.mountpoint);
 	fuse_loop_cfg_destroy(loop_cfg);
 	fs_defer_free(fs.defer);
+	fs_watch_stop(watch);
 	fs_prefetch_free(fs.prefetch);
 	fs_notify_free(fs.notify);
 

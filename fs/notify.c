@@ -9,7 +9,8 @@
 
 struct notify_event {
 	uint64_t ino;
-	char *name; /* set: drop the entry @name of directory @ino */
+	char *name;	/* set: drop the entry @name of directory @ino */
+	uint64_t child; /* with @name: the entry was deleted (its inode) */
 	gboolean stop;
 };
 
@@ -37,7 +38,12 @@ static gpointer notify_thread(gpointer data)
 			notify_event_free(ev);
 			break;
 		}
-		if (ev->name != NULL)
+		if (ev->name != NULL && ev->child != 0)
+			ret = fuse_lowlevel_notify_delete(
+				n->se, (fuse_ino_t)ev->ino,
+				(fuse_ino_t)ev->child, ev->name,
+				strlen(ev->name));
+		else if (ev->name != NULL)
 			ret = fuse_lowlevel_notify_inval_entry(
 				n->se, (fuse_ino_t)ev->ino, ev->name,
 				strlen(ev->name));
@@ -81,7 +87,11 @@ void fs_notify_free(struct fs_notify *notify)
 
 void fs_notify_inval_inode(struct fs_notify *notify, uint64_t ino)
 {
-	struct notify_event *ev = g_new0(struct notify_event, 1);
+	struct notify_event *ev;
+
+	if (notify == NULL)
+		return;
+	ev = g_new0(struct notify_event, 1);
 
 	ev->ino = ino;
 	g_async_queue_push(notify->queue, ev);
@@ -106,6 +116,20 @@ void fs_notify_inval_entry(struct fs_notify *notify, uint64_t parent,
 		return;
 	ev = g_new0(struct notify_event, 1);
 	ev->ino = parent;
+	ev->name = g_strdup(name);
+	g_async_queue_push(notify->queue, ev);
+}
+
+void fs_notify_delete(struct fs_notify *notify, uint64_t parent, uint64_t child,
+		      const char *name)
+{
+	struct notify_event *ev;
+
+	if (notify == NULL)
+		return;
+	ev = g_new0(struct notify_event, 1);
+	ev->ino = parent;
+	ev->child = child;
 	ev->name = g_strdup(name);
 	g_async_queue_push(notify->queue, ev);
 }

@@ -26,13 +26,20 @@ struct fs_notify *fs_notify_new(struct fuse_session *se);
  * allowed. Call before the session is destroyed. */
 void fs_notify_free(struct fs_notify *notify);
 
-/* Queues "drop attributes and cached pages of @ino". */
+/* Queues "drop attributes and cached pages of @ino". NULL @notify is
+ * allowed (no-op). */
 void fs_notify_inval_inode(struct fs_notify *notify, uint64_t ino);
 
 /* Queues "forget the name @name in directory @parent" (a name that now
  * means something else, or nothing). NULL @notify is allowed (no-op). */
 void fs_notify_inval_entry(struct fs_notify *notify, uint64_t parent,
 			   const char *name);
+
+/* Queues "the entry @name (inode @child) of directory @parent was
+ * deleted" (fuse_lowlevel_notify_delete(): the dentry goes, and the kernel
+ * tells inotify watchers of @parent IN_DELETE). NULL @notify is allowed. */
+void fs_notify_delete(struct fs_notify *notify, uint64_t parent, uint64_t child,
+		      const char *name);
 
 /* Drops the kernel's cached attributes of @ino right away, from the
  * calling thread. Unlike the queued calls this is allowed inside a request

@@ -21,6 +21,7 @@ enum { KEY_HELP, KEY_VERSION, KEY_FOREGROUND, KEY_DEBUG };
 struct options_raw {
 	char *connections, *cache_size, *timeout, *attr_timeout, *listing_ttl;
 	char *umask;
+	char *watch, *watchdog;
 };
 
 /* fuse_opt_parse() hands the same pointer to the templates (as a base for
@@ -64,6 +65,8 @@ static int options_proc(void *data, const char *arg, int key,
 		{"attr_timeout=", offsetof(struct options_raw, attr_timeout)},
 		{"listing_ttl=", offsetof(struct options_raw, listing_ttl)},
 		{"umask=", offsetof(struct options_raw, umask)},
+		{"watch=", offsetof(struct options_raw, watch)},
+		{"watchdog=", offsetof(struct options_raw, watchdog)},
 	};
 	size_t i;
 
@@ -185,6 +188,8 @@ gboolean fs_options_parse(int argc, char **argv, struct fs_options *opts_r,
 	opts->timeout_s = 30;
 	opts->listing_ttl = 30;
 	opts->umask = -1;
+	opts->watch = 1;
+	opts->watchdog_s = 300;
 	for (i = 0; i < argc; i++)
 		fuse_opt_add_arg(&args, argv[i]);
 	if (fuse_opt_parse(&args, &ctx, options_spec, options_proc) != 0) {
@@ -210,7 +215,11 @@ gboolean fs_options_parse(int argc, char **argv, struct fs_options *opts_r,
 	    !options_number("attr_timeout", ctx.raw.attr_timeout, 0, 86400,
 			    &attr, error) ||
 	    !options_number("listing_ttl", ctx.raw.listing_ttl, 0, 86400,
-			    &opts->listing_ttl, error))
+			    &opts->listing_ttl, error) ||
+	    !options_number("watch", ctx.raw.watch, 0, 16, &opts->watch,
+			    error) ||
+	    !options_number("watchdog", ctx.raw.watchdog, 1, 3600,
+			    &opts->watchdog_s, error))
 		goto out;
 	if (ctx.raw.umask != NULL) {
 		guint64 v;
@@ -250,6 +259,8 @@ out:
 	g_free(ctx.raw.attr_timeout);
 	g_free(ctx.raw.listing_ttl);
 	g_free(ctx.raw.umask);
+	g_free(ctx.raw.watch);
+	g_free(ctx.raw.watchdog);
 	opts->fuse_args = args;
 	*opts_r = ctx.o;
 	return ok;
@@ -332,6 +343,13 @@ void fs_options_print_help(const char *progname)
 	       "time (default 60)\n"
 	       "    -o listing_ttl=SECONDS   reload folder listings after "
 	       "this long (default 30)\n"
+	       "    -o watch=N               live view: NOTIFY where offered, "
+	       "else IDLE on up to N\n"
+	       "                             folders in use plus STATUS "
+	       "polls (default 1; 0: off)\n"
+	       "    -o watchdog=SECONDS      probe a silent watch connection "
+	       "after this long\n"
+	       "                             (default 300)\n"
 	       "    -f                       stay in the foreground\n"
 	       "    -d                       debug: trace IMAP (secrets "
 	       "redacted), implies -f\n"

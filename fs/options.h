@@ -31,7 +31,9 @@ struct fs_options {
 	/* -o umask=OCTAL: permission bits taken from files (0666) and
 	 * directories (0777); -1 when not given (see fs_options_umask()). */
 	int umask;
-	int allow_other; /* -o allow_other was given (passed on to FUSE) */
+	int allow_other;    /* -o allow_other was given (passed on to FUSE) */
+	unsigned int watch; /* live view listeners (0: off) */
+	unsigned int watchdog_s; /* silence before a listener probes */
 	int foreground;
 	int debug;
 	int show_help;

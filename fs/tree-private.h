@@ -93,6 +93,11 @@ struct tree_node {
 	uint32_t srv_uidnext;
 	uint32_t srv_exists;
 	uint64_t srv_modseq;
+	/* The live view (tree_live.c): HIGHESTMODSEQ the listing and the
+	 * deltas since are current to (0: unknown), and when the folder
+	 * was last asked for (monotonic us). */
+	uint64_t modseq;
+	gint64 used_at;
 	uint32_t last_read_uid; /* prefetch: the walk so far */
 	unsigned int streak;
 	uint32_t prefetch_mark; /* highest UID planned */
@@ -115,6 +120,10 @@ struct fs_tree {
 	mode_t file_mode, dir_mode;
 	gint64 mount_time;
 	char delimiter; /* the hierarchy delimiter LIST reported */
+	/* Called (under lock; must not block) when a folder listing was
+	 * loaded: the live view's wake-up (tree_live.c). May be NULL. */
+	void (*load_hook)(void *user_data);
+	void *load_hook_data;
 	/* The primary personal namespace (from the last mailbox list). */
 	char *personal_prefix;
 	char personal_delimiter;
@@ -154,5 +163,13 @@ struct tree_node *tree_child(struct tree_node *dir, const char *name);
 /* Removes every name of @msg in @dir other than "<UID>.eml" (its entry
  * in locals if renamed, aliases naming its UID). */
 void tree_drop_msg_names(struct tree_node *dir, struct tree_node *msg);
+
+/* tree_write.c's delta primitives, shared with tree_live.c: raise @dir's
+ * generation (returns the new one); take @n out of the directory it is
+ * listed in (not freeing it); remember that @uid of @dir was removed at
+ * the current generation. */
+uint64_t tree_bump(struct tree_node *dir);
+void tree_unlink_node(struct tree_node *n);
+void tree_tomb(struct tree_node *dir, uint32_t uid);
 
 #endif

@@ -59,6 +59,7 @@ int fs_tree_folder_begin(struct fs_tree *tree, uint64_t ino, gint64 max_age_us,
 			ret = FS_FOLDER_FRESH;
 			break;
 		}
+		dir->used_at = g_get_monotonic_time();
 		/* Loaded before: it is brought up to date by what changed. */
 		refreshable = dir->srv_uidnext != 0 && dir->uidvalidity != 0;
 		/* A full load in progress -- or one about to start while a
@@ -209,6 +210,7 @@ static void tree_note_status(struct tree_node *dir,
 	dir->srv_uidnext = status->uidnext != 0 ? status->uidnext : max + 1;
 	dir->srv_exists = status->exists;
 	dir->srv_modseq = status->highestmodseq;
+	dir->modseq = status->highestmodseq;
 	dir->loaded_at = g_get_monotonic_time();
 }
 
@@ -264,6 +266,9 @@ void fs_tree_folder_end(struct fs_tree *tree, uint64_t ino, gboolean ok,
 	}
 	tree_rebuild_uids(dir);
 	tree_note_status(dir, status);
+	/* The live view learns of a newly listed folder (it may watch it). */
+	if (tree->load_hook != NULL)
+		tree->load_hook(tree->load_hook_data);
 out:
 	g_cond_broadcast(&tree->load_cond);
 	g_mutex_unlock(&tree->lock);

@@ -16,7 +16,7 @@
 #include "namemap.h"
 #include "tree-private.h"
 
-static uint64_t tree_bump(struct tree_node *dir)
+uint64_t tree_bump(struct tree_node *dir)
 {
 	return ++dir->gen;
 }
@@ -161,7 +161,7 @@ void tree_drop_msg_names(struct tree_node *dir, struct tree_node *msg)
 }
 
 /* Takes @n out of the directory it is listed in (not freeing it). */
-static void tree_unlink_node(struct tree_node *n)
+void tree_unlink_node(struct tree_node *n)
 {
 	struct tree_node *dir = n->parent;
 
@@ -178,7 +178,7 @@ static void tree_unlink_node(struct tree_node *n)
 	n->renamed = FALSE;
 }
 
-static void tree_tomb(struct tree_node *dir, uint32_t uid)
+void tree_tomb(struct tree_node *dir, uint32_t uid)
 {
 	guint64 *g = g_new(guint64, 1);
 

@@ -39,6 +39,10 @@ struct imap_conn {
 	char *bye_text;
 	/* The text of the last continuation of a SASL exchange. */
 	char *sasl_challenge;
+	/* The tag of the IDLE in progress (NULL: none), and the server's
+	 * completion of it if it ended the IDLE by itself. */
+	char *idle_tag;
+	struct imap_response *idle_done;
 };
 
 static void conn_set_caps(struct imap_conn *conn, const char *const *words,
@@ -892,5 +896,203 @@ void imap_conn_free(struct imap_conn *conn)
 		g_hash_table_destroy(conn->caps);
 	g_free(conn->bye_text);
 	g_free(conn->sasl_challenge);
+	g_free(conn->idle_tag);
+	imap_response_free(conn->idle_done);
 	g_free(conn);
+}
+
+/* ---- listening (IDLE) ---- */
+
+gboolean imap_conn_idling(const struct imap_conn *conn)
+{
+	return conn->idle_tag != NULL && conn->idle_done == NULL;
+}
+
+gboolean imap_conn_idle_begin(struct imap_conn *conn, imap_untagged_fn *cb,
+			      void *user_data, GError **error)
+{
+	char *tag;
+	GString *out;
+	struct imap_response *tagged = NULL;
+	gboolean ok;
+
+	if (conn->broken) {
+		g_set_error(error, IMAP_ERROR, IMAP_ERROR_IO,
+			    "connection is broken");
+		return FALSE;
+	}
+	g_return_val_if_fail(conn->idle_tag == NULL, FALSE);
+	tag = conn_next_tag(conn);
+	out = g_string_new(NULL);
+	g_string_printf(out, "%s IDLE\r\n", tag);
+	imapfs_debug("C: %s IDLE", tag);
+	ok = conn_write(conn, out, conn->timeout_ms, error);
+	g_string_free(out, TRUE);
+	/* The continuation, or a tagged refusal (then FALSE with its
+	 * error), whichever comes. */
+	if (ok)
+		ok = conn_wait(conn, tag, CONN_WAIT_SASL, cb, user_data,
+			       &tagged, error);
+	if (ok && tagged != NULL) {
+		/* Completed with OK without ever idling: nothing to end. */
+		imap_response_free(tagged);
+		g_free(tag);
+		g_set_error(error, IMAP_ERROR, IMAP_ERROR_PROTOCOL,
+			    "IDLE completed at once");
+		return FALSE;
+	}
+	imap_response_free(tagged);
+	if (!ok) {
+		g_free(tag);
+		return FALSE;
+	}
+	conn->idle_tag = tag;
+	return TRUE;
+}
+
+/* A complete response from what is already buffered, or NULL (the bytes
+ * went into the parser's partial state). */
+static struct imap_response *conn_take_buffered(struct imap_conn *conn,
+						GError **error)
+{
+	GError *err = NULL;
+
+	while (conn->inpos < conn->inbuf->len) {
+		size_t consumed = 0;
+		enum imap_parse_result res = imap_parser_feed(
+			conn->parser, conn->inbuf->data + conn->inpos,
+			conn->inbuf->len - conn->inpos, &consumed, &err);
+
+		conn->inpos += consumed;
+		if (res == IMAP_PARSE_ERROR) {
+			conn_fail(conn, err, error);
+			return NULL;
+		}
+		if (res == IMAP_PARSE_DONE) {
+			struct imap_response *resp =
+				imap_parser_take(conn->parser);
+
+			conn_trace_response(resp);
+			return resp;
+		}
+	}
+	return NULL;
+}
+
+/* One response that arrived while listening. FALSE with @error on BYE
+ * or a response that has no place here. */
+static gboolean conn_listen_one(struct imap_conn *conn,
+				struct imap_response *resp,
+				imap_untagged_fn *cb, void *user_data,
+				GError **error)
+{
+	if (resp->kind == IMAP_RESPONSE_TAGGED) {
+		conn_handle_own(conn, resp);
+		if (conn->idle_tag == NULL || conn->idle_done != NULL ||
+		    strcmp(resp->tag, conn->idle_tag) != 0) {
+			imap_response_free(resp);
+			conn_fail(conn,
+				  g_error_new(IMAP_ERROR, IMAP_ERROR_PROTOCOL,
+					      "response for unknown tag"),
+				  error);
+			return FALSE;
+		}
+		conn->idle_done = resp; /* the server ended the IDLE */
+		return TRUE;
+	}
+	if (resp->kind == IMAP_RESPONSE_CONTINUATION) {
+		imap_response_free(resp);
+		conn_fail(conn,
+			  g_error_new(IMAP_ERROR, IMAP_ERROR_PROTOCOL,
+				      "unexpected continuation"),
+			  error);
+		return FALSE;
+	}
+	if (conn_handle_own(conn, resp)) {
+		conn->broken = TRUE;
+		g_set_error(error, IMAP_ERROR, IMAP_ERROR_BYE,
+			    "server closed the connection: %s", conn->bye_text);
+		imap_response_free(resp);
+		return FALSE;
+	}
+	if (cb != NULL)
+		cb(resp, user_data);
+	imap_response_free(resp);
+	return TRUE;
+}
+
+enum imap_conn_listen_result imap_conn_listen(struct imap_conn *conn,
+					      int wake_fd, int timeout_ms,
+					      imap_untagged_fn *cb,
+					      void *user_data, GError **error)
+{
+	struct imap_response *resp;
+	GError *err = NULL;
+	gboolean any = FALSE;
+
+	if (conn->broken) {
+		g_set_error(error, IMAP_ERROR, IMAP_ERROR_IO,
+			    "connection is broken");
+		return IMAP_CONN_LISTEN_ERROR;
+	}
+	for (;;) {
+		resp = conn_take_buffered(conn, &err);
+		if (resp == NULL && err != NULL) {
+			g_propagate_error(error, err);
+			return IMAP_CONN_LISTEN_ERROR;
+		}
+		if (resp == NULL && any)
+			return IMAP_CONN_LISTEN_DATA;
+		if (resp == NULL) {
+			enum imap_transport_event ev =
+				imap_transport_wait_input(conn->transport,
+							  wake_fd, timeout_ms,
+							  &err);
+
+			if (ev == IMAP_TRANSPORT_ERROR) {
+				conn_fail(conn, err, error);
+				return IMAP_CONN_LISTEN_ERROR;
+			}
+			if (ev == IMAP_TRANSPORT_QUIET)
+				return IMAP_CONN_LISTEN_QUIET;
+			if (ev == IMAP_TRANSPORT_WOKEN)
+				return IMAP_CONN_LISTEN_WOKEN;
+			resp = conn_read_response(conn, conn->timeout_ms,
+						  error);
+			if (resp == NULL)
+				return IMAP_CONN_LISTEN_ERROR;
+		}
+		if (!conn_listen_one(conn, resp, cb, user_data, error))
+			return IMAP_CONN_LISTEN_ERROR;
+		any = TRUE;
+	}
+}
+
+gboolean imap_conn_idle_end(struct imap_conn *conn, imap_untagged_fn *cb,
+			    void *user_data, GError **error)
+{
+	struct imap_response *tagged = conn->idle_done;
+	char *tag = conn->idle_tag;
+	gboolean ok = TRUE;
+
+	if (tag == NULL)
+		return TRUE;
+	conn->idle_tag = NULL;
+	conn->idle_done = NULL;
+	if (tagged == NULL) {
+		GString *out = g_string_new("DONE\r\n");
+
+		imapfs_debug("C: DONE");
+		ok = conn_write(conn, out, conn->timeout_ms, error);
+		g_string_free(out, TRUE);
+		if (ok)
+			ok = conn_wait(conn, tag, CONN_WAIT_TAGGED, cb,
+				       user_data, NULL, error);
+	} else if (tagged->status != IMAP_STATUS_OK) {
+		conn_error_from_tagged(tagged, error);
+		ok = FALSE;
+	}
+	imap_response_free(tagged);
+	g_free(tag);
+	return ok;
 }

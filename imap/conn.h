@@ -129,4 +129,49 @@ char *imap_conn_describe_response(const struct imap_response *resp);
 void imap_conn_set_literal_sink(struct imap_conn *conn,
 				const struct imap_literal_sink *sink);
 
+/* Listening (IDLE, RFC 2177; NOTIFY, RFC 5465, delivers through it too).
+ *
+ * Silence is not an error here: imap_conn_listen() waits for the server
+ * or a wake-up fd (an eventfd another thread writes), whichever comes
+ * first, with @timeout_ms as its bound (the caller's watchdog), and a
+ * quiet timeout is no failure.  Once a response has begun, the rest of it
+ * is read within the connection's timeout as usual.  Same thread rules as
+ * the other calls; the wake-up fd is what another thread may touch. */
+
+/* What imap_conn_listen() saw. */
+enum imap_conn_listen_result {
+	IMAP_CONN_LISTEN_ERROR = -1, /* *error set (BYE: IMAP_ERROR_BYE) */
+	IMAP_CONN_LISTEN_QUIET = 0,  /* @timeout_ms of silence */
+	IMAP_CONN_LISTEN_DATA = 1,   /* responses were handed to @cb */
+	IMAP_CONN_LISTEN_WOKEN = 2,  /* @wake_fd is readable */
+};
+
+/* Sends IDLE and waits for the server's continuation; untagged data that
+ * comes first goes to @cb. FALSE with an IMAP_ERROR if the server refuses
+ * (NO/BAD) or the connection fails. */
+gboolean imap_conn_idle_begin(struct imap_conn *conn, imap_untagged_fn *cb,
+			      void *user_data, GError **error);
+
+/* TRUE between imap_conn_idle_begin() and the end of that IDLE (our DONE,
+ * or the server ending it on its own). */
+gboolean imap_conn_idling(const struct imap_conn *conn);
+
+/* Hands every untagged response that arrives to @cb until at least one
+ * did (DATA; all that are already buffered are delivered), @wake_fd
+ * (< 0: none; not drained here) becomes readable (WOKEN), or @timeout_ms
+ * passes without a byte (QUIET).  Works inside IDLE and between commands
+ * (NOTIFY sends then too).  A server that ends the IDLE itself makes it
+ * DATA with imap_conn_idling() FALSE.  An unsolicited BYE is ERROR with
+ * IMAP_ERROR_BYE and the connection broken: reconnect. */
+enum imap_conn_listen_result imap_conn_listen(struct imap_conn *conn,
+					      int wake_fd, int timeout_ms,
+					      imap_untagged_fn *cb,
+					      void *user_data, GError **error);
+
+/* Ends the IDLE: sends DONE (unless the server already ended it) and
+ * waits for the tagged completion, untagged data going to @cb. TRUE if
+ * it completed with OK. Without an IDLE in progress: TRUE at once. */
+gboolean imap_conn_idle_end(struct imap_conn *conn, imap_untagged_fn *cb,
+			    void *user_data, GError **error);
+
 #endif

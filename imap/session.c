@@ -300,6 +300,8 @@ struct session_list_ctx {
 	GPtrArray *result;
 	GHashTable *seen;   /* names already in result */
 	GHashTable *status; /* names a LIST-STATUS reply came for */
+	/* Names an untagged "NO ...: NAME" refused a STATUS for. */
+	GHashTable *refused;
 };
 
 /* The namespace @name belongs to: the one with the longest prefix it
@@ -346,6 +348,15 @@ static void session_list_cb(struct imap_response *resp, void *user_data)
 	if (resp->keyword != NULL && strcmp(resp->keyword, "STATUS") == 0 &&
 	    resp->count >= 1 && imap_arg_get_astring(&resp->args[0], &name)) {
 		g_hash_table_add(ctx->status, g_strdup(name));
+		return;
+	}
+	/* Dovecot 2.3 (after another session renamed or deleted it) goes
+	 * on listing a mailbox, refusing its STATUS with "* NO Mailbox
+	 * doesn't exist: NAME". */
+	if (resp->status == IMAP_STATUS_NO && resp->text != NULL &&
+	    strstr(resp->text, ": ") != NULL) {
+		g_hash_table_add(ctx->refused,
+				 g_strdup(strrchr(resp->text, ':') + 2));
 		return;
 	}
 	if (resp->keyword == NULL || strcmp(resp->keyword, "LIST") != 0 ||
@@ -475,6 +486,12 @@ static void session_list_ghosts(struct session_list_ctx *ctx)
 				     "only",
 				     info->name);
 			info->noselect = TRUE;
+		} else if (g_hash_table_contains(ctx->refused, info->name)) {
+			imapfs_debug("%s: listed, but the server says it does "
+				     "not exist",
+				     info->name);
+			info->noselect = TRUE;
+			info->nonexistent = TRUE;
 		}
 	}
 }
@@ -510,7 +527,7 @@ static gboolean session_list_rights(struct imap_session *s, GPtrArray *infos,
 
 GPtrArray *imap_session_list(struct imap_session *session, GError **error)
 {
-	struct session_list_ctx ctx = {session, NULL, NULL, NULL};
+	struct session_list_ctx ctx = {session, NULL, NULL, NULL, NULL};
 	const struct session_ns *primary = session->namespaces->pdata[0];
 	gboolean ok = TRUE;
 	guint i;
@@ -518,6 +535,8 @@ GPtrArray *imap_session_list(struct imap_session *session, GError **error)
 	ctx.result = g_ptr_array_new_with_free_func(session_mailbox_info_free);
 	ctx.seen = g_hash_table_new(g_str_hash, g_str_equal);
 	ctx.status =
+		g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	ctx.refused =
 		g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	/* "INBOX.*" cannot match INBOX itself. */
 	if (*primary->prefix != '\0')
@@ -533,6 +552,7 @@ GPtrArray *imap_session_list(struct imap_session *session, GError **error)
 	if (ok)
 		session_list_ghosts(&ctx);
 	g_hash_table_destroy(ctx.status);
+	g_hash_table_destroy(ctx.refused);
 	if (ok)
 		ok = session_list_rights(session, ctx.result, error);
 	if (!ok) {

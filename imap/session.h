@@ -19,6 +19,8 @@
 #include <glib.h>
 #include <stdint.h>
 
+#include "uidrange.h"
+
 struct imap_session;
 
 /* An OAuth2 access token source: returns a fresh token (g_malloc'd; the
@@ -164,11 +166,6 @@ gboolean imap_session_fetch_flags(struct imap_session *session,
 				  uint32_t uid_first, uint32_t uid_last,
 				  uint64_t changedsince, imap_meta_fn *fn,
 				  void *user_data, GError **error);
-
-/* An inclusive range of UIDs. */
-struct imap_uid_range {
-	uint32_t lo, hi;
-};
 
 /* The UIDs that exist in @uid_first..@uid_last (no "*": explicit bounds)
  * of @mailbox, as ascending, merged ranges in @ranges (struct

@@ -677,6 +677,42 @@ gssize imap_transport_read(struct imap_transport *transport, void *buf,
 	return transport_read_plain(transport, buf, size, deadline, error);
 }
 
+enum imap_transport_event
+imap_transport_wait_input(struct imap_transport *transport, int wake_fd,
+			  int timeout_ms, GError **error)
+{
+	gint64 deadline = transport_deadline(timeout_ms);
+
+	if (transport->eof ||
+	    (transport->ssl != NULL && SSL_has_pending(transport->ssl)))
+		return IMAP_TRANSPORT_INPUT;
+	for (;;) {
+		struct pollfd pfd[2] = {
+			{.fd = transport->fd, .events = POLLIN},
+			{.fd = wake_fd, .events = POLLIN},
+		};
+		int timeout = transport_remaining_ms(deadline);
+		int r;
+
+		if (timeout == 0)
+			return IMAP_TRANSPORT_QUIET;
+		r = poll(pfd, wake_fd >= 0 ? 2 : 1, timeout);
+		if (r > 0) {
+			if (pfd[0].revents != 0)
+				return IMAP_TRANSPORT_INPUT;
+			if (pfd[1].revents != 0)
+				return IMAP_TRANSPORT_WOKEN;
+		}
+		if (r < 0 && errno != EINTR) {
+			int e = errno;
+
+			g_set_error(error, IMAP_ERROR, IMAP_ERROR_IO,
+				    "poll: %s", g_strerror(e));
+			return IMAP_TRANSPORT_ERROR;
+		}
+	}
+}
+
 /* Sends part of @data; returns bytes sent (> 0), 0 if the caller must
  * wait for @events_r, or -1 with @error set. */
 static gssize transport_write_some(struct imap_transport *t, const char *data,

@@ -52,6 +52,23 @@ gboolean imap_transport_is_tls(const struct imap_transport *transport);
 gssize imap_transport_read(struct imap_transport *transport, void *buf,
 			   size_t size, int timeout_ms, GError **error);
 
+/* What imap_transport_wait_input() saw. */
+enum imap_transport_event {
+	IMAP_TRANSPORT_ERROR = -1, /* *error set */
+	IMAP_TRANSPORT_QUIET = 0,  /* @timeout_ms passed without input */
+	IMAP_TRANSPORT_INPUT = 1,  /* bytes (or EOF/an error) to read */
+	IMAP_TRANSPORT_WOKEN = 2,  /* @wake_fd became readable */
+};
+
+/* Waits, without reading, until the server sent something (TLS records
+ * OpenSSL already holds count), @wake_fd (ignored if < 0; the caller
+ * drains it) becomes readable, or @timeout_ms (< 0: forever) passes.
+ * Input wins over a wake-up when both are there. For a connection that
+ * listens (IDLE, NOTIFY), where silence is not an error. */
+enum imap_transport_event
+imap_transport_wait_input(struct imap_transport *transport, int wake_fd,
+			  int timeout_ms, GError **error);
+
 /* Writes all @size bytes; each wait for the socket to become writable is
  * bounded by @timeout_ms. Returns FALSE with IMAP_ERROR_IO or
  * IMAP_ERROR_TIMEOUT. Never raises SIGPIPE. */

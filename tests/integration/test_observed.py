@@ -49,6 +49,9 @@ def proxy(imapfs_bin, tmp_path_factory):
 def _mount(imapfs_bin, proxy, options):
     mnt = os.path.join(proxy.work, "mnt-" + secrets.token_hex(4))
     os.mkdir(mnt)
+    # These tests count the commands requests cause: the live view's
+    # own traffic (IDLE, STATUS and LIST polls) is left out.
+    options = ["-o", "watch=0"] + list(options)
     r = testenv.mount_imapfs(imapfs_bin, proxy, mnt, options=options)
     if r.returncode != 0:
         pytest.fail(f"mounting through the proxy failed: {r.stderr}")

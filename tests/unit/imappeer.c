@@ -23,6 +23,9 @@ struct peer_conn {
 	GThread *thread;
 	char buf[16384];
 	size_t pos, len;
+	/* The tag of the last command: an untagged line ("DONE", which
+	 * ends IDLE) is answered with it. */
+	char *last_tag;
 };
 
 static gboolean conn_fill(struct peer_conn *c)
@@ -217,6 +220,18 @@ static gboolean conn_command(struct peer_conn *c)
 	}
 	sp = strchr(line, ' ');
 	tag = g_strndup(line, sp != NULL ? (size_t)(sp - line) : strlen(line));
+	if (sp == NULL && strcmp(line, "DONE") == 0 && c->last_tag != NULL) {
+		/* IDLE's end: matched as the command "DONE", answered with
+		 * the IDLE's tag. */
+		g_free(tag);
+		g_free(line);
+		tag = g_strdup(c->last_tag);
+		line = g_strdup_printf("%s DONE", tag);
+		sp = strchr(line, ' ');
+	} else {
+		g_free(c->last_tag);
+		c->last_tag = g_strdup(tag);
+	}
 	if (sp != NULL && conn_auto(c, tag, sp + 1, &close)) {
 		g_free(tag);
 		g_free(line);
@@ -371,6 +386,7 @@ void peer_stop(struct peer *p)
 		g_thread_join(c->thread);
 		SSL_free(c->ssl);
 		close(c->fd);
+		g_free(c->last_tag);
 		g_free(c);
 	}
 	g_ptr_array_set_size(p->conns, 0);

@@ -1,0 +1,473 @@
+/* watch.c - see watch.h. */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include "idle.h"
+#include "imap-error.h"
+#include "log.h"
+#include "mailbox.h"
+#include "resync.h"
+#include "tree_live.h"
+#include "watch.h"
+
+#define WATCH_MAX_LISTENERS 16
+/* STATUS poll interval of a folder: a tenth of the time since it was
+ * used, within these bounds. */
+#define WATCH_POLL_MIN_US (2 * G_USEC_PER_SEC)
+#define WATCH_POLL_MAX_US (300 * G_USEC_PER_SEC)
+/* The mailbox list is polled (without NOTIFY) no more often than this. */
+#define WATCH_LIST_MIN_US (2 * G_USEC_PER_SEC)
+
+struct watch_seen {
+	uint32_t uidnext; /* the UIDNEXT last synced to */
+	gint64 polled_at; /* last STATUS poll (monotonic us) */
+};
+
+struct fs_watch {
+	struct imapfs *fs;
+	struct imap_idle *listeners[WATCH_MAX_LISTENERS];
+	unsigned int n;
+	unsigned int idled; /* folders IDLEd on (0 with NOTIFY) */
+	GMutex lock;
+	/* Protected by lock: server name -> struct watch_seen *. */
+	GHashTable *seen;
+	gint64 list_polled_at; /* protected by lock */
+};
+
+/* ---- one folder brought up to date ---- */
+
+struct watch_meta_ctx {
+	const char *mailbox;
+	uint32_t uidvalidity, first;
+	GArray *metas;
+};
+
+static void watch_meta_clear(gpointer p)
+{
+	g_free(((struct imap_message_meta *)p)->flags);
+}
+
+static void watch_meta_cb(const struct imap_message_meta *meta, void *user_data)
+{
+	struct watch_meta_ctx *ctx = user_data;
+	struct imap_message_meta copy = *meta;
+
+	/* "n:*" also matches the last message when none is above n. */
+	if (meta->uid < ctx->first)
+		return;
+	copy.flags = g_strdup(meta->flags);
+	g_array_append_val(ctx->metas, copy);
+}
+
+static gboolean watch_meta_fn(struct imap_session *s, void *user_data,
+			      GError **error)
+{
+	struct watch_meta_ctx *ctx = user_data;
+
+	g_array_set_size(ctx->metas, 0);
+	if (!imap_session_catch_up(s, ctx->mailbox, ctx->uidvalidity, error))
+		return FALSE;
+	return imap_session_fetch_meta(s, ctx->mailbox, ctx->uidvalidity,
+				       ctx->first, 0, watch_meta_cb, ctx,
+				       error);
+}
+
+struct watch_uids_ctx {
+	const char *mailbox;
+	uint32_t uidvalidity, upto;
+	GArray *ranges;
+};
+
+static gboolean watch_uids_fn(struct imap_session *s, void *user_data,
+			      GError **error)
+{
+	struct watch_uids_ctx *ctx = user_data;
+
+	g_array_set_size(ctx->ranges, 0);
+	return imap_resync_uid_ranges(s, ctx->mailbox, ctx->uidvalidity,
+				      ctx->upto, ctx->ranges, error);
+}
+
+struct watch_flags_ctx {
+	struct fs_watch *w;
+	const struct fs_live_folder *f;
+	uint64_t highest;
+	unsigned int changed;
+};
+
+static void watch_flag_cb(uint32_t uid, const char *flags, uint64_t modseq,
+			  void *user_data)
+{
+	struct watch_flags_ctx *ctx = user_data;
+
+	(void)modseq;
+	if (fs_tree_live_set_flags(ctx->w->fs->tree, ctx->f->ino,
+				   ctx->f->uidvalidity, uid, flags) > 0)
+		ctx->changed++;
+}
+
+static gboolean watch_flags_fn(struct imap_session *s, void *user_data,
+			       GError **error)
+{
+	struct watch_flags_ctx *ctx = user_data;
+
+	return imap_session_flags_since(s, ctx->f->mailbox, ctx->f->uidvalidity,
+					ctx->f->modseq, watch_flag_cb, ctx,
+					&ctx->highest, error);
+}
+
+static void watch_warn(const char *what, const char *mailbox, GError *err)
+{
+	imapfs_info("watch: cannot %s %s: %s", what, mailbox, err->message);
+	g_error_free(err);
+}
+
+static struct watch_seen *watch_seen_get(struct fs_watch *w,
+					 const char *mailbox)
+{
+	struct watch_seen *s = g_hash_table_lookup(w->seen, mailbox);
+
+	if (s == NULL) {
+		s = g_new0(struct watch_seen, 1);
+		g_hash_table_insert(w->seen, g_strdup(mailbox), s);
+	}
+	return s;
+}
+
+/* Brings loaded folder @mailbox in line with @st (uidnext, exists,
+ * highestmodseq 0: unknown; @count_known: st->exists can be trusted). */
+static void watch_sync(struct fs_watch *w, const char *mailbox,
+		       const struct imap_mailbox_status *st,
+		       gboolean count_known, gboolean force_count)
+{
+	struct imapfs *fs = w->fs;
+	struct fs_live_folder f = {0};
+	GError *err = NULL;
+	gboolean complete = TRUE;
+	uint32_t synced_next;
+
+	if (!fs_tree_live_folder(fs->tree, mailbox, &f))
+		return;
+	if (st->uidvalidity != 0 && st->uidvalidity != f.uidvalidity) {
+		imapfs_info("watch: UIDVALIDITY of %s changed (%u -> %u)",
+			    mailbox, f.uidvalidity, st->uidvalidity);
+		fs_tree_live_reset(fs->tree, fs->notify, f.ino);
+		goto out;
+	}
+	g_mutex_lock(&w->lock);
+	synced_next = watch_seen_get(w, mailbox)->uidnext;
+	g_mutex_unlock(&w->lock);
+	/* New mail: what lies above the highest UID we hold. */
+	if (st->uidnext > f.max_uid + 1 && st->uidnext > synced_next) {
+		struct watch_meta_ctx ctx = {mailbox, f.uidvalidity,
+					     f.max_uid + 1, NULL};
+
+		ctx.metas = g_array_new(FALSE, FALSE,
+					sizeof(struct imap_message_meta));
+		g_array_set_clear_func(ctx.metas, watch_meta_clear);
+		if (imap_pool_run(fs->pool, mailbox, watch_meta_fn, &ctx,
+				  &err)) {
+			int n = fs_tree_live_add(fs->tree, fs->notify, f.ino,
+						 f.uidvalidity, ctx.metas);
+
+			if (n > 0)
+				imapfs_debug("watch: %d new in %s", n, mailbox);
+			g_mutex_lock(&w->lock);
+			watch_seen_get(w, mailbox)->uidnext = st->uidnext;
+			g_mutex_unlock(&w->lock);
+		} else {
+			watch_warn("fetch new messages of", mailbox, err);
+			complete = FALSE;
+		}
+		g_array_unref(ctx.metas);
+		fs_live_folder_clear(&f);
+		if (!fs_tree_live_folder(fs->tree, mailbox, &f))
+			return;
+	}
+	/* Expunged: the count says so, the UIDs that remain say which. */
+	if ((count_known && f.count > st->exists) || force_count) {
+		struct watch_uids_ctx ctx = {mailbox, f.uidvalidity, f.max_uid,
+					     NULL};
+		uint64_t gen = f.gen;
+
+		ctx.ranges = g_array_new(FALSE, FALSE,
+					 sizeof(struct imap_uid_range));
+		if (imap_pool_run(fs->pool, mailbox, watch_uids_fn, &ctx,
+				  &err)) {
+			int n = fs_tree_live_keep_only(
+				fs->tree, fs->notify, f.ino, f.uidvalidity,
+				ctx.ranges, f.max_uid, gen);
+
+			if (n > 0)
+				imapfs_debug("watch: %d gone from %s", n,
+					     mailbox);
+		} else {
+			watch_warn("list the UIDs of", mailbox, err);
+			complete = FALSE;
+		}
+		g_array_unref(ctx.ranges);
+	}
+	/* Flags: CONDSTORE says whether anything changed, and what. */
+	if (st->highestmodseq != 0 && f.modseq != 0 &&
+	    st->highestmodseq > f.modseq) {
+		struct watch_flags_ctx ctx = {w, &f, st->highestmodseq, 0};
+
+		if (imap_pool_run(fs->pool, mailbox, watch_flags_fn, &ctx,
+				  &err)) {
+			fs_tree_live_set_synced(fs->tree, f.ino, f.uidvalidity,
+						ctx.highest, FALSE);
+			if (ctx.changed > 0)
+				imapfs_debug("watch: flags of %u in %s",
+					     ctx.changed, mailbox);
+		} else {
+			watch_warn("fetch flag changes of", mailbox, err);
+			complete = FALSE;
+		}
+	}
+	/* In step with the server (counts agree, and with CONDSTORE the
+	 * flags too): the listing needs no reload by age. */
+	if (complete && count_known && st->highestmodseq != 0 &&
+	    f.modseq != 0) {
+		struct fs_live_folder now = {0};
+
+		if (fs_tree_live_folder(fs->tree, mailbox, &now) &&
+		    now.count == st->exists && now.uidvalidity == f.uidvalidity)
+			fs_tree_live_set_synced(fs->tree, f.ino, f.uidvalidity,
+						st->highestmodseq, TRUE);
+		fs_live_folder_clear(&now);
+	}
+out:
+	fs_live_folder_clear(&f);
+}
+
+/* ---- the hooks ---- */
+
+static void watch_on_status(void *user_data, const char *mailbox,
+			    const struct imap_mailbox_status *status)
+{
+	watch_sync(user_data, mailbox, status, TRUE, FALSE);
+}
+
+static void watch_on_mailboxes(void *user_data)
+{
+	struct fs_watch *w = user_data;
+	struct imapfs *fs = w->fs;
+	GHashTable *before = fs_tree_live_dir_names(fs->tree), *after;
+	GHashTableIter it;
+	gpointer k, v;
+	GError *err = NULL;
+
+	if (fs_ops_load_mailboxes(fs, &err) != 0) {
+		watch_warn("list", "the mailboxes", err);
+		g_hash_table_destroy(before);
+		return;
+	}
+	after = fs_tree_live_dir_names(fs->tree);
+	/* Keys are "<parent ino>/<name>". */
+	g_hash_table_iter_init(&it, before);
+	while (g_hash_table_iter_next(&it, &k, &v)) {
+		char *slash = strchr(k, '/');
+		uint64_t parent = g_ascii_strtoull(k, NULL, 10);
+
+		if (g_hash_table_lookup(after, k) == v)
+			continue;
+		fs_notify_delete(fs->notify, parent, (uint64_t)(uintptr_t)v,
+				 slash + 1);
+		fs_notify_inval_inode(fs->notify, parent);
+	}
+	g_hash_table_iter_init(&it, after);
+	while (g_hash_table_iter_next(&it, &k, &v)) {
+		char *slash = strchr(k, '/');
+		uint64_t parent = g_ascii_strtoull(k, NULL, 10);
+
+		if (g_hash_table_contains(before, k))
+			continue;
+		fs_notify_inval_entry(fs->notify, parent, slash + 1);
+		fs_notify_inval_inode(fs->notify, parent);
+	}
+	g_hash_table_destroy(before);
+	g_hash_table_destroy(after);
+}
+
+static void watch_on_selected(void *user_data, const char *mailbox,
+			      const struct imap_mailbox_status *status,
+			      struct imap_mailbox_changes *ch)
+{
+	struct fs_watch *w = user_data;
+	struct imapfs *fs = w->fs;
+	struct fs_live_folder f = {0};
+
+	if (!fs_tree_live_folder(fs->tree, mailbox, &f))
+		return;
+	if (ch->uidvalidity_changed || (status->uidvalidity != 0 &&
+					status->uidvalidity != f.uidvalidity)) {
+		fs_tree_live_reset(fs->tree, fs->notify, f.ino);
+		fs_live_folder_clear(&f);
+		return;
+	}
+	if (ch->expunged->len > 0)
+		fs_tree_live_expunge(fs->tree, fs->notify, f.ino, f.uidvalidity,
+				     ch->expunged);
+	for (guint i = 0; i < ch->flags->len; i++) {
+		const struct imap_flag_change *c =
+			&g_array_index(ch->flags, struct imap_flag_change, i);
+
+		fs_tree_live_set_flags(fs->tree, f.ino, f.uidvalidity, c->uid,
+				       c->flags);
+	}
+	if (ch->flags->len > 0 && status->highestmodseq != 0)
+		fs_tree_live_set_synced(fs->tree, f.ino, f.uidvalidity,
+					status->highestmodseq, FALSE);
+	fs_live_folder_clear(&f);
+	if (ch->grew || ch->desync)
+		watch_sync(w, mailbox, status, !ch->desync, ch->desync);
+}
+
+static void watch_on_connected(void *user_data, unsigned int index,
+			       gboolean notify)
+{
+	struct fs_watch *w = user_data;
+
+	if (index != 0)
+		return;
+	/* Whatever happened while we were away: the mailbox list now,
+	 * every loaded folder at its next poll (or from NOTIFY's STATUS
+	 * burst). */
+	g_mutex_lock(&w->lock);
+	g_hash_table_remove_all(w->seen);
+	w->list_polled_at = 0;
+	g_mutex_unlock(&w->lock);
+	if (notify)
+		watch_on_mailboxes(w);
+}
+
+/* The @index-th most recently used loaded folder. */
+static char *watch_pick(void *user_data, unsigned int index)
+{
+	struct fs_watch *w = user_data;
+	GArray *folders = fs_tree_live_folders(w->fs->tree);
+	char *name = NULL;
+
+	if (index < w->idled && index < folders->len)
+		name = g_strdup(
+			g_array_index(folders, struct fs_live_folder, index)
+				.mailbox);
+	g_array_unref(folders);
+	return name;
+}
+
+static gint64 watch_interval(gint64 now, gint64 used_at)
+{
+	return CLAMP((now - used_at) / 10, WATCH_POLL_MIN_US,
+		     WATCH_POLL_MAX_US);
+}
+
+static char **watch_poll(void *user_data, int *next_ms_r)
+{
+	struct fs_watch *w = user_data;
+	GArray *folders = fs_tree_live_folders(w->fs->tree);
+	GPtrArray *due = g_ptr_array_new();
+	gint64 now = g_get_monotonic_time();
+	gint64 next = WATCH_POLL_MAX_US, list_every;
+	gboolean list_due;
+
+	g_mutex_lock(&w->lock);
+	/* The first ones are IDLEd on; poll the rest. */
+	for (guint i = w->idled; i < folders->len; i++) {
+		const struct fs_live_folder *f =
+			&g_array_index(folders, struct fs_live_folder, i);
+		struct watch_seen *s = watch_seen_get(w, f->mailbox);
+		gint64 every = watch_interval(now, f->used_at);
+
+		if (now - s->polled_at >= every) {
+			s->polled_at = now;
+			g_ptr_array_add(due, g_strdup(f->mailbox));
+		} else {
+			next = MIN(next, s->polled_at + every - now);
+		}
+	}
+	list_every =
+		folders->len > 0
+			? MAX(watch_interval(
+				      now,
+				      g_array_index(folders,
+						    struct fs_live_folder, 0)
+					      .used_at),
+			      WATCH_LIST_MIN_US)
+			: WATCH_POLL_MAX_US;
+	list_due = now - w->list_polled_at >= list_every;
+	if (list_due)
+		w->list_polled_at = now;
+	next = MIN(next, w->list_polled_at + list_every - now);
+	g_mutex_unlock(&w->lock);
+	g_array_unref(folders);
+	if (list_due)
+		watch_on_mailboxes(w);
+	*next_ms_r = (int)MAX((next + 999) / 1000, 100);
+	g_ptr_array_add(due, NULL);
+	return (char **)g_ptr_array_free(due, FALSE);
+}
+
+/* A folder was loaded (tree lock held): the listeners look at what to
+ * watch and poll again. */
+static void watch_on_load(void *user_data)
+{
+	struct fs_watch *w = user_data;
+
+	for (unsigned int i = 0; i < w->n; i++)
+		imap_idle_wake(w->listeners[i]);
+}
+
+struct fs_watch *fs_watch_start(struct imapfs *fs,
+				const struct imap_account *account,
+				const struct fs_watch_params *params)
+{
+	struct fs_watch *w = g_new0(struct fs_watch, 1);
+	struct imap_idle_hooks hooks = {
+		.connected = watch_on_connected,
+		.status = watch_on_status,
+		.mailboxes = watch_on_mailboxes,
+		.selected = watch_on_selected,
+		.pick = watch_pick,
+		.poll = watch_poll,
+		.user_data = w,
+	};
+
+	w->fs = fs;
+	g_mutex_init(&w->lock);
+	w->seen =
+		g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	w->n = params->notify || !params->idle
+		       ? 1
+		       : CLAMP(params->listeners, 1u,
+			       (unsigned int)WATCH_MAX_LISTENERS);
+	w->idled = params->notify || !params->idle ? 0 : w->n;
+	for (unsigned int i = 0; i < w->n; i++) {
+		struct imap_idle_params p = {
+			.account = account,
+			.index = i,
+			.try_notify = params->notify,
+			.notify_events = IMAP_IDLE_NOTIFY_MESSAGES,
+			.watchdog_ms = params->watchdog_ms,
+		};
+
+		w->listeners[i] = imap_idle_start(&p, &hooks);
+	}
+	fs_tree_live_set_load_hook(fs->tree, watch_on_load, w);
+	return w;
+}
+
+void fs_watch_stop(struct fs_watch *watch)
+{
+	if (watch == NULL)
+		return;
+	fs_tree_live_set_load_hook(watch->fs->tree, NULL, NULL);
+	for (unsigned int i = 0; i < watch->n; i++)
+		imap_idle_stop(watch->listeners[i]);
+	g_hash_table_destroy(watch->seen);
+	g_mutex_clear(&watch->lock);
+	g_free(watch);
+}

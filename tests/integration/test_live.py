@@ -1,0 +1,293 @@
+"""The live view (fs/watch.c, imap/idle.c): changes another client makes on
+the server show up through the mount within seconds, while listing_ttl and
+attr_timeout keep their defaults (30 s / 60 s), so only the live view can
+explain what is seen.
+
+Every case runs twice: against Dovecot with NOTIFY (one connection hears
+about every mailbox) and without it (IDLE on the folder in use plus
+STATUS polls of the others).  The second client is plain imaplib.
+"""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(_ROOT, "tests", "support"))
+
+import testenv  # noqa: E402
+
+BOUND_S = 10  # generous: the 2 s target is measured in tests/bench
+WATCH = "Watched"    # IDLEd on without NOTIFY (the last folder used)
+OTHER = "Polled"     # loaded too, so only STATUS polls it without NOTIFY
+
+
+def msg(tag: str) -> bytes:
+    return (f"From: a@example.org\r\nTo: b@example.org\r\n"
+            f"Subject: live {tag}\r\nMessage-ID: <{tag}@example.org>\r\n"
+            f"\r\nbody {tag}\r\n").encode()
+
+
+def wait(pred, what):
+    testenv.wait_for(pred, BOUND_S, interval=0.05, what=what)
+
+
+def wait_connected(trace):
+    """The listener logs in after the mount is live: wait for it."""
+    def connected():
+        with open(trace, errors="replace") as f:
+            return "watch 0: connected" in f.read()
+    wait(connected, "the watch connection")
+
+
+@pytest.fixture(scope="module", params=["notify", "idle"])
+def live(request, imapfs_bin, tmp_path_factory):
+    """(server, mountpoint, trace path) with the mount in the foreground
+    and traced (-d); with or without NOTIFY."""
+    work = str(tmp_path_factory.mktemp("live-" + request.param))
+    caps = () if request.param == "notify" else ("NOTIFY",)
+    srv = testenv.DovecotServer(os.path.join(work, "dovecot"),
+                                without_caps=caps)
+    mnt = os.path.join(work, "mnt")
+    os.mkdir(mnt)
+    trace = os.path.join(work, "trace")
+    proc = None
+    try:
+        srv.start()
+        for box in (WATCH, OTHER):
+            srv.create_mailbox(box)
+            srv.append_many(box, [(msg(f"{box}-{i}"), "", None)
+                                  for i in range(3)])
+        proc = testenv.mount_traced(imapfs_bin, srv, mnt, trace)
+        wait_connected(trace)
+        yield srv, mnt, trace, request.param
+    finally:
+        testenv.stop_traced(mnt, proc)
+        srv.stop()
+
+
+def uids(srv, box):
+    c = srv.client()
+    try:
+        c.select(testenv.imap_quote(srv.server_name(box)))
+        typ, data = c.uid("SEARCH", "ALL")
+        return [int(x) for x in data[0].split()]
+    finally:
+        c.logout()
+
+
+def use(mnt, *boxes):
+    """Lists the folders (the last one is the most recently used)."""
+    for b in boxes:
+        os.listdir(os.path.join(mnt, b))
+
+
+@pytest.mark.parametrize("box", [WATCH, OTHER])
+def test_new_mail_appears(live, box):
+    srv, mnt, _, _ = live
+    use(mnt, OTHER, WATCH) if box == WATCH else use(mnt, WATCH, OTHER)
+    before = set(os.listdir(os.path.join(mnt, box)))
+    srv.append(box, msg(f"new-{box}-{time.time()}"))
+    new = f"{max(uids(srv, box))}.eml"
+    assert new not in before
+    wait(lambda: new in os.listdir(os.path.join(mnt, box)),
+         f"{new} in ls {box}")
+    found = {os.path.basename(p) for p, _, files in os.walk(mnt)
+             for p in [os.path.join(p, f) for f in files]}
+    assert new in found, "find does not see the new message"
+    with open(os.path.join(mnt, box, new), "rb") as f:
+        assert b"Subject: live new-" in f.read()
+
+
+@pytest.mark.parametrize("box", [WATCH, OTHER])
+def test_expunge_disappears(live, box):
+    srv, mnt, _, _ = live
+    uid = srv.append(box, msg(f"doomed-{box}-{time.time()}"))
+    path = os.path.join(mnt, box, f"{uid}.eml")
+    wait(lambda: os.path.exists(path), f"{uid}.eml to appear")
+    os.stat(path)  # the kernel now holds a positive entry for it
+    c = srv.client()
+    try:
+        c.select(testenv.imap_quote(srv.server_name(box)))
+        c.uid("STORE", str(uid), "+FLAGS.SILENT", "(\\Deleted)")
+        c.expunge()
+    finally:
+        c.logout()
+    wait(lambda: f"{uid}.eml" not in os.listdir(os.path.join(mnt, box)),
+         "expunged message to leave the listing")
+    with pytest.raises(FileNotFoundError):
+        os.stat(path)
+
+
+@pytest.mark.parametrize("box", [WATCH, OTHER])
+def test_flag_change_visible(live, box):
+    srv, mnt, _, _ = live
+    use(mnt, box)
+    uid = min(uids(srv, box))
+    path = os.path.join(mnt, box, f"{uid}.eml")
+    assert b"\\Flagged" not in os.getxattr(path, "user.imap.flags")
+    c = srv.client()
+    try:
+        c.select(testenv.imap_quote(srv.server_name(box)))
+        c.uid("STORE", str(uid), "+FLAGS.SILENT", "(\\Flagged)")
+    finally:
+        c.logout()
+    wait(lambda: b"\\Flagged" in os.getxattr(path, "user.imap.flags"),
+         "\\Flagged in user.imap.flags")
+
+
+def test_folder_create_rename_delete(live):
+    srv, mnt, _, _ = live
+    use(mnt, WATCH)
+    assert "Fresh" not in os.listdir(mnt)
+    srv.create_mailbox("Fresh")
+    wait(lambda: "Fresh" in os.listdir(mnt), "a created folder in ls")
+    c = srv.client()
+    try:
+        c.rename(srv.server_name("Fresh"), srv.server_name("Renamed"))
+    finally:
+        c.logout()
+    wait(lambda: "Renamed" in os.listdir(mnt) and
+         "Fresh" not in os.listdir(mnt), "a renamed folder in ls")
+    assert not os.path.exists(os.path.join(mnt, "Fresh"))
+    srv.delete_mailbox("Renamed")
+    wait(lambda: "Renamed" not in os.listdir(mnt), "a deleted folder gone")
+    assert not os.path.exists(os.path.join(mnt, "Renamed"))
+
+
+def test_uidvalidity_change(live):
+    """The folder is deleted and recreated by another client: its old
+    messages go, the new ones (same UIDs) come with new content."""
+    srv, mnt, _, _ = live
+    box = "Recreated"
+    srv.create_mailbox(box)
+    srv.append(box, msg("old-1"))
+    path = os.path.join(mnt, box, "1.eml")
+    wait(lambda: os.path.isdir(os.path.join(mnt, box)), "the folder")
+    with open(path, "rb") as f:
+        assert b"old-1" in f.read()
+    use(mnt, OTHER, box)
+    srv.delete_mailbox(box)
+    srv.create_mailbox(box)
+    srv.append(box, msg("new-1"))
+
+    def shows_new():
+        try:
+            with open(path, "rb") as f:
+                return b"new-1" in f.read()
+        except OSError:
+            return False
+    wait(shows_new, "the recreated folder's new 1.eml")
+
+
+def test_own_copy_causes_no_relisting(live, tmp_path):
+    """The server echoes the mount's own APPEND (NOTIFY's STATUS, IDLE's
+    EXISTS): the UID is known already, so nothing is fetched again --
+    no listing of the folder, no UID FETCH of the new UID."""
+    srv, mnt, trace, _ = live
+    use(mnt, OTHER, WATCH)
+    src = tmp_path / "mine.eml"
+    src.write_bytes(msg(f"mine-{time.time()}"))
+
+    def listings():
+        with open(trace, errors="replace") as f:
+            t = f.read()
+        return (len(re.findall(r"C: \S+ UID FETCH 1:\* \(UID RFC822", t)),
+                len(re.findall(r"C: \S+ UID FETCH \d+:\* \(UID RFC822", t)))
+    before = listings()
+    # cp without mode copying (the mount refuses chmod)
+    with open(src, "rb") as i, \
+            open(os.path.join(mnt, WATCH, "mine.eml"), "wb") as o:
+        shutil.copyfileobj(i, o)
+    newest = max(uids(srv, WATCH))
+    assert f"{newest}.eml" in os.listdir(os.path.join(mnt, WATCH))
+    time.sleep(2.5)  # the echo arrives within milliseconds; polls at 2 s
+    assert listings() == before, "the mount's own APPEND was fetched again"
+
+
+def test_bye_means_reconnect(live):
+    """doveadm kick: every session gets an unsolicited BYE. The listener
+    reconnects (no filesystem error, the mount goes on) and the live view
+    works again afterwards."""
+    srv, mnt, trace, _ = live
+    use(mnt, OTHER, WATCH)
+
+    def connects():
+        with open(trace, errors="replace") as f:
+            return f.read().count("watch 0: connected")
+    before = connects()
+    r = subprocess.run(["doveadm", "-c", srv.conf, "kick", srv.user],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True, timeout=30)
+    if r.returncode != 0:
+        pytest.skip(f"doveadm kick failed: {r.stderr.strip()}")
+    wait(lambda: connects() > before, "the listener to reconnect")
+    srv.append(WATCH, msg(f"after-bye-{time.time()}"))
+    new = f"{max(uids(srv, WATCH))}.eml"
+    wait(lambda: new in os.listdir(os.path.join(mnt, WATCH)),
+         "a message after the BYE")
+    with open(trace, errors="replace") as f:
+        assert "S: * BYE" in f.read()
+
+
+def test_quiet_idle_survives_silence(imapfs_bin, tmp_path):
+    """A 1 s watchdog over 5 s of silence: the listener probes (DONE, the
+    server completes it) and goes on IDLEing on the same connection -- no
+    reconnect loop, no error -- and still reports a change afterwards."""
+    srv = testenv.DovecotServer(str(tmp_path / "dovecot"),
+                                without_caps=("NOTIFY",))
+    mnt = str(tmp_path / "mnt")
+    os.mkdir(mnt)
+    trace = str(tmp_path / "trace")
+    proc = None
+    try:
+        srv.start()
+        proc = testenv.mount_traced(imapfs_bin, srv, mnt, trace,
+                                    ["-o", "watchdog=1"])
+        wait_connected(trace)
+        os.listdir(os.path.join(mnt, "INBOX"))
+        time.sleep(5)
+        with open(trace, errors="replace") as f:
+            t = f.read()
+        assert t.count("watch 0: connected") == 1, \
+            "the listener reconnected during silence"
+        assert t.count("C: DONE") >= 3, "the watchdog never probed"
+        assert "connection lost" not in t
+        srv.append("INBOX", msg("after-silence"))
+        new = f"{max(uids(srv, 'INBOX'))}.eml"
+        wait(lambda: new in os.listdir(os.path.join(mnt, "INBOX")),
+             "a message after the silence")
+        assert proc.poll() is None
+    finally:
+        testenv.stop_traced(mnt, proc)
+        srv.stop()
+
+
+def test_watch_off_sees_nothing_live(imapfs_bin, tmp_path):
+    """-o watch=0 turns the live view off: with listing_ttl at its default
+    a new message is not listed for a while (what the tests above would
+    see without the live view; it binds them)."""
+    srv = testenv.DovecotServer(str(tmp_path / "dovecot"))
+    mnt = str(tmp_path / "mnt")
+    os.mkdir(mnt)
+    trace = str(tmp_path / "trace")
+    proc = None
+    try:
+        srv.start()
+        proc = testenv.mount_traced(imapfs_bin, srv, mnt, trace,
+                                    ["-o", "watch=0"])
+        box = os.path.join(mnt, "INBOX")
+        os.listdir(box)
+        srv.append("INBOX", msg("unseen"))
+        time.sleep(3)
+        assert os.listdir(box) == []
+        with open(trace, errors="replace") as f:
+            assert "watch 0" not in f.read()
+    finally:
+        testenv.stop_traced(mnt, proc)
+        srv.stop()
