@@ -107,21 +107,10 @@ void fs_notify_inval_attr_now(struct fs_notify *notify, uint64_t ino)
 			     g_strerror(-ret));
 }
 
-void fs_notify_inval_entry(struct fs_notify *notify, uint64_t parent,
-			   const char *name)
-{
-	struct notify_event *ev;
-
-	if (notify == NULL)
-		return;
-	ev = g_new0(struct notify_event, 1);
-	ev->ino = parent;
-	ev->name = g_strdup(name);
-	g_async_queue_push(notify->queue, ev);
-}
-
-void fs_notify_delete(struct fs_notify *notify, uint64_t parent, uint64_t child,
-		      const char *name)
+/* Queues the invalidation of entry @name of @parent; with @child (not 0)
+ * as a deletion of that inode (fuse_lowlevel_notify_delete). */
+static void notify_push_entry(struct fs_notify *notify, uint64_t parent,
+			      uint64_t child, const char *name)
 {
 	struct notify_event *ev;
 
@@ -132,4 +121,16 @@ void fs_notify_delete(struct fs_notify *notify, uint64_t parent, uint64_t child,
 	ev->child = child;
 	ev->name = g_strdup(name);
 	g_async_queue_push(notify->queue, ev);
+}
+
+void fs_notify_inval_entry(struct fs_notify *notify, uint64_t parent,
+			   const char *name)
+{
+	notify_push_entry(notify, parent, 0, name);
+}
+
+void fs_notify_delete(struct fs_notify *notify, uint64_t parent, uint64_t child,
+		      const char *name)
+{
+	notify_push_entry(notify, parent, child, name);
 }

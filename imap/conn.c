@@ -248,6 +248,35 @@ static void conn_trace_response(const struct imap_response *resp)
 	g_free(desc);
 }
 
+/* A complete response from what is already buffered, or NULL (the bytes
+ * went into the parser's partial state). */
+static struct imap_response *conn_take_buffered(struct imap_conn *conn,
+						GError **error)
+{
+	GError *err = NULL;
+
+	while (conn->inpos < conn->inbuf->len) {
+		size_t consumed = 0;
+		enum imap_parse_result res = imap_parser_feed(
+			conn->parser, conn->inbuf->data + conn->inpos,
+			conn->inbuf->len - conn->inpos, &consumed, &err);
+
+		conn->inpos += consumed;
+		if (res == IMAP_PARSE_ERROR) {
+			conn_fail(conn, err, error);
+			return NULL;
+		}
+		if (res == IMAP_PARSE_DONE) {
+			struct imap_response *resp =
+				imap_parser_take(conn->parser);
+
+			conn_trace_response(resp);
+			return resp;
+		}
+	}
+	return NULL;
+}
+
 /* Reads until one whole response has been parsed. */
 static struct imap_response *conn_read_response(struct imap_conn *conn,
 						int timeout_ms, GError **error)
@@ -260,28 +289,16 @@ static struct imap_response *conn_read_response(struct imap_conn *conn,
 		return NULL;
 	}
 	for (;;) {
-		size_t avail = conn->inbuf->len - conn->inpos;
-		size_t consumed = 0;
-		enum imap_parse_result res;
+		GError *perr = NULL;
+		struct imap_response *resp = conn_take_buffered(conn, &perr);
 		gssize n;
 
-		if (avail > 0) {
-			res = imap_parser_feed(conn->parser,
-					       conn->inbuf->data + conn->inpos,
-					       avail, &consumed, &err);
-			conn->inpos += consumed;
-			if (res == IMAP_PARSE_ERROR) {
-				conn_fail(conn, err, error);
-				return NULL;
-			}
-			if (res == IMAP_PARSE_DONE) {
-				struct imap_response *resp =
-					imap_parser_take(conn->parser);
-
-				conn_trace_response(resp);
-				return resp;
-			}
+		if (perr != NULL) {
+			g_propagate_error(error, perr);
+			return NULL;
 		}
+		if (resp != NULL)
+			return resp;
 		/* Everything buffered was consumed: refill from scratch. */
 		g_byte_array_set_size(conn->inbuf, CONN_READ_CHUNK);
 		conn->inpos = 0;
@@ -948,35 +965,6 @@ gboolean imap_conn_idle_begin(struct imap_conn *conn, imap_untagged_fn *cb,
 	}
 	conn->idle_tag = tag;
 	return TRUE;
-}
-
-/* A complete response from what is already buffered, or NULL (the bytes
- * went into the parser's partial state). */
-static struct imap_response *conn_take_buffered(struct imap_conn *conn,
-						GError **error)
-{
-	GError *err = NULL;
-
-	while (conn->inpos < conn->inbuf->len) {
-		size_t consumed = 0;
-		enum imap_parse_result res = imap_parser_feed(
-			conn->parser, conn->inbuf->data + conn->inpos,
-			conn->inbuf->len - conn->inpos, &consumed, &err);
-
-		conn->inpos += consumed;
-		if (res == IMAP_PARSE_ERROR) {
-			conn_fail(conn, err, error);
-			return NULL;
-		}
-		if (res == IMAP_PARSE_DONE) {
-			struct imap_response *resp =
-				imap_parser_take(conn->parser);
-
-			conn_trace_response(resp);
-			return resp;
-		}
-	}
-	return NULL;
 }
 
 /* One response that arrived while listening. FALSE with @error on BYE

@@ -165,6 +165,24 @@ static void idle_run_hooks(struct imap_idle *idle)
 	g_hash_table_destroy(pending);
 }
 
+/* "FETCH first:* (UID)" on the examined mailbox: the MSN->UID map learns
+ * the UIDs from the replies (its FETCH handler). */
+static gboolean idle_fetch_uids(struct imap_idle *idle, uint32_t first,
+				GError **error)
+{
+	struct imap_cmd *cmd = imap_cmd_new("FETCH");
+	char *set = g_strdup_printf("%u:*", first);
+	gboolean ok;
+
+	imap_cmd_add_atom(cmd, set);
+	imap_cmd_add_atom(cmd, "(UID)");
+	g_free(set);
+	ok = imap_session_run(idle->session, cmd, imap_untagged_dispatch_cb,
+			      idle->table, NULL, error);
+	imap_cmd_free(cmd);
+	return ok;
+}
+
 /* The selected mailbox's changes to the owner; fills the UID map for
  * new messages first. FALSE if the connection failed or the state must
  * be rebuilt (then idle->selected is cleared). */
@@ -177,21 +195,8 @@ static gboolean idle_deliver_selected(struct imap_idle *idle, GError **error)
 	if (idle->selected == NULL)
 		return TRUE;
 	first = imap_mailbox_first_unknown(idle->mb);
-	if (first != 0) {
-		struct imap_cmd *cmd = imap_cmd_new("FETCH");
-		char *set = g_strdup_printf("%u:*", first);
-		gboolean ok;
-
-		imap_cmd_add_atom(cmd, set);
-		imap_cmd_add_atom(cmd, "(UID)");
-		g_free(set);
-		ok = imap_session_run(idle->session, cmd,
-				      imap_untagged_dispatch_cb, idle->table,
-				      NULL, error);
-		imap_cmd_free(cmd);
-		if (!ok)
-			return FALSE;
-	}
+	if (first != 0 && !idle_fetch_uids(idle, first, error))
+		return FALSE;
 	imap_mailbox_take_changes(idle->mb, &ch);
 	st.uidvalidity = imap_mailbox_uidvalidity(idle->mb);
 	st.uidnext = imap_mailbox_uidnext(idle->mb);
@@ -232,17 +237,9 @@ static gboolean idle_examine(struct imap_idle *idle, const char *mailbox,
 	imap_response_free(tagged);
 	if (!ok)
 		return FALSE;
-	if (imap_mailbox_exists(idle->mb) > 0) {
-		cmd = imap_cmd_new("FETCH");
-		imap_cmd_add_atom(cmd, "1:*");
-		imap_cmd_add_atom(cmd, "(UID)");
-		ok = imap_session_run(idle->session, cmd,
-				      imap_untagged_dispatch_cb, idle->table,
-				      NULL, error);
-		imap_cmd_free(cmd);
-		if (!ok)
-			return FALSE;
-	}
+	if (imap_mailbox_exists(idle->mb) > 0 &&
+	    !idle_fetch_uids(idle, 1, error))
+		return FALSE;
 	/* What the EXAMINE itself reported is the starting point, not a
 	 * change; but the owner's view may be older than it: it compares
 	 * with this status. */
