@@ -78,7 +78,7 @@ static gboolean commit_expunge_fn(struct imap_session *s, void *user_data,
 	struct commit_expunge_ctx *c = user_data;
 
 	return imap_session_expunge_uid(s, c->mailbox, c->uidvalidity, c->uid,
-					FALSE, error);
+					FALSE, NULL, error);
 }
 
 gboolean fs_commit_same_flags(const char *a, const char *b)

@@ -757,6 +757,7 @@ struct wops_msg_ctx {
 	int op; /* 0 expunge, 1 move, 2 state */
 	struct imap_copy_result result;
 	gboolean exists;
+	gboolean kept; /* expunge: the server did not report it expunged */
 };
 
 static gboolean wops_msg_fn(struct imap_session *s, void *user_data,
@@ -768,7 +769,7 @@ static gboolean wops_msg_fn(struct imap_session *s, void *user_data,
 	switch (c->op) {
 	case 0:
 		return imap_session_expunge_uid(s, c->mailbox, c->uidvalidity,
-						c->uid, FALSE, error);
+						c->uid, FALSE, &c->kept, error);
 	case 1:
 		return imap_session_move(s, c->mailbox, c->uidvalidity, c->uid,
 					 c->dest, &c->result, error);
@@ -779,8 +780,10 @@ static gboolean wops_msg_fn(struct imap_session *s, void *user_data,
 	}
 }
 
-/* Expunges (op 0) or moves (op 1) message @e. Returns 0 or a negative
- * errno; when the outcome was unknown, the source's existence decides. */
+/* Expunges (op 0) or moves (op 1) message @e. Returns 0, 1 when the
+ * server completed the expunge but did not report the message gone (it
+ * keeps it), or a negative errno; when the outcome was unknown, the
+ * source's existence decides. */
 static int wops_msg_op(struct imapfs *fs, const struct fs_entry *e, int op,
 		       const char *dest, struct imap_copy_result *result_r)
 {
@@ -803,7 +806,7 @@ static int wops_msg_op(struct imapfs *fs, const struct fs_entry *e, int op,
 	if (imap_pool_run_once(fs->pool, e->mailbox, wops_msg_fn, &c, &err)) {
 		if (result_r != NULL)
 			*result_r = c.result;
-		return 0;
+		return c.kept ? 1 : 0;
 	}
 	if (g_error_matches(err, IMAP_ERROR, IMAP_ERROR_UNKNOWN_OUTCOME)) {
 		g_clear_error(&err);
@@ -856,7 +859,9 @@ static int wops_remove_msg(struct imapfs *fs, const struct fs_entry *e)
 		fs_tree_remove_msg(fs->tree, e->parent, e->uid);
 		fs_bodycache_forget(fs->cache, e->ino);
 	}
-	return r;
+	/* 1: the server kept it (Gmail's All Mail): the unlink succeeded
+	 * as far as IMAP goes, and the message stays listed, as it is. */
+	return r > 0 ? 0 : r;
 }
 
 void fs_wops_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)

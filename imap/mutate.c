@@ -691,11 +691,25 @@ gboolean imap_session_store_flags(struct imap_session *session,
 
 /* ---- EXPUNGE, COPY, MOVE ---- */
 
+/* Counts the EXPUNGE and VANISHED responses of a command. */
+static void mutate_count_expunges(struct imap_response *resp, void *user_data)
+{
+	unsigned int *n = user_data;
+
+	if (resp->keyword != NULL &&
+	    (g_ascii_strcasecmp(resp->keyword, "EXPUNGE") == 0 ||
+	     g_ascii_strcasecmp(resp->keyword, "VANISHED") == 0))
+		(*n)++;
+}
+
+/* STORE \Deleted + UID EXPUNGE of @uid; *reported_r (may be NULL): how
+ * many EXPUNGE/VANISHED responses the UID EXPUNGE brought. */
 static gboolean mutate_uid_expunge(struct imap_session *session, uint32_t uid,
-				   GError **error)
+				   unsigned int *reported_r, GError **error)
 {
 	char *deleted[] = {"\\Deleted", NULL};
 	struct imap_cmd *cmd;
+	unsigned int n = 0;
 	gboolean ok;
 
 	if (!mutate_store(session, uid, IMAP_STORE_ADD, deleted, 0, NULL,
@@ -703,18 +717,25 @@ static gboolean mutate_uid_expunge(struct imap_session *session, uint32_t uid,
 		return FALSE;
 	cmd = imap_cmd_new("UID EXPUNGE");
 	imap_cmd_add_uint64(cmd, uid);
-	ok = imap_session_run_cmd(session, cmd, TRUE, NULL, NULL, NULL, error);
+	ok = imap_session_run_cmd(session, cmd, TRUE, mutate_count_expunges, &n,
+				  NULL, error);
 	imap_cmd_free(cmd);
+	if (reported_r != NULL)
+		*reported_r = n;
 	return ok;
 }
 
 gboolean imap_session_expunge_uid(struct imap_session *session,
 				  const char *mailbox, uint32_t uidvalidity,
 				  uint32_t uid, gboolean flag_only,
-				  GError **error)
+				  gboolean *kept_r, GError **error)
 {
+	unsigned int reported = 0;
 	gboolean uidplus = imap_session_has_cap(session, "UIDPLUS");
 	char *deleted[] = {"\\Deleted", NULL};
+
+	if (kept_r != NULL)
+		*kept_r = FALSE;
 
 	/* A bare EXPUNGE would also remove every message another client
 	 * has flagged \Deleted: never sent. */
@@ -729,7 +750,11 @@ gboolean imap_session_expunge_uid(struct imap_session *session,
 	if (!uidplus)
 		return mutate_store(session, uid, IMAP_STORE_ADD, deleted, 0,
 				    NULL, error);
-	return mutate_uid_expunge(session, uid, error);
+	if (!mutate_uid_expunge(session, uid, &reported, error))
+		return FALSE;
+	if (kept_r != NULL)
+		*kept_r = reported == 0;
+	return TRUE;
 }
 
 struct mutate_copy_ctx {
@@ -820,7 +845,7 @@ gboolean imap_session_move(struct imap_session *session, const char *mailbox,
 	/* Only once the copy exists is the original removed. */
 	if (!mutate_copy(session, "UID COPY", uid, dest, result, error))
 		return FALSE;
-	if (!mutate_uid_expunge(session, uid, error)) {
+	if (!mutate_uid_expunge(session, uid, NULL, error)) {
 		g_prefix_error(error,
 			       "copied to %s, but the original is "
 			       "still there: ",

@@ -163,11 +163,14 @@ char *imap_session_permanent_flags(struct imap_session *session,
  * it only sets \Deleted and succeeds (with UIDPLUS @flag_only changes
  * nothing: the message is expunged).  Outcome unknown after the STORE or
  * the EXPUNGE: check with imap_session_uid_state() (gone, or there with
- * \Deleted). */
+ * \Deleted). *kept_r (may be NULL) is set TRUE when UID EXPUNGE
+ * completed without the server reporting the message expunged (no
+ * EXPUNGE or VANISHED response, RFC 3501 7.4.1): it still exists (Gmail's
+ * All Mail keeps it), and FALSE otherwise. */
 gboolean imap_session_expunge_uid(struct imap_session *session,
 				  const char *mailbox, uint32_t uidvalidity,
 				  uint32_t uid, gboolean flag_only,
-				  GError **error);
+				  gboolean *kept_r, GError **error);
 
 struct imap_copy_result {
 	/* From COPYUID (UIDPLUS), both 0 if the server did not say. */

@@ -186,7 +186,8 @@ int main(void)
 		printf("inbox_uidvalidity=%u\n", st.uidvalidity);
 	if (probe_check("expunge",
 			imap_session_expunge_uid(s, "INBOX", st.uidvalidity,
-						 inbox_copy, FALSE, &error),
+						 inbox_copy, FALSE, NULL,
+						 &error),
 			&error))
 		printf("expunge=ok\n");
 

@@ -237,7 +237,11 @@ def mount(imapfs_bin, server, tmp_path):
         mnt = str(tmp_path / f"mnt{len(mnts)}")
         os.mkdir(mnt)
         mnts.append(mnt)
-        r = testenv.mount_imapfs(imapfs_bin, server, mnt, options=options)
+        # These tests drive the listing_ttl/attr_timeout path (what an fd
+        # sees across UIDVALIDITY changes when nobody says so); the live
+        # view's handling of the same changes is test_live.py's.
+        r = testenv.mount_imapfs(imapfs_bin, server, mnt,
+                                 options=["-o", "watch=0", *options])
         if r.returncode != 0:
             pytest.fail(f"mount failed (exit {r.returncode}):\n{r.stderr}\n"
                         f"{server.log_tail()}")

@@ -465,8 +465,8 @@ static void test_expunge_uidplus(void)
 	g_assert_true(imap_session_uid_state(s, "INBOX", 7, 42, &exists, NULL,
 					     NULL, &error));
 	g_assert_true(exists);
-	g_assert_true(
-		imap_session_expunge_uid(s, "INBOX", 7, 42, FALSE, &error));
+	g_assert_true(imap_session_expunge_uid(s, "INBOX", 7, 42, FALSE, NULL,
+					       &error));
 	g_assert_no_error(error);
 	finish(s, p,
 	       "EXAMINE \"INBOX\"\r\nUID FETCH 42 (UID FLAGS)\r\n"
@@ -485,14 +485,14 @@ static void test_expunge_no_uidplus(void)
 	GError *error = NULL;
 
 	/* Never a bare EXPUNGE: refused, nothing sent (not even SELECT). */
-	g_assert_false(
-		imap_session_expunge_uid(s, "INBOX", 7, 42, FALSE, &error));
+	g_assert_false(imap_session_expunge_uid(s, "INBOX", 7, 42, FALSE, NULL,
+						&error));
 	g_assert_error(error, IMAP_ERROR, IMAP_ERROR_UNSUPPORTED);
 	g_clear_error(&error);
 	g_assert_cmpstr(p->transcript->str, ==, "");
 	/* flag_only: \Deleted only. */
-	g_assert_true(
-		imap_session_expunge_uid(s, "INBOX", 7, 42, TRUE, &error));
+	g_assert_true(imap_session_expunge_uid(s, "INBOX", 7, 42, TRUE, NULL,
+					       &error));
 	g_assert_no_error(error);
 	finish(s, p,
 	       "SELECT \"INBOX\"\r\nUID STORE 42 +FLAGS.SILENT "
@@ -508,8 +508,8 @@ static void test_stale_uidvalidity(void)
 	struct imap_session *s = peer_session(p);
 	GError *error = NULL;
 
-	g_assert_false(
-		imap_session_expunge_uid(s, "INBOX", 8, 42, FALSE, &error));
+	g_assert_false(imap_session_expunge_uid(s, "INBOX", 8, 42, FALSE, NULL,
+						&error));
 	g_assert_error(error, IMAP_ERROR, IMAP_ERROR_STALE);
 	g_clear_error(&error);
 	finish(s, p, "SELECT \"INBOX\"\r\n");
@@ -767,8 +767,8 @@ static void test_read_only_select(void)
 	struct imap_session *s = peer_session(p);
 	GError *error = NULL;
 
-	g_assert_false(
-		imap_session_expunge_uid(s, "INBOX", 7, 42, FALSE, &error));
+	g_assert_false(imap_session_expunge_uid(s, "INBOX", 7, 42, FALSE, NULL,
+						&error));
 	g_assert_error(error, IMAP_ERROR, IMAP_ERROR_NOPERM);
 	g_clear_error(&error);
 	finish(s, p, "SELECT \"INBOX\"\r\n");
