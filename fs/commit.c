@@ -8,6 +8,7 @@
 #include "imap-error.h"
 #include "log.h"
 #include "mutate.h"
+#include "reqctx.h"
 
 gboolean fs_commit_is_message_name(const char *name)
 {
@@ -81,6 +82,26 @@ static gboolean commit_expunge_fn(struct imap_session *s, void *user_data,
 					FALSE, NULL, error);
 }
 
+gboolean fs_commit_ask(struct imapfs *fs, const char *mailbox, imap_pool_fn *fn,
+		       void *user_data, GError **error)
+{
+	for (;;) {
+		gint64 deadline = imap_reqctx_clamp(-1);
+		GError *err = NULL;
+
+		if (imap_pool_run(fs->pool, mailbox, fn, user_data, &err))
+			return TRUE;
+		if (!g_error_matches(err, IMAP_ERROR, IMAP_ERROR_OFFLINE) ||
+		    deadline < 0 ||
+		    g_get_monotonic_time() + 250 * 1000 >= deadline) {
+			g_propagate_error(error, err);
+			return FALSE;
+		}
+		g_error_free(err);
+		g_usleep(250 * 1000);
+	}
+}
+
 gboolean fs_commit_same_flags(const char *a, const char *b)
 {
 	char **x = g_strsplit(a != NULL ? a : "", " ", -1);
@@ -142,8 +163,7 @@ static int commit_expunge_replaced(struct imapfs *fs, const char *mailbox,
 		/* Did it happen? Asking is idempotent. */
 		g_clear_error(&err);
 		st.flags = NULL;
-		if (imap_pool_run(fs->pool, mailbox, commit_state_fn, &st,
-				  &err) &&
+		if (fs_commit_ask(fs, mailbox, commit_state_fn, &st, &err) &&
 		    !st.exists) {
 			g_free(st.flags);
 			return 0;
@@ -184,6 +204,69 @@ static uint32_t commit_uidnext(struct imapfs *fs, const char *mailbox)
 		return 0;
 	}
 	return c.st.uidnext > 0 ? c.st.uidnext - 1 : 0;
+}
+
+/* The APPEND to @mailbox of the file scanned as @scan is of unknown
+ * outcome and asking failed: remember it in @sp, for the next commit. */
+static void commit_remember(struct fs_spool *sp, const char *mailbox,
+			    uint32_t max_uid, const struct fs_spool_scan *scan)
+{
+	struct fs_spool_unresolved *u = fs_spool_unresolved(sp);
+
+	fs_spool_unresolved_clear(u);
+	u->mailbox = g_strdup(mailbox);
+	u->min_uid = max_uid;
+	u->message_id = g_strdup(scan->message_id);
+	u->wire_size = scan->wire_size;
+}
+
+/* Before sending @sp (scanned as @scan) to @mailbox again: did the
+ * earlier APPEND @u of unknown outcome arrive after all? 0 with *uid_r
+ * (and *uidvalidity_r when known) its UID if it did and holds the same
+ * message (same Message-ID and size: it is adopted, nothing is sent);
+ * 0 with *uid_r 0 if it is not there, or holds another version (then it
+ * is kept, with a warning); a negative errno if the server cannot say:
+ * then nothing may be sent. @u is cleared once the answer is known. */
+static int commit_find_earlier(struct imapfs *fs, struct fs_spool_unresolved *u,
+			       const char *mailbox,
+			       const struct fs_spool_scan *scan,
+			       const char *alias, uint32_t *uid_r,
+			       uint32_t *uidvalidity_r)
+{
+	struct commit_find_ctx f = {.mailbox = u->mailbox,
+				    .min_uid = u->min_uid + 1,
+				    .message_id = u->message_id,
+				    .size = u->wire_size};
+	GError *err = NULL;
+	int r;
+
+	*uid_r = 0;
+	if (!fs_commit_ask(fs, u->mailbox, commit_find_fn, &f, &err)) {
+		r = -fs_errno_from_error(err);
+		imapfs_warning("cannot tell whether the earlier attempt to "
+			       "store %s in %s arrived (%s); not sending it "
+			       "again yet",
+			       alias, u->mailbox, err->message);
+		g_error_free(err);
+		return r == -EINTR ? r : -EIO;
+	}
+	if (f.uid != 0 && strcmp(u->mailbox, mailbox) == 0 &&
+	    scan->message_id != NULL &&
+	    strcmp(u->message_id, scan->message_id) == 0 &&
+	    u->wire_size == scan->wire_size) {
+		imapfs_info("%s arrived in %s after all (UID %u); not sending "
+			    "it again",
+			    alias, mailbox, f.uid);
+		*uid_r = f.uid;
+		if (f.found_uidvalidity != 0)
+			*uidvalidity_r = f.found_uidvalidity;
+	} else if (f.uid != 0) {
+		imapfs_warning("an earlier version of %s arrived in %s after "
+			       "all (UID %u); it is kept",
+			       alias, u->mailbox, f.uid);
+	}
+	fs_spool_unresolved_clear(u);
+	return 0;
 }
 
 int fs_commit(struct imapfs *fs, uint64_t ino, struct fs_spool *sp,
@@ -247,8 +330,17 @@ int fs_commit(struct imapfs *fs, uint64_t ino, struct fs_spool *sp,
 	max_uid = fs_tree_max_uid(fs->tree, t->dir);
 	if (max_uid == 0)
 		max_uid = commit_uidnext(fs, dir.mailbox);
-	if (imap_pool_run_once(fs->pool, dir.mailbox, commit_append_fn, &app,
-			       &err)) {
+	if (fs_spool_unresolved(sp)->mailbox != NULL) {
+		r = commit_find_earlier(fs, fs_spool_unresolved(sp),
+					dir.mailbox, &scan, t->alias, &uid,
+					&uidvalidity);
+		if (r < 0)
+			goto out_attr;
+	}
+	if (uid != 0) {
+		/* The earlier attempt arrived: nothing to send. */
+	} else if (imap_pool_run_once(fs->pool, dir.mailbox, commit_append_fn,
+				      &app, &err)) {
 		uid = app.result.uid;
 		if (app.result.uidvalidity != 0)
 			uidvalidity = app.result.uidvalidity;
@@ -281,13 +373,15 @@ int fs_commit(struct imapfs *fs, uint64_t ino, struct fs_spool *sp,
 					    .message_id = scan.message_id,
 					    .size = scan.wire_size};
 
-		if (!imap_pool_run(fs->pool, dir.mailbox, commit_find_fn, &f,
-				   &err)) {
+		if (!fs_commit_ask(fs, dir.mailbox, commit_find_fn, &f, &err)) {
 			imapfs_warning("cannot find %s in %s: %s", t->alias,
 				       dir.mailbox, err->message);
 			g_clear_error(&err);
 			f.uid = 0;
 			if (unknown) {
+				/* The next commit asks first. */
+				commit_remember(sp, dir.mailbox, max_uid,
+						&scan);
 				r = -EIO;
 				goto out_attr;
 			}

@@ -10,8 +10,19 @@
  * and only if it is still the message we saw (else both are kept and the
  * caller gets -ESTALE).
  *
- * Threading: any FUSE worker; the spool file's commit lock serialises
- * commits of one file. No tree lock is held across the network.
+ * When even asking fails (the server went silent: the request's deadline
+ * passed), the commit fails with -EIO and the file remembers the attempt
+ * (fs_spool_unresolved()): the next commit of it first searches for it,
+ * adopts it when it arrived after all with the same Message-ID and size
+ * (nothing is sent again), and fails again, sending nothing, while the
+ * server still cannot say. A message without a Message-ID cannot be
+ * looked for: it is sent again (a duplicate is then possible).
+ *
+ * Threading: a network thread (fs/defer.h), in the request context of the
+ * syscall (one deadline; an interrupt before the APPEND is sent fails
+ * with -EINTR and sends nothing, after it is ignored); the spool file's
+ * commit lock serialises commits of one file. No tree lock is held
+ * across the network.
  */
 #ifndef IMAPFS_FS_COMMIT_H
 #define IMAPFS_FS_COMMIT_H
@@ -40,12 +51,20 @@ gboolean fs_commit_is_message_name(const char *name);
  * (order, case and \Recent aside). NULL counts as empty. */
 gboolean fs_commit_same_flags(const char *a, const char *b);
 
+/* Runs the idempotent look-up @fn like imap_pool_run(), to learn the
+ * outcome of a command; while the pool is offline (the connection that
+ * carried the command died and the server may be back in a moment) it
+ * tries again every 250 ms until the calling request's deadline (none:
+ * once). Returns like imap_pool_run(). */
+gboolean fs_commit_ask(struct imapfs *fs, const char *mailbox, imap_pool_fn *fn,
+		       void *user_data, GError **error);
+
 /* Sends @sp (the bytes of inode @ino) as described by @t if it has
  * changes that were not sent, then applies the result to the tree.
  * Returns 0 (also when there was nothing to send), or a negative errno:
  * -EIO (network, server), -EDQUOT, -EFBIG, -ENOENT ([TRYCREATE]),
  * -EACCES, -EPERM, -EINVAL (NUL bytes without BINARY, empty message),
- * -ESTALE (the replaced message changed meanwhile: both kept). On
+ * -EINTR (interrupted before anything was sent), -ESTALE (the replaced message changed meanwhile: both kept). On
  * failure the spool file keeps the data (and is kept at unmount). */
 int fs_commit(struct imapfs *fs, uint64_t ino, struct fs_spool *sp,
 	      const struct fs_commit_target *t);

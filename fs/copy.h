@@ -7,7 +7,9 @@
  * INTERNALDATE come along) and the destination becomes that copy. Every
  * other case answers EOPNOTSUPP, on which the kernel copies through
  * read and write itself (without giving up on the operation, as ENOSYS
- * would make it do).
+ * would make it do).  The UID COPY runs on a network thread (defer.h),
+ * after the earlier requests of the destination's node; whether a copy
+ * applies is decided from memory in the FUSE worker.
  */
 #ifndef IMAPFS_FS_COPY_H
 #define IMAPFS_FS_COPY_H

@@ -13,8 +13,20 @@
  * one deadline, the account's timeout counted from when the request was
  * deferred (time spent queued counts), for everything it does on the
  * network; and it is interruptible (FUSE_INTERRUPT: the caller got a
- * signal), which ends its waits with IMAP_ERROR_CANCELLED (EINTR).  Only
- * idempotent requests may be deferred: an interrupted one is abandoned.
+ * signal), which ends its waits with IMAP_ERROR_CANCELLED (EINTR).  An
+ * idempotent request is then abandoned; a non-idempotent command is
+ * interrupted only before it is sent (reqctx.h: after that it completes
+ * or meets the deadline, and its outcome is resolved, for which an
+ * unknown outcome gets one more timeout: reqctx.h's grace).
+ *
+ * Requests about one node (the write path: FLUSH, FSYNC, RELEASE,
+ * SETATTR, rename, unlink of a file, ...) go through
+ * fs_defer_run_node(): they run one at a time, in the order they came,
+ * so that deferring never reorders them (a RELEASE never overtakes the
+ * FLUSH still committing the file, a rename waits for the commit of the
+ * same file).  One that memory answers runs at once in the calling
+ * thread when nothing of its node is pending, else it waits its turn
+ * on a network thread.
  *
  * Threading: fs_defer_run() from any thread (normally a FUSE worker).
  */
@@ -23,6 +35,7 @@
 
 #include <fuse_lowlevel.h>
 #include <glib.h>
+#include <stdint.h>
 
 struct fs_defer;
 
@@ -44,5 +57,15 @@ void fs_defer_free(struct fs_defer *defer);
  * tests), runs it in the calling thread, still inside a request context. */
 void fs_defer_run(struct fs_defer *defer, fuse_req_t req, fs_defer_fn *fn,
 		  void *args, GDestroyNotify free_args);
+
+/* Like fs_defer_run() for a request about @node (an inode; 0: none, then
+ * exactly fs_defer_run(), or a direct call if @local): requests of one
+ * node run one at a time in the order of these calls. @local: @fn does
+ * not wait for the server; it runs in the calling thread if no request
+ * of @node is queued or running. The deadline counts from this call
+ * (time spent waiting for the node's earlier requests counts). */
+void fs_defer_run_node(struct fs_defer *defer, fuse_req_t req, uint64_t node,
+		       gboolean local, fs_defer_fn *fn, void *args,
+		       GDestroyNotify free_args);
 
 #endif

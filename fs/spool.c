@@ -39,6 +39,7 @@ struct fs_spool {
 	struct fs_spool_attr attr;
 	uint64_t changes, sent;
 	gboolean keep;
+	struct fs_spool_unresolved unresolved; /* protected by commit */
 };
 
 static char *spool_default_base(void)
@@ -208,6 +209,7 @@ void fs_spool_unref(struct fs_spool *sp)
 	g_free(sp->path);
 	g_free(sp->label);
 	g_free(sp->attr.flags);
+	fs_spool_unresolved_clear(&sp->unresolved);
 	g_mutex_clear(&sp->lock);
 	g_mutex_clear(&sp->commit);
 	g_free(sp);
@@ -398,6 +400,18 @@ void fs_spool_commit_lock(struct fs_spool *sp)
 void fs_spool_commit_unlock(struct fs_spool *sp)
 {
 	g_mutex_unlock(&sp->commit);
+}
+
+struct fs_spool_unresolved *fs_spool_unresolved(struct fs_spool *sp)
+{
+	return &sp->unresolved;
+}
+
+void fs_spool_unresolved_clear(struct fs_spool_unresolved *u)
+{
+	g_free(u->mailbox);
+	g_free(u->message_id);
+	memset(u, 0, sizeof(*u));
 }
 
 /* Finds "Message-ID:" at the start of a header line in @head (the header

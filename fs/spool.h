@@ -105,6 +105,20 @@ void fs_spool_set_keep(struct fs_spool *sp, gboolean keep);
 void fs_spool_commit_lock(struct fs_spool *sp);
 void fs_spool_commit_unlock(struct fs_spool *sp);
 
+/* An APPEND of this file whose outcome could not be learned: the
+ * connection died after it was sent, and asking the server failed too.
+ * The next commit looks for it first (fs/commit.c). */
+struct fs_spool_unresolved {
+	char *mailbox;	    /* NULL: there is none */
+	uint32_t min_uid;   /* it would have a UID above this */
+	char *message_id;   /* what it was searched by */
+	uint64_t wire_size; /* and its size */
+};
+/* @sp's record (owned by @sp); only with the commit lock held. */
+struct fs_spool_unresolved *fs_spool_unresolved(struct fs_spool *sp);
+/* Empties @u (mailbox NULL). */
+void fs_spool_unresolved_clear(struct fs_spool_unresolved *u);
+
 /* What sending the file needs to know, from one pass over it. */
 struct fs_spool_scan {
 	uint64_t wire_size; /* size with every bare LF made CRLF */

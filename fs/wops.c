@@ -6,6 +6,18 @@
  * imap_pool_run_once(); when the connection died before the answer, ask
  * the server what happened), then apply the change to the tree as a
  * delta and reply.
+ *
+ * Every handler that may talk to the server runs on a network thread
+ * (defer.h) within one deadline for the whole syscall; writes into the
+ * spool and scratch-file operations are answered in the FUSE worker.
+ * Requests about one node go through fs_defer_run_node() (also those
+ * answered from memory), so they keep their order: WRITE, FLUSH, FSYNC,
+ * SETATTR, RELEASE, and a rename or unlink of a file whose commit runs.
+ * (WRITE is always answered at once: write(2) returns before the close
+ * or fsync that follows it sends FLUSH or FSYNC.)
+ * An interrupt (FUSE_INTERRUPT) ends a request with EINTR only before a
+ * non-idempotent command was sent (reqctx.h); after that the command
+ * completes or meets the deadline and its outcome is resolved.
  */
 #include "config.h"
 
@@ -34,6 +46,46 @@ static struct imapfs *wops_fs(fuse_req_t req)
 static struct fs_handle *wops_handle(const struct fuse_file_info *fi)
 {
 	return fi != NULL ? (struct fs_handle *)(uintptr_t)fi->fh : NULL;
+}
+
+/* A deferred request's arguments (each handler uses its own). */
+struct wops_args {
+	fuse_ino_t ino, newparent;
+	char *name, *newname, *value;
+	size_t size;
+	int num; /* to_set, flags, datasync */
+	struct stat attr;
+	struct fuse_file_info fi;
+	gboolean has_fi;
+};
+
+static struct wops_args *wops_args_new(fuse_ino_t ino, const char *name,
+				       const struct fuse_file_info *fi)
+{
+	struct wops_args *a = g_new0(struct wops_args, 1);
+
+	a->ino = ino;
+	a->name = g_strdup(name);
+	if (fi != NULL) {
+		a->fi = *fi;
+		a->has_fi = TRUE;
+	}
+	return a;
+}
+
+static void wops_args_free(gpointer p)
+{
+	struct wops_args *a = p;
+
+	g_free(a->name);
+	g_free(a->newname);
+	g_free(a->value);
+	g_free(a);
+}
+
+static struct fuse_file_info *wops_args_fi(struct wops_args *a)
+{
+	return a->has_fi ? &a->fi : NULL;
 }
 
 static void wops_reply_entry(struct imapfs *fs, fuse_req_t req,
@@ -165,7 +217,35 @@ static struct fs_spool *wops_shadow(struct imapfs *fs, const struct fs_entry *e,
 
 /* Opening and creating */
 
+static void wops_open_body(fuse_req_t req, fuse_ino_t ino,
+			   struct fuse_file_info *fi);
+
+static void wops_open_deferred(fuse_req_t req, void *args)
+{
+	struct wops_args *a = args;
+
+	wops_open_body(req, a->ino, &a->fi);
+}
+
 void fs_wops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct imapfs *fs = wops_fs(req);
+	gboolean fill = FALSE;
+	struct fs_entry e;
+
+	/* Opening a stored message for writing without O_TRUNC fetches its
+	 * bytes into a shadow copy: the server. */
+	if (!fs->read_only && (fi->flags & O_ACCMODE) != O_RDONLY &&
+	    !(fi->flags & O_TRUNC) && fs_tree_get(fs->tree, ino, &e) == 0) {
+		fill = !e.is_dir && !e.is_local && e.spool == NULL;
+		fs_entry_clear(&e);
+	}
+	fs_defer_run_node(fs->defer, req, ino, !fill, wops_open_deferred,
+			  wops_args_new(ino, NULL, fi), wops_args_free);
+}
+
+static void wops_open_body(fuse_req_t req, fuse_ino_t ino,
+			   struct fuse_file_info *fi)
 {
 	struct imapfs *fs = wops_fs(req);
 	gboolean writable = (fi->flags & O_ACCMODE) != O_RDONLY;
@@ -383,8 +463,38 @@ static int wops_commit_ino(struct imapfs *fs, uint64_t ino, struct fs_spool *sp)
 	return r;
 }
 
+/* TRUE if committing @sp, the bytes of @ino, cannot need the server:
+ * nothing unsent, or a scratch file. */
+static gboolean wops_commit_is_local(struct imapfs *fs, uint64_t ino,
+				     struct fs_spool *sp)
+{
+	struct fs_entry e;
+	gboolean local;
+
+	if (!fs_spool_dirty(sp) || fs_tree_get(fs->tree, ino, &e) < 0)
+		return TRUE;
+	local = e.is_local && !fs_commit_is_message_name(e.name);
+	fs_entry_clear(&e);
+	return local;
+}
+
+static void wops_flush_deferred(fuse_req_t req, void *args)
+{
+	struct wops_args *a = args;
+	struct fs_handle *h = wops_handle(&a->fi);
+
+	fuse_reply_err(req, -wops_commit_ino(wops_fs(req), a->ino, h->spool));
+}
+
+/* close(2) returns the commit's result: 0 once the server has the
+ * message; EINTR if the caller was interrupted before the APPEND was
+ * sent (nothing sent); EIO and the like on failure. On failure the file
+ * keeps its data in the mount (a local file, or the message's shadow),
+ * still unsent: the next close of a writable open, fsync or rename
+ * sends it. */
 void fs_wops_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct imapfs *fs = wops_fs(req);
 	struct fs_handle *h = wops_handle(fi);
 
 	/* Nothing is ever dirty on a read-only mount, whose opens the
@@ -398,23 +508,37 @@ void fs_wops_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, 0);
 		return;
 	}
-	fuse_reply_err(req, -wops_commit_ino(wops_fs(req), ino, h->spool));
+	fs_defer_run_node(fs->defer, req, ino,
+			  wops_commit_is_local(fs, ino, h->spool),
+			  wops_flush_deferred, wops_args_new(ino, NULL, fi),
+			  wops_args_free);
+}
+
+static void wops_fsync_deferred(fuse_req_t req, void *args)
+{
+	struct wops_args *a = args;
+	struct fs_handle *h = wops_handle(&a->fi);
+	int r = wops_commit_ino(wops_fs(req), a->ino, h->spool);
+
+	if (r == 0)
+		r = fs_spool_sync(h->spool);
+	fuse_reply_err(req, -r);
 }
 
 void fs_wops_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		   struct fuse_file_info *fi)
 {
+	struct imapfs *fs = wops_fs(req);
 	struct fs_handle *h = wops_handle(fi);
-	int r;
 
 	if (h == NULL || !h->writable) {
 		fuse_reply_err(req, 0);
 		return;
 	}
-	r = wops_commit_ino(wops_fs(req), ino, h->spool);
-	if (r == 0)
-		r = fs_spool_sync(h->spool);
-	fuse_reply_err(req, -r);
+	fs_defer_run_node(fs->defer, req, ino,
+			  wops_commit_is_local(fs, ino, h->spool),
+			  wops_fsync_deferred, wops_args_new(ino, NULL, fi),
+			  wops_args_free);
 }
 
 /* Once @sp, the bytes of message @ino, is on the server (nothing unsent),
@@ -436,17 +560,28 @@ static void wops_detach_sent(struct imapfs *fs, fuse_ino_t ino,
 	fs_entry_clear(&e);
 }
 
+static void wops_release_deferred(fuse_req_t req, void *args)
+{
+	struct wops_args *a = args;
+	struct fs_handle *h = wops_handle(&a->fi);
+
+	wops_detach_sent(wops_fs(req), a->ino, h->spool);
+	fs_spool_unref(h->spool);
+	g_free(h);
+	fuse_reply_err(req, 0);
+}
+
+/* Answered from memory, but after every earlier request of the node:
+ * never while a commit of the file still runs. */
 void fs_wops_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct imapfs *fs = wops_fs(req);
-	struct fs_handle *h = wops_handle(fi);
-
-	if (h != NULL) {
-		wops_detach_sent(fs, ino, h->spool);
-		fs_spool_unref(h->spool);
-		g_free(h);
+	if (wops_handle(fi) == NULL) {
+		fuse_reply_err(req, 0);
+		return;
 	}
-	fuse_reply_err(req, 0);
+	fs_defer_run_node(wops_fs(req)->defer, req, ino, TRUE,
+			  wops_release_deferred, wops_args_new(ino, NULL, fi),
+			  wops_args_free);
 }
 
 /* Attributes */
@@ -489,8 +624,51 @@ static int wops_redate(struct imapfs *fs, const struct fs_entry *e,
 	return r;
 }
 
+static void wops_setattr_body(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+			      int to_set, struct fuse_file_info *fi);
+
+static void wops_setattr_deferred(fuse_req_t req, void *args)
+{
+	struct wops_args *a = args;
+
+	wops_setattr_body(req, a->ino, &a->attr, a->num, wops_args_fi(a));
+}
+
+/* TRUE if setattr(@attr, @to_set) of @ino through @h (may be NULL) needs
+ * the server: a truncate by path of a message (a commit, and the shadow
+ * copy's bytes), or a new date for a stored message. */
+static gboolean wops_setattr_needs_server(struct imapfs *fs, fuse_ino_t ino,
+					  const struct stat *attr, int to_set,
+					  const struct fs_handle *h)
+{
+	struct fs_entry e;
+	gboolean net;
+
+	if (fs->read_only || fs_tree_get(fs->tree, ino, &e) < 0)
+		return FALSE;
+	net = ((to_set & FUSE_SET_ATTR_SIZE) && h == NULL && !e.is_dir &&
+	       !(e.is_local && !fs_commit_is_message_name(e.name))) ||
+	      wops_is_redate(&e, h, attr, to_set);
+	fs_entry_clear(&e);
+	return net;
+}
+
 void fs_wops_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		     int to_set, struct fuse_file_info *fi)
+{
+	struct imapfs *fs = wops_fs(req);
+	struct wops_args *a = wops_args_new(ino, NULL, fi);
+
+	a->attr = *attr;
+	a->num = to_set;
+	fs_defer_run_node(fs->defer, req, ino,
+			  !wops_setattr_needs_server(fs, ino, attr, to_set,
+						     wops_handle(fi)),
+			  wops_setattr_deferred, a, wops_args_free);
+}
+
+static void wops_setattr_body(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+			      int to_set, struct fuse_file_info *fi)
 {
 	struct imapfs *fs = wops_fs(req);
 	struct fs_handle *h = wops_handle(fi);
@@ -662,8 +840,31 @@ static gboolean wops_is_inbox(const char *mailbox)
 	return mailbox != NULL && g_ascii_strcasecmp(mailbox, "INBOX") == 0;
 }
 
+static void wops_mkdir_body(fuse_req_t req, fuse_ino_t parent,
+			    const char *name);
+
+static void wops_mkdir_deferred(fuse_req_t req, void *args)
+{
+	struct wops_args *a = args;
+
+	wops_mkdir_body(req, a->ino, a->name);
+}
+
 void fs_wops_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		   mode_t mode)
+{
+	struct imapfs *fs = wops_fs(req);
+
+	/* What is refused at once is refused here; the rest is a CREATE. */
+	if (fs->read_only || name[0] == '.' || wops_check_name(name) < 0) {
+		wops_mkdir_body(req, parent, name);
+		return;
+	}
+	fs_defer_run(fs->defer, req, wops_mkdir_deferred,
+		     wops_args_new(parent, name, NULL), wops_args_free);
+}
+
+static void wops_mkdir_body(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct imapfs *fs = wops_fs(req);
 	struct fs_entry e;
@@ -703,7 +904,35 @@ void fs_wops_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	fs_entry_clear(&e);
 }
 
+static void wops_rmdir_body(fuse_req_t req, fuse_ino_t parent,
+			    const char *name);
+
+static void wops_rmdir_deferred(fuse_req_t req, void *args)
+{
+	struct wops_args *a = args;
+
+	wops_rmdir_body(req, a->ino, a->name);
+}
+
 void fs_wops_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct imapfs *fs = wops_fs(req);
+	struct fs_entry e;
+	int r = wops_peek_existing(fs, parent, name, &e);
+	gboolean net = FALSE;
+	fuse_ino_t node = 0;
+
+	if (r >= 0) {
+		/* A mailbox: STATUS and DELETE. */
+		net = r == FS_NAME_DIR && e.mailbox != NULL;
+		node = e.ino;
+		fs_entry_clear(&e);
+	}
+	fs_defer_run_node(fs->defer, req, node, !net, wops_rmdir_deferred,
+			  wops_args_new(parent, name, NULL), wops_args_free);
+}
+
+static void wops_rmdir_body(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct imapfs *fs = wops_fs(req);
 	struct imap_mailbox_status st;
@@ -811,8 +1040,7 @@ static int wops_msg_op(struct imapfs *fs, const struct fs_entry *e, int op,
 	if (g_error_matches(err, IMAP_ERROR, IMAP_ERROR_UNKNOWN_OUTCOME)) {
 		g_clear_error(&err);
 		c.op = 2;
-		if (imap_pool_run(fs->pool, e->mailbox, wops_msg_fn, &c,
-				  &err) &&
+		if (fs_commit_ask(fs, e->mailbox, wops_msg_fn, &c, &err) &&
 		    !c.exists) {
 			if (result_r != NULL)
 				memset(result_r, 0, sizeof(*result_r));
@@ -864,7 +1092,36 @@ static int wops_remove_msg(struct imapfs *fs, const struct fs_entry *e)
 	return r > 0 ? 0 : r;
 }
 
+static void wops_unlink_body(fuse_req_t req, fuse_ino_t parent,
+			     const char *name);
+
+static void wops_unlink_deferred(fuse_req_t req, void *args)
+{
+	struct wops_args *a = args;
+
+	wops_unlink_body(req, a->ino, a->name);
+}
+
+/* A stored message is removed on the server; a local file in the worker,
+ * but after the requests of its node (a commit of it may run). */
 void fs_wops_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct imapfs *fs = wops_fs(req);
+	struct fs_entry e;
+	int r = wops_peek_existing(fs, parent, name, &e);
+	fuse_ino_t node = 0;
+
+	if (r >= 0) {
+		node = r != FS_NAME_DIR ? e.ino : 0;
+		fs_entry_clear(&e);
+	}
+	fs_defer_run_node(fs->defer, req, node, r != FS_NAME_MSG,
+			  wops_unlink_deferred,
+			  wops_args_new(parent, name, NULL), wops_args_free);
+}
+
+static void wops_unlink_body(fuse_req_t req, fuse_ino_t parent,
+			     const char *name)
 {
 	struct imapfs *fs = wops_fs(req);
 	struct fs_entry e;
@@ -1025,9 +1282,56 @@ static int wops_rename_msg(struct imapfs *fs, const struct fs_entry *src,
 	return r;
 }
 
+static void wops_rename_body(fuse_req_t req, fuse_ino_t parent,
+			     const char *name, fuse_ino_t newparent,
+			     const char *newname, unsigned int flags);
+
+static void wops_rename_deferred(fuse_req_t req, void *args)
+{
+	struct wops_args *a = args;
+
+	wops_rename_body(req, a->ino, a->name, a->newparent, a->newname,
+			 (unsigned int)a->num);
+}
+
+/* A rename needs the server for a folder (RENAME), a message moving to
+ * another folder (MOVE) and a local file becoming a message (APPEND);
+ * it runs after the other requests of the renamed node. */
 void fs_wops_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		    fuse_ino_t newparent, const char *newname,
 		    unsigned int flags)
+{
+	struct imapfs *fs = wops_fs(req);
+	struct fs_entry src = {0}, dst = {0};
+	gboolean net = FALSE;
+	fuse_ino_t node = 0;
+	int sk = fs->read_only ? -EROFS
+			       : fs_tree_peek(fs->tree, parent, name, &src);
+	int dk = sk > 0 ? fs_tree_peek(fs->tree, newparent, newname, &dst) : 0;
+	struct wops_args *a;
+
+	if (sk > 0) {
+		node = src.ino;
+		net = sk == FS_NAME_DIR ||
+		      (sk == FS_NAME_LOCAL &&
+		       (dk == FS_NAME_MSG ||
+			fs_commit_is_message_name(newname))) ||
+		      (sk == FS_NAME_MSG && newparent != parent);
+		fs_entry_clear(&src);
+	}
+	if (dk > 0)
+		fs_entry_clear(&dst);
+	a = wops_args_new(parent, name, NULL);
+	a->newparent = newparent;
+	a->newname = g_strdup(newname);
+	a->num = (int)flags;
+	fs_defer_run_node(fs->defer, req, node, !net, wops_rename_deferred, a,
+			  wops_args_free);
+}
+
+static void wops_rename_body(fuse_req_t req, fuse_ino_t parent,
+			     const char *name, fuse_ino_t newparent,
+			     const char *newname, unsigned int flags)
 {
 	struct imapfs *fs = wops_fs(req);
 	struct fs_entry src = {0}, dst = {0};
@@ -1161,8 +1465,41 @@ out:
 	return r;
 }
 
+static void wops_setxattr_body(fuse_req_t req, fuse_ino_t ino, const char *name,
+			       const char *value, size_t size);
+
+static void wops_setxattr_deferred(fuse_req_t req, void *args)
+{
+	struct wops_args *a = args;
+
+	wops_setxattr_body(req, a->ino, a->name, a->value, a->size);
+}
+
+/* Flags of a stored message are a STORE on the server; everything else is
+ * answered from memory (after the node's earlier requests). */
 void fs_wops_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		      const char *value, size_t size, int flags)
+{
+	struct imapfs *fs = wops_fs(req);
+	gboolean net = FALSE;
+	struct fs_entry e;
+	struct wops_args *a;
+
+	if (!fs->read_only && strcmp(name, XATTR_FLAGS) == 0 &&
+	    fs_tree_get(fs->tree, ino, &e) == 0) {
+		net = !e.is_dir && !e.is_local;
+		fs_entry_clear(&e);
+	}
+	a = wops_args_new(ino, name, NULL);
+	a->value = g_malloc(size + 1);
+	memcpy(a->value, value, size);
+	a->size = size;
+	fs_defer_run_node(fs->defer, req, ino, !net, wops_setxattr_deferred, a,
+			  wops_args_free);
+}
+
+static void wops_setxattr_body(fuse_req_t req, fuse_ino_t ino, const char *name,
+			       const char *value, size_t size)
 {
 	struct imapfs *fs = wops_fs(req);
 	struct fs_entry e;

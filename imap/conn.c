@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "reqctx.h"
 #include "imap-error.h"
 #include "log.h"
 #include "transport.h"
@@ -642,6 +643,11 @@ static gboolean conn_run_full(struct imap_conn *conn,
 			    "connection is broken");
 		goto out;
 	}
+	/* Interrupted or out of time before anything of a non-idempotent
+	 * command went out: it fails here, unsent; after this it is never
+	 * abandoned for an interrupt (reqctx.h). */
+	if (once && !imap_reqctx_begin_send(&err))
+		goto out;
 	if (imapfs_log_enabled(IMAPFS_LOG_DEBUG)) {
 		char *desc = imap_cmd_describe_sent(cmd, lit_plus, lit_minus);
 
@@ -707,6 +713,7 @@ out:
 		g_free(name);
 		g_error_free(err);
 		err = unknown;
+		imap_reqctx_grant_grace();
 	}
 	if (err != NULL)
 		g_propagate_error(error, err);

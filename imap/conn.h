@@ -95,7 +95,10 @@ gboolean imap_conn_run(struct imap_conn *conn, const struct imap_cmd *cmd,
  * been written and before its tagged reply fails with
  * IMAP_ERROR_UNKNOWN_OUTCOME, naming the command and the cause.  A failure
  * before anything was written, a tagged NO/BAD and a failing literal source
- * (IMAP_ERROR_SOURCE: the command never completed) keep their codes. */
+ * (IMAP_ERROR_SOURCE: the command never completed) keep their codes.
+ * Before the first byte it passes imap_reqctx_begin_send(): an
+ * interrupted request (CANCELLED) or one past its deadline (TIMEOUT)
+ * sends nothing; after it, the request ignores interrupts (reqctx.h). */
 gboolean imap_conn_run_once(struct imap_conn *conn, const struct imap_cmd *cmd,
 			    imap_untagged_fn *cb, void *user_data,
 			    struct imap_response **tagged_r, GError **error);

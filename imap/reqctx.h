@@ -12,9 +12,15 @@
  * (FUSE_INTERRUPT: the process got a signal).  Waits then poll in slices
  * of at most IMAP_REQCTX_SLICE_MS and fail with IMAP_ERROR_CANCELLED
  * once it reports TRUE; the connection the wait was on is then broken
- * (the pool replaces it).  Only idempotent requests enter an
- * interruptible context: a non-idempotent command is never abandoned
- * half-way except through IMAP_ERROR_UNKNOWN_OUTCOME.
+ * (the pool replaces it).
+ *
+ * A non-idempotent command (imap_conn_run_once()) passes a gate before its
+ * first byte goes out (imap_reqctx_begin_send()): interrupted, or past the
+ * deadline, it fails there and nothing is sent.  Once it passed, the
+ * request ignores interrupts until it ends: a command the server may have
+ * received is never abandoned, it completes or meets the deadline, and
+ * what the caller then asks to learn its outcome is not cut short either:
+ * an unknown outcome extends the deadline once by the context's grace.
  *
  * Threads without a context (mount, prefetch, control, background
  * reconnect) keep per-wait bounds only.
@@ -38,6 +44,15 @@ struct imap_reqctx {
 	 * the serving thread only, often (every slice): must be cheap. */
 	gboolean (*interrupted)(void *data);
 	void *data;
+	/* Set by imap_reqctx_begin_send(): a non-idempotent command may
+	 * have reached the server; interrupts are ignored from then on.
+	 * Initialise to FALSE. */
+	gboolean sent;
+	/* Once the outcome of such a command is unknown (the deadline or
+	 * the connection ended its wait), the request gets this much more
+	 * (µs, from then; 0: none) to ask the server what happened:
+	 * imap_reqctx_grant_grace(). Used once. */
+	gint64 grace;
 };
 
 /* Makes @ctx (owned by the caller, must stay valid until
@@ -59,6 +74,19 @@ gboolean imap_reqctx_interruptible(void);
 /* Returns FALSE with IMAP_ERROR_CANCELLED ("interrupted") if the calling
  * thread's request was interrupted, else TRUE. */
 gboolean imap_reqctx_check(GError **error);
+
+/* The gate of a non-idempotent command, called right before its first
+ * byte is written: FALSE with IMAP_ERROR_CANCELLED if the calling
+ * thread's request was interrupted, or IMAP_ERROR_TIMEOUT ("deadline
+ * passed before sending") if its deadline passed (nothing must be sent
+ * then); else TRUE, and the request is no longer interruptible. Without
+ * a context: TRUE. */
+gboolean imap_reqctx_begin_send(GError **error);
+
+/* The calling thread's request sent a non-idempotent command whose
+ * outcome is unknown: its deadline moves to at least now + its grace (if
+ * any, once), so that the look-ups that learn the outcome get time. */
+void imap_reqctx_grant_grace(void);
 
 /* How long a wait of @ms milliseconds (negative: forever) may sleep at a
  * time in the calling thread: @ms, or at most IMAP_REQCTX_SLICE_MS when
