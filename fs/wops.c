@@ -240,8 +240,15 @@ void fs_wops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fill = !e.is_dir && !e.is_local && e.spool == NULL;
 		fs_entry_clear(&e);
 	}
-	fs_defer_run_node(fs->defer, req, ino, !fill, wops_open_deferred,
-			  wops_args_new(ino, NULL, fi), wops_args_free);
+	/* Not ordered with the node's other requests: an open changes
+	 * nothing a commit of the file depends on, and reading a file
+	 * whose commit waits for the server is answered from memory. */
+	if (!fill) {
+		wops_open_body(req, ino, fi);
+		return;
+	}
+	fs_defer_run(fs->defer, req, wops_open_deferred,
+		     wops_args_new(ino, NULL, fi), wops_args_free);
 }
 
 static void wops_open_body(fuse_req_t req, fuse_ino_t ino,
