@@ -11,10 +11,11 @@
  * (defer.h) within one deadline for the whole syscall; writes into the
  * spool and scratch-file operations are answered in the FUSE worker.
  * Requests about one node go through fs_defer_run_node() (also those
- * answered from memory), so they keep their order: WRITE, FLUSH, FSYNC,
- * SETATTR, RELEASE, and a rename or unlink of a file whose commit runs.
- * (WRITE is always answered at once: write(2) returns before the close
- * or fsync that follows it sends FLUSH or FSYNC.)
+ * answered from memory), so they keep their order: FLUSH, FSYNC,
+ * SETATTR, setxattr, RELEASE, and a rename or unlink of a file whose
+ * commit runs. WRITE and open are answered at once: write(2) returns
+ * before the close or fsync that follows it sends FLUSH or FSYNC, and
+ * neither changes what a running commit depends on.
  * An interrupt (FUSE_INTERRUPT) ends a request with EINTR only before a
  * non-idempotent command was sent (reqctx.h); after that the command
  * completes or meets the deadline and its outcome is resolved.
@@ -47,9 +48,8 @@ static struct fs_handle *wops_handle(const struct fuse_file_info *fi)
 /* A deferred request's arguments (each handler uses its own). */
 struct wops_args {
 	fuse_ino_t ino, newparent;
-	char *name, *newname, *value;
-	size_t size;
-	int num; /* to_set, flags, datasync */
+	char *name, *newname;
+	int num; /* setattr's to_set, rename's flags */
 	struct stat attr;
 	struct fuse_file_info fi;
 	gboolean has_fi;
@@ -75,7 +75,6 @@ static void wops_args_free(gpointer p)
 
 	g_free(a->name);
 	g_free(a->newname);
-	g_free(a->value);
 	g_free(a);
 }
 
