@@ -185,8 +185,11 @@ def test_closes_on_silent_server_leave_memory_answers_free(wmount):
             assert got == cached
         if what == "readdir":
             assert "new0.eml" in got and olds[1] in got
+        print(f"{what}: {took:.3f}s")
     for t in threads:
         t.join(BOUND + 10)
+    print("closes: %.1f-%.1fs" % (min(r[2] for r in results),
+                                  max(r[2] for r in results)))
     for i, (_, exc, took) in enumerate(results):
         assert isinstance(exc, OSError) and exc.errno == errno.EIO, \
             f"close {i}: {exc!r}"
