@@ -10,7 +10,8 @@ ends with EIO within a bound, the data stays readable, and once the server
 answers again one more fsync stores exactly one copy of each -- also of
 those whose APPEND the silent server got and stored later. A signal to a
 process blocked in close() or rename() gives EINTR with nothing sent, or,
-once the APPEND was sent, the result the server agrees with.
+once the APPEND was sent, the result the server agrees with. A rename of
+a file whose close is still storing it waits for that commit.
 
 Bounds are generous (multiples of the timeout plus slack): they catch
 requests that wait behind others, not speed.
@@ -320,4 +321,38 @@ def test_interrupt_after_append_was_sent_is_not_abandoned(wmount, tmp_path,
         os.stat(env.path("Work", f"{uid}.eml")).st_ino
     # Nothing left to send: another fsync stores nothing.
     fsync_path(final)
+    assert len(copies(env, "Work", body)) == 1
+
+
+def test_rename_waits_for_the_commit_of_the_same_file(wmount):
+    """A rename of a new message while its close is still storing it (the
+    server's reply to the APPEND is slow) runs after the commit, as the
+    caller's order says: the stored message takes the new name, the old
+    name is gone, and the server holds one copy."""
+    env, proxy, trace = wmount()
+    os.listdir(env.path("Work"))
+    body = msg("rename-during-commit")
+    held = threading.Event()
+
+    def hold(conn, cmd):
+        held.set()
+        time.sleep(2.0)   # the reply waits: the commit is still running
+
+    proxy.add_rule(faultproxy.Rule(r"^APPEND", at="sent", action=hold))
+    src, dst = env.path("Work", "during.eml"), env.path("Work", "moved.eml")
+    fd = os.open(src, os.O_CREAT | os.O_WRONLY, 0o600)
+    os.write(fd, body)
+    results = {}
+    closing = threading.Thread(
+        target=lambda: results.update(close=timed(lambda: os.close(fd))),
+        daemon=True)
+    closing.start()
+    assert held.wait(10), "the APPEND was not sent"
+    _, exc, _ = timed(lambda: os.rename(src, dst))
+    closing.join(BOUND)
+    assert results["close"][1] is None, results["close"]
+    assert exc is None, repr(exc)
+    names = os.listdir(env.path("Work"))
+    assert "moved.eml" in names and "during.eml" not in names, names
+    assert read(dst) == body
     assert len(copies(env, "Work", body)) == 1
