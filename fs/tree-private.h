@@ -114,6 +114,10 @@ struct fs_tree {
 	uint64_t next_ino;
 	struct tree_node *root;
 	gint64 mailboxes_time;
+	/* Raised by each of this mount's own changes to the folder tree
+	 * (mkdir, rmdir, rename of a directory): a mailbox list asked for
+	 * before one of them is older than it and is not applied. */
+	uint64_t mailboxes_gen;
 	uint64_t nfiles;
 	uid_t uid;
 	gid_t gid;

@@ -385,13 +385,36 @@ static void tree_assign(struct fs_tree *tree, struct tree_node *d,
 		d->selectable = TRUE;
 }
 
+uint64_t fs_tree_mailboxes_gen(struct fs_tree *tree)
+{
+	uint64_t gen;
+
+	g_mutex_lock(&tree->lock);
+	gen = tree->mailboxes_gen;
+	g_mutex_unlock(&tree->lock);
+	return gen;
+}
+
 void fs_tree_set_mailboxes(struct fs_tree *tree, GPtrArray *infos)
+{
+	fs_tree_set_mailboxes_since(tree, infos, fs_tree_mailboxes_gen(tree));
+}
+
+gboolean fs_tree_set_mailboxes_since(struct fs_tree *tree, GPtrArray *infos,
+				     uint64_t gen)
 {
 	GPtrArray *paths = fs_namemap_mailbox_paths(infos);
 	gboolean have_ns = FALSE;
 	guint i;
 
 	g_mutex_lock(&tree->lock);
+	if (tree->mailboxes_gen != gen) {
+		/* Applied, it would undo our newer change (a renamed folder
+		 * swept, its old name back, empty). */
+		g_mutex_unlock(&tree->lock);
+		g_ptr_array_unref(paths);
+		return FALSE;
+	}
 	tree_clear_seen(tree->root);
 	for (i = 0; i < infos->len; i++) {
 		const struct imap_mailbox_info *info = infos->pdata[i];
@@ -436,6 +459,7 @@ void fs_tree_set_mailboxes(struct fs_tree *tree, GPtrArray *infos)
 	tree->mailboxes_time = g_get_monotonic_time();
 	g_mutex_unlock(&tree->lock);
 	g_ptr_array_unref(paths);
+	return TRUE;
 }
 
 int fs_tree_child_server_name(struct fs_tree *tree, uint64_t parent,

@@ -405,6 +405,9 @@ static void idle_serve(struct imap_idle *idle, gboolean notify)
 		if (!idle_poll(idle, notify, &next_poll, &err))
 			break;
 		idle_run_hooks(idle);
+		if (idle->hooks.quiet != NULL)
+			idle->hooks.quiet(idle->hooks.user_data,
+					  idle->params.index);
 		if (!imap_session_has_cap(idle->session, "IDLE")) {
 			/* Nothing to listen with: polls only (listener 0),
 			 * the others have nothing to do. */
@@ -475,6 +478,8 @@ static void idle_serve(struct imap_idle *idle, gboolean notify)
 			break;
 	}
 out:
+	if (idle->hooks.quiet != NULL)
+		idle->hooks.quiet(idle->hooks.user_data, idle->params.index);
 	if (err != NULL) {
 		if (!idle_stopping(idle))
 			imapfs_info("watch %u: connection lost (%s); "

@@ -559,6 +559,49 @@ static void begin_load(struct fs_tree *t, uint64_t dir)
 	fs_folder_base_clear(&base);
 }
 
+/* A mailbox list asked for before this mount's own RENAME (mv B C/B)
+ * and answered after it must not undo it: applied, it would sweep C/B
+ * (and its listing) and bring back an empty B. */
+static void test_stale_list_after_rename(void)
+{
+	struct fs_tree *t = fs_tree_new(1000, 1000, 0400, 0500);
+	GPtrArray *before = g_ptr_array_new_with_free_func(info_free);
+	GPtrArray *after = g_ptr_array_new_with_free_func(info_free);
+	const uint32_t uids[] = {1, 2};
+	uint64_t b, c, gen;
+	GArray *list;
+	int r;
+
+	add_box(before, "INBOX", '.', FALSE);
+	add_box(before, "B", '.', FALSE);
+	add_box(before, "C", '.', FALSE);
+	add_box(after, "INBOX", '.', FALSE);
+	add_box(after, "C", '.', FALSE);
+	add_box(after, "C.B", '.', FALSE);
+	fs_tree_set_mailboxes(t, before);
+	b = lookup_ino(t, FS_ROOT_INO, "B");
+	c = lookup_ino(t, FS_ROOT_INO, "C");
+	load(t, b, 7, uids, 2);
+	/* The LIST goes out; our RENAME completes before its answer. */
+	gen = fs_tree_mailboxes_gen(t);
+	g_assert_cmpint(fs_tree_move_dir(t, FS_ROOT_INO, "B", c, "B", "C.B"),
+			==, 0);
+	g_assert_false(fs_tree_set_mailboxes_since(t, before, gen));
+	g_assert_cmpuint(lookup_ino(t, c, "B"), ==, b);
+	g_assert_cmpuint(lookup_ino(t, FS_ROOT_INO, "B"), ==, 0);
+	list = fs_tree_list(t, b, &r);
+	g_assert_nonnull(list);
+	g_assert_cmpuint(list->len, ==, 2 + 2);
+	g_array_unref(list);
+	/* A list asked for after it applies, and keeps the moved node. */
+	gen = fs_tree_mailboxes_gen(t);
+	g_assert_true(fs_tree_set_mailboxes_since(t, after, gen));
+	g_assert_cmpuint(lookup_ino(t, c, "B"), ==, b);
+	g_ptr_array_unref(before);
+	g_ptr_array_unref(after);
+	fs_tree_free(t);
+}
+
 static void test_deltas_beat_stale_listings(void)
 {
 	struct fs_tree *t = make_tree();
@@ -783,6 +826,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/tree/folder-vanished", test_folder_vanished);
 	g_test_add_func("/tree/rights-mode", test_rights_mode);
 	g_test_add_func("/tree/deltas", test_deltas_beat_stale_listings);
+	g_test_add_func("/tree/stale-list-after-rename",
+			test_stale_list_after_rename);
 	g_test_add_func("/tree/refresh", test_refresh);
 	g_test_add_func("/tree/add-one", test_add_one);
 	return g_test_run();
