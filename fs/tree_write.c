@@ -550,9 +550,8 @@ void fs_tree_remove_dir(struct fs_tree *tree, uint64_t parent, const char *name)
 	g_mutex_unlock(&tree->lock);
 }
 
-/* Replaces the prefix @from of the mailbox names of @d and below by @to. */
-static void tree_rename_mailboxes(struct tree_node *d, const char *from,
-				  const char *to)
+void tree_rename_mailboxes(struct tree_node *d, const char *from,
+			   const char *to)
 {
 	GHashTableIter it;
 	gpointer v;

@@ -329,7 +329,7 @@ static void watch_on_mailboxes(void *user_data)
 {
 	struct fs_watch *w = user_data;
 	struct imapfs *fs = w->fs;
-	GHashTable *before, *after;
+	GHashTable *before, *after, *moved;
 	GHashTableIter it;
 	gpointer k, v;
 	GError *err = NULL;
@@ -346,6 +346,10 @@ static void watch_on_mailboxes(void *user_data)
 		return;
 	}
 	after = fs_tree_live_dir_names(fs->tree);
+	moved = g_hash_table_new(g_direct_hash, g_direct_equal);
+	g_hash_table_iter_init(&it, after);
+	while (g_hash_table_iter_next(&it, NULL, &v))
+		g_hash_table_add(moved, v);
 	/* Keys are "<parent ino>/<name>". */
 	g_hash_table_iter_init(&it, before);
 	while (g_hash_table_iter_next(&it, &k, &v)) {
@@ -354,10 +358,17 @@ static void watch_on_mailboxes(void *user_data)
 
 		if (g_hash_table_lookup(after, k) == v)
 			continue;
-		fs_notify_delete(fs->notify, parent, (uint64_t)(uintptr_t)v,
-				 slash + 1);
+		/* Renamed by another client, the same inode elsewhere now:
+		 * only the old name goes (a delete would tell the kernel
+		 * the directory itself is gone). */
+		if (g_hash_table_contains(moved, v))
+			fs_notify_inval_entry(fs->notify, parent, slash + 1);
+		else
+			fs_notify_delete(fs->notify, parent,
+					 (uint64_t)(uintptr_t)v, slash + 1);
 		fs_notify_inval_inode(fs->notify, parent);
 	}
+	g_hash_table_destroy(moved);
 	g_hash_table_iter_init(&it, after);
 	while (g_hash_table_iter_next(&it, &k, &v)) {
 		char *slash = strchr(k, '/');

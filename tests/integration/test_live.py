@@ -182,6 +182,60 @@ def test_folder_create_rename_delete(live):
     assert not os.path.exists(os.path.join(mnt, "Renamed"))
 
 
+@pytest.mark.parametrize("kid", [False, True], ids=["leaf", "with-child"])
+def test_other_clients_rename_keeps_inodes(live, kid):
+    """Another client RENAMEs a folder the mount has listed, with an fd
+    open on one of its messages (and a listed subfolder): once the new
+    name shows, it is the same directory inode, its messages (and the
+    subfolder's) keep theirs, the open fd reads the message's bytes and
+    the old path is ENOENT.  Dovecot keeps UIDVALIDITY, MESSAGES and
+    UIDNEXT across RENAME; the polled mailbox list matches them."""
+    srv, mnt, _, mode = live
+    old, new = f"Before-{mode}-{kid}", f"After-{mode}-{kid}"
+    use(mnt, WATCH)  # the mailbox list is polled at the pace of use
+    srv.create_mailbox(old)
+    bodies = [msg(f"{old}-{i}") for i in range(2)]
+    uids_ = [srv.append(old, b) for b in bodies]
+    if kid:
+        srv.create_mailbox(f"{old}/Kid")
+        kid_uid = srv.append(f"{old}/Kid", msg(f"{old}-kid"))
+    wait(lambda: old in os.listdir(mnt), f"{old} in ls")
+    top = os.path.join(mnt, old)
+    names = sorted(os.listdir(top))
+    assert names == sorted([f"{u}.eml" for u in uids_] +
+                           (["Kid"] if kid else []))
+    inos = {n: os.stat(os.path.join(top, n)).st_ino for n in names}
+    dir_ino = os.stat(top).st_ino
+    if kid:
+        kid_files = os.listdir(os.path.join(top, "Kid"))
+        assert kid_files == [f"{kid_uid}.eml"]
+        kid_msg_ino = os.stat(os.path.join(top, "Kid", kid_files[0])).st_ino
+    fd = os.open(os.path.join(top, f"{uids_[0]}.eml"), os.O_RDONLY)
+    try:
+        c = srv.client()
+        try:
+            typ, _ = c.rename(testenv.imap_quote(srv.server_name(old)),
+                              testenv.imap_quote(srv.server_name(new)))
+            assert typ == "OK"
+        finally:
+            c.logout()
+        wait(lambda: new in os.listdir(mnt), f"{new} in ls")
+        moved = os.path.join(mnt, new)
+        assert os.stat(moved).st_ino == dir_ino
+        assert sorted(os.listdir(moved)) == names
+        for n in names:
+            assert os.stat(os.path.join(moved, n)).st_ino == inos[n], n
+        if kid:
+            assert os.stat(os.path.join(moved, "Kid", kid_files[0])) \
+                .st_ino == kid_msg_ino
+        assert os.pread(fd, 1 << 20, 0) == bodies[0]
+        with pytest.raises(FileNotFoundError):
+            os.stat(top)
+        assert old not in os.listdir(mnt)
+    finally:
+        os.close(fd)
+
+
 def test_uidvalidity_change(live):
     """The folder is deleted and recreated by another client: its old
     messages go, the new ones (same UIDs) come with new content."""

@@ -526,3 +526,36 @@ def test_live_view_on_provider(imapfs_bin, tmp_path, profile):
         assert any(c.name == "IDLE" for c in cmds)
         assert any(c.name == "STATUS" and other in c.text for c in cmds)
         assert env.bads() == []
+
+
+def test_oldname_rename_keeps_inodes(imapfs_bin, tmp_path):
+    """A server that names a renamed mailbox's old name in its LIST reply
+    (`("OLDNAME" ("old"))`, RFC 5258 section 9 / RFC 5465 5.4; scripted:
+    Dovecot's MailboxName events are unusable): the folder keeps its inode
+    and its messages theirs, an open fd reads on, the old path is ENOENT.
+    M365 has no LIST-STATUS, so OLDNAME is all there is to go by."""
+    work = str(tmp_path)
+    server = _server("m365", work)
+    with _served(imapfs_bin, server, work, live=True) as env:
+        files = env.files("Projects")
+        inos = {n: os.stat(env.path("Projects", n)).st_ino for n in files}
+        dir_ino = os.stat(env.path("Projects")).st_ino
+        with server.lock:
+            want = server.uids("Projects")[int(files[0][:-4])].data
+        fd = os.open(env.path("Projects", files[0]), os.O_RDONLY)
+        try:
+            env.files("INBOX")  # the list is polled at the pace of use
+            with server.lock:
+                server.rename_folder("Projects", "Plans", oldname=True)
+            testenv.wait_for(lambda: "Plans" in os.listdir(env.mnt), 10,
+                             interval=0.1, what="Plans in ls")
+            assert os.stat(env.path("Plans")).st_ino == dir_ino
+            assert env.files("Plans") == files
+            for n in files:
+                assert os.stat(env.path("Plans", n)).st_ino == inos[n], n
+            assert os.pread(fd, 1 << 20, 0) == want
+            with pytest.raises(FileNotFoundError):
+                os.stat(env.path("Projects"))
+        finally:
+            os.close(fd)
+        assert env.bads() == []

@@ -116,6 +116,9 @@ class Folder:
         self.uidvalidity = uidvalidity
         self.uidnext = 1
         self.uids: dict[int, Msg] = {}   # in UID order
+        # Set by rename_folder(oldname=True): LIST replies name it in an
+        # OLDNAME extended data item (RFC 5258 section 9, RFC 5465 5.4).
+        self.old_name: str | None = None
 
     @property
     def selectable(self):
@@ -201,6 +204,16 @@ class ProviderServer(fakeserver.FakeImapServer):
     def folders_of(self, msg: Msg) -> list[str]:
         return [f.name for f in self.folders.values()
                 if any(m is msg for m in f.uids.values())]
+
+    def rename_folder(self, name: str, to: str, oldname: bool = False):
+        """RENAME `name` (and what is below it) to `to`; with `oldname`
+        LIST replies then carry ("OLDNAME" ("<old name>"))."""
+        for old in [n for n in self.folders
+                    if n == name or n.startswith(name + "/")]:
+            box = self.folders.pop(old)
+            box.name = to + old[len(name):]
+            box.old_name = old if oldname else None
+            self.folders[box.name] = box
 
     def special(self, attr) -> Folder:
         return next(f for f in self.folders.values() if f.special(attr))
@@ -503,11 +516,15 @@ class _ProviderSession(fakeserver._Session):
             if not pattern.match(f.name) and not (
                     args[1].upper() == "INBOX" and f.name == "INBOX"):
                 continue
+            ext = f' ("OLDNAME" ({_quote(f.old_name)}))' \
+                if f.old_name is not None else ""
             out += f'* LIST ({self.list_attrs(f, True)}) "/" ' \
-                   f'{_quote(f.name)}\r\n'.encode()
-            if "STATUS" in ret and f.selectable:
-                out += f"* STATUS {_quote(f.name)} (UIDVALIDITY " \
-                       f"{f.uidvalidity})\r\n".encode()
+                   f'{_quote(f.name)}{ext}\r\n'.encode()
+            items = re.search(r"STATUS \(([^)]*)\)", ret)
+            if items and f.selectable:
+                out += f"* STATUS {_quote(f.name)} " \
+                       f"({self.status_items(f, items.group(1))})\r\n" \
+                       .encode()
         self.send(out)
         self.ok(tag)
 
@@ -608,11 +625,7 @@ class _ProviderSession(fakeserver._Session):
         if f is None or f.attrs or f.name == "INBOX":
             self.no(tag, "[CANNOT] Cannot rename this folder")
             return
-        for old in [n for n in self.p.folders
-                    if n == f.name or n.startswith(f.name + "/")]:
-            box = self.p.folders.pop(old)
-            box.name = args[1] + old[len(f.name):]
-            self.p.folders[box.name] = box
+        self.p.rename_folder(f.name, args[1])
         self.ok(tag)
 
     def cmd_GETQUOTAROOT(self, tag, rest, args, cmd):

@@ -25,6 +25,7 @@ static void info_free(gpointer p)
 
 	g_free(i->name);
 	g_free(i->special_use);
+	g_free(i->old_name);
 	g_free(i);
 }
 
@@ -602,6 +603,70 @@ static void test_stale_list_after_rename(void)
 	fs_tree_free(t);
 }
 
+/* Another client's RENAME, seen in the polled mailbox list: the same
+ * mailbox under a new name (OLDNAME, or the same UIDVALIDITY, MESSAGES and
+ * UIDNEXT) keeps its inodes and listing; anything else is a deletion and
+ * a creation. */
+static void test_renamed_by_another_client(void)
+{
+	struct fs_tree *t = fs_tree_new(1000, 1000, 0400, 0500);
+	GPtrArray *infos = g_ptr_array_new_with_free_func(info_free);
+	const uint32_t uids[] = {1, 2};
+	uint64_t a, kid, msg, b;
+	struct imap_mailbox_info *i;
+
+	add_box(infos, "INBOX", '.', FALSE);
+	add_box(infos, "A", '.', FALSE);
+	add_box(infos, "A.Kid", '.', FALSE);
+	add_box(infos, "Gone", '.', FALSE);
+	for (guint j = 1; j < infos->len; j++) {
+		i = infos->pdata[j];
+		i->uidvalidity = 100 + j;
+		i->exists = 2;
+		i->uidnext = 3;
+	}
+	fs_tree_set_mailboxes(t, infos);
+	a = lookup_ino(t, FS_ROOT_INO, "A");
+	kid = lookup_ino(t, a, "Kid");
+	load(t, a, 101, uids, 2);
+	msg = lookup_ino(t, a, "1.eml");
+	g_assert_cmpuint(msg, !=, 0);
+	/* A -> B (with its child); Gone deleted and a new mailbox with the
+	 * same UIDVALIDITY but other counts created. */
+	i = infos->pdata[1];
+	g_free(i->name);
+	i->name = g_strdup("B");
+	i = infos->pdata[2];
+	g_free(i->name);
+	i->name = g_strdup("B.Kid");
+	i = infos->pdata[3];
+	g_free(i->name);
+	i->name = g_strdup("New");
+	i->exists = 5;
+	fs_tree_set_mailboxes(t, infos);
+	b = lookup_ino(t, FS_ROOT_INO, "B");
+	g_assert_cmpuint(b, ==, a);
+	g_assert_cmpuint(lookup_ino(t, b, "Kid"), ==, kid);
+	g_assert_cmpuint(lookup_ino(t, b, "1.eml"), ==, msg);
+	g_assert_cmpuint(lookup_ino(t, FS_ROOT_INO, "A"), ==, 0);
+	g_assert_cmpuint(lookup_ino(t, FS_ROOT_INO, "New"), !=, 0);
+	g_assert_cmpuint(lookup_ino(t, FS_ROOT_INO, "Gone"), ==, 0);
+	/* OLDNAME says so, even with nothing else to go by. */
+	i = infos->pdata[1];
+	g_free(i->name);
+	i->name = g_strdup("C");
+	i->uidvalidity = i->exists = i->uidnext = 0;
+	i->old_name = g_strdup("B");
+	i = infos->pdata[2];
+	g_free(i->name);
+	i->name = g_strdup("C.Kid");
+	fs_tree_set_mailboxes(t, infos);
+	g_assert_cmpuint(lookup_ino(t, FS_ROOT_INO, "C"), ==, a);
+	g_assert_cmpuint(lookup_ino(t, a, "Kid"), ==, kid);
+	g_ptr_array_unref(infos);
+	fs_tree_free(t);
+}
+
 static void test_deltas_beat_stale_listings(void)
 {
 	struct fs_tree *t = make_tree();
@@ -826,6 +891,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/tree/folder-vanished", test_folder_vanished);
 	g_test_add_func("/tree/rights-mode", test_rights_mode);
 	g_test_add_func("/tree/deltas", test_deltas_beat_stale_listings);
+	g_test_add_func("/tree/renamed-by-another-client",
+			test_renamed_by_another_client);
 	g_test_add_func("/tree/stale-list-after-rename",
 			test_stale_list_after_rename);
 	g_test_add_func("/tree/refresh", test_refresh);
