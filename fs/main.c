@@ -325,6 +325,7 @@ int main(int argc, char **argv)
 		};
 
 		watch = fs_watch_start(&fs, &account, &wp);
+		fs.watch = watch;
 	}
 	/* A prefetch batch may use a quarter of the cache, so it cannot
 	 * push out what the reader has not consumed yet; whole-message
@@ -354,6 +355,7 @@ int main(int argc, char **argv)
 			 status.mountpoint);
 	fuse_loop_cfg_destroy(loop_cfg);
 	fs_defer_free(fs.defer);
+	fs.watch = NULL;
 	fs_watch_stop(watch);
 	fs_prefetch_free(fs.prefetch);
 	fs_notify_free(fs.notify);

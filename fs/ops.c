@@ -48,12 +48,17 @@ static gboolean ops_list_fn(struct imap_session *s, void *user_data,
 int fs_ops_load_mailboxes(struct imapfs *fs, GError **error)
 {
 	GPtrArray *infos = NULL;
-
+	uint64_t gen = fs_tree_mailboxes_gen(fs->tree);
 	guint i;
 
 	if (!imap_pool_run(fs->pool, NULL, ops_list_fn, &infos, error))
 		return -fs_errno_from_error(*error);
-	fs_tree_set_mailboxes(fs->tree, infos);
+	/* Older than a folder change of ours that completed meanwhile: the
+	 * tree stays as it is (the next refresh asks again). */
+	if (!fs_tree_set_mailboxes_since(fs->tree, infos, gen)) {
+		g_ptr_array_unref(infos);
+		return 0;
+	}
 	g_mutex_lock(&fs->meta_lock);
 	g_clear_pointer(&fs->trash_mailbox, g_free);
 	for (i = 0; i < infos->len; i++) {

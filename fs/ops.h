@@ -29,6 +29,9 @@ struct imapfs {
 	struct fs_tree *tree;
 	struct fs_bodycache *cache;
 	struct fs_notify *notify;
+	/* The live view (NULL if off); set before the FUSE loop starts and
+	 * cleared after it ends. */
+	struct fs_watch *watch;
 	struct fs_quota *quota; /* statfs's cached quota */
 	/* Seconds the kernel may cache attributes and names. */
 	double attr_timeout;

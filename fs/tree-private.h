@@ -87,7 +87,10 @@ struct tree_node {
 	gboolean loading;    /* a full load is in progress */
 	gboolean refreshing; /* an incremental refresh is in progress */
 	gboolean seen;	     /* mark for fs_tree_set_mailboxes */
-	GArray *uids;	     /* sorted UIDs of msgs (uint32_t) */
+	/* What the last mailbox list said of it (LIST-STATUS; 0: nothing):
+	 * how a mailbox renamed by another client is recognised. */
+	uint32_t list_uidvalidity, list_exists, list_uidnext;
+	GArray *uids; /* sorted UIDs of msgs (uint32_t) */
 	/* What the server said at the last load or refresh (the base of the
 	 * next incremental refresh); uidnext 0 = unknown. */
 	uint32_t srv_uidnext;
@@ -114,6 +117,10 @@ struct fs_tree {
 	uint64_t next_ino;
 	struct tree_node *root;
 	gint64 mailboxes_time;
+	/* Raised by each of this mount's own changes to the folder tree
+	 * (mkdir, rmdir, rename of a directory): a mailbox list asked for
+	 * before one of them is older than it and is not applied. */
+	uint64_t mailboxes_gen;
 	uint64_t nfiles;
 	uid_t uid;
 	gid_t gid;
@@ -169,6 +176,10 @@ void tree_drop_msg_names(struct tree_node *dir, struct tree_node *msg);
  * listed in (not freeing it); remember that @uid of @dir was removed at
  * the current generation. */
 uint64_t tree_bump(struct tree_node *dir);
+/* Replaces the prefix @from of the mailbox names of @d and below by @to
+ * (their listings are kept, to be refreshed under the new names). */
+void tree_rename_mailboxes(struct tree_node *d, const char *from,
+			   const char *to);
 void tree_unlink_node(struct tree_node *n);
 void tree_tomb(struct tree_node *dir, uint32_t uid);
 

@@ -377,6 +377,9 @@ static void tree_assign(struct fs_tree *tree, struct tree_node *d,
 	g_free(d->server_name);
 	d->server_name = g_strdup(info->name);
 	d->delimiter = info->delimiter;
+	d->list_uidvalidity = info->uidvalidity;
+	d->list_exists = info->exists;
+	d->list_uidnext = info->uidnext;
 	g_free(d->rights);
 	d->rights = g_strdup(info->rights);
 	if (info->noselect)
@@ -385,13 +388,174 @@ static void tree_assign(struct fs_tree *tree, struct tree_node *d,
 		d->selectable = TRUE;
 }
 
+/* Adds every mailbox directory at and below @d to @out (name -> node). */
+static void tree_index_mailboxes(struct tree_node *d, GHashTable *out)
+{
+	GHashTableIter it;
+	gpointer v;
+
+	if (d->mailbox != NULL && !d->gone)
+		g_hash_table_insert(out, d->mailbox, d);
+	g_hash_table_iter_init(&it, d->subdirs);
+	while (g_hash_table_iter_next(&it, NULL, &v))
+		tree_index_mailboxes(v, out);
+}
+
+/* Whether @info (a name new in the list) is the mailbox of @d (a name gone
+ * from it) under a new name: the server said so (OLDNAME), or it has the
+ * same UIDVALIDITY (kept across RENAME, unique per user on Dovecot) and
+ * the same MESSAGES and UIDNEXT as when we last heard of @d. */
+static gboolean tree_is_renamed(const struct tree_node *d,
+				const struct imap_mailbox_info *info)
+{
+	uint32_t uv =
+		d->uidvalidity != 0 ? d->uidvalidity : d->list_uidvalidity;
+
+	if (info->old_name != NULL)
+		return strcmp(info->old_name, d->mailbox) == 0;
+	if (info->uidvalidity == 0 || uv != info->uidvalidity)
+		return FALSE;
+	return (d->list_uidnext != 0 && info->uidnext == d->list_uidnext &&
+		info->exists == d->list_exists) ||
+	       (d->srv_uidnext != 0 && info->uidnext == d->srv_uidnext &&
+		info->exists == d->srv_exists);
+}
+
+static gint tree_by_length(gconstpointer a, gconstpointer b)
+{
+	size_t x = strlen((*(struct imap_mailbox_info *const *)a)->name);
+	size_t y = strlen((*(struct imap_mailbox_info *const *)b)->name);
+
+	return x < y ? -1 : x > y;
+}
+
+/* Moves @d (with what is below it: inodes, listings, cached bodies) to
+ * the path @names of mailbox @info, unless that place is taken. */
+static gboolean tree_move_renamed(struct fs_tree *tree, struct tree_node *d,
+				  const struct imap_mailbox_info *info,
+				  char *const *names)
+{
+	struct tree_node *p = tree->root;
+	char *old;
+	guint j;
+
+	for (j = 0; names[j] != NULL && names[j + 1] != NULL; j++) {
+		if (strlen(names[j]) > 255)
+			return FALSE;
+		p = tree_subdir(tree, p, names[j]);
+	}
+	if (names[0] == NULL || strlen(names[j]) > 255 ||
+	    g_hash_table_lookup(p->subdirs, names[j]) != NULL)
+		return FALSE;
+	for (struct tree_node *up = p; up != tree->root; up = up->parent) {
+		if (up == d)
+			return FALSE; /* into itself */
+	}
+	imapfs_info("%s was renamed to %s (by another client)", d->mailbox,
+		    info->name);
+	g_hash_table_remove(d->parent->subdirs, d->name);
+	g_free(d->name);
+	d->name = g_strdup(names[j]);
+	d->parent = p;
+	g_hash_table_insert(p->subdirs, d->name, d);
+	old = g_strdup(d->mailbox);
+	tree_rename_mailboxes(d, old, info->name);
+	g_free(old);
+	return TRUE;
+}
+
+/* Mailboxes another client renamed (names gone from the list, each with a
+ * new name that is the same mailbox, tree_is_renamed()) keep their
+ * directories: moved to the new place before the list is applied.
+ * Parents first, so that a renamed parent takes its children along. */
+static void tree_follow_renames(struct fs_tree *tree, GPtrArray *infos,
+				GPtrArray *paths)
+{
+	GHashTable *listed = g_hash_table_new(g_str_hash, g_str_equal);
+	GHashTable *where = g_hash_table_new(g_direct_hash, g_direct_equal);
+	GPtrArray *fresh = g_ptr_array_new();
+	GHashTable *known;
+	guint i;
+
+	for (i = 0; i < infos->len; i++) {
+		struct imap_mailbox_info *info = infos->pdata[i];
+
+		g_hash_table_add(listed, info->name);
+		g_hash_table_insert(where, info, paths->pdata[i]);
+	}
+	known = g_hash_table_new(g_str_hash, g_str_equal);
+	tree_index_mailboxes(tree->root, known);
+	for (i = 0; i < infos->len; i++) {
+		struct imap_mailbox_info *info = infos->pdata[i];
+
+		if (!info->noselect &&
+		    !g_hash_table_contains(known, info->name) &&
+		    (info->uidvalidity != 0 || info->old_name != NULL))
+			g_ptr_array_add(fresh, info);
+	}
+	g_ptr_array_sort(fresh, tree_by_length);
+	for (i = 0; i < fresh->len; i++) {
+		const struct imap_mailbox_info *info = fresh->pdata[i];
+		const struct fs_namemap_path *mp =
+			g_hash_table_lookup(where, info);
+		struct tree_node *match = NULL;
+		GHashTableIter it;
+		gpointer k, v;
+		guint n = 0;
+
+		if (g_hash_table_contains(known, info->name))
+			continue; /* came along with its parent */
+		g_hash_table_iter_init(&it, known);
+		while (g_hash_table_iter_next(&it, &k, &v)) {
+			if (!g_hash_table_contains(listed, k) &&
+			    ((struct tree_node *)v)->selectable &&
+			    tree_is_renamed(v, info)) {
+				match = v;
+				n++;
+			}
+		}
+		if (n != 1 || !tree_move_renamed(tree, match, info, mp->names))
+			continue;
+		g_hash_table_remove_all(known);
+		tree_index_mailboxes(tree->root, known);
+	}
+	g_ptr_array_unref(fresh);
+	g_hash_table_destroy(known);
+	g_hash_table_destroy(where);
+	g_hash_table_destroy(listed);
+}
+
+uint64_t fs_tree_mailboxes_gen(struct fs_tree *tree)
+{
+	uint64_t gen;
+
+	g_mutex_lock(&tree->lock);
+	gen = tree->mailboxes_gen;
+	g_mutex_unlock(&tree->lock);
+	return gen;
+}
+
 void fs_tree_set_mailboxes(struct fs_tree *tree, GPtrArray *infos)
+{
+	fs_tree_set_mailboxes_since(tree, infos, fs_tree_mailboxes_gen(tree));
+}
+
+gboolean fs_tree_set_mailboxes_since(struct fs_tree *tree, GPtrArray *infos,
+				     uint64_t gen)
 {
 	GPtrArray *paths = fs_namemap_mailbox_paths(infos);
 	gboolean have_ns = FALSE;
 	guint i;
 
 	g_mutex_lock(&tree->lock);
+	if (tree->mailboxes_gen != gen) {
+		/* Applied, it would undo our newer change (a renamed folder
+		 * swept, its old name back, empty). */
+		g_mutex_unlock(&tree->lock);
+		g_ptr_array_unref(paths);
+		return FALSE;
+	}
+	tree_follow_renames(tree, infos, paths);
 	tree_clear_seen(tree->root);
 	for (i = 0; i < infos->len; i++) {
 		const struct imap_mailbox_info *info = infos->pdata[i];
@@ -436,6 +600,7 @@ void fs_tree_set_mailboxes(struct fs_tree *tree, GPtrArray *infos)
 	tree->mailboxes_time = g_get_monotonic_time();
 	g_mutex_unlock(&tree->lock);
 	g_ptr_array_unref(paths);
+	return TRUE;
 }
 
 int fs_tree_child_server_name(struct fs_tree *tree, uint64_t parent,

@@ -81,6 +81,18 @@ void fs_tree_free(struct fs_tree *tree);
  * became \Noselect loses its messages. */
 void fs_tree_set_mailboxes(struct fs_tree *tree, GPtrArray *infos);
 
+/* The generation of the folder tree: raised by this mount's own
+ * fs_tree_add_dir(), fs_tree_remove_dir() and fs_tree_move_dir(). Take
+ * it before asking the server for the mailbox list. Any thread. */
+uint64_t fs_tree_mailboxes_gen(struct fs_tree *tree);
+
+/* fs_tree_set_mailboxes() of a list asked for at generation @gen: if the
+ * tree changed since (a RENAME of ours completed while the LIST was on
+ * the wire), the list is older than that change and nothing is applied
+ * (the caller asks again later). Returns whether it was applied. */
+gboolean fs_tree_set_mailboxes_since(struct fs_tree *tree, GPtrArray *infos,
+				     uint64_t gen);
+
 /* The mode bits @mode (0777 part) as MYRIGHTS @rights allow them: no 'r'
  * clears the read bits; none of 'i', 't', 'e' clears the write bits.
  * NULL rights leave @mode as it is. Pure. */

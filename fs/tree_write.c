@@ -527,6 +527,7 @@ int fs_tree_add_dir(struct fs_tree *tree, uint64_t parent, const char *name,
 			       : tree->delimiter;
 	d->seen = TRUE;
 	d->nlookup = 1;
+	tree->mailboxes_gen++;
 	tree_fill_entry(tree, d, entry_r);
 out:
 	g_mutex_unlock(&tree->lock);
@@ -544,13 +545,13 @@ void fs_tree_remove_dir(struct fs_tree *tree, uint64_t parent, const char *name)
 	if (d != NULL) {
 		g_hash_table_remove(dir->subdirs, name);
 		tree_dir_gone(tree, d);
+		tree->mailboxes_gen++;
 	}
 	g_mutex_unlock(&tree->lock);
 }
 
-/* Replaces the prefix @from of the mailbox names of @d and below by @to. */
-static void tree_rename_mailboxes(struct tree_node *d, const char *from,
-				  const char *to)
+void tree_rename_mailboxes(struct tree_node *d, const char *from,
+			   const char *to)
 {
 	GHashTableIter it;
 	gpointer v;
@@ -601,6 +602,7 @@ int fs_tree_move_dir(struct fs_tree *tree, uint64_t parent, const char *name,
 	d->name = g_strdup(newname);
 	d->parent = ndir;
 	g_hash_table_insert(ndir->subdirs, d->name, d);
+	tree->mailboxes_gen++;
 	old = g_strdup(d->mailbox);
 	if (old != NULL)
 		tree_rename_mailboxes(d, old, new_mailbox);

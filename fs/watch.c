@@ -20,6 +20,10 @@
 #define WATCH_POLL_MAX_US (300 * G_USEC_PER_SEC)
 /* The mailbox list is polled (without NOTIFY) no more often than this. */
 #define WATCH_LIST_MIN_US (2 * G_USEC_PER_SEC)
+/* How long fs_watch_hold() waits for the listeners to finish what they
+ * started (a STATUS or an EXAMINE takes milliseconds; this only bounds a
+ * listener stuck on a dead connection). */
+#define WATCH_HOLD_WAIT_US (5 * G_USEC_PER_SEC)
 
 struct watch_seen {
 	uint32_t uidnext; /* the UIDNEXT last synced to */
@@ -35,7 +39,65 @@ struct fs_watch {
 	/* Protected by lock: server name -> struct watch_seen *. */
 	GHashTable *seen;
 	gint64 list_polled_at; /* protected by lock */
+	/* This mount's own RENAME or DELETE in progress (fs_watch_hold):
+	 * the server names it is on (each also covers every name it is a
+	 * prefix of), which no listener touches meanwhile; who may be
+	 * touching one: a bit per listener from its pick or poll to its
+	 * quiet hook, and the hooks at work on pool sessions. All
+	 * protected by lock; cond is signalled when busy or inflight
+	 * drops. */
+	GPtrArray *held;
+	guint32 busy;
+	unsigned int inflight;
+	GCond cond;
 };
+
+/* TRUE if @mailbox is under one of the holds. Called with the lock. */
+static gboolean watch_is_held(struct fs_watch *w, const char *mailbox)
+{
+	for (guint i = 0; i < w->held->len; i++) {
+		if (g_str_has_prefix(mailbox, w->held->pdata[i]))
+			return TRUE;
+	}
+	return FALSE;
+}
+
+/* A hook's work on @mailbox (NULL: the mailbox list) begins: FALSE if
+ * it is held (skip it). Pair a TRUE with watch_leave(). */
+static gboolean watch_enter(struct fs_watch *w, const char *mailbox)
+{
+	gboolean ok;
+
+	g_mutex_lock(&w->lock);
+	ok = mailbox != NULL ? !watch_is_held(w, mailbox) : w->held->len == 0;
+	if (ok)
+		w->inflight++;
+	else if (mailbox == NULL)
+		w->list_polled_at = 0; /* again once the hold ends */
+	g_mutex_unlock(&w->lock);
+	return ok;
+}
+
+static void watch_leave(struct fs_watch *w)
+{
+	g_mutex_lock(&w->lock);
+	w->inflight--;
+	g_cond_broadcast(&w->cond);
+	g_mutex_unlock(&w->lock);
+}
+
+/* Listener @index is (not) between a pick or poll and its quiet hook.
+ * Called with the lock. */
+static void watch_set_busy(struct fs_watch *w, unsigned int index,
+			   gboolean busy)
+{
+	if (busy) {
+		w->busy |= 1u << index;
+	} else {
+		w->busy &= ~(1u << index);
+		g_cond_broadcast(&w->cond);
+	}
+}
 
 /* ---- one folder brought up to date ---- */
 
@@ -139,9 +201,9 @@ static struct watch_seen *watch_seen_get(struct fs_watch *w,
 
 /* Brings loaded folder @mailbox in line with @st (uidnext, exists,
  * highestmodseq 0: unknown; @count_known: st->exists can be trusted). */
-static void watch_sync(struct fs_watch *w, const char *mailbox,
-		       const struct imap_mailbox_status *st,
-		       gboolean count_known, gboolean force_count)
+static void watch_sync_run(struct fs_watch *w, const char *mailbox,
+			   const struct imap_mailbox_status *st,
+			   gboolean count_known, gboolean force_count)
 {
 	struct imapfs *fs = w->fs;
 	struct fs_live_folder f = {0};
@@ -243,6 +305,18 @@ out:
 	fs_live_folder_clear(&f);
 }
 
+/* watch_sync_run() unless this mount is renaming or deleting @mailbox
+ * (what the server says of it meanwhile is no news to us). */
+static void watch_sync(struct fs_watch *w, const char *mailbox,
+		       const struct imap_mailbox_status *st,
+		       gboolean count_known, gboolean force_count)
+{
+	if (!watch_enter(w, mailbox))
+		return;
+	watch_sync_run(w, mailbox, st, count_known, force_count);
+	watch_leave(w);
+}
+
 /* ---- the hooks ---- */
 
 static void watch_on_status(void *user_data, const char *mailbox,
@@ -255,17 +329,27 @@ static void watch_on_mailboxes(void *user_data)
 {
 	struct fs_watch *w = user_data;
 	struct imapfs *fs = w->fs;
-	GHashTable *before = fs_tree_live_dir_names(fs->tree), *after;
+	GHashTable *before, *after, *moved;
 	GHashTableIter it;
 	gpointer k, v;
 	GError *err = NULL;
 
+	/* LIST ... RETURN (STATUS) opens the mailboxes too: not while our
+	 * own RENAME is under way (and its answer would be older). */
+	if (!watch_enter(w, NULL))
+		return;
+	before = fs_tree_live_dir_names(fs->tree);
 	if (fs_ops_load_mailboxes(fs, &err) != 0) {
 		watch_warn("list", "the mailboxes", err);
 		g_hash_table_destroy(before);
+		watch_leave(w);
 		return;
 	}
 	after = fs_tree_live_dir_names(fs->tree);
+	moved = g_hash_table_new(g_direct_hash, g_direct_equal);
+	g_hash_table_iter_init(&it, after);
+	while (g_hash_table_iter_next(&it, NULL, &v))
+		g_hash_table_add(moved, v);
 	/* Keys are "<parent ino>/<name>". */
 	g_hash_table_iter_init(&it, before);
 	while (g_hash_table_iter_next(&it, &k, &v)) {
@@ -274,10 +358,17 @@ static void watch_on_mailboxes(void *user_data)
 
 		if (g_hash_table_lookup(after, k) == v)
 			continue;
-		fs_notify_delete(fs->notify, parent, (uint64_t)(uintptr_t)v,
-				 slash + 1);
+		/* Renamed by another client, the same inode elsewhere now:
+		 * only the old name goes (a delete would tell the kernel
+		 * the directory itself is gone). */
+		if (g_hash_table_contains(moved, v))
+			fs_notify_inval_entry(fs->notify, parent, slash + 1);
+		else
+			fs_notify_delete(fs->notify, parent,
+					 (uint64_t)(uintptr_t)v, slash + 1);
 		fs_notify_inval_inode(fs->notify, parent);
 	}
+	g_hash_table_destroy(moved);
 	g_hash_table_iter_init(&it, after);
 	while (g_hash_table_iter_next(&it, &k, &v)) {
 		char *slash = strchr(k, '/');
@@ -290,6 +381,7 @@ static void watch_on_mailboxes(void *user_data)
 	}
 	g_hash_table_destroy(before);
 	g_hash_table_destroy(after);
+	watch_leave(w);
 }
 
 static void watch_on_selected(void *user_data, const char *mailbox,
@@ -299,8 +391,12 @@ static void watch_on_selected(void *user_data, const char *mailbox,
 	struct fs_watch *w = user_data;
 	struct imapfs *fs = w->fs;
 	struct fs_live_folder f = {0};
+	gboolean held;
 
-	if (!fs_tree_live_folder(fs->tree, mailbox, &f))
+	g_mutex_lock(&w->lock);
+	held = watch_is_held(w, mailbox);
+	g_mutex_unlock(&w->lock);
+	if (held || !fs_tree_live_folder(fs->tree, mailbox, &f))
 		return;
 	if (ch->uidvalidity_changed || (status->uidvalidity != 0 &&
 					status->uidvalidity != f.uidvalidity)) {
@@ -331,6 +427,9 @@ static void watch_on_connected(void *user_data, unsigned int index,
 {
 	struct fs_watch *w = user_data;
 
+	g_mutex_lock(&w->lock);
+	watch_set_busy(w, index, FALSE);
+	g_mutex_unlock(&w->lock);
 	if (index != 0)
 		return;
 	/* Whatever happened while we were away: the mailbox list now,
@@ -344,19 +443,39 @@ static void watch_on_connected(void *user_data, unsigned int index,
 		watch_on_mailboxes(w);
 }
 
-/* The @index-th most recently used loaded folder. */
+/* The @index-th most recently used loaded folder that is not held. */
 static char *watch_pick(void *user_data, unsigned int index)
 {
 	struct fs_watch *w = user_data;
 	GArray *folders = fs_tree_live_folders(w->fs->tree);
 	char *name = NULL;
+	unsigned int seen = 0;
 
-	if (index < w->idled && index < folders->len)
-		name = g_strdup(
-			g_array_index(folders, struct fs_live_folder, index)
-				.mailbox);
+	g_mutex_lock(&w->lock);
+	watch_set_busy(w, index, TRUE);
+	for (guint i = 0; index < w->idled && i < folders->len; i++) {
+		const char *m = g_array_index(folders, struct fs_live_folder, i)
+					.mailbox;
+
+		if (watch_is_held(w, m))
+			continue;
+		if (seen++ == index) {
+			name = g_strdup(m);
+			break;
+		}
+	}
+	g_mutex_unlock(&w->lock);
 	g_array_unref(folders);
 	return name;
+}
+
+static void watch_on_quiet(void *user_data, unsigned int index)
+{
+	struct fs_watch *w = user_data;
+
+	g_mutex_lock(&w->lock);
+	watch_set_busy(w, index, FALSE);
+	g_mutex_unlock(&w->lock);
 }
 
 static gint64 watch_interval(gint64 now, gint64 used_at)
@@ -375,13 +494,18 @@ static char **watch_poll(void *user_data, int *next_ms_r)
 	gboolean list_due;
 
 	g_mutex_lock(&w->lock);
+	watch_set_busy(w, 0, TRUE);
 	/* The first ones are IDLEd on; poll the rest. */
 	for (guint i = w->idled; i < folders->len; i++) {
 		const struct fs_live_folder *f =
 			&g_array_index(folders, struct fs_live_folder, i);
-		struct watch_seen *s = watch_seen_get(w, f->mailbox);
+		struct watch_seen *s;
 		gint64 every = watch_interval(now, f->used_at);
 
+		/* Being renamed or deleted by us: asked about after. */
+		if (watch_is_held(w, f->mailbox))
+			continue;
+		s = watch_seen_get(w, f->mailbox);
 		if (now - s->polled_at >= every) {
 			s->polled_at = now;
 			g_ptr_array_add(due, g_strdup(f->mailbox));
@@ -433,11 +557,14 @@ struct fs_watch *fs_watch_start(struct imapfs *fs,
 		.selected = watch_on_selected,
 		.pick = watch_pick,
 		.poll = watch_poll,
+		.quiet = watch_on_quiet,
 		.user_data = w,
 	};
 
 	w->fs = fs;
 	g_mutex_init(&w->lock);
+	g_cond_init(&w->cond);
+	w->held = g_ptr_array_new_with_free_func(g_free);
 	w->seen =
 		g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 	w->n = params->notify || !params->idle
@@ -468,6 +595,44 @@ void fs_watch_stop(struct fs_watch *watch)
 	for (unsigned int i = 0; i < watch->n; i++)
 		imap_idle_stop(watch->listeners[i]);
 	g_hash_table_destroy(watch->seen);
+	g_ptr_array_unref(watch->held);
+	g_cond_clear(&watch->cond);
 	g_mutex_clear(&watch->lock);
 	g_free(watch);
+}
+
+void fs_watch_hold(struct fs_watch *watch, const char *mailbox)
+{
+	gint64 deadline = g_get_monotonic_time() + WATCH_HOLD_WAIT_US;
+
+	if (watch == NULL)
+		return;
+	g_mutex_lock(&watch->lock);
+	g_ptr_array_add(watch->held, g_strdup(mailbox));
+	g_mutex_unlock(&watch->lock);
+	/* An IDLE on the mailbox moves to another folder. */
+	for (unsigned int i = 0; i < watch->n; i++)
+		imap_idle_wake(watch->listeners[i]);
+	g_mutex_lock(&watch->lock);
+	while ((watch->busy != 0 || watch->inflight != 0) &&
+	       g_cond_wait_until(&watch->cond, &watch->lock, deadline))
+		;
+	g_mutex_unlock(&watch->lock);
+}
+
+void fs_watch_release(struct fs_watch *watch, const char *mailbox)
+{
+	if (watch == NULL)
+		return;
+	g_mutex_lock(&watch->lock);
+	for (guint i = 0; i < watch->held->len; i++) {
+		if (strcmp(watch->held->pdata[i], mailbox) == 0) {
+			g_ptr_array_remove_index_fast(watch->held, i);
+			break;
+		}
+	}
+	g_mutex_unlock(&watch->lock);
+	/* What was skipped meanwhile (the mailbox list) is due now. */
+	for (unsigned int i = 0; i < watch->n; i++)
+		imap_idle_wake(watch->listeners[i]);
 }

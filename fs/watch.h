@@ -51,4 +51,20 @@ struct fs_watch *fs_watch_start(struct imapfs *fs,
  * is allowed. Call before the pool, tree and notify go. */
 void fs_watch_stop(struct fs_watch *watch);
 
+/* This mount is about to RENAME or DELETE @mailbox (server name; every
+ * name it is a prefix of is covered too): until fs_watch_release(), no
+ * listener sends STATUS, EXAMINE or LIST for it, and what they report of
+ * it is ignored. Waits (at most 5 s) until the listeners and their
+ * hooks have finished what they started: Dovecot's maildir keeps its
+ * uidlist lock in the mailbox's directory, and a STATUS or EXAMINE that
+ * holds it while a RENAME moves the directory leaves a stale lock behind
+ * (the next access to the mailbox waits ~30 s for it) or loses the
+ * uidlist update it was writing. From a FUSE worker, holding no lock;
+ * NULL @watch is allowed (nothing to wait for). Calls may nest. */
+void fs_watch_hold(struct fs_watch *watch, const char *mailbox);
+
+/* Ends one fs_watch_hold() of @mailbox; the listeners look again (the
+ * mailbox list first). Any thread; NULL @watch is allowed. */
+void fs_watch_release(struct fs_watch *watch, const char *mailbox);
+
 #endif

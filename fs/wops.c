@@ -33,6 +33,7 @@
 #include "log.h"
 #include "mutate.h"
 #include "namemap.h"
+#include "watch.h"
 #include "wops.h"
 
 static struct imapfs *wops_fs(fuse_req_t req)
@@ -802,11 +803,18 @@ static int wops_box(struct imapfs *fs, int op, const char *name, const char *to,
 {
 	struct wops_box_ctx c = {.name = name, .to = to, .op = op};
 	GError *err = NULL;
-	gboolean ok =
-		op == 3 ? imap_pool_run(fs->pool, NULL, wops_box_fn, &c, &err)
-			: imap_pool_run_once(fs->pool, NULL, wops_box_fn, &c,
-					     &err);
+	gboolean ok;
 	int r;
+
+	/* The live view keeps off a mailbox we rename or delete (watch.h
+	 * says why). */
+	if (op == 1 || op == 2)
+		fs_watch_hold(fs->watch, name);
+	ok = op == 3 ? imap_pool_run(fs->pool, NULL, wops_box_fn, &c, &err)
+		     : imap_pool_run_once(fs->pool, NULL, wops_box_fn, &c,
+					  &err);
+	if (op == 1 || op == 2)
+		fs_watch_release(fs->watch, name);
 
 	if (ok) {
 		if (status_r != NULL)

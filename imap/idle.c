@@ -21,6 +21,7 @@
 #include "idle.h"
 #include "imap-error.h"
 #include "log.h"
+#include "mutate.h"
 #include "session-int.h"
 #include "session-private.h"
 #include "untagged.h"
@@ -87,18 +88,7 @@ static void idle_on_status(const struct imap_response *resp, void *user_data)
 		st = g_new0(struct imap_mailbox_status, 1);
 		g_hash_table_insert(idle->known, g_strdup(name), st);
 	}
-	for (size_t i = 0; i + 1 < n; i += 2) {
-		const struct imap_arg *v = &items[i + 1];
-
-		if (imap_arg_atom_equals(&items[i], "MESSAGES"))
-			imap_arg_get_uint32(v, &st->exists);
-		else if (imap_arg_atom_equals(&items[i], "UIDNEXT"))
-			imap_arg_get_uint32(v, &st->uidnext);
-		else if (imap_arg_atom_equals(&items[i], "UIDVALIDITY"))
-			imap_arg_get_uint32(v, &st->uidvalidity);
-		else if (imap_arg_atom_equals(&items[i], "HIGHESTMODSEQ"))
-			imap_arg_get_uint64(v, &st->highestmodseq);
-	}
+	imap_status_items_parse(items, n, st);
 	g_hash_table_add(idle->pending, g_strdup(name));
 }
 
@@ -405,6 +395,9 @@ static void idle_serve(struct imap_idle *idle, gboolean notify)
 		if (!idle_poll(idle, notify, &next_poll, &err))
 			break;
 		idle_run_hooks(idle);
+		if (idle->hooks.quiet != NULL)
+			idle->hooks.quiet(idle->hooks.user_data,
+					  idle->params.index);
 		if (!imap_session_has_cap(idle->session, "IDLE")) {
 			/* Nothing to listen with: polls only (listener 0),
 			 * the others have nothing to do. */
@@ -475,6 +468,8 @@ static void idle_serve(struct imap_idle *idle, gboolean notify)
 			break;
 	}
 out:
+	if (idle->hooks.quiet != NULL)
+		idle->hooks.quiet(idle->hooks.user_data, idle->params.index);
 	if (err != NULL) {
 		if (!idle_stopping(idle))
 			imapfs_info("watch %u: connection lost (%s); "

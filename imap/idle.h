@@ -65,6 +65,10 @@ struct imap_idle_hooks {
 	 * to be called again. With NOTIFY the mailboxes NOTIFY reports on
 	 * are skipped (see idle.c for why it is called at all). */
 	char **(*poll)(void *user_data, int *next_ms_r);
+	/* Listener @index has finished what the last pick and poll led to
+	 * (its EXAMINE, STATUS commands and the hooks they ran): it is about
+	 * to IDLE or sleep, or its connection is gone. May be NULL. */
+	void (*quiet)(void *user_data, unsigned int index);
 	void *user_data;
 };
 

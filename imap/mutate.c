@@ -281,6 +281,26 @@ static gboolean mutate_same_mailbox(const char *a, const char *b)
 	return strcmp(a, b) == 0;
 }
 
+gboolean imap_status_items_parse(const struct imap_arg *items, size_t n,
+				 struct imap_mailbox_status *st)
+{
+	gboolean have_messages = FALSE;
+
+	for (size_t i = 0; i + 1 < n; i += 2) {
+		const struct imap_arg *v = &items[i + 1];
+
+		if (imap_arg_atom_equals(&items[i], "MESSAGES"))
+			have_messages = imap_arg_get_uint32(v, &st->exists);
+		else if (imap_arg_atom_equals(&items[i], "UIDNEXT"))
+			imap_arg_get_uint32(v, &st->uidnext);
+		else if (imap_arg_atom_equals(&items[i], "UIDVALIDITY"))
+			imap_arg_get_uint32(v, &st->uidvalidity);
+		else if (imap_arg_atom_equals(&items[i], "HIGHESTMODSEQ"))
+			imap_arg_get_uint64(v, &st->highestmodseq);
+	}
+	return have_messages;
+}
+
 static void mutate_status_cb(struct imap_response *resp, void *user_data)
 {
 	struct mutate_status_ctx *ctx = user_data;
@@ -288,26 +308,13 @@ static void mutate_status_cb(struct imap_response *resp, void *user_data)
 	const struct imap_arg *items;
 	const char *name;
 	size_t n;
-	gboolean have_messages = FALSE;
 
 	if (resp->keyword == NULL || strcmp(resp->keyword, "STATUS") != 0 ||
 	    resp->count != 2 || !imap_arg_get_astring(&resp->args[0], &name) ||
 	    !mutate_same_mailbox(name, ctx->mailbox) ||
 	    !imap_arg_get_list(&resp->args[1], &items, &n))
 		return;
-	for (size_t i = 0; i + 1 < n; i += 2) {
-		const struct imap_arg *v = &items[i + 1];
-
-		if (imap_arg_atom_equals(&items[i], "MESSAGES"))
-			have_messages = imap_arg_get_uint32(v, &st.exists);
-		else if (imap_arg_atom_equals(&items[i], "UIDNEXT"))
-			imap_arg_get_uint32(v, &st.uidnext);
-		else if (imap_arg_atom_equals(&items[i], "UIDVALIDITY"))
-			imap_arg_get_uint32(v, &st.uidvalidity);
-		else if (imap_arg_atom_equals(&items[i], "HIGHESTMODSEQ"))
-			imap_arg_get_uint64(v, &st.highestmodseq);
-	}
-	if (!have_messages || st.uidvalidity == 0)
+	if (!imap_status_items_parse(items, n, &st) || st.uidvalidity == 0)
 		return;
 	ctx->found = TRUE;
 	ctx->status = st;

@@ -30,6 +30,7 @@
 #include <stdint.h>
 
 #include "command.h"
+#include "parser.h"
 #include "session.h"
 
 /* The APPENDLIMIT the server announced (RFC 7889: APPENDLIMIT=n in
@@ -89,6 +90,13 @@ struct imap_append_result {
 gboolean imap_session_append(struct imap_session *session,
 			     const struct imap_append_req *req,
 			     struct imap_append_result *result, GError **error);
+
+/* Reads a STATUS attribute list (@n args: name, value, ...; from a STATUS
+ * reply or LIST-STATUS) into @st: MESSAGES into exists, UIDNEXT,
+ * UIDVALIDITY, HIGHESTMODSEQ; what is not in it is left alone, values
+ * out of range are ignored. Returns whether MESSAGES was there. */
+gboolean imap_status_items_parse(const struct imap_arg *items, size_t n,
+				 struct imap_mailbox_status *st);
 
 /* STATUS @mailbox (MESSAGES UIDNEXT UIDVALIDITY [HIGHESTMODSEQ]).  Fails
  * with IMAP_ERROR_NONEXISTENT for a mailbox that does not exist.  Fills

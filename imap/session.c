@@ -9,6 +9,7 @@
 #include "conn.h"
 #include "imap-error.h"
 #include "log.h"
+#include "mutate.h"
 #include "session-int.h"
 #include "session-private.h"
 
@@ -292,14 +293,16 @@ static void session_mailbox_info_free(gpointer p)
 	g_free(info->ns_prefix);
 	g_free(info->rel_name);
 	g_free(info->rights);
+	g_free(info->old_name);
 	g_free(info);
 }
 
 struct session_list_ctx {
 	struct imap_session *session;
 	GPtrArray *result;
-	GHashTable *seen;   /* names already in result */
-	GHashTable *status; /* names a LIST-STATUS reply came for */
+	GHashTable *seen; /* names already in result */
+	/* Names a LIST-STATUS reply came for -> struct imap_mailbox_status. */
+	GHashTable *status;
 	/* Names an untagged "NO ...: NAME" refused a STATUS for. */
 	GHashTable *refused;
 };
@@ -336,6 +339,26 @@ static const struct session_ns *session_classify(struct imap_session *s,
 	return best;
 }
 
+/* The OLDNAME of a LIST reply's extended data, `("OLDNAME" ("old"))`
+ * after the name (g_malloc'd), or NULL. */
+static char *session_list_old_name(const struct imap_response *resp)
+{
+	const struct imap_arg *ext, *v;
+	size_t n, nv;
+	const char *tag, *old;
+
+	if (resp->count < 4 || !imap_arg_get_list(&resp->args[3], &ext, &n))
+		return NULL;
+	for (size_t i = 0; i + 1 < n; i += 2) {
+		if (imap_arg_get_astring(&ext[i], &tag) &&
+		    g_ascii_strcasecmp(tag, "OLDNAME") == 0 &&
+		    imap_arg_get_list(&ext[i + 1], &v, &nv) && nv == 1 &&
+		    imap_arg_get_astring(&v[0], &old) && *old != '\0')
+			return g_strdup(old);
+	}
+	return NULL;
+}
+
 static void session_list_cb(struct imap_response *resp, void *user_data)
 {
 	struct session_list_ctx *ctx = user_data;
@@ -347,7 +370,13 @@ static void session_list_cb(struct imap_response *resp, void *user_data)
 
 	if (resp->keyword != NULL && strcmp(resp->keyword, "STATUS") == 0 &&
 	    resp->count >= 1 && imap_arg_get_astring(&resp->args[0], &name)) {
-		g_hash_table_add(ctx->status, g_strdup(name));
+		struct imap_mailbox_status *st =
+			g_new0(struct imap_mailbox_status, 1);
+
+		if (resp->count >= 2 &&
+		    imap_arg_get_list(&resp->args[1], &flags, &nflags))
+			imap_status_items_parse(flags, nflags, st);
+		g_hash_table_replace(ctx->status, g_strdup(name), st);
 		return;
 	}
 	/* Dovecot 2.3 (after another session renamed or deleted it) goes
@@ -409,6 +438,7 @@ static void session_list_cb(struct imap_response *resp, void *user_data)
 			info->special_use = g_strdup(f);
 		}
 	}
+	info->old_name = session_list_old_name(resp);
 	g_hash_table_add(ctx->seen, info->name);
 	g_ptr_array_add(ctx->result, info);
 }
@@ -435,7 +465,8 @@ static gboolean session_list_pattern(struct session_list_ctx *ctx,
 		/* A STATUS for every mailbox that can be selected (RFC 5819
 		 * sends none for the others): see session_list_ghosts(). */
 		if (imap_conn_has_cap(session->conn, "LIST-STATUS"))
-			g_string_append(ret, " STATUS (UIDVALIDITY)");
+			g_string_append(ret, " STATUS (UIDVALIDITY MESSAGES "
+					     "UIDNEXT)");
 		if (ret->len > 0) {
 			ret->str[0] = '(';
 			g_string_prepend(ret, "RETURN ");
@@ -535,7 +566,7 @@ GPtrArray *imap_session_list(struct imap_session *session, GError **error)
 	ctx.result = g_ptr_array_new_with_free_func(session_mailbox_info_free);
 	ctx.seen = g_hash_table_new(g_str_hash, g_str_equal);
 	ctx.status =
-		g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+		g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 	ctx.refused =
 		g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	/* "INBOX.*" cannot match INBOX itself. */
@@ -551,6 +582,17 @@ GPtrArray *imap_session_list(struct imap_session *session, GError **error)
 	g_hash_table_destroy(ctx.seen);
 	if (ok)
 		session_list_ghosts(&ctx);
+	for (i = 0; ok && i < ctx.result->len; i++) {
+		struct imap_mailbox_info *info = ctx.result->pdata[i];
+		const struct imap_mailbox_status *st =
+			g_hash_table_lookup(ctx.status, info->name);
+
+		if (st != NULL && !info->noselect) {
+			info->uidvalidity = st->uidvalidity;
+			info->exists = st->exists;
+			info->uidnext = st->uidnext;
+		}
+	}
 	g_hash_table_destroy(ctx.status);
 	g_hash_table_destroy(ctx.refused);
 	if (ok)

@@ -76,6 +76,14 @@ struct imap_mailbox_info {
 	 * in the primary personal namespace (the user's own mailboxes; see
 	 * docs/SEMANTICS.md). "" when the server refused to tell. */
 	char *rights;
+	/* What LIST-STATUS said of it (0: not said): UIDVALIDITY, MESSAGES,
+	 * UIDNEXT -- the live view tells a mailbox another client renamed
+	 * from one deleted by them. */
+	uint32_t uidvalidity, exists, uidnext;
+	/* The name it had before a RENAME, when the server said so (the
+	 * OLDNAME extended data item, RFC 5258 section 9 / RFC 5465 5.4);
+	 * else NULL. */
+	char *old_name;
 };
 
 struct imap_mailbox_status {

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -66,6 +67,27 @@ def live(request, imapfs_bin, tmp_path_factory):
         proc = testenv.mount_traced(imapfs_bin, srv, mnt, trace)
         wait_connected(trace)
         yield srv, mnt, trace, request.param
+    finally:
+        testenv.stop_traced(mnt, proc)
+        srv.stop()
+
+
+@contextmanager
+def own_mount(imapfs_bin, tmp_path, caps, options, listener=True):
+    """(server, mountpoint, trace, process) of a Dovecot without @caps
+    and a traced mount of it with @options (its listener connected, if
+    @listener)."""
+    srv = testenv.DovecotServer(str(tmp_path / "dovecot"), without_caps=caps)
+    mnt = str(tmp_path / "mnt")
+    os.mkdir(mnt)
+    trace = str(tmp_path / "trace")
+    proc = None
+    try:
+        srv.start()
+        proc = testenv.mount_traced(imapfs_bin, srv, mnt, trace, options)
+        if listener:
+            wait_connected(trace)
+        yield srv, mnt, trace, proc
     finally:
         testenv.stop_traced(mnt, proc)
         srv.stop()
@@ -160,6 +182,60 @@ def test_folder_create_rename_delete(live):
     assert not os.path.exists(os.path.join(mnt, "Renamed"))
 
 
+@pytest.mark.parametrize("kid", [False, True], ids=["leaf", "with-child"])
+def test_other_clients_rename_keeps_inodes(live, kid):
+    """Another client RENAMEs a folder the mount has listed, with an fd
+    open on one of its messages (and a listed subfolder): once the new
+    name shows, it is the same directory inode, its messages (and the
+    subfolder's) keep theirs, the open fd reads the message's bytes and
+    the old path is ENOENT.  Dovecot keeps UIDVALIDITY, MESSAGES and
+    UIDNEXT across RENAME; the polled mailbox list matches them."""
+    srv, mnt, _, mode = live
+    old, new = f"Before-{mode}-{kid}", f"After-{mode}-{kid}"
+    use(mnt, WATCH)  # the mailbox list is polled at the pace of use
+    srv.create_mailbox(old)
+    bodies = [msg(f"{old}-{i}") for i in range(2)]
+    uids_ = [srv.append(old, b) for b in bodies]
+    if kid:
+        srv.create_mailbox(f"{old}/Kid")
+        kid_uid = srv.append(f"{old}/Kid", msg(f"{old}-kid"))
+    wait(lambda: old in os.listdir(mnt), f"{old} in ls")
+    top = os.path.join(mnt, old)
+    names = sorted(os.listdir(top))
+    assert names == sorted([f"{u}.eml" for u in uids_] +
+                           (["Kid"] if kid else []))
+    inos = {n: os.stat(os.path.join(top, n)).st_ino for n in names}
+    dir_ino = os.stat(top).st_ino
+    if kid:
+        kid_files = os.listdir(os.path.join(top, "Kid"))
+        assert kid_files == [f"{kid_uid}.eml"]
+        kid_msg_ino = os.stat(os.path.join(top, "Kid", kid_files[0])).st_ino
+    fd = os.open(os.path.join(top, f"{uids_[0]}.eml"), os.O_RDONLY)
+    try:
+        c = srv.client()
+        try:
+            typ, _ = c.rename(testenv.imap_quote(srv.server_name(old)),
+                              testenv.imap_quote(srv.server_name(new)))
+            assert typ == "OK"
+        finally:
+            c.logout()
+        wait(lambda: new in os.listdir(mnt), f"{new} in ls")
+        moved = os.path.join(mnt, new)
+        assert os.stat(moved).st_ino == dir_ino
+        assert sorted(os.listdir(moved)) == names
+        for n in names:
+            assert os.stat(os.path.join(moved, n)).st_ino == inos[n], n
+        if kid:
+            assert os.stat(os.path.join(moved, "Kid", kid_files[0])) \
+                .st_ino == kid_msg_ino
+        assert os.pread(fd, 1 << 20, 0) == bodies[0]
+        with pytest.raises(FileNotFoundError):
+            os.stat(top)
+        assert old not in os.listdir(mnt)
+    finally:
+        os.close(fd)
+
+
 def test_uidvalidity_change(live):
     """The folder is deleted and recreated by another client: its old
     messages go, the new ones (same UIDs) come with new content."""
@@ -239,17 +315,8 @@ def test_quiet_idle_survives_silence(imapfs_bin, tmp_path):
     """A 1 s watchdog over 5 s of silence: the listener probes (DONE, the
     server completes it) and goes on IDLEing on the same connection -- no
     reconnect loop, no error -- and still reports a change afterwards."""
-    srv = testenv.DovecotServer(str(tmp_path / "dovecot"),
-                                without_caps=("NOTIFY",))
-    mnt = str(tmp_path / "mnt")
-    os.mkdir(mnt)
-    trace = str(tmp_path / "trace")
-    proc = None
-    try:
-        srv.start()
-        proc = testenv.mount_traced(imapfs_bin, srv, mnt, trace,
-                                    ["-o", "watchdog=1"])
-        wait_connected(trace)
+    with own_mount(imapfs_bin, tmp_path, ("NOTIFY",),
+                   ["-o", "watchdog=1"]) as (srv, mnt, trace, proc):
         os.listdir(os.path.join(mnt, "INBOX"))
         time.sleep(5)
         with open(trace, errors="replace") as f:
@@ -263,24 +330,14 @@ def test_quiet_idle_survives_silence(imapfs_bin, tmp_path):
         wait(lambda: new in os.listdir(os.path.join(mnt, "INBOX")),
              "a message after the silence")
         assert proc.poll() is None
-    finally:
-        testenv.stop_traced(mnt, proc)
-        srv.stop()
 
 
 def test_watch_off_sees_nothing_live(imapfs_bin, tmp_path):
     """-o watch=0 turns the live view off: with listing_ttl at its default
     a new message is not listed for a while (what the tests above would
     see without the live view; it binds them)."""
-    srv = testenv.DovecotServer(str(tmp_path / "dovecot"))
-    mnt = str(tmp_path / "mnt")
-    os.mkdir(mnt)
-    trace = str(tmp_path / "trace")
-    proc = None
-    try:
-        srv.start()
-        proc = testenv.mount_traced(imapfs_bin, srv, mnt, trace,
-                                    ["-o", "watch=0"])
+    with own_mount(imapfs_bin, tmp_path, (), ["-o", "watch=0"],
+                   listener=False) as (srv, mnt, trace, _):
         box = os.path.join(mnt, "INBOX")
         os.listdir(box)
         srv.append("INBOX", msg("unseen"))
@@ -288,6 +345,33 @@ def test_watch_off_sees_nothing_live(imapfs_bin, tmp_path):
         assert os.listdir(box) == []
         with open(trace, errors="replace") as f:
             assert "watch 0" not in f.read()
-    finally:
-        testenv.stop_traced(mnt, proc)
-        srv.stop()
+
+
+@pytest.mark.parametrize("mode", ["notify", "idle"])
+def test_own_folder_rename_races_nothing(imapfs_bin, tmp_path, mode):
+    """mkdir B C, two messages into B, ls B, mv B C/B, ls C/B, rm -r: in a
+    loop, with the live view on and listing_ttl=0 (test_servers' write
+    mount).  Right after ls B the listener STATUSes (NOTIFY) or EXAMINEs
+    (IDLE) B; without fs_watch_hold() that meets our RENAME, and Dovecot's
+    maildir uidlist lock moves with the directory: the next access to C/B
+    hangs for ~30 s (EIO here) or its listing is short.  One pool
+    connection, so no other session of ours has a folder open that rm -r
+    deletes."""
+    caps = () if mode == "notify" else ("NOTIFY",)
+    with own_mount(imapfs_bin, tmp_path, caps, [
+            "-o", f"spool_dir={tmp_path}/spool", "-o", "listing_ttl=0",
+            "-o", "connections=1"]) as (_, mnt, trace, _):
+        for i in range(25):
+            top = os.path.join(mnt, f"R{i}")
+            os.makedirs(os.path.join(top, "B"))
+            os.mkdir(os.path.join(top, "C"))
+            for k in range(2):
+                with open(os.path.join(top, "B", f"m{k}.eml"), "wb") as f:
+                    f.write(msg(f"race-{i}-{k}"))
+            assert len(os.listdir(os.path.join(top, "B"))) == 2
+            os.rename(os.path.join(top, "B"), os.path.join(top, "C", "B"))
+            got = os.listdir(os.path.join(top, "C", "B"))
+            assert len(got) == 2, (i, got)
+            shutil.rmtree(top)
+        with open(trace, errors="replace") as f:
+            assert "read timed out" not in f.read()

@@ -50,15 +50,17 @@ THROTTLE_MSGS = testenv.sample_messages(5, seed=78)
 M365_FOLDERS["Throttle"] = [(f"t{i}", m) for i, m in enumerate(THROTTLE_MSGS)]
 
 
-def _mount(imapfs_bin, server, work, options=(), password_file=True):
+def _mount(imapfs_bin, server, work, options=(), password_file=True,
+           live=False):
     mnt = os.path.join(work, "mnt")
     os.makedirs(mnt, exist_ok=True)
+    # The scripted providers record every command and several tests count
+    # them: the live view's listener stays off but for the test of it
+    # (which keeps listing_ttl at its default, so that only the live view
+    # can explain new mail in a listing).
+    fresh = ["-o", "watch=0", "-o", "listing_ttl=0", "-o", "attr_timeout=0"]
     r = testenv.mount_imapfs(imapfs_bin, server, mnt, options=[
-        "-o", "timeout=5", "-o", "listing_ttl=0", "-o", "attr_timeout=0",
-        # The scripted providers record every command and several tests
-        # count them: the live view's listener (tested on Dovecot,
-        # test_live.py) stays off.
-        "-o", "watch=0",
+        "-o", "timeout=5"] + ([] if live else fresh) + [
         "-o", f"spool_dir={work}/spool"] + list(options),
         password_file=password_file)
     assert r.returncode == 0, r.stderr
@@ -85,7 +87,7 @@ class Env:
     def bads(self):
         """Commands the scripted server did not understand."""
         return [c.text for c in self.server.commands_snapshot()
-                if c.tag in self.server.bad_tags]
+                if (c.conn, c.tag) in self.server.bad_tags]
 
 
 def _server(profile, work, **kw):
@@ -97,12 +99,13 @@ def _server(profile, work, **kw):
 
 
 @contextlib.contextmanager
-def _served(imapfs_bin, server, work, options=(), password_file=True):
+def _served(imapfs_bin, server, work, options=(), password_file=True,
+            live=False):
     """Mounts the started `server` below `work`; yields the Env; unmounts
     and stops the server whatever happened."""
     mnt = None
     try:
-        mnt = _mount(imapfs_bin, server, work, options, password_file)
+        mnt = _mount(imapfs_bin, server, work, options, password_file, live)
         yield Env(server, mnt)
     finally:
         if mnt:
@@ -492,3 +495,67 @@ def test_m365_throttled_write_is_never_retried(m365, what):
             if c.name == name]
     print("SENT", [c.text for c in m365.server.commands_snapshot()[n0:]])
     assert len(sent) == 1, sent
+
+
+# -- the live view ---------------------------------------------------------
+
+@pytest.mark.parametrize("profile", ["gmail", "m365"])
+def test_live_view_on_provider(imapfs_bin, tmp_path, profile):
+    """The live view on the providers (IDLE announced; no NOTIFY; Gmail
+    has CONDSTORE, M365 not): a message the provider receives shows up in
+    ls within 10 s (listing_ttl at its default 30 s), in the folder IDLEd
+    on and in the one polled with STATUS; the listener sends nothing the
+    server does not understand (no BAD: nothing unannounced, such as
+    HIGHESTMODSEQ in a STATUS to M365)."""
+    work = str(tmp_path)
+    server = _server(profile, work)
+    other = "Work" if profile == "gmail" else "Projects"
+    with _served(imapfs_bin, server, work, live=True) as env:
+        env.files(other)
+        env.files("INBOX")  # used last: the listener IDLEs on it
+        for n, folder in enumerate(("INBOX", other)):
+            before = env.files(folder)
+            with server.lock:
+                uid = server.add_to(server.folders[folder], server.new_msg(
+                    MSGS[6 + n], day=20 + n))
+            assert f"{uid}.eml" not in before
+            testenv.wait_for(lambda: f"{uid}.eml" in env.files(folder), 10,
+                             interval=0.1, what=f"{uid}.eml in ls {folder}")
+            assert _read(env, folder, f"{uid}.eml") == MSGS[6 + n]
+        cmds = server.commands_snapshot()
+        assert any(c.name == "IDLE" for c in cmds)
+        assert any(c.name == "STATUS" and other in c.text for c in cmds)
+        assert env.bads() == []
+
+
+def test_oldname_rename_keeps_inodes(imapfs_bin, tmp_path):
+    """A server that names a renamed mailbox's old name in its LIST reply
+    (`("OLDNAME" ("old"))`, RFC 5258 section 9 / RFC 5465 5.4; scripted:
+    Dovecot's MailboxName events are unusable): the folder keeps its inode
+    and its messages theirs, an open fd reads on, the old path is ENOENT.
+    M365 has no LIST-STATUS, so OLDNAME is all there is to go by."""
+    work = str(tmp_path)
+    server = _server("m365", work)
+    with _served(imapfs_bin, server, work, live=True) as env:
+        files = env.files("Projects")
+        inos = {n: os.stat(env.path("Projects", n)).st_ino for n in files}
+        dir_ino = os.stat(env.path("Projects")).st_ino
+        with server.lock:
+            want = server.uids("Projects")[int(files[0][:-4])].data
+        fd = os.open(env.path("Projects", files[0]), os.O_RDONLY)
+        try:
+            env.files("INBOX")  # the list is polled at the pace of use
+            with server.lock:
+                server.rename_folder("Projects", "Plans", oldname=True)
+            testenv.wait_for(lambda: "Plans" in os.listdir(env.mnt), 10,
+                             interval=0.1, what="Plans in ls")
+            assert os.stat(env.path("Plans")).st_ino == dir_ino
+            assert env.files("Plans") == files
+            for n in files:
+                assert os.stat(env.path("Plans", n)).st_ino == inos[n], n
+            assert os.pread(fd, 1 << 20, 0) == want
+            with pytest.raises(FileNotFoundError):
+                os.stat(env.path("Projects"))
+        finally:
+            os.close(fd)
+        assert env.bads() == []

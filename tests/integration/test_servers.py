@@ -309,10 +309,7 @@ def wmnt(env):
     mnt = os.path.join(env.workdir, "wmnt")
     os.makedirs(mnt, exist_ok=True)
     r = testenv.mount_imapfs(env.bin, env.server, mnt, options=[
-        "-o", f"spool_dir={env.workdir}/spool", "-o", "listing_ttl=0",
-        # The live view races the RENAME below (C/B listed short: issue 6,
-        # left open); these tests check the write path itself.
-        "-o", "watch=0"])
+        "-o", f"spool_dir={env.workdir}/spool", "-o", "listing_ttl=0"])
     assert r.returncode == 0, r.stderr
     try:
         yield mnt

@@ -33,6 +33,11 @@ two profiles:
       LITERAL+;
     * one copy of a message per folder, as on any plain server.
 
+Both serve IDLE (RFC 2177; news of the selected folder pushed while
+idling) and FETCH by sequence number, as the real ones do; a STATUS item a
+profile does not know (HIGHESTMODSEQ on m365, which lacks CONDSTORE)
+draws BAD.  Every BAD is kept in `bad_tags` as (connection, tag).
+
 Either profile may be made OAuth2-only (`oauth2_token`): AUTH=XOAUTH2 and
 LOGINDISABLED are announced, LOGIN and AUTHENTICATE PLAIN are refused, and
 AUTHENTICATE XOAUTH2 accepts "user=<user>^Aauth=Bearer <token>^A^A" (a
@@ -54,6 +59,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import re
+import select
 import threading
 
 import fakeserver
@@ -110,6 +116,9 @@ class Folder:
         self.uidvalidity = uidvalidity
         self.uidnext = 1
         self.uids: dict[int, Msg] = {}   # in UID order
+        # Set by rename_folder(oldname=True): LIST replies name it in an
+        # OLDNAME extended data item (RFC 5258 section 9, RFC 5465 5.4).
+        self.old_name: str | None = None
 
     @property
     def selectable(self):
@@ -142,7 +151,8 @@ class ProviderServer(fakeserver.FakeImapServer):
         self._next_msgid = 0x17a0000000000001
         self._next_uidvalidity = 600
         self.throttles: list[dict] = []
-        self.bad_tags: set[str] = set()   # commands answered BAD
+        # Commands answered BAD: (connection number, tag).
+        self.bad_tags: set[tuple[int, str]] = set()
         for name, attrs in (GMAIL_FOLDERS if self.gmail
                             else M365_FOLDERS).items():
             self.add_folder(name, attrs)
@@ -194,6 +204,16 @@ class ProviderServer(fakeserver.FakeImapServer):
     def folders_of(self, msg: Msg) -> list[str]:
         return [f.name for f in self.folders.values()
                 if any(m is msg for m in f.uids.values())]
+
+    def rename_folder(self, name: str, to: str, oldname: bool = False):
+        """RENAME `name` (and what is below it) to `to`; with `oldname`
+        LIST replies then carry ("OLDNAME" ("<old name>"))."""
+        for old in [n for n in self.folders
+                    if n == name or n.startswith(name + "/")]:
+            box = self.folders.pop(old)
+            box.name = to + old[len(name):]
+            box.old_name = old if oldname else None
+            self.folders[box.name] = box
 
     def special(self, attr) -> Folder:
         return next(f for f in self.folders.values() if f.special(attr))
@@ -312,9 +332,38 @@ class _ProviderSession(fakeserver._Session):
         while True:
             cmd = self.read_command()
             cmd.mailbox = self.selected
+            if cmd.name == "IDLE" and self.authed:
+                self.idle(cmd.tag.encode("latin-1"))
+                continue
             with self.p.lock:
                 if not self.dispatch_provider(cmd):
                     return
+
+    # IDLE (RFC 2177), which both providers announce and serve: the news
+    # of the selected folder (EXISTS, EXPUNGE) is pushed as it happens,
+    # until DONE.  Outside the store's lock, so others may change it.
+    def idle(self, tag: bytes):
+        self.send(b"+ idling\r\n" if self.p.gmail else
+                  b"+ IDLE accepted, awaiting DONE command.\r\n")
+        while True:
+            pending = getattr(self.sock, "pending", lambda: 0)()
+            if b"\r\n" in self.reader.buf or pending > 0:
+                break
+            ready, _, _ = select.select([self.sock], [], [], 0.1)
+            if ready:
+                break
+            if self.p._stop.is_set():
+                raise fakeserver._Closed()
+            with self.p.lock:
+                news = self.news()
+            if news:
+                self.send(news)
+        line = self.reader.line()
+        if line.upper() != b"DONE":
+            self.bad(tag, "Expected DONE")
+            return
+        with self.p.lock:
+            self.ok(tag, "IDLE completed.")
 
     # Untagged news about the selected folder, at a command boundary.
     def news(self) -> bytes:
@@ -403,7 +452,7 @@ class _ProviderSession(fakeserver._Session):
         return True
 
     def bad(self, tag: bytes, text: str):
-        self.p.bad_tags.add(tag.decode("latin-1"))
+        self.p.bad_tags.add((self.n, tag.decode("latin-1")))
         self.send(tag + f" BAD {text}\r\n".encode())
 
     # -- authentication ------------------------------------------------------
@@ -467,11 +516,15 @@ class _ProviderSession(fakeserver._Session):
             if not pattern.match(f.name) and not (
                     args[1].upper() == "INBOX" and f.name == "INBOX"):
                 continue
+            ext = f' ("OLDNAME" ({_quote(f.old_name)}))' \
+                if f.old_name is not None else ""
             out += f'* LIST ({self.list_attrs(f, True)}) "/" ' \
-                   f'{_quote(f.name)}\r\n'.encode()
-            if "STATUS" in ret and f.selectable:
-                out += f"* STATUS {_quote(f.name)} (UIDVALIDITY " \
-                       f"{f.uidvalidity})\r\n".encode()
+                   f'{_quote(f.name)}{ext}\r\n'.encode()
+            items = re.search(r"STATUS \(([^)]*)\)", ret)
+            if items and f.selectable:
+                out += f"* STATUS {_quote(f.name)} " \
+                       f"({self.status_items(f, items.group(1))})\r\n" \
+                       .encode()
         self.send(out)
         self.ok(tag)
 
@@ -486,7 +539,12 @@ class _ProviderSession(fakeserver._Session):
         if self.p.gmail:
             vals["HIGHESTMODSEQ"] = self.p.modseq
         words = re.findall(r"[A-Z]+", items.upper())
-        return " ".join(f"{w} {vals[w]}" for w in words if w in vals)
+        unknown = [w for w in words if w not in vals]
+        if unknown:
+            # Exchange: "BAD Command Argument Error. 11" (HIGHESTMODSEQ
+            # without CONDSTORE is not a status item it knows).
+            raise ValueError(f"unknown status items {unknown}")
+        return " ".join(f"{w} {vals[w]}" for w in words)
 
     def cmd_STATUS(self, tag, rest, args, cmd):
         f = self.folder(args[0])
@@ -567,11 +625,7 @@ class _ProviderSession(fakeserver._Session):
         if f is None or f.attrs or f.name == "INBOX":
             self.no(tag, "[CANNOT] Cannot rename this folder")
             return
-        for old in [n for n in self.p.folders
-                    if n == f.name or n.startswith(f.name + "/")]:
-            box = self.p.folders.pop(old)
-            box.name = args[1] + old[len(f.name):]
-            self.p.folders[box.name] = box
+        self.p.rename_folder(f.name, args[1])
         self.ok(tag)
 
     def cmd_GETQUOTAROOT(self, tag, rest, args, cmd):
@@ -600,10 +654,25 @@ class _ProviderSession(fakeserver._Session):
         if f is None:
             return
         m = re.match(r"FETCH (\S+) \((.*)\)$", rest, re.I)
-        items = m.group(2).upper()
+        self.fetch(tag, f, self.uidset(f, m.group(1)), m.group(2).upper())
+
+    # FETCH by message sequence number (the live view's listener learns
+    # the UIDs of what it was told EXISTS with "FETCH n:* (UID)").
+    def cmd_FETCH(self, tag, rest, args, cmd):
+        f = self.need_selected(tag)
+        if f is None:
+            return
+        m = re.match(r"(\S+) \((.*)\)$", rest)
+        news = self.news()  # the numbers are those after it
+        n = len(self.view)
+        uids = [self.view[i - 1] for i in
+                sorted(set(_parse_set(m.group(1), n))) if 1 <= i <= n]
+        self.fetch(tag, f, uids, m.group(2).upper(), news)
+
+    def fetch(self, tag, f: Folder, uids, items: str, news=None):
         body = re.search(r"BODY(\.PEEK)?\[\](?:<(\d+)\.(\d+)>)?", items)
-        out = bytearray(self.news())
-        for uid in self.uidset(f, m.group(1)):
+        out = bytearray(self.news() if news is None else news)
+        for uid in uids:
             msg = f.uids[uid]
             if uid not in self.view:
                 continue

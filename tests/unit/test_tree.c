@@ -25,6 +25,7 @@ static void info_free(gpointer p)
 
 	g_free(i->name);
 	g_free(i->special_use);
+	g_free(i->old_name);
 	g_free(i);
 }
 
@@ -559,6 +560,113 @@ static void begin_load(struct fs_tree *t, uint64_t dir)
 	fs_folder_base_clear(&base);
 }
 
+/* A mailbox list asked for before this mount's own RENAME (mv B C/B)
+ * and answered after it must not undo it: applied, it would sweep C/B
+ * (and its listing) and bring back an empty B. */
+static void test_stale_list_after_rename(void)
+{
+	struct fs_tree *t = fs_tree_new(1000, 1000, 0400, 0500);
+	GPtrArray *before = g_ptr_array_new_with_free_func(info_free);
+	GPtrArray *after = g_ptr_array_new_with_free_func(info_free);
+	const uint32_t uids[] = {1, 2};
+	uint64_t b, c, gen;
+	GArray *list;
+	int r;
+
+	add_box(before, "INBOX", '.', FALSE);
+	add_box(before, "B", '.', FALSE);
+	add_box(before, "C", '.', FALSE);
+	add_box(after, "INBOX", '.', FALSE);
+	add_box(after, "C", '.', FALSE);
+	add_box(after, "C.B", '.', FALSE);
+	fs_tree_set_mailboxes(t, before);
+	b = lookup_ino(t, FS_ROOT_INO, "B");
+	c = lookup_ino(t, FS_ROOT_INO, "C");
+	load(t, b, 7, uids, 2);
+	/* The LIST goes out; our RENAME completes before its answer. */
+	gen = fs_tree_mailboxes_gen(t);
+	g_assert_cmpint(fs_tree_move_dir(t, FS_ROOT_INO, "B", c, "B", "C.B"),
+			==, 0);
+	g_assert_false(fs_tree_set_mailboxes_since(t, before, gen));
+	g_assert_cmpuint(lookup_ino(t, c, "B"), ==, b);
+	g_assert_cmpuint(lookup_ino(t, FS_ROOT_INO, "B"), ==, 0);
+	list = fs_tree_list(t, b, &r);
+	g_assert_nonnull(list);
+	g_assert_cmpuint(list->len, ==, 2 + 2);
+	g_array_unref(list);
+	/* A list asked for after it applies, and keeps the moved node. */
+	gen = fs_tree_mailboxes_gen(t);
+	g_assert_true(fs_tree_set_mailboxes_since(t, after, gen));
+	g_assert_cmpuint(lookup_ino(t, c, "B"), ==, b);
+	g_ptr_array_unref(before);
+	g_ptr_array_unref(after);
+	fs_tree_free(t);
+}
+
+/* Another client's RENAME, seen in the polled mailbox list: the same
+ * mailbox under a new name (OLDNAME, or the same UIDVALIDITY, MESSAGES and
+ * UIDNEXT) keeps its inodes and listing; anything else is a deletion and
+ * a creation. */
+static void test_renamed_by_another_client(void)
+{
+	struct fs_tree *t = fs_tree_new(1000, 1000, 0400, 0500);
+	GPtrArray *infos = g_ptr_array_new_with_free_func(info_free);
+	const uint32_t uids[] = {1, 2};
+	uint64_t a, kid, msg, b;
+	struct imap_mailbox_info *i;
+
+	add_box(infos, "INBOX", '.', FALSE);
+	add_box(infos, "A", '.', FALSE);
+	add_box(infos, "A.Kid", '.', FALSE);
+	add_box(infos, "Gone", '.', FALSE);
+	for (guint j = 1; j < infos->len; j++) {
+		i = infos->pdata[j];
+		i->uidvalidity = 100 + j;
+		i->exists = 2;
+		i->uidnext = 3;
+	}
+	fs_tree_set_mailboxes(t, infos);
+	a = lookup_ino(t, FS_ROOT_INO, "A");
+	kid = lookup_ino(t, a, "Kid");
+	load(t, a, 101, uids, 2);
+	msg = lookup_ino(t, a, "1.eml");
+	g_assert_cmpuint(msg, !=, 0);
+	/* A -> B (with its child); Gone deleted and a new mailbox with the
+	 * same UIDVALIDITY but other counts created. */
+	i = infos->pdata[1];
+	g_free(i->name);
+	i->name = g_strdup("B");
+	i = infos->pdata[2];
+	g_free(i->name);
+	i->name = g_strdup("B.Kid");
+	i = infos->pdata[3];
+	g_free(i->name);
+	i->name = g_strdup("New");
+	i->exists = 5;
+	fs_tree_set_mailboxes(t, infos);
+	b = lookup_ino(t, FS_ROOT_INO, "B");
+	g_assert_cmpuint(b, ==, a);
+	g_assert_cmpuint(lookup_ino(t, b, "Kid"), ==, kid);
+	g_assert_cmpuint(lookup_ino(t, b, "1.eml"), ==, msg);
+	g_assert_cmpuint(lookup_ino(t, FS_ROOT_INO, "A"), ==, 0);
+	g_assert_cmpuint(lookup_ino(t, FS_ROOT_INO, "New"), !=, 0);
+	g_assert_cmpuint(lookup_ino(t, FS_ROOT_INO, "Gone"), ==, 0);
+	/* OLDNAME says so, even with nothing else to go by. */
+	i = infos->pdata[1];
+	g_free(i->name);
+	i->name = g_strdup("C");
+	i->uidvalidity = i->exists = i->uidnext = 0;
+	i->old_name = g_strdup("B");
+	i = infos->pdata[2];
+	g_free(i->name);
+	i->name = g_strdup("C.Kid");
+	fs_tree_set_mailboxes(t, infos);
+	g_assert_cmpuint(lookup_ino(t, FS_ROOT_INO, "C"), ==, a);
+	g_assert_cmpuint(lookup_ino(t, a, "Kid"), ==, kid);
+	g_ptr_array_unref(infos);
+	fs_tree_free(t);
+}
+
 static void test_deltas_beat_stale_listings(void)
 {
 	struct fs_tree *t = make_tree();
@@ -783,6 +891,10 @@ int main(int argc, char **argv)
 	g_test_add_func("/tree/folder-vanished", test_folder_vanished);
 	g_test_add_func("/tree/rights-mode", test_rights_mode);
 	g_test_add_func("/tree/deltas", test_deltas_beat_stale_listings);
+	g_test_add_func("/tree/renamed-by-another-client",
+			test_renamed_by_another_client);
+	g_test_add_func("/tree/stale-list-after-rename",
+			test_stale_list_after_rename);
 	g_test_add_func("/tree/refresh", test_refresh);
 	g_test_add_func("/tree/add-one", test_add_one);
 	return g_test_run();
