@@ -648,6 +648,9 @@ service imap-login {{
 }}
 service imap {{
   process_limit = 256
+  # Dovecot's 256 MB default is too little for a folder of a million
+  # messages (its maildir sync of one ran out of memory).
+  vsz_limit = 2G
 }}
 protocol imap {{
   mail_max_userip_connections = {self.max_userip_connections}
