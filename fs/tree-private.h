@@ -114,6 +114,10 @@ struct fs_tree {
 	GCond load_cond;
 	/* Everything below is protected by lock. */
 	GHashTable *nodes; /* ino -> struct tree_node * */
+	/* Every TREE_DIR node (gone ones too: directory nodes are freed
+	 * only with the tree), so that a walk over the folders never walks
+	 * a million message nodes. */
+	GPtrArray *dirs;
 	uint64_t next_ino;
 	struct tree_node *root;
 	gint64 mailboxes_time;

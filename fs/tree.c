@@ -87,6 +87,7 @@ struct tree_node *tree_node_new(struct fs_tree *tree, enum tree_kind kind,
 						   g_free, NULL);
 		n->tombs = g_hash_table_new_full(g_direct_hash, g_direct_equal,
 						 NULL, g_free);
+		g_ptr_array_add(tree->dirs, n);
 	} else {
 		tree->nfiles++;
 	}
@@ -121,6 +122,7 @@ struct fs_tree *fs_tree_new(uid_t uid, gid_t gid, mode_t file_mode,
 	g_mutex_init(&tree->lock);
 	g_cond_init(&tree->load_cond);
 	tree->nodes = g_hash_table_new(g_int64_hash, g_int64_equal);
+	tree->dirs = g_ptr_array_new();
 	tree->flag_sets =
 		g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
 	tree->next_ino = FS_ROOT_INO;
@@ -143,6 +145,7 @@ void fs_tree_free(struct fs_tree *tree)
 	while (g_hash_table_iter_next(&it, NULL, &v))
 		tree_node_free(tree, v);
 	g_hash_table_destroy(tree->nodes);
+	g_ptr_array_unref(tree->dirs);
 	g_hash_table_destroy(tree->flag_sets);
 	g_free(tree->personal_prefix);
 	g_mutex_clear(&tree->lock);
@@ -966,17 +969,9 @@ uint64_t fs_tree_count_files(struct fs_tree *tree)
 
 void fs_tree_invalidate_all(struct fs_tree *tree)
 {
-	GHashTableIter it;
-	gpointer v;
-
 	g_mutex_lock(&tree->lock);
-	g_hash_table_iter_init(&it, tree->nodes);
-	while (g_hash_table_iter_next(&it, NULL, &v)) {
-		struct tree_node *node = v;
-
-		if (node->kind == TREE_DIR)
-			node->loaded_at = 0;
-	}
+	for (guint i = 0; i < tree->dirs->len; i++)
+		((struct tree_node *)tree->dirs->pdata[i])->loaded_at = 0;
 	tree->mailboxes_time = 0;
 	g_mutex_unlock(&tree->lock);
 }

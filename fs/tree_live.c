@@ -59,18 +59,15 @@ static gint live_by_use(gconstpointer a, gconstpointer b)
 GArray *fs_tree_live_folders(struct fs_tree *tree)
 {
 	GArray *out = g_array_new(FALSE, TRUE, sizeof(struct fs_live_folder));
-	GHashTableIter it;
-	gpointer v;
 
 	g_array_set_clear_func(out, live_folder_clear_cb);
 	g_mutex_lock(&tree->lock);
-	g_hash_table_iter_init(&it, tree->nodes);
-	while (g_hash_table_iter_next(&it, NULL, &v)) {
+	for (guint i = 0; i < tree->dirs->len; i++) {
 		struct fs_live_folder f;
 
-		if (!live_is_loaded(v))
+		if (!live_is_loaded(tree->dirs->pdata[i]))
 			continue;
-		live_fill(v, &f);
+		live_fill(tree->dirs->pdata[i], &f);
 		g_array_append_val(out, f);
 	}
 	g_mutex_unlock(&tree->lock);
@@ -82,12 +79,8 @@ GArray *fs_tree_live_folders(struct fs_tree *tree)
 static struct tree_node *live_find_mailbox(struct fs_tree *tree,
 					   const char *mailbox)
 {
-	GHashTableIter it;
-	gpointer v;
-
-	g_hash_table_iter_init(&it, tree->nodes);
-	while (g_hash_table_iter_next(&it, NULL, &v)) {
-		struct tree_node *n = v;
+	for (guint i = 0; i < tree->dirs->len; i++) {
+		struct tree_node *n = tree->dirs->pdata[i];
 
 		if (live_is_loaded(n) && strcmp(n->mailbox, mailbox) == 0)
 			return n;
@@ -357,15 +350,11 @@ GHashTable *fs_tree_live_dir_names(struct fs_tree *tree)
 {
 	GHashTable *out =
 		g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-	GHashTableIter it;
-	gpointer v;
-
 	g_mutex_lock(&tree->lock);
-	g_hash_table_iter_init(&it, tree->nodes);
-	while (g_hash_table_iter_next(&it, NULL, &v)) {
-		struct tree_node *n = v;
+	for (guint i = 0; i < tree->dirs->len; i++) {
+		struct tree_node *n = tree->dirs->pdata[i];
 
-		if (n->kind != TREE_DIR || n->gone || n->parent == NULL)
+		if (n->gone || n->parent == NULL)
 			continue;
 		g_hash_table_insert(out,
 				    g_strdup_printf("%" PRIu64 "/%s",

@@ -7,6 +7,7 @@
 #include <glib/gstdio.h>
 
 #include "tree.h"
+#include "tree_live.h"
 
 static void add_box(GPtrArray *infos, const char *name, char delim,
 		    gboolean noselect)
@@ -876,6 +877,87 @@ static void test_add_one(void)
 	fs_tree_free(t);
 }
 
+/* The live view's folder walks (fs_tree_live_folders, fs_tree_live_folder,
+ * fs_tree_live_dir_names) see exactly the loaded, existing folders:
+ * they go over the directory nodes alone, never over the messages. */
+static void test_live_folders(void)
+{
+	struct fs_tree *t = make_tree();
+	GPtrArray *infos = g_ptr_array_new_with_free_func(info_free);
+	uint64_t inbox = lookup_ino(t, FS_ROOT_INO, "INBOX");
+	uint64_t archive = lookup_ino(t, FS_ROOT_INO, "Archive");
+	uint64_t y2024 = lookup_ino(t, archive, "2024");
+	uint64_t q1 = lookup_ino(t, y2024, "Q1");
+	const uint32_t uids[] = {1, 2, 3, 5, 8};
+	struct fs_live_folder f;
+	GHashTable *names;
+	GArray *live;
+	char *key;
+
+	live = fs_tree_live_folders(t);
+	g_assert_cmpuint(live->len, ==, 0);
+	g_array_unref(live);
+	load(t, inbox, 7, uids, 5);
+	g_usleep(2000); /* distinct use times */
+	load(t, q1, 9, uids, 2);
+	live = fs_tree_live_folders(t);
+	g_assert_cmpuint(live->len, ==, 2);
+	/* Most recently used first. */
+	g_assert_cmpstr(g_array_index(live, struct fs_live_folder, 0).mailbox,
+			==, "Archive.2024.Q1");
+	g_assert_cmpuint(g_array_index(live, struct fs_live_folder, 0).ino, ==,
+			 q1);
+	g_assert_cmpuint(g_array_index(live, struct fs_live_folder, 0).count,
+			 ==, 2);
+	g_assert_cmpstr(g_array_index(live, struct fs_live_folder, 1).mailbox,
+			==, "INBOX");
+	g_assert_cmpuint(g_array_index(live, struct fs_live_folder, 1).max_uid,
+			 ==, 8);
+	g_array_unref(live);
+	g_assert_true(fs_tree_live_folder(t, "INBOX", &f));
+	g_assert_cmpuint(f.ino, ==, inbox);
+	g_assert_cmpuint(f.uidvalidity, ==, 7);
+	g_assert_cmpuint(f.count, ==, 5);
+	fs_live_folder_clear(&f);
+	/* Known but never listed. */
+	g_assert_false(fs_tree_live_folder(t, "Entw&APw-rfe", &f));
+	names = fs_tree_live_dir_names(t);
+	key = g_strdup_printf("%" G_GUINT64_FORMAT "/Q1", y2024);
+	g_assert_cmpuint(GPOINTER_TO_SIZE(g_hash_table_lookup(names, key)), ==,
+			 q1);
+	g_free(key);
+	g_assert_true(g_hash_table_contains(names, "1/INBOX"));
+	g_assert_false(g_hash_table_contains(names, "1/1.eml"));
+	g_hash_table_unref(names);
+
+	/* Q1's mailbox goes: no longer a loaded folder, nor a name. */
+	add_box(infos, "INBOX", '.', FALSE);
+	fs_tree_set_mailboxes(t, infos);
+	g_ptr_array_unref(infos);
+	live = fs_tree_live_folders(t);
+	g_assert_cmpuint(live->len, ==, 1);
+	g_assert_cmpstr(g_array_index(live, struct fs_live_folder, 0).mailbox,
+			==, "INBOX");
+	g_array_unref(live);
+	g_assert_false(fs_tree_live_folder(t, "Archive.2024.Q1", &f));
+	names = fs_tree_live_dir_names(t);
+	key = g_strdup_printf("%" G_GUINT64_FORMAT "/Q1", y2024);
+	g_assert_false(g_hash_table_contains(names, key));
+	g_free(key);
+	g_assert_true(g_hash_table_contains(names, "1/INBOX"));
+	g_hash_table_unref(names);
+	/* A directory made after the first walk is walked too. */
+	infos = g_ptr_array_new_with_free_func(info_free);
+	add_box(infos, "INBOX", '.', FALSE);
+	add_box(infos, "Later", '.', FALSE);
+	fs_tree_set_mailboxes(t, infos);
+	g_ptr_array_unref(infos);
+	load(t, lookup_ino(t, FS_ROOT_INO, "Later"), 3, uids, 1);
+	g_assert_true(fs_tree_live_folder(t, "Later", &f));
+	fs_live_folder_clear(&f);
+	fs_tree_free(t);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -897,5 +979,6 @@ int main(int argc, char **argv)
 			test_stale_list_after_rename);
 	g_test_add_func("/tree/refresh", test_refresh);
 	g_test_add_func("/tree/add-one", test_add_one);
+	g_test_add_func("/tree/live-folders", test_live_folders);
 	return g_test_run();
 }
