@@ -1,0 +1,120 @@
+"""Name resolution is bounded by the timeout (imap/resolve.c; issue 6).
+
+In a private mount namespace (unshare -m) /etc/resolv.conf names a local
+UDP "DNS server" that reads every query and never answers, with glibc's
+options set to wait 20 s per attempt, 3 attempts; /etc/nsswitch.conf sends
+host names to files, then DNS. Without a bound of our own getaddrinfo()
+would wait a minute; the mount must fail within about its timeout, with a
+clear error.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import types
+
+import pytest
+
+_ROOT = os.environ.get("IMAPFS_SOURCE_ROOT") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(_ROOT, "tests", "support"))
+
+import testenv  # noqa: E402
+
+TIMEOUT = 3
+NAME = "mail.imapfs-dns.test"
+DNS_ADDR = "127.53.0.1"   # all of 127/8 is local: no clash with port 53
+RESOLVER_WAIT_S = 20 * 3  # what glibc would wait with the options below
+
+SCRIPT = r"""
+set -e
+mount --bind "$RESOLV" /etc/resolv.conf
+mount --bind "$NSS" /etc/nsswitch.conf
+mount --bind "$HOSTS" /etc/hosts
+exec "$@"
+"""
+
+
+class SilentDns:
+    """A UDP socket on DNS_ADDR:53 that counts queries and never answers."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((DNS_ADDR, 53))
+        self.sock.settimeout(0.1)
+        self.queries = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                self.sock.recvfrom(4096)
+                self.queries += 1
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(5)
+        self.sock.close()
+
+
+@pytest.fixture
+def silent_dns():
+    for tool in ("unshare", "mount"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed")
+    try:
+        dns = SilentDns()
+    except PermissionError as e:
+        pytest.skip(f"cannot bind {DNS_ADDR}:53: {e}")
+    try:
+        yield dns
+    finally:
+        dns.close()
+
+
+def test_unanswered_dns_fails_the_mount_within_timeout(env, silent_dns,
+                                                      imapfs_bin, tmp_path):
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text(f"nameserver {DNS_ADDR}\n"
+                      "options timeout:20 attempts:3\n")
+    nss = tmp_path / "nsswitch.conf"
+    nss.write_text("hosts: files dns\n")
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    # The real server's port and credentials, under a name only DNS knows.
+    named = types.SimpleNamespace(host=NAME, imaps_port=env.server.imaps_port,
+                                  imap_port=env.server.imap_port,
+                                  user=env.server.user,
+                                  password=env.server.password,
+                                  cafile=env.server.cafile)
+    argv, pwfile = testenv._imapfs_argv(
+        imapfs_bin, named, str(mnt), False,
+        ["-f", "-o", f"timeout={TIMEOUT}"], True)
+    e = dict(os.environ, RESOLV=str(resolv), NSS=str(nss), HOSTS=str(hosts))
+    start = time.monotonic()
+    try:
+        r = subprocess.run(["unshare", "--mount", "--propagation", "private",
+                            "sh", "-c", SCRIPT, "sh", *argv], env=e,
+                           stdin=subprocess.DEVNULL, capture_output=True,
+                           text=True, timeout=RESOLVER_WAIT_S + 30)
+    finally:
+        if pwfile:
+            os.unlink(pwfile)
+    took = time.monotonic() - start
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out
+    assert silent_dns.queries > 0, f"the name never went to DNS:\n{out}"
+    assert took < 3 * TIMEOUT + 5, f"failed after {took:.1f}s:\n{out}"
+    assert f"resolving {NAME} timed out" in out, out
