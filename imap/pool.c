@@ -704,13 +704,20 @@ void imap_pool_report_unreachable(struct imap_pool *pool, const GError *error)
 {
 	GPtrArray *dead = NULL;
 
+	gboolean silent =
+		g_error_matches(error, IMAP_ERROR, IMAP_ERROR_TIMEOUT);
+
 	g_mutex_lock(&pool->lock);
 	if (!pool->offline) {
-		pool_go_offline(pool, error, TRUE, &dead);
+		/* A refused connect lets the next request try at once, as
+		 * after the pool's own (pool_acquire_offline()). */
+		pool_go_offline(pool, error, silent, &dead);
 		/* Like a request that timed out (pool_call()): one silent
 		 * connection does not prove the network gone. */
-		pool->next_attempt = g_get_monotonic_time();
-		g_cond_broadcast(&pool->rcond);
+		if (silent) {
+			pool->next_attempt = g_get_monotonic_time();
+			g_cond_broadcast(&pool->rcond);
+		}
 	}
 	g_mutex_unlock(&pool->lock);
 	pool_free_dead(dead);

@@ -29,7 +29,11 @@
  * Connection limits: when the server refuses one more connection
  * (IMAP_ERROR_UNAVAILABLE: Dovecot's mail_max_userip_connections, Gmail's
  * limit) while the pool has sessions, the pool shrinks to the number it
- * has and waits for one of them instead of failing.
+ * has and waits for one of them instead of failing; a live-view listener
+ * refused the same way may ask it to give one up (imap_pool_make_room()).
+ * A listener that finds the server gone puts the pool offline
+ * (imap_pool_report_unreachable()), and learns of the pool's changes
+ * through its one change hook.
  *
  * Threading: every function is thread-safe.
  */
@@ -102,9 +106,9 @@ void imap_pool_make_room(struct imap_pool *pool, const GError *error);
 /* Someone outside the pool (a listener, imap/idle.h) found the server
  * unreachable with @error (not owned): a connection of its own could not
  * be opened, or one it had went silent. The pool goes offline as if one
- * of its own requests had (idle sessions dropped, acquires fail at once)
- * and its reconnect thread checks at once. No-op when already offline.
- * Any thread. */
+ * of its own requests had (idle sessions dropped, acquires fail at once);
+ * after a timeout its reconnect thread checks at once, after a refusal
+ * the next acquire may try. No-op when already offline. Any thread. */
 void imap_pool_report_unreachable(struct imap_pool *pool, const GError *error);
 
 /* Logs out and frees every idle session; sessions still borrowed are
