@@ -5,9 +5,11 @@ UDP "DNS server" that reads every query and never answers, with glibc's
 options set to wait 20 s per attempt, 3 attempts; /etc/nsswitch.conf sends
 host names to files, then DNS. Without a bound of our own getaddrinfo()
 would wait a minute; the mount must fail within about its timeout, with a
-clear error.
+clear error, and so must a read that has to reconnect after the server's
+name stopped resolving.
 """
 
+import errno
 import os
 import shutil
 import socket
@@ -118,3 +120,99 @@ def test_unanswered_dns_fails_the_mount_within_timeout(env, silent_dns,
     assert silent_dns.queries > 0, f"the name never went to DNS:\n{out}"
     assert took < 3 * TIMEOUT + 5, f"failed after {took:.1f}s:\n{out}"
     assert f"resolving {NAME} timed out" in out, out
+
+
+# Runs inside the namespace: mount by the name "localhost" (in the hosts
+# file, and in the test certificate), list INBOX, then take the name out of
+# the hosts file (so it goes to the silent DNS server) and kick the
+# connections: the read of a message not cached yet must reconnect, and
+# fails within the timeout. Prints "RESULT <seconds> <errno>".
+RECONNECT = r"""
+import os, subprocess, sys, time
+sys.path.insert(0, os.environ["SUPPORT"])
+import testenv
+for src, dst in (("RESOLV", "/etc/resolv.conf"), ("NSS", "/etc/nsswitch.conf"),
+                 ("HOSTS", "/etc/hosts")):
+    subprocess.run(["mount", "--bind", os.environ[src], dst], check=True)
+argv = sys.argv[1:]
+mnt = argv[-1]
+with open(os.environ["TRACE"], "wb") as out:
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                            stderr=out)
+try:
+    testenv.wait_for(lambda: testenv._is_mounted(mnt) or
+                     proc.poll() is not None, 30, what="the mount")
+    names = sorted(os.listdir(os.path.join(mnt, "INBOX")))
+    subprocess.run(["mount", "--bind", os.environ["NOHOSTS"], "/etc/hosts"],
+                   check=True)
+    subprocess.run(["doveadm", "-c", os.environ["DOVECONF"], "kick",
+                    os.environ["KICKUSER"]], check=True,
+                   stdout=subprocess.DEVNULL)
+    time.sleep(1)  # the BYEs arrive
+    start = time.monotonic()
+    err = 0
+    try:
+        with open(os.path.join(mnt, "INBOX", names[-1]), "rb") as f:
+            f.read()
+    except OSError as e:
+        err = e.errno
+    print("RESULT", time.monotonic() - start, err, flush=True)
+finally:
+    subprocess.run(["fusermount3", "-u", mnt])
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+"""
+
+
+def test_unanswered_dns_fails_a_reconnect_within_timeout(env, silent_dns,
+                                                         imapfs_bin,
+                                                         tmp_path):
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text(f"nameserver {DNS_ADDR}\n"
+                      "options timeout:20 attempts:3\n")
+    nss = tmp_path / "nsswitch.conf"
+    nss.write_text("hosts: files dns\n")
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n")
+    nohosts = tmp_path / "nohosts"
+    nohosts.write_text("# localhost must come from DNS now\n")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    trace = tmp_path / "trace"
+    named = types.SimpleNamespace(host="localhost",
+                                  imaps_port=env.server.imaps_port,
+                                  imap_port=env.server.imap_port,
+                                  user=env.server.user,
+                                  password=env.server.password,
+                                  cafile=env.server.cafile)
+    argv, pwfile = testenv._imapfs_argv(
+        imapfs_bin, named, str(mnt), False,
+        ["-f", "-d", "-o", f"timeout={TIMEOUT}", "-o", "watch=0",
+         "-o", "listing_ttl=3600"], True)
+    e = dict(os.environ, RESOLV=str(resolv), NSS=str(nss), HOSTS=str(hosts),
+             NOHOSTS=str(nohosts), TRACE=str(trace), DOVECONF=env.server.conf,
+             KICKUSER=env.server.user,
+             SUPPORT=os.path.join(_ROOT, "tests", "support"))
+    try:
+        r = subprocess.run(["unshare", "--mount", "--propagation", "private",
+                            sys.executable, "-c", RECONNECT, *argv], env=e,
+                           stdin=subprocess.DEVNULL, capture_output=True,
+                           text=True, timeout=RESOLVER_WAIT_S + 60)
+    finally:
+        if pwfile:
+            os.unlink(pwfile)
+    with open(trace, errors="replace") as f:
+        t = f.read()
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out + t[-3000:]
+    result = [ln.split() for ln in r.stdout.splitlines()
+              if ln.startswith("RESULT")]
+    assert result, out
+    took, err = float(result[0][1]), int(result[0][2])
+    assert err == errno.EIO, f"read: errno {err}\n{t[-3000:]}"
+    assert took < 3 * TIMEOUT + 5, f"EIO after {took:.1f}s\n{t[-3000:]}"
+    assert silent_dns.queries > 0, "the name never went to DNS"
+    assert "resolving localhost timed out" in t, t[-3000:]
