@@ -84,27 +84,40 @@ def silent_dns():
         dns.close()
 
 
-def test_unanswered_dns_fails_the_mount_within_timeout(env, silent_dns,
-                                                      imapfs_bin, tmp_path):
-    resolv = tmp_path / "resolv.conf"
-    resolv.write_text(f"nameserver {DNS_ADDR}\n"
-                      "options timeout:20 attempts:3\n")
-    nss = tmp_path / "nsswitch.conf"
-    nss.write_text("hosts: files dns\n")
-    hosts = tmp_path / "hosts"
-    hosts.write_text("127.0.0.1 localhost\n")
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    # The real server's port and credentials, under a name only DNS knows.
-    named = types.SimpleNamespace(host=NAME, imaps_port=env.server.imaps_port,
+def namespace_files(tmp_path) -> dict:
+    """The files bound over /etc in the namespace (environment for the
+    scripts) and an empty mount point at tmp_path/mnt."""
+    files = {"RESOLV": ("resolv.conf", f"nameserver {DNS_ADDR}\n"
+                        "options timeout:20 attempts:3\n"),
+             "NSS": ("nsswitch.conf", "hosts: files dns\n"),
+             "HOSTS": ("hosts", "127.0.0.1 localhost\n"),
+             "NOHOSTS": ("nohosts", "# localhost must come from DNS now\n")}
+    e = dict(os.environ)
+    for key, (name, text) in files.items():
+        (tmp_path / name).write_text(text)
+        e[key] = str(tmp_path / name)
+    (tmp_path / "mnt").mkdir()
+    return e
+
+
+def named_argv(env, imapfs_bin, host, mnt, options):
+    """imapfs argv (and password file) for the real server's port and
+    credentials under the name `host`."""
+    named = types.SimpleNamespace(host=host, imaps_port=env.server.imaps_port,
                                   imap_port=env.server.imap_port,
                                   user=env.server.user,
                                   password=env.server.password,
                                   cafile=env.server.cafile)
-    argv, pwfile = testenv._imapfs_argv(
-        imapfs_bin, named, str(mnt), False,
-        ["-f", "-o", f"timeout={TIMEOUT}"], True)
-    e = dict(os.environ, RESOLV=str(resolv), NSS=str(nss), HOSTS=str(hosts))
+    return testenv._imapfs_argv(imapfs_bin, named, str(mnt), False,
+                                ["-f", "-o", f"timeout={TIMEOUT}"] + options,
+                                True)
+
+
+def test_unanswered_dns_fails_the_mount_within_timeout(env, silent_dns,
+                                                      imapfs_bin, tmp_path):
+    e = namespace_files(tmp_path)
+    # A name only DNS knows.
+    argv, pwfile = named_argv(env, imapfs_bin, NAME, tmp_path / "mnt", [])
     start = time.monotonic()
     try:
         r = subprocess.run(["unshare", "--mount", "--propagation", "private",
@@ -170,30 +183,12 @@ finally:
 def test_unanswered_dns_fails_a_reconnect_within_timeout(env, silent_dns,
                                                          imapfs_bin,
                                                          tmp_path):
-    resolv = tmp_path / "resolv.conf"
-    resolv.write_text(f"nameserver {DNS_ADDR}\n"
-                      "options timeout:20 attempts:3\n")
-    nss = tmp_path / "nsswitch.conf"
-    nss.write_text("hosts: files dns\n")
-    hosts = tmp_path / "hosts"
-    hosts.write_text("127.0.0.1 localhost\n")
-    nohosts = tmp_path / "nohosts"
-    nohosts.write_text("# localhost must come from DNS now\n")
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
+    e = namespace_files(tmp_path)
     trace = tmp_path / "trace"
-    named = types.SimpleNamespace(host="localhost",
-                                  imaps_port=env.server.imaps_port,
-                                  imap_port=env.server.imap_port,
-                                  user=env.server.user,
-                                  password=env.server.password,
-                                  cafile=env.server.cafile)
-    argv, pwfile = testenv._imapfs_argv(
-        imapfs_bin, named, str(mnt), False,
-        ["-f", "-d", "-o", f"timeout={TIMEOUT}", "-o", "watch=0",
-         "-o", "listing_ttl=3600"], True)
-    e = dict(os.environ, RESOLV=str(resolv), NSS=str(nss), HOSTS=str(hosts),
-             NOHOSTS=str(nohosts), TRACE=str(trace), DOVECONF=env.server.conf,
+    argv, pwfile = named_argv(env, imapfs_bin, "localhost", tmp_path / "mnt",
+                              ["-d", "-o", "watch=0",
+                               "-o", "listing_ttl=3600"])
+    e.update(TRACE=str(trace), DOVECONF=env.server.conf,
              KICKUSER=env.server.user,
              SUPPORT=os.path.join(_ROOT, "tests", "support"))
     try:
