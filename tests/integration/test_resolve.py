@@ -11,6 +11,7 @@ name stopped resolving.
 
 import errno
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -29,7 +30,6 @@ import testenv  # noqa: E402
 
 TIMEOUT = 3
 NAME = "mail.imapfs-dns.test"
-DNS_ADDR = "127.53.0.1"   # all of 127/8 is local: no clash with port 53
 RESOLVER_WAIT_S = 20 * 3  # what glibc would wait with the options below
 
 SCRIPT = r"""
@@ -42,11 +42,23 @@ exec "$@"
 
 
 class SilentDns:
-    """A UDP socket on DNS_ADDR:53 that counts queries and never answers."""
+    """A UDP socket on port 53 of a random 127.53.x.y (all of 127/8 is
+    local, so no clash with a real resolver or another test run) that
+    counts queries and never answers."""
 
     def __init__(self):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((DNS_ADDR, 53))
+        for _ in range(20):
+            self.addr = f"127.53.{random.randrange(256)}." \
+                        f"{random.randrange(1, 255)}"
+            try:
+                self.sock.bind((self.addr, 53))
+                break
+            except OSError as e:
+                if e.errno != errno.EADDRINUSE:
+                    raise
+        else:
+            raise OSError(errno.EADDRINUSE, "no free 127.53.x.y:53")
         self.sock.settimeout(0.1)
         self.queries = 0
         self._stop = threading.Event()
@@ -74,20 +86,17 @@ def silent_dns():
     for tool in ("unshare", "mount"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} is not installed")
-    try:
-        dns = SilentDns()
-    except PermissionError as e:
-        pytest.skip(f"cannot bind {DNS_ADDR}:53: {e}")
+    dns = SilentDns()  # port 53 needs root, as the whole suite does
     try:
         yield dns
     finally:
         dns.close()
 
 
-def namespace_files(tmp_path) -> dict:
+def namespace_files(tmp_path, dns) -> dict:
     """The files bound over /etc in the namespace (environment for the
     scripts) and an empty mount point at tmp_path/mnt."""
-    files = {"RESOLV": ("resolv.conf", f"nameserver {DNS_ADDR}\n"
+    files = {"RESOLV": ("resolv.conf", f"nameserver {dns.addr}\n"
                         "options timeout:20 attempts:3\n"),
              "NSS": ("nsswitch.conf", "hosts: files dns\n"),
              "HOSTS": ("hosts", "127.0.0.1 localhost\n"),
@@ -115,7 +124,7 @@ def named_argv(env, imapfs_bin, host, mnt, options):
 
 def test_unanswered_dns_fails_the_mount_within_timeout(env, silent_dns,
                                                       imapfs_bin, tmp_path):
-    e = namespace_files(tmp_path)
+    e = namespace_files(tmp_path, silent_dns)
     # A name only DNS knows.
     argv, pwfile = named_argv(env, imapfs_bin, NAME, tmp_path / "mnt", [])
     start = time.monotonic()
@@ -183,7 +192,7 @@ finally:
 def test_unanswered_dns_fails_a_reconnect_within_timeout(env, silent_dns,
                                                          imapfs_bin,
                                                          tmp_path):
-    e = namespace_files(tmp_path)
+    e = namespace_files(tmp_path, silent_dns)
     trace = tmp_path / "trace"
     argv, pwfile = named_argv(env, imapfs_bin, "localhost", tmp_path / "mnt",
                               ["-d", "-o", "watch=0",
