@@ -36,6 +36,11 @@ struct fs_watch {
 	/* The server refused a connection for its limit (a listener's or
 	 * the pool's): listener 0 only (atomic). */
 	gint limited;
+	/* Listener 0 asked the pool for room and has not connected since
+	 * (atomic): one request per streak of refusals, so that refusals
+	 * while the server has not yet seen the freed connection go do not
+	 * shrink the pool further. */
+	gint room_asked;
 	GMutex lock;
 	/* Protected by lock: server name -> struct watch_seen *. */
 	GHashTable *seen;
@@ -338,6 +343,7 @@ static void watch_on_connected(void *user_data, unsigned int index,
 
 	if (index != 0)
 		return;
+	g_atomic_int_set(&w->room_asked, 0);
 	/* Whatever happened while we were away: the mailbox list now,
 	 * every loaded folder at its next poll (or from NOTIFY's STATUS
 	 * burst). */
@@ -466,11 +472,14 @@ static void watch_lost(void *user_data, unsigned int index, const GError *err,
 	if (g_error_matches(err, IMAP_ERROR, IMAP_ERROR_UNAVAILABLE)) {
 		/* Listener 0 is the one kept: the pool makes room for it
 		 * (once per refusal; the pool never goes below 1). */
-		if (index == 0 && connecting)
+		if (index == 0 && connecting &&
+		    g_atomic_int_compare_and_exchange(&w->room_asked, 0, 1))
 			imap_pool_make_room(w->fs->pool, err);
 		watch_limit(w);
+		/* The others drop out; this one backs off. */
 		for (unsigned int i = 0; i < w->n; i++)
-			imap_idle_wake(w->listeners[i]);
+			if (i != index)
+				imap_idle_wake(w->listeners[i]);
 		return;
 	}
 	/* Unreachable: no connection could be made (as the pool judges its
