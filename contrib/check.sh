@@ -2,7 +2,9 @@
 # The imapfs test command (CI runs it through .ci/run).
 #
 # Phases, each in a fresh build directory under build/:
-#   plain  gcc, unit + integration suites
+#   plain  gcc, unit + integration suites, and beside them (in the
+#          background) tests/integration/test_quiet_long.py, ten minutes of
+#          a quiet IDLE, counted with the phase
 #   deb    the Debian package: dpkg-buildpackage -us -uc -b in a temporary
 #          copy of the tree (never in it: the build writes to debian/ and to
 #          the parent directory), lintian on it, `apt-get install -y
@@ -248,7 +250,60 @@ run_suite() {
 	fi
 }
 
-# build_phase NAME [meson setup options...]: setup + ninja + both suites.
+# ---- the long test, in the background of phase plain ----------------------
+#
+# tests/integration/test_quiet_long.py waits ten minutes (a quiet IDLE), so
+# it runs as a pytest process of its own, started after the build and
+# collected at the end of the phase: its count goes into the phase's, a
+# failure prints its log, and a skip or no test run is a failure (CI
+# expects it to run).  The integration suite leaves the file out (conftest.py
+# collects it only with IMAPFS_LONG_TESTS=1).
+LONG_PID=
+LONG_LOG=
+
+long_start() {
+	local phase=$1
+	LONG_LOG=$LOGS/$phase-long.txt
+	say "$phase: tests/integration/test_quiet_long.py in the background (log ${LONG_LOG#"$ROOT"/})"
+	IMAPFS_LONG_TESTS=1 IMAPFS_BIN=$BUILD/$phase/fs/imapfs \
+		IMAPFS_SOURCE_ROOT=$ROOT IMAPFS_BUILD_ROOT=$BUILD/$phase \
+		IMAPFS_MUTATE_PROBE=$BUILD/$phase/tests/integration/mutate_probe \
+		pytest-3 -v -rs -p no:cacheprovider \
+		"$ROOT/tests/integration/test_quiet_long.py" >"$LONG_LOG" 2>&1 &
+	LONG_PID=$!
+}
+
+long_collect() {
+	local phase=$1 rc=0 passed failed skipped
+	[ -n "$LONG_PID" ] || return 0
+	say "$phase: waiting for test_quiet_long.py"
+	wait "$LONG_PID" || rc=$?
+	LONG_PID=
+	passed=$(pytest_count passed "$LONG_LOG")
+	failed=$(($(pytest_count failed "$LONG_LOG") + $(pytest_count error "$LONG_LOG")))
+	skipped=$(pytest_count skipped "$LONG_LOG")
+	if [ "$skipped" -gt 0 ]; then
+		echo "test_quiet_long.py was skipped: CI expects it to run"
+		failed=$((failed + skipped))
+	fi
+	if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
+		failed=1 # pytest failed without a summary
+	elif [ "$rc" -eq 0 ] && [ "$passed" -eq 0 ] && [ "$failed" -eq 0 ]; then
+		echo "no test ran in test_quiet_long.py"
+		failed=1
+	fi
+	TOTAL_PASS=$((TOTAL_PASS + passed))
+	TOTAL_FAIL=$((TOTAL_FAIL + failed))
+	if [ "$failed" -gt 0 ]; then
+		tail -n 200 "$LONG_LOG"
+		FAILED_STEPS+=("$phase/long (log ${LONG_LOG#"$ROOT"/})")
+	fi
+	printf -- '--- %s/long: %d passed, %d failed (log %s)\n' "$phase" \
+		"$passed" "$failed" "${LONG_LOG#"$ROOT"/}"
+}
+
+# build_phase NAME [meson setup options...]: setup + ninja + both suites
+# (phase plain: and the long test beside them).
 build_phase() {
 	local name=$1 pass0=$TOTAL_PASS fail0=$TOTAL_FAIL t0=$SECONDS
 	shift
@@ -256,8 +311,12 @@ build_phase() {
 	if ! setup_build "$name" "$@" || ! ninja -C "$BUILD/$name"; then
 		fail_step "$name: build"
 	else
+		if [ "$name" = plain ]; then
+			long_start "$name"
+		fi
 		run_suite "$name" unit
 		run_suite "$name" integration
+		long_collect "$name"
 	fi
 	printf '=== phase %s: %d passed, %d failed (%ds)\n' "$name" \
 		$((TOTAL_PASS - pass0)) $((TOTAL_FAIL - fail0)) $((SECONDS - t0))

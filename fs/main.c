@@ -322,10 +322,12 @@ int main(int argc, char **argv)
 			.notify = server_notify,
 			.idle = server_idle,
 			.watchdog_ms = (int)opts.watchdog_s * 1000,
+			.renew_ms = (int)opts.idle_renew_s * 1000,
 		};
 
 		watch = fs_watch_start(&fs, &account, &wp);
 		fs.watch = watch;
+		fs_status_set_watch(&status, watch);
 	}
 	/* A prefetch batch may use a quarter of the cache, so it cannot
 	 * push out what the reader has not consumed yet; whole-message
@@ -356,6 +358,7 @@ int main(int argc, char **argv)
 	fuse_loop_cfg_destroy(loop_cfg);
 	fs_defer_free(fs.defer);
 	fs.watch = NULL;
+	fs_status_set_watch(&status, NULL);
 	fs_watch_stop(watch);
 	fs_prefetch_free(fs.prefetch);
 	fs_notify_free(fs.notify);

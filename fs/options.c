@@ -21,7 +21,7 @@ enum { KEY_HELP, KEY_VERSION, KEY_FOREGROUND, KEY_DEBUG };
 struct options_raw {
 	char *connections, *cache_size, *timeout, *attr_timeout, *listing_ttl;
 	char *umask;
-	char *watch, *watchdog;
+	char *watch, *watchdog, *idle_renew;
 };
 
 /* fuse_opt_parse() hands the same pointer to the templates (as a base for
@@ -67,6 +67,7 @@ static int options_proc(void *data, const char *arg, int key,
 		{"umask=", offsetof(struct options_raw, umask)},
 		{"watch=", offsetof(struct options_raw, watch)},
 		{"watchdog=", offsetof(struct options_raw, watchdog)},
+		{"idle_renew=", offsetof(struct options_raw, idle_renew)},
 	};
 	size_t i;
 
@@ -190,6 +191,7 @@ gboolean fs_options_parse(int argc, char **argv, struct fs_options *opts_r,
 	opts->umask = -1;
 	opts->watch = 1;
 	opts->watchdog_s = 300;
+	opts->idle_renew_s = 25 * 60;
 	for (i = 0; i < argc; i++)
 		fuse_opt_add_arg(&args, argv[i]);
 	if (fuse_opt_parse(&args, &ctx, options_spec, options_proc) != 0) {
@@ -219,7 +221,10 @@ gboolean fs_options_parse(int argc, char **argv, struct fs_options *opts_r,
 	    !options_number("watch", ctx.raw.watch, 0, 16, &opts->watch,
 			    error) ||
 	    !options_number("watchdog", ctx.raw.watchdog, 1, 3600,
-			    &opts->watchdog_s, error))
+			    &opts->watchdog_s, error) ||
+	    /* RFC 2177: less than 29 minutes. */
+	    !options_number("idle_renew", ctx.raw.idle_renew, 1, 29 * 60 - 1,
+			    &opts->idle_renew_s, error))
 		goto out;
 	if (ctx.raw.umask != NULL) {
 		guint64 v;
@@ -261,6 +266,7 @@ out:
 	g_free(ctx.raw.umask);
 	g_free(ctx.raw.watch);
 	g_free(ctx.raw.watchdog);
+	g_free(ctx.raw.idle_renew);
 	opts->fuse_args = args;
 	*opts_r = ctx.o;
 	return ok;

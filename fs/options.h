@@ -33,7 +33,8 @@ struct fs_options {
 	int umask;
 	int allow_other;    /* -o allow_other was given (passed on to FUSE) */
 	unsigned int watch; /* live view listeners (0: off) */
-	unsigned int watchdog_s; /* silence before a listener probes */
+	unsigned int watchdog_s;   /* silence before a listener probes */
+	unsigned int idle_renew_s; /* IDLE re-issued after this long */
 	int foreground;
 	int debug;
 	int show_help;

@@ -77,7 +77,26 @@ static char *status_server(struct imap_pool *pool)
 	return g_string_free(out, FALSE);
 }
 
-static char *status_text(const struct fs_status *st)
+void fs_status_set_watch(struct fs_status *status, struct fs_watch *watch)
+{
+	g_mutex_lock(&status->watch_lock);
+	status->watch = watch;
+	g_mutex_unlock(&status->watch_lock);
+}
+
+/* The "watch:" line (without its newline). */
+static char *status_watch(struct fs_status *st)
+{
+	char *text;
+
+	g_mutex_lock(&st->watch_lock);
+	text = st->watch != NULL ? fs_watch_describe(st->watch)
+				 : g_strdup("off");
+	g_mutex_unlock(&st->watch_lock);
+	return text;
+}
+
+static char *status_text(struct fs_status *st)
 {
 	unsigned int count, idle, size;
 	uint64_t cached = fs_bodycache_bytes(st->fs->cache);
@@ -85,6 +104,7 @@ static char *status_text(const struct fs_status *st)
 		g_date_time_new_from_unix_local(st->started / G_USEC_PER_SEC);
 	char *when = g_date_time_format(since, "%Y-%m-%d %H:%M:%S %z");
 	char *text, *server = status_server(st->fs->pool);
+	char *watch = status_watch(st);
 	uint64_t full, refreshed;
 
 	imap_pool_stats(st->fs->pool, &count, &idle, &size);
@@ -96,6 +116,7 @@ static char *status_text(const struct fs_status *st)
 		"capabilities: %s\n"
 		"not offered:  %s\n"
 		"server:       %s\n"
+		"watch:        %s\n"
 		"connections:  %u open (%u busy, %u idle), at most %u\n"
 		"cache:        %" G_GUINT64_FORMAT " KiB of %u MiB\n"
 		"messages:     %" G_GUINT64_FORMAT " known\n"
@@ -107,12 +128,13 @@ static char *status_text(const struct fs_status *st)
 		(int)getpid(), st->caps_used ? st->caps_used : "",
 		st->caps_missing && *st->caps_missing ? st->caps_missing
 						      : "(none)",
-		server, count, count - MIN(idle, count), idle, size,
+		server, watch, count, count - MIN(idle, count), idle, size,
 		(cached + 1023) / 1024, st->cache_mb,
 		fs_tree_count_files(st->fs->tree), full, refreshed,
 		st->timeout_s, st->listing_ttl, st->attr_timeout);
 	g_free(when);
 	g_free(server);
+	g_free(watch);
 	g_date_time_unref(since);
 	return text;
 }

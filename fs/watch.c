@@ -34,7 +34,17 @@ struct fs_watch {
 	struct imapfs *fs;
 	struct imap_idle *listeners[WATCH_MAX_LISTENERS];
 	unsigned int n;
-	unsigned int idled; /* folders IDLEd on (0 with NOTIFY) */
+	/* Folders IDLEd on (0 with NOTIFY); lowered to 1 when the server's
+	 * connection limit was hit (atomic). */
+	gint idled;
+	/* The server refused a connection for its limit (a listener's or
+	 * the pool's): listener 0 only (atomic). */
+	gint limited;
+	/* Listener 0 asked the pool for room and has not connected since
+	 * (atomic): one request per streak of refusals, so that refusals
+	 * while the server has not yet seen the freed connection go do not
+	 * shrink the pool further. */
+	gint room_asked;
 	GMutex lock;
 	/* Protected by lock: server name -> struct watch_seen *. */
 	GHashTable *seen;
@@ -432,6 +442,7 @@ static void watch_on_connected(void *user_data, unsigned int index,
 	g_mutex_unlock(&w->lock);
 	if (index != 0)
 		return;
+	g_atomic_int_set(&w->room_asked, 0);
 	/* Whatever happened while we were away: the mailbox list now,
 	 * every loaded folder at its next poll (or from NOTIFY's STATUS
 	 * burst). */
@@ -453,7 +464,9 @@ static char *watch_pick(void *user_data, unsigned int index)
 
 	g_mutex_lock(&w->lock);
 	watch_set_busy(w, index, TRUE);
-	for (guint i = 0; index < w->idled && i < folders->len; i++) {
+	for (guint i = 0; index < (unsigned int)g_atomic_int_get(&w->idled) &&
+			  i < folders->len;
+	     i++) {
 		const char *m = g_array_index(folders, struct fs_live_folder, i)
 					.mailbox;
 
@@ -496,7 +509,8 @@ static char **watch_poll(void *user_data, int *next_ms_r)
 	g_mutex_lock(&w->lock);
 	watch_set_busy(w, 0, TRUE);
 	/* The first ones are IDLEd on; poll the rest. */
-	for (guint i = w->idled; i < folders->len; i++) {
+	for (guint i = (guint)g_atomic_int_get(&w->idled); i < folders->len;
+	     i++) {
 		const struct fs_live_folder *f =
 			&g_array_index(folders, struct fs_live_folder, i);
 		struct watch_seen *s;
@@ -535,6 +549,109 @@ static char **watch_poll(void *user_data, int *next_ms_r)
 	return (char **)g_ptr_array_free(due, FALSE);
 }
 
+/* ---- coordination with the pool ----
+ *
+ * The listeners' connections count against the same per-user limit as
+ * the pool's, and they meet the same server: once the server refused a
+ * connection for its limit (to a listener or to the pool), only listener
+ * 0 stays (the folders the others IDLEd on are polled) and the pool gets
+ * their connections; while the pool knows the server unreachable no
+ * listener connects on its own schedule (the pool's reconnect thread
+ * probes, and its coming back online wakes them at once); a listener
+ * that finds the server gone tells the pool, so requests fail at once
+ * instead of each waiting out its timeout. */
+
+static void watch_limit(struct fs_watch *w)
+{
+	if (g_atomic_int_compare_and_exchange(&w->limited, 0, 1)) {
+		if (w->n > 1)
+			imapfs_warning("watch: the server allows no more "
+				       "connections: one listener instead of "
+				       "%u, the other folders are polled",
+				       w->n);
+		g_atomic_int_set(&w->idled,
+				 MIN(g_atomic_int_get(&w->idled), 1));
+	}
+}
+
+static gboolean watch_wanted(void *user_data, unsigned int index,
+			     gboolean connected)
+{
+	struct fs_watch *w = user_data;
+	struct imap_pool_state ps;
+
+	imap_pool_state(w->fs->pool, &ps);
+	g_free(ps.reason);
+	if (ps.limit_refusals > 0)
+		watch_limit(w);
+	if (index > 0 && g_atomic_int_get(&w->limited))
+		return FALSE;
+	return connected || !ps.offline;
+}
+
+static void watch_lost(void *user_data, unsigned int index, const GError *err,
+		       gboolean connecting)
+{
+	struct fs_watch *w = user_data;
+
+	if (g_error_matches(err, IMAP_ERROR, IMAP_ERROR_UNAVAILABLE)) {
+		/* Listener 0 is the one kept: the pool makes room for it
+		 * (once per refusal; the pool never goes below 1). */
+		if (index == 0 && connecting &&
+		    g_atomic_int_compare_and_exchange(&w->room_asked, 0, 1))
+			imap_pool_make_room(w->fs->pool, err);
+		watch_limit(w);
+		/* The others drop out; this one backs off. */
+		for (unsigned int i = 0; i < w->n; i++)
+			if (i != index)
+				imap_idle_wake(w->listeners[i]);
+		return;
+	}
+	/* Unreachable: no connection could be made (as the pool judges its
+	 * own opens), or the one we had went silent (a probe or command
+	 * timed out). A reset or a BYE on a working connection is followed
+	 * by a reconnect that tells. */
+	if (err->domain == IMAP_ERROR &&
+	    (err->code == IMAP_ERROR_TIMEOUT ||
+	     (connecting &&
+	      (err->code == IMAP_ERROR_IO || err->code == IMAP_ERROR_TLS ||
+	       err->code == IMAP_ERROR_BYE))))
+		imap_pool_report_unreachable(w->fs->pool, err);
+}
+
+/* The pool's change hook (pool lock held): every listener looks again. */
+static void watch_on_pool_change(void *user_data)
+{
+	struct fs_watch *w = user_data;
+
+	for (unsigned int i = 0; i < w->n; i++)
+		imap_idle_wake(w->listeners[i]);
+}
+
+char *fs_watch_describe(struct fs_watch *watch)
+{
+	struct imap_idle_stats st;
+	unsigned int connected = 0, connects = 0, probes = 0, renewals = 0;
+	gboolean notify = FALSE;
+
+	for (unsigned int i = 0; i < watch->n; i++) {
+		imap_idle_stats(watch->listeners[i], &st);
+		connected += st.connected;
+		connects += st.connects;
+		probes += st.probes;
+		renewals += st.renewals;
+		notify |= st.notify;
+	}
+	return g_strdup_printf("%u of %u listener(s) connected (%s%s); %u "
+			       "connection(s) made, %u watchdog probe(s), %u "
+			       "IDLE renewal(s)",
+			       connected, watch->n, notify ? "NOTIFY" : "IDLE",
+			       g_atomic_int_get(&watch->limited)
+				       ? ", limited by the server"
+				       : "",
+			       connects, probes, renewals);
+}
+
 /* A folder was loaded (tree lock held): the listeners look at what to
  * watch and poll again. */
 static void watch_on_load(void *user_data)
@@ -558,6 +675,8 @@ struct fs_watch *fs_watch_start(struct imapfs *fs,
 		.pick = watch_pick,
 		.poll = watch_poll,
 		.quiet = watch_on_quiet,
+		.wanted = watch_wanted,
+		.lost = watch_lost,
 		.user_data = w,
 	};
 
@@ -579,11 +698,13 @@ struct fs_watch *fs_watch_start(struct imapfs *fs,
 			.try_notify = params->notify,
 			.notify_events = IMAP_IDLE_NOTIFY_MESSAGES,
 			.watchdog_ms = params->watchdog_ms,
+			.renew_ms = params->renew_ms,
 		};
 
 		w->listeners[i] = imap_idle_start(&p, &hooks);
 	}
 	fs_tree_live_set_load_hook(fs->tree, watch_on_load, w);
+	imap_pool_set_change_hook(fs->pool, watch_on_pool_change, w);
 	return w;
 }
 
@@ -592,6 +713,7 @@ void fs_watch_stop(struct fs_watch *watch)
 	if (watch == NULL)
 		return;
 	fs_tree_live_set_load_hook(watch->fs->tree, NULL, NULL);
+	imap_pool_set_change_hook(watch->fs->pool, NULL, NULL);
 	for (unsigned int i = 0; i < watch->n; i++)
 		imap_idle_stop(watch->listeners[i]);
 	g_hash_table_destroy(watch->seen);

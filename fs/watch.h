@@ -39,6 +39,7 @@ struct fs_watch_params {
 	gboolean notify;	/* the server offers NOTIFY: use it */
 	gboolean idle;		/* the server offers IDLE (else: polls) */
 	int watchdog_ms;	/* listener watchdog (<= 0: default) */
+	int renew_ms;		/* IDLE re-issued after (<= 0: default) */
 };
 
 /* Starts watching for @fs (its pool, tree and notify must outlive the
@@ -46,6 +47,11 @@ struct fs_watch_params {
 struct fs_watch *fs_watch_start(struct imapfs *fs,
 				const struct imap_account *account,
 				const struct fs_watch_params *params);
+
+/* One line for "imapfs status": listeners connected, connections made,
+ * watchdog probes, IDLE renewals, whether the server's limit cut them
+ * down (g_malloc'd). Any thread while the watcher runs. */
+char *fs_watch_describe(struct fs_watch *watch);
 
 /* Stops the listeners (bounded by the account's timeout) and frees. NULL
  * is allowed. Call before the pool, tree and notify go. */

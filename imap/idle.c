@@ -49,6 +49,8 @@ struct imap_idle {
 	gint stopping;	 /* atomic */
 	gint connects;	 /* atomic */
 	gint probes;	 /* atomic */
+	gint renewals;	 /* atomic */
+	gint connected;	 /* atomic */
 	gint use_notify; /* atomic */
 
 	/* Everything below belongs to the listener thread. */
@@ -125,6 +127,21 @@ static void idle_sleep(struct imap_idle *idle, int ms)
 }
 
 /* ---- the hooks ---- */
+
+static gboolean idle_wanted(struct imap_idle *idle, gboolean connected)
+{
+	return idle->hooks.wanted == NULL ||
+	       idle->hooks.wanted(idle->hooks.user_data, idle->params.index,
+				  connected);
+}
+
+static void idle_lost(struct imap_idle *idle, const GError *err,
+		      gboolean connecting)
+{
+	if (idle->hooks.lost != NULL && !idle_stopping(idle))
+		idle->hooks.lost(idle->hooks.user_data, idle->params.index, err,
+				 connecting);
+}
 
 static void idle_run_hooks(struct imap_idle *idle)
 {
@@ -354,8 +371,12 @@ static gboolean idle_settle(struct imap_idle *idle, struct imap_conn *conn,
 	return TRUE;
 }
 
-/* One connected session, until it fails or we stop. */
-static void idle_serve(struct imap_idle *idle, gboolean notify)
+/* Why a wait of the IDLE loop may end without news. */
+enum idle_due { IDLE_DUE_WATCHDOG, IDLE_DUE_RENEW, IDLE_DUE_OTHER };
+
+/* One connected session, until it fails (the error is returned), we stop
+ * or the owner no longer wants it (NULL). */
+static GError *idle_serve(struct imap_idle *idle, gboolean notify)
 {
 	struct imap_conn *conn = idle->session->conn;
 	int watchdog = idle->params.watchdog_ms;
@@ -368,6 +389,8 @@ static void idle_serve(struct imap_idle *idle, gboolean notify)
 
 		if (!notify && idle->params.index != 0 &&
 		    idle->hooks.pick == NULL)
+			break;
+		if (!idle_wanted(idle, TRUE))
 			break;
 		if (!notify) {
 			char *want = idle->hooks.pick != NULL
@@ -416,19 +439,32 @@ static void idle_serve(struct imap_idle *idle, gboolean notify)
 		while (!again) {
 			gint64 left_us = renew_at - g_get_monotonic_time();
 			int timeout = watchdog;
+			enum idle_due due = IDLE_DUE_WATCHDOG;
 			enum imap_conn_listen_result r;
 
-			if (left_us <= 0)
-				break; /* renew */
-			timeout = (int)MIN((gint64)timeout,
-					   (left_us + 999) / 1000);
-			if (next_poll >= 0)
-				timeout = MIN(timeout, next_poll);
-			if (idle->list_recheck_at != 0)
-				timeout = (int)CLAMP((idle->list_recheck_at -
-						      g_get_monotonic_time() +
-						      999) / 1000,
-						     0, timeout);
+			if (left_us <= 0) {
+				g_atomic_int_inc(&idle->renewals);
+				break;
+			}
+			if ((left_us + 999) / 1000 <= timeout) {
+				timeout = (int)((left_us + 999) / 1000);
+				due = IDLE_DUE_RENEW;
+			}
+			if (next_poll >= 0 && next_poll < timeout) {
+				timeout = next_poll;
+				due = IDLE_DUE_OTHER;
+			}
+			if (idle->list_recheck_at != 0) {
+				int recheck =
+					(int)CLAMP((idle->list_recheck_at -
+						    g_get_monotonic_time() +
+						    999) / 1000,
+						   0, timeout);
+
+				if (recheck < timeout)
+					due = IDLE_DUE_OTHER;
+				timeout = recheck;
+			}
 			r = imap_conn_listen(conn, idle->wake_fd, timeout,
 					     imap_untagged_dispatch_cb,
 					     idle->table, &err);
@@ -446,10 +482,13 @@ static void idle_serve(struct imap_idle *idle, gboolean notify)
 					idle->hooks.mailboxes(
 						idle->hooks.user_data);
 			} else if (r == IMAP_CONN_LISTEN_QUIET) {
-				/* Watchdog or a poll due: DONE, and the
-				 * completion proves the server is alive. */
-				if (next_poll < 0 || timeout == watchdog)
+				/* Watchdog, renewal or a poll due: DONE, and
+				 * the completion proves the server is
+				 * alive. */
+				if (due == IDLE_DUE_WATCHDOG)
 					g_atomic_int_inc(&idle->probes);
+				else if (due == IDLE_DUE_RENEW)
+					g_atomic_int_inc(&idle->renewals);
 				again = TRUE;
 			} else if (!imap_conn_idling(conn)) {
 				again = TRUE; /* the server ended it */
@@ -470,13 +509,7 @@ static void idle_serve(struct imap_idle *idle, gboolean notify)
 out:
 	if (idle->hooks.quiet != NULL)
 		idle->hooks.quiet(idle->hooks.user_data, idle->params.index);
-	if (err != NULL) {
-		if (!idle_stopping(idle))
-			imapfs_info("watch %u: connection lost (%s); "
-				    "reconnecting",
-				    idle->params.index, err->message);
-		g_error_free(err);
-	}
+	return err;
 }
 
 static gpointer idle_thread(gpointer data)
@@ -493,16 +526,27 @@ static gpointer idle_thread(gpointer data)
 			idle_sleep(idle, backoff);
 		if (idle_stopping(idle))
 			break;
+		if (!idle_wanted(idle, FALSE)) {
+			/* Until the owner's state changes (the server is
+			 * back, the live view is torn down): then at once. */
+			imapfs_debug("watch %u: not connecting for now",
+				     idle->params.index);
+			idle_sleep(idle, -1);
+			backoff = 0;
+			continue;
+		}
 		idle->session = imap_session_open(idle->params.account, &err);
 		if (idle->session == NULL) {
 			imapfs_info("watch %u: cannot connect: %s",
 				    idle->params.index, err->message);
+			idle_lost(idle, err, TRUE);
 			g_error_free(err);
 			backoff = MIN(MAX(backoff * 2, IDLE_BACKOFF_FIRST_MS),
 				      IDLE_BACKOFF_MAX_MS);
 			continue;
 		}
 		g_atomic_int_inc(&idle->connects);
+		g_atomic_int_set(&idle->connected, 1);
 		since = g_get_monotonic_time();
 		g_hash_table_remove_all(idle->known);
 		g_hash_table_remove_all(idle->pending);
@@ -524,7 +568,15 @@ static gpointer idle_thread(gpointer data)
 				idle->hooks.connected(idle->hooks.user_data,
 						      idle->params.index,
 						      notify);
-			idle_serve(idle, notify);
+			err = idle_serve(idle, notify);
+		}
+		if (err != NULL) {
+			if (!idle_stopping(idle))
+				imapfs_info("watch %u: connection lost (%s); "
+					    "reconnecting",
+					    idle->params.index, err->message);
+			idle_lost(idle, err, FALSE);
+			g_clear_error(&err);
 		}
 		/* A connection that served for a while (then a BYE at
 		 * autologout, a server restart) is retried at once; one that
@@ -543,6 +595,7 @@ static gpointer idle_thread(gpointer data)
 				imap_session_abort(idle->session);
 		}
 		g_clear_pointer(&idle->session, imap_session_free);
+		g_atomic_int_set(&idle->connected, 0);
 	}
 	return NULL;
 }
@@ -600,10 +653,11 @@ void imap_idle_stop(struct imap_idle *idle)
 	g_free(idle);
 }
 
-void imap_idle_stats(struct imap_idle *idle, unsigned int *connects_r,
-		     unsigned int *probes_r, gboolean *notify_r)
+void imap_idle_stats(struct imap_idle *idle, struct imap_idle_stats *stats_r)
 {
-	*connects_r = (unsigned int)g_atomic_int_get(&idle->connects);
-	*probes_r = (unsigned int)g_atomic_int_get(&idle->probes);
-	*notify_r = g_atomic_int_get(&idle->use_notify) != 0;
+	stats_r->connects = (unsigned int)g_atomic_int_get(&idle->connects);
+	stats_r->probes = (unsigned int)g_atomic_int_get(&idle->probes);
+	stats_r->renewals = (unsigned int)g_atomic_int_get(&idle->renewals);
+	stats_r->connected = g_atomic_int_get(&idle->connected) != 0;
+	stats_r->notify = g_atomic_int_get(&idle->use_notify) != 0;
 }

@@ -17,7 +17,7 @@
  * IDLE ends at once when another thread calls imap_idle_wake() (an
  * eventfd polled with the socket; DONE is sent, the connection stays) and
  * is re-issued at least every @renew_ms (25 minutes: RFC 2177 asks for
- * less than 29).  Liveness: silence longer than @watchdog_ms (any
+ * less than 29) on the same connection.  Liveness: silence longer than @watchdog_ms (any
  * untagged data, like Dovecot's "* OK Still here", restarts it) ends the
  * IDLE with DONE, and the connection is kept only if the server completes
  * it within the account's timeout; TCP keepalive (transport.c) covers
@@ -69,6 +69,17 @@ struct imap_idle_hooks {
 	 * (its EXAMINE, STATUS commands and the hooks they ran): it is about
 	 * to IDLE or sleep, or its connection is gone. May be NULL. */
 	void (*quiet)(void *user_data, unsigned int index);
+	/* Whether listener @index should hold a connection now (@connected:
+	 * it has one). FALSE: it does not connect, or logs out, and sleeps
+	 * until imap_idle_wake(). NULL: always. */
+	gboolean (*wanted)(void *user_data, unsigned int index,
+			   gboolean connected);
+	/* Listener @index failed with @error (not owned): while connecting
+	 * (@connecting) or on a connection it had (a probe or command that
+	 * timed out, a reset, a BYE). It reconnects on its own (subject to
+	 * wanted). May be NULL. */
+	void (*lost)(void *user_data, unsigned int index, const GError *error,
+		     gboolean connecting);
 	void *user_data;
 };
 
@@ -103,9 +114,16 @@ void imap_idle_wake(struct imap_idle *idle);
  * account's timeout) and frees. NULL is allowed. */
 void imap_idle_stop(struct imap_idle *idle);
 
-/* Counters for status output and tests: connections made (1 after the
- * first), watchdog probes, and whether NOTIFY is in use. Any thread. */
-void imap_idle_stats(struct imap_idle *idle, unsigned int *connects_r,
-		     unsigned int *probes_r, gboolean *notify_r);
+/* Counters for status output and tests (imap_idle_stats()). */
+struct imap_idle_stats {
+	unsigned int connects; /* connections made (1 after the first) */
+	unsigned int probes;   /* watchdog probes (DONE after silence) */
+	unsigned int renewals; /* IDLEs re-issued after renew_ms */
+	gboolean connected;    /* holds a connection now */
+	gboolean notify;       /* NOTIFY is in use */
+};
+
+/* Fills @stats_r. Any thread. */
+void imap_idle_stats(struct imap_idle *idle, struct imap_idle_stats *stats_r);
 
 #endif

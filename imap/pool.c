@@ -65,6 +65,9 @@ struct imap_pool {
 	GThread *reconnector;
 	GCond rcond;
 	gint stopping; /* atomic too: read by its interrupt test */
+	/* imap_pool_set_change_hook() (protected by lock). */
+	imap_pool_change_fn *change_fn;
+	void *change_data;
 };
 
 struct imap_pool *imap_pool_new(const struct imap_account *account,
@@ -155,6 +158,22 @@ static gboolean pool_stop_requested(void *data)
 	return g_atomic_int_get(&pool->stopping) != 0;
 }
 
+/* Tells the change hook (lock held). */
+static void pool_changed(struct imap_pool *pool)
+{
+	if (pool->change_fn != NULL)
+		pool->change_fn(pool->change_data);
+}
+
+void imap_pool_set_change_hook(struct imap_pool *pool, imap_pool_change_fn *fn,
+			       void *user_data)
+{
+	g_mutex_lock(&pool->lock);
+	pool->change_fn = fn;
+	pool->change_data = user_data;
+	g_mutex_unlock(&pool->lock);
+}
+
 /* A session could be opened: online again (lock held). */
 static void pool_set_online(struct imap_pool *pool)
 {
@@ -167,6 +186,7 @@ static void pool_set_online(struct imap_pool *pool)
 	pool->backoff_ms = POOL_BACKOFF_FIRST_MS;
 	g_clear_pointer(&pool->offline_reason, g_free);
 	g_cond_broadcast(&pool->cond);
+	pool_changed(pool);
 }
 
 /* The reconnect thread: one attempt at a time, when the backoff expired
@@ -259,6 +279,7 @@ static void pool_go_offline(struct imap_pool *pool, const GError *err,
 						 pool_reconnect_thread, pool);
 	g_cond_broadcast(&pool->rcond);
 	g_cond_broadcast(&pool->cond);
+	pool_changed(pool);
 }
 
 static void pool_free_dead(GPtrArray *dead)
@@ -364,6 +385,7 @@ static gboolean pool_hit_limit(struct imap_pool *pool, const GError *err)
 			       "using %u instead of %u",
 			       err->message, pool->count, pool->size);
 		pool->size = pool->count;
+		pool_changed(pool);
 	}
 	return TRUE;
 }
@@ -522,6 +544,9 @@ void imap_pool_release(struct imap_pool *pool, struct imap_session *session)
 	 * pool said it is not, and the reconnect thread decides. */
 	if (usable && pool->offline)
 		usable = FALSE;
+	/* Over the size (imap_pool_make_room()): this one goes. */
+	if (usable && pool->count > pool->size)
+		usable = FALSE;
 	if (usable) {
 		g_ptr_array_add(pool->idle, session);
 	} else {
@@ -647,6 +672,55 @@ static gboolean pool_call(struct imap_pool *pool, struct imap_session *s,
 	}
 	imap_pool_release(pool, s);
 	return ok;
+}
+
+void imap_pool_make_room(struct imap_pool *pool, const GError *error)
+{
+	struct imap_session *s = NULL;
+	unsigned int has;
+
+	g_mutex_lock(&pool->lock);
+	pool->limit_refusals++;
+	/* What the server let us have is what there is (or the size). */
+	has = MIN(pool->size, pool->count);
+	if (has > 1) {
+		imapfs_warning("the server allows no more connections (%s): "
+			       "the pool gives one up for the live view (%u "
+			       "instead of %u)",
+			       error->message, has - 1, pool->size);
+		pool->size = has - 1;
+		if (pool->count > pool->size && pool->idle->len > 0) {
+			s = g_ptr_array_remove_index_fast(pool->idle, 0);
+			pool->count--;
+		}
+		pool_changed(pool);
+	}
+	g_mutex_unlock(&pool->lock);
+	if (s != NULL)
+		imap_session_free(s);
+}
+
+void imap_pool_report_unreachable(struct imap_pool *pool, const GError *error)
+{
+	GPtrArray *dead = NULL;
+
+	gboolean silent =
+		g_error_matches(error, IMAP_ERROR, IMAP_ERROR_TIMEOUT);
+
+	g_mutex_lock(&pool->lock);
+	if (!pool->offline) {
+		/* A refused connect lets the next request try at once, as
+		 * after the pool's own (pool_acquire_offline()). */
+		pool_go_offline(pool, error, silent, &dead);
+		/* Like a request that timed out (pool_call()): one silent
+		 * connection does not prove the network gone. */
+		if (silent) {
+			pool->next_attempt = g_get_monotonic_time();
+			g_cond_broadcast(&pool->rcond);
+		}
+	}
+	g_mutex_unlock(&pool->lock);
+	pool_free_dead(dead);
 }
 
 gboolean imap_pool_run(struct imap_pool *pool, const char *mailbox_hint,

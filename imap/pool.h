@@ -29,7 +29,11 @@
  * Connection limits: when the server refuses one more connection
  * (IMAP_ERROR_UNAVAILABLE: Dovecot's mail_max_userip_connections, Gmail's
  * limit) while the pool has sessions, the pool shrinks to the number it
- * has and waits for one of them instead of failing.
+ * has and waits for one of them instead of failing; a live-view listener
+ * refused the same way may ask it to give one up (imap_pool_make_room()).
+ * A listener that finds the server gone puts the pool offline
+ * (imap_pool_report_unreachable()), and learns of the pool's changes
+ * through its one change hook.
  *
  * Threading: every function is thread-safe.
  */
@@ -79,6 +83,33 @@ struct imap_pool_state {
 
 /* Fills @state_r (free ->reason with g_free). Any thread. */
 void imap_pool_state(struct imap_pool *pool, struct imap_pool_state *state_r);
+
+/* Called when the pool goes offline, comes back online or shrinks for
+ * the server's connection limit (imap_pool_state() tells which), with the
+ * pool's lock held: it must not block nor call into the pool (waking a
+ * thread that will is the idea). */
+typedef void imap_pool_change_fn(void *user_data);
+
+/* Sets (or with NULL clears) the one change callback. Call it while no
+ * other thread uses the pool, or to clear it before @user_data goes. */
+void imap_pool_set_change_hook(struct imap_pool *pool, imap_pool_change_fn *fn,
+			       void *user_data);
+
+/* Someone outside the pool (a listener, imap/idle.h) was refused a
+ * connection for the server's limit (IMAP_ERROR_UNAVAILABLE) and needs
+ * one: the pool gives one up -- its size drops by one (never below 1)
+ * and an idle session is closed now, else the next one given back.
+ * Counted like the pool's own refusals (imap_pool_state()). Any thread;
+ * never waits for the network. */
+void imap_pool_make_room(struct imap_pool *pool, const GError *error);
+
+/* Someone outside the pool (a listener, imap/idle.h) found the server
+ * unreachable with @error (not owned): a connection of its own could not
+ * be opened, or one it had went silent. The pool goes offline as if one
+ * of its own requests had (idle sessions dropped, acquires fail at once);
+ * after a timeout its reconnect thread checks at once, after a refusal
+ * the next acquire may try. No-op when already offline. Any thread. */
+void imap_pool_report_unreachable(struct imap_pool *pool, const GError *error);
 
 /* Logs out and frees every idle session; sessions still borrowed are
  * aborted; stops the reconnect thread (interrupting its attempt). NULL is

@@ -2,8 +2,7 @@
  *
  * Every socket is non-blocking and every wait is a poll() bounded by a
  * deadline on the monotonic clock, so no timeout can be lost in a blocking
- * syscall.  (getaddrinfo() is the one exception: it has no timeout of its
- * own beyond the resolver's, see resolv.conf(5).)
+ * syscall; the name is resolved within the same deadline (resolve.h).
  *
  * SIGPIPE: the daemon must not rely on SIG_IGN, which would be process-wide
  * state owned by someone else.  Plain writes therefore use
@@ -34,6 +33,7 @@
 
 #include "imap-error.h"
 #include "reqctx.h"
+#include "resolve.h"
 #include "transport.h"
 
 /* Keepalive: notice a dead peer (NAT timeout, suspended laptop) within
@@ -218,17 +218,12 @@ struct imap_transport *imap_transport_connect(const char *host, uint16_t port,
 	struct imap_transport *t;
 	gint64 deadline = transport_deadline(timeout_ms);
 	char service[8];
-	int r, fd = -1, last_errno = 0, left;
+	int fd = -1, last_errno = 0, left;
 
 	g_snprintf(service, sizeof(service), "%u", (unsigned)port);
-	r = getaddrinfo(host, service, &hints, &res);
-	if (r != 0) {
-		g_set_error(error, IMAP_ERROR, IMAP_ERROR_IO,
-			    "cannot resolve %s: %s", host,
-			    r == EAI_SYSTEM ? g_strerror(errno)
-					    : gai_strerror(r));
+	res = imap_resolve(host, service, &hints, deadline, error);
+	if (res == NULL)
 		return NULL;
-	}
 
 	/* Each address gets an equal share of the time still left, the last
 	 * one all of it: a black-holed first address (typically IPv6 without

@@ -26,9 +26,11 @@
 struct imap_transport;
 
 /* Resolves @host and connects over TCP to the first address that accepts
- * within @timeout_ms in total. Enables TCP keepalive and TCP_NODELAY.
- * Returns NULL with IMAP_ERROR_IO ("connection refused", "name or service
- * not known", ...) or IMAP_ERROR_TIMEOUT. */
+ * within @timeout_ms in total (the look-up included: resolve.h). Enables
+ * TCP keepalive and TCP_NODELAY. Returns NULL with IMAP_ERROR_IO
+ * ("connection refused", "name or service not known", ...),
+ * IMAP_ERROR_TIMEOUT (also a DNS server that did not answer in time) or
+ * IMAP_ERROR_CANCELLED. */
 struct imap_transport *imap_transport_connect(const char *host, uint16_t port,
 					      int timeout_ms, GError **error);
 

@@ -379,7 +379,10 @@ def test_connection_limit_shrinks_pool(imapfs_bin, tmp_path, mount):
     try:
         for i in range(16):
             server.append("INBOX", message(f"lim{i}", 200000))
-        m = mount(server, ["-o", "connections=4", "-o", "timeout=10"])
+        # The pool alone: a listener would get one of the two
+        # (test_idle_liveness.py::test_connection_limit_listeners_yield).
+        m = mount(server, ["-o", "connections=4", "-o", "timeout=10",
+                           "-o", "watch=0"])
         inbox = names(m, "INBOX")
         results = {}
 

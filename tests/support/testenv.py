@@ -379,7 +379,8 @@ class DovecotServer(ImapServer):
                  oauth2_introspection_url: str | None = None,
                  oauth2_mechanisms: tuple[str, ...] = ("xoauth2",
                                                        "oauthbearer"),
-                 max_userip_connections: int = 1000):
+                 max_userip_connections: int = 1000,
+                 idle_notify_interval: str | None = None):
         """`inbox_prefix` is the personal namespace's prefix ("" as Dovecot
         ships, "INBOX." as Courier and Debian's Cyrus use it).
         `other_users` are more accounts (passwords in self.passwords).
@@ -400,8 +401,12 @@ class DovecotServer(ImapServer):
         true. `oauth2_mechanisms` are the SASL mechanisms it offers for
         tokens. `max_userip_connections` is Dovecot's
         mail_max_userip_connections (sessions of one user from one
-        address)."""
+        address). `idle_notify_interval` is Dovecot's
+        imap_idle_notify_interval (default "2 mins": how often an IDLE
+        with nothing to report gets "* OK Still here"), e.g. "60 mins" for
+        a server that stays silent during IDLE."""
         self.max_userip_connections = max_userip_connections
+        self.idle_notify_interval = idle_notify_interval
         self.oauth2_introspection_url = oauth2_introspection_url
         self.oauth2_mechanisms = tuple(oauth2_mechanisms)
         self.quota_kb = quota_kb
@@ -689,6 +694,9 @@ active_value = true
         out = ""
         if self._imap_capability:
             out += f"  imap_capability = {self._imap_capability}\n"
+        if self.idle_notify_interval:
+            out += ("  imap_idle_notify_interval = "
+                    f"{self.idle_notify_interval}\n")
         return out
 
     def _special_use_conf(self) -> str:

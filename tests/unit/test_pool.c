@@ -329,6 +329,104 @@ static void test_connection_limit_refusals(void)
 				==, cases[i].limit);
 }
 
+static void count_change(void *user_data)
+{
+	g_atomic_int_inc((gint *)user_data);
+}
+
+/* A listener refused for the limit gets room: the pool's size drops by
+ * one (to what it has, minus one), an idle session is closed now or a
+ * busy one when given back, never below one; the change hook hears of
+ * each drop. */
+static void test_make_room(void)
+{
+	struct peer *p = peer_start("", NULL, NULL);
+	struct imap_pool *pool = imap_pool_new(peer_account(p), 4, NULL);
+	GError *limit = g_error_new(IMAP_ERROR, IMAP_ERROR_UNAVAILABLE, "full");
+	struct imap_session *a, *b;
+	struct imap_pool_state st;
+	unsigned int count, idle, size;
+	gint changes = 0;
+
+	imap_pool_set_change_hook(pool, count_change, &changes);
+	imap_pool_open_more(pool, 3);
+	imap_pool_stats(pool, &count, &idle, &size);
+	g_assert_cmpuint(count, ==, 3);
+	imap_pool_make_room(pool, limit);
+	imap_pool_stats(pool, &count, &idle, &size);
+	g_assert_cmpuint(size, ==, 2);
+	g_assert_cmpuint(count, ==, 2);
+	g_assert_cmpint(g_atomic_int_get(&changes), ==, 1);
+	a = imap_pool_acquire(pool, NULL, NULL);
+	b = imap_pool_acquire(pool, NULL, NULL);
+	g_assert_nonnull(a);
+	g_assert_nonnull(b);
+	imap_pool_make_room(pool, limit);
+	imap_pool_stats(pool, &count, &idle, &size);
+	g_assert_cmpuint(size, ==, 1);
+	g_assert_cmpuint(count, ==, 2); /* both borrowed */
+	imap_pool_release(pool, a);
+	imap_pool_stats(pool, &count, &idle, &size);
+	g_assert_cmpuint(count, ==, 1);
+	g_assert_cmpuint(idle, ==, 0);
+	imap_pool_make_room(pool, limit);
+	imap_pool_stats(pool, &count, &idle, &size);
+	g_assert_cmpuint(size, ==, 1);
+	g_assert_cmpint(g_atomic_int_get(&changes), ==, 2);
+	imap_pool_release(pool, b);
+	imap_pool_state(pool, &st);
+	g_free(st.reason);
+	g_assert_cmpuint(st.limit_refusals, ==, 3);
+	g_assert_false(st.offline);
+	imap_pool_set_change_hook(pool, NULL, NULL);
+	g_error_free(limit);
+	imap_pool_free(pool);
+	peer_stop(p);
+	peer_free(p);
+}
+
+/* A listener found the server silent: the pool goes offline (requests
+ * fail at once), tells its hook, checks at once and, the server being
+ * there, is back online -- and says so. */
+static void test_report_unreachable(void)
+{
+	struct peer *p = peer_start("", NULL, NULL);
+	struct imap_pool *pool = imap_pool_new(peer_account(p), 2, NULL);
+	GError *silent = g_error_new(IMAP_ERROR, IMAP_ERROR_TIMEOUT, "probe");
+	struct imap_pool_state st;
+	GError *error = NULL;
+	gint changes = 0;
+	gint64 t, until;
+
+	imap_pool_set_change_hook(pool, count_change, &changes);
+	imap_pool_report_unreachable(pool, silent);
+	imap_pool_state(pool, &st);
+	g_assert_true(st.offline);
+	g_assert_cmpstr(st.reason, ==, "probe");
+	g_free(st.reason);
+	g_assert_cmpint(g_atomic_int_get(&changes), >=, 1);
+	t = g_get_monotonic_time();
+	g_assert_null(imap_pool_acquire(pool, NULL, &error));
+	g_assert_error(error, IMAP_ERROR, IMAP_ERROR_OFFLINE);
+	g_clear_error(&error);
+	g_assert_cmpint(g_get_monotonic_time() - t, <, G_USEC_PER_SEC / 2);
+	until = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
+	do {
+		imap_pool_state(pool, &st);
+		g_free(st.reason);
+		if (!st.offline)
+			break;
+		g_usleep(20 * 1000);
+	} while (g_get_monotonic_time() < until);
+	g_assert_false(st.offline);
+	g_assert_cmpint(g_atomic_int_get(&changes), >=, 2);
+	imap_pool_set_change_hook(pool, NULL, NULL);
+	g_error_free(silent);
+	imap_pool_free(pool);
+	peer_stop(p);
+	peer_free(p);
+}
+
 int main(int argc, char **argv)
 {
 	int ret;
@@ -346,6 +444,8 @@ int main(int argc, char **argv)
 			test_silent_offline_and_back);
 	g_test_add_func("/pool/acquire-deadline-and-interrupt",
 			test_acquire_deadline_and_interrupt);
+	g_test_add_func("/pool/make-room", test_make_room);
+	g_test_add_func("/pool/report-unreachable", test_report_unreachable);
 	ret = g_test_run();
 	testtls_teardown();
 	return ret;
