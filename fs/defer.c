@@ -97,11 +97,6 @@ static void defer_push(struct defer_job *job)
 	}
 }
 
-static void defer_node_free(gpointer p)
-{
-	g_free(p);
-}
-
 struct fs_defer *fs_defer_new(unsigned int max_threads, int timeout_ms)
 {
 	struct fs_defer *d = g_new0(struct fs_defer, 1);
@@ -109,7 +104,7 @@ struct fs_defer *fs_defer_new(unsigned int max_threads, int timeout_ms)
 	d->timeout_ms = timeout_ms;
 	g_mutex_init(&d->lock);
 	d->nodes = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL,
-					 defer_node_free);
+					 g_free);
 	/* Non-exclusive: threads are made as requests come and end when
 	 * idle, so a quiet mount holds none of them. */
 	d->threads = g_thread_pool_new(defer_thread, d, (gint)max_threads,

@@ -113,13 +113,7 @@ def mount(imapfs_bin, tmp_path):
         testenv.stop_traced(m.path, m.proc)
 
 
-def timed(fn):
-    """(result, exception, seconds) of fn()."""
-    t = time.monotonic()
-    try:
-        return fn(), None, time.monotonic() - t
-    except Exception as e:  # noqa: BLE001 - the caller judges it
-        return None, e, time.monotonic() - t
+timed = testenv.timed
 
 
 def read(path) -> bytes:

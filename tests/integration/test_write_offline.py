@@ -53,12 +53,7 @@ def copies(env, folder, body):
     return [u for u, m in env.messages(folder).items() if m["body"] == body]
 
 
-def timed(fn):
-    t = time.monotonic()
-    try:
-        return fn(), None, time.monotonic() - t
-    except Exception as e:  # noqa: BLE001 - the caller judges it
-        return None, e, time.monotonic() - t
+timed = testenv.timed
 
 
 def read(path) -> bytes:

@@ -1329,3 +1329,13 @@ def unmount(mountpoint: str) -> None:
             wait_for(lambda: not _pid_alive(pid), 10, what="imapfs exit")
         except TimeoutError:
             pass
+
+
+def timed(fn):
+    """(result, exception, seconds) of fn(): for tests that judge both
+    how a call ended and how long it took."""
+    t = time.monotonic()
+    try:
+        return fn(), None, time.monotonic() - t
+    except Exception as e:  # noqa: BLE001 - the caller judges it
+        return None, e, time.monotonic() - t
