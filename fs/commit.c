@@ -269,6 +269,53 @@ static int commit_find_earlier(struct imapfs *fs, struct fs_spool_unresolved *u,
 	return 0;
 }
 
+void fs_commit_own_begin(struct imapfs *fs, const char *mailbox)
+{
+	gpointer n;
+
+	if (fs->own_inflight == NULL)
+		return;
+	g_mutex_lock(&fs->own_lock);
+	n = g_hash_table_lookup(fs->own_inflight, mailbox);
+	g_hash_table_insert(fs->own_inflight, g_strdup(mailbox),
+			    GUINT_TO_POINTER(GPOINTER_TO_UINT(n) + 1));
+	g_mutex_unlock(&fs->own_lock);
+}
+
+void fs_commit_own_end(struct imapfs *fs, const char *mailbox)
+{
+	guint n;
+
+	if (fs->own_inflight == NULL)
+		return;
+	g_mutex_lock(&fs->own_lock);
+	n = GPOINTER_TO_UINT(g_hash_table_lookup(fs->own_inflight, mailbox));
+	if (n > 1)
+		g_hash_table_insert(fs->own_inflight, g_strdup(mailbox),
+				    GUINT_TO_POINTER(n - 1));
+	else
+		g_hash_table_remove(fs->own_inflight, mailbox);
+	g_cond_broadcast(&fs->own_cond);
+	g_mutex_unlock(&fs->own_lock);
+}
+
+gboolean fs_commit_own_wait(struct imapfs *fs, const char *mailbox, int max_ms)
+{
+	gint64 until = g_get_monotonic_time() + (gint64)max_ms * 1000;
+	gboolean waited = FALSE;
+
+	if (fs->own_inflight == NULL)
+		return FALSE;
+	g_mutex_lock(&fs->own_lock);
+	while (g_hash_table_contains(fs->own_inflight, mailbox)) {
+		waited = TRUE;
+		if (!g_cond_wait_until(&fs->own_cond, &fs->own_lock, until))
+			break;
+	}
+	g_mutex_unlock(&fs->own_lock);
+	return waited;
+}
+
 int fs_commit(struct imapfs *fs, uint64_t ino, struct fs_spool *sp,
 	      const struct fs_commit_target *t)
 {
@@ -280,7 +327,7 @@ int fs_commit(struct imapfs *fs, uint64_t ino, struct fs_spool *sp,
 	GError *err = NULL;
 	uint64_t changes;
 	uint32_t uid = 0, uidvalidity, max_uid;
-	gboolean unknown = FALSE;
+	gboolean unknown = FALSE, own = FALSE;
 	const char *flags;
 	gint64 date;
 	int r;
@@ -337,6 +384,10 @@ int fs_commit(struct imapfs *fs, uint64_t ino, struct fs_spool *sp,
 		if (r < 0)
 			goto out_attr;
 	}
+	/* Until the new UID is in the tree, the server's echo of it is
+	 * ours (the live view waits). */
+	fs_commit_own_begin(fs, dir.mailbox);
+	own = TRUE;
 	if (uid != 0) {
 		/* The earlier attempt arrived: nothing to send. */
 	} else if (imap_pool_run_once(fs->pool, dir.mailbox, commit_append_fn,
@@ -408,6 +459,8 @@ int fs_commit(struct imapfs *fs, uint64_t ino, struct fs_spool *sp,
 	if (fs->notify != NULL)
 		fs_notify_inval_inode(fs->notify, ino);
 out_attr:
+	if (own)
+		fs_commit_own_end(fs, dir.mailbox);
 	g_free(attr.flags);
 out:
 	g_free(scan.message_id);

@@ -59,6 +59,19 @@ gboolean fs_commit_same_flags(const char *a, const char *b);
 gboolean fs_commit_ask(struct imapfs *fs, const char *mailbox, imap_pool_fn *fn,
 		       void *user_data, GError **error);
 
+/* This mount's own command that adds a message to @mailbox (APPEND, or
+ * a COPY or MOVE into it) is in flight from fs_commit_own_begin() until
+ * the matching fs_commit_own_end(), which comes after the result is in
+ * the tree. Any thread; never blocks. */
+void fs_commit_own_begin(struct imapfs *fs, const char *mailbox);
+void fs_commit_own_end(struct imapfs *fs, const char *mailbox);
+
+/* Waits, at most @max_ms, until no own command adding to @mailbox is in
+ * flight, so that the live view does not fetch as news the server's echo
+ * of our own change. Returns TRUE if it waited for one. Not for FUSE
+ * workers (it may block for as long as a command does). */
+gboolean fs_commit_own_wait(struct imapfs *fs, const char *mailbox, int max_ms);
+
 /* Sends @sp (the bytes of inode @ino) as described by @t if it has
  * changes that were not sent, then applies the result to the tree.
  * Returns 0 (also when there was nothing to send), or a negative errno:

@@ -82,7 +82,9 @@ static gssize copy_on_server(struct imapfs *fs, const struct fs_entry *src,
 	if (copy_eligible(fs, src, dst, sp, &dir) < 0)
 		return -EOPNOTSUPP;
 	c.dest = dir.mailbox;
+	fs_commit_own_begin(fs, dir.mailbox);
 	if (!imap_pool_run_once(fs->pool, src->mailbox, copy_fn, &c, &err)) {
+		fs_commit_own_end(fs, dir.mailbox);
 		/* A copy that may or may not have happened must not be
 		 * followed by the kernel's byte copy (a second message):
 		 * report it instead. */
@@ -117,6 +119,7 @@ static gssize copy_on_server(struct imapfs *fs, const struct fs_entry *src,
 		 * file's. */
 		fs_tree_detach_shadow(fs->tree, dst->ino, dst->spool);
 	}
+	fs_commit_own_end(fs, dir.mailbox);
 	fs_notify_inval_inode(fs->notify, dst->ino);
 	fs_entry_clear(&dir);
 	return (gssize)src->st.st_size;

@@ -248,6 +248,10 @@ int main(int argc, char **argv)
 	fs.append_limit = imap_session_append_limit(first);
 	fs.cap_quota = imap_session_has_cap(first, "QUOTA");
 	g_mutex_init(&fs.meta_lock);
+	g_mutex_init(&fs.own_lock);
+	g_cond_init(&fs.own_cond);
+	fs.own_inflight =
+		g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	if (!fs.read_only) {
 		fs.spool_dir = fs_spool_dir_new(opts.spool_dir, &err);
 		if (fs.spool_dir == NULL) {
@@ -381,6 +385,7 @@ out_fs:
 	fs_bodycache_free(fs.cache);
 	g_free(fs.ns_prefix);
 	g_free(fs.trash_mailbox);
+	g_hash_table_destroy(fs.own_inflight);
 out_err:
 out_url:
 	g_clear_error(&err);

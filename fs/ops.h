@@ -67,6 +67,13 @@ struct imapfs {
 	 * by meta_lock, replaced when the mailbox list is reloaded. */
 	GMutex meta_lock;
 	char *trash_mailbox;
+	/* This mount's own commands that add messages, in flight
+	 * (fs_commit_own_begin): server name -> count (GUINT_TO_POINTER).
+	 * NULL: not tracked (tests). Protected by own_lock; own_cond is
+	 * broadcast when a count drops. */
+	GMutex own_lock;
+	GCond own_cond;
+	GHashTable *own_inflight;
 };
 
 /* The operations table (static, never NULL). */

@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include "commit.h"
 #include "idle.h"
 #include "imap-error.h"
 #include "log.h"
@@ -24,6 +25,9 @@
  * started (a STATUS or an EXAMINE takes milliseconds; this only bounds a
  * listener stuck on a dead connection). */
 #define WATCH_HOLD_WAIT_US (5 * G_USEC_PER_SEC)
+/* How long a sync waits for this mount's own commands that add to the
+ * folder (each ends within its request's deadline anyway). */
+#define WATCH_OWN_WAIT_MS (60 * 1000)
 
 struct watch_seen {
 	uint32_t uidnext; /* the UIDNEXT last synced to */
@@ -232,6 +236,14 @@ static void watch_sync_run(struct fs_watch *w, const char *mailbox,
 	g_mutex_lock(&w->lock);
 	synced_next = watch_seen_get(w, mailbox)->uidnext;
 	g_mutex_unlock(&w->lock);
+	/* The server may tell of our own APPEND, COPY or MOVE before its
+	 * result is in the tree: let it get there, then look again. */
+	if (st->uidnext > f.max_uid + 1 &&
+	    fs_commit_own_wait(fs, mailbox, WATCH_OWN_WAIT_MS)) {
+		fs_live_folder_clear(&f);
+		if (!fs_tree_live_folder(fs->tree, mailbox, &f))
+			return;
+	}
 	/* New mail: what lies above the highest UID we hold. */
 	if (st->uidnext > f.max_uid + 1 && st->uidnext > synced_next) {
 		struct watch_meta_ctx ctx = {mailbox, f.uidvalidity,
@@ -461,12 +473,14 @@ static char *watch_pick(void *user_data, unsigned int index)
 	GArray *folders = fs_tree_live_folders(w->fs->tree);
 	char *name = NULL;
 	unsigned int seen = 0;
+	/* Past the listeners that IDLE: nothing (the folders are polled). */
+	guint len = index < (unsigned int)g_atomic_int_get(&w->idled)
+			    ? folders->len
+			    : 0;
 
 	g_mutex_lock(&w->lock);
 	watch_set_busy(w, index, TRUE);
-	for (guint i = 0; index < (unsigned int)g_atomic_int_get(&w->idled) &&
-			  i < folders->len;
-	     i++) {
+	for (guint i = 0; i < len; i++) {
 		const char *m = g_array_index(folders, struct fs_live_folder, i)
 					.mailbox;
 

@@ -18,7 +18,8 @@
  * longer matches and one UID SEARCH; a mailbox created, deleted or
  * renamed one mailbox list.  Never a relisting of the folder.  The
  * mount's own changes echoed back find nothing to do: the UIDs and
- * counts already match.
+ * counts already match (an echo faster than our own APPEND/COPY/MOVE's
+ * tree delta waits for it: fs_commit_own_wait()).
  *
  * Threading: fs_watch_start()/fs_watch_stop() from the main thread; the
  * work runs on the listeners' threads, never on a FUSE worker, and takes

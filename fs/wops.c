@@ -1275,11 +1275,16 @@ static int wops_rename_msg(struct imapfs *fs, const struct fs_entry *src,
 	r = wops_may(src->rights, "te");
 	if (r == 0)
 		r = wops_may(ndir.rights, "i");
-	if (r == 0)
-		r = wops_msg_op(fs, src, 1, ndir.mailbox, &res);
 	if (r == 0) {
-		fs_tree_move_msg(fs->tree, src->ino, newparent, res.uidvalidity,
-				 res.uid, taken ? NULL : newname);
+		fs_commit_own_begin(fs, ndir.mailbox);
+		r = wops_msg_op(fs, src, 1, ndir.mailbox, &res);
+		if (r == 0)
+			fs_tree_move_msg(fs->tree, src->ino, newparent,
+					 res.uidvalidity, res.uid,
+					 taken ? NULL : newname);
+		fs_commit_own_end(fs, ndir.mailbox);
+	}
+	if (r == 0) {
 		if (dst_kind == FS_NAME_LOCAL)
 			fs_tree_remove_local(fs->tree, newparent, newname);
 		/* The kernel will think the name is the moved inode now:
