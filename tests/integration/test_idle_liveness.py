@@ -125,14 +125,17 @@ def mounted(imapfs_bin, tmp_path):
 
 @pytest.fixture
 def quiet_dovecot(tmp_path):
-    """A Dovecot without NOTIFY that says nothing during IDLE for an hour
-    (no "* OK Still here")."""
+    """A Dovecot without NOTIFY that says nothing during IDLE (no "* OK
+    Still here"): imap_idle_notify_interval 0 turns the keepalive off.  A
+    long interval would not do: Dovecot aligns the keepalive to
+    (time + hash of the client) modulo the interval, so the first one may
+    come at any moment of it."""
     why = _missing_prerequisite()
     if why:
         pytest.skip(f"needs Dovecot: {why}")
     srv = testenv.DovecotServer(str(tmp_path / "dovecot"),
                                 without_caps=("NOTIFY",),
-                                idle_notify_interval="60 mins")
+                                idle_notify_interval="0")
     srv.start()
     try:
         srv.create_mailbox(QUIET)
