@@ -30,6 +30,8 @@
 #define IDLE_DEFAULT_RENEW_MS (25 * 60 * 1000)
 #define IDLE_BACKOFF_FIRST_MS 1000
 #define IDLE_BACKOFF_MAX_MS (60 * 1000)
+/* UID fetches after an EXAMINE, for messages arriving meanwhile. */
+#define IDLE_EXAMINE_ROUNDS 4
 /* A connection that lasted this long was not refused: reconnect at once. */
 #define IDLE_STABLE_US (30 * G_USEC_PER_SEC)
 /* Second look at the mailbox list after a LIST notification. */
@@ -244,9 +246,20 @@ static gboolean idle_examine(struct imap_idle *idle, const char *mailbox,
 	imap_response_free(tagged);
 	if (!ok)
 		return FALSE;
-	if (imap_mailbox_exists(idle->mb) > 0 &&
-	    !idle_fetch_uids(idle, 1, error))
-		return FALSE;
+	/* Messages that arrive while the UIDs are fetched ("* n EXISTS"
+	 * inside the FETCH) belong to the starting point too: without their
+	 * UIDs the status below would give the old UIDNEXT, and their
+	 * arrival, discarded with the other changes, would never be told.
+	 * A few rounds at most (a server that never stops growing is
+	 * caught up by the next delivery). */
+	for (int round = 0; round < IDLE_EXAMINE_ROUNDS; round++) {
+		uint32_t first = imap_mailbox_first_unknown(idle->mb);
+
+		if (first == 0)
+			break;
+		if (!idle_fetch_uids(idle, first, error))
+			return FALSE;
+	}
 	/* What the EXAMINE itself reported is the starting point, not a
 	 * change; but the owner's view may be older than it: it compares
 	 * with this status. */

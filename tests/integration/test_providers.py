@@ -528,6 +528,36 @@ def test_live_view_on_provider(imapfs_bin, tmp_path, profile):
         assert env.bads() == []
 
 
+def test_live_view_sees_mail_arriving_during_its_uid_fetch(imapfs_bin,
+                                                          tmp_path):
+    """Mail that arrives while the listener, right after its EXAMINE,
+    fetches the folder's UIDs (the server's EXISTS comes inside that
+    FETCH's reply) shows up in ls within 10 s: the listener learns the new
+    UIDs before it reports the folder's state.  (Reported with the
+    EXAMINE's UIDNEXT, the arrival was taken for part of the starting
+    point and never told; seen in CI on Dovecot after a reconnect.)"""
+    work = str(tmp_path)
+    server = _server("m365", work)
+    added = []
+
+    def deliver(selected):
+        if selected != "INBOX" or added:
+            return False
+        added.append(server.add_to(server.folders["INBOX"],
+                                   server.new_msg(MSGS[6], day=20)))
+        return True
+    server.during_fetch(r"FETCH 1:\* \(UID\)", deliver)
+    with _served(imapfs_bin, server, work, live=True) as env:
+        env.files("INBOX")  # used: the listener EXAMINEs and IDLEs on it
+        testenv.wait_for(lambda: bool(added), 10, interval=0.1,
+                         what="the listener's UID fetch in INBOX")
+        name = f"{added[0]}.eml"
+        testenv.wait_for(lambda: name in env.files("INBOX"), 10,
+                         interval=0.1, what=f"{name} in ls INBOX")
+        assert _read(env, "INBOX", name) == MSGS[6]
+        assert env.bads() == []
+
+
 def test_oldname_rename_keeps_inodes(imapfs_bin, tmp_path):
     """A server that names a renamed mailbox's old name in its LIST reply
     (`("OLDNAME" ("old"))`, RFC 5258 section 9 / RFC 5465 5.4; scripted:

@@ -145,6 +145,7 @@ class ProviderServer(fakeserver.FakeImapServer):
         self.gmail = profile == "gmail"
         self.oauth2_token = oauth2_token
         self.lock = threading.RLock()     # protects everything below
+        self.fetch_hooks = []  # during_fetch(): (text regex, fn)
         self.folders: dict[str, Folder] = {}
         self.msgs: dict[int, Msg] = {}    # msgid -> Msg (Gmail)
         self.modseq = 1
@@ -259,6 +260,24 @@ class ProviderServer(fakeserver.FakeImapServer):
             self.throttles.append({"re": re.compile(name_re), "mode": mode,
                                    "text": re.compile(text_re),
                                    "count": count, "backoff": backoff_ms})
+
+    def during_fetch(self, text_re: str, fn):
+        """fn(selected folder name) runs while the reply to a
+        sequence-number FETCH whose text contains `text_re` (a regex) is
+        written: after its FETCH lines, before its tagged OK; it stays
+        armed until fn returns True.  A message fn delivers is announced by
+        an EXISTS inside that reply, its UID not among the ones fetched (as
+        on a real server when mail arrives mid-FETCH)."""
+        with self.lock:
+            self.fetch_hooks.append((re.compile(text_re), fn))
+
+    def run_fetch_hook(self, cmd, selected) -> bool:
+        with self.lock:
+            for i, (text_re, fn) in enumerate(self.fetch_hooks):
+                if text_re.search(cmd.text) and fn(selected):
+                    del self.fetch_hooks[i]
+                    return True
+        return False
 
     def take_throttle(self, cmd):
         with self.lock:
@@ -667,9 +686,9 @@ class _ProviderSession(fakeserver._Session):
         n = len(self.view)
         uids = [self.view[i - 1] for i in
                 sorted(set(_parse_set(m.group(1), n))) if 1 <= i <= n]
-        self.fetch(tag, f, uids, m.group(2).upper(), news)
+        self.fetch(tag, f, uids, m.group(2).upper(), news, cmd)
 
-    def fetch(self, tag, f: Folder, uids, items: str, news=None):
+    def fetch(self, tag, f: Folder, uids, items: str, news=None, cmd=None):
         body = re.search(r"BODY(\.PEEK)?\[\](?:<(\d+)\.(\d+)>)?", items)
         out = bytearray(self.news() if news is None else news)
         for uid in uids:
@@ -707,6 +726,8 @@ class _ProviderSession(fakeserver._Session):
                              chunk)
             out += f"* {self.seqno(uid)} FETCH (".encode() + \
                 b" ".join(parts) + b")\r\n"
+        if cmd is not None and self.p.run_fetch_hook(cmd, self.selected):
+            out += self.news()
         self.send(bytes(out))
         self.ok(tag)
 
