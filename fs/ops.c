@@ -36,23 +36,76 @@ static struct imapfs *ops_fs(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
+/* Without LIST-STATUS, at most this many STATUS commands per mailbox
+ * list, to recognise mailboxes another client renamed. */
+#define OPS_RENAME_STATUS_MAX 20
+
+struct ops_list_ctx {
+	struct fs_tree *tree;
+	GPtrArray *infos;
+};
+
+/* The list says nothing that tells a mailbox another client renamed
+ * (Microsoft 365, Courier): a folder we know gone from it may be one of
+ * the new names, so those are asked for their UIDVALIDITY, MESSAGES and
+ * UIDNEXT (fs_tree_rename_candidates()), which
+ * fs_tree_set_mailboxes_since() then compares with the gone folders'.
+ * Here on the network, outside the tree lock; a list applied later is
+ * still checked against the tree's generation. A refused STATUS (the
+ * name went again) leaves its info as it was. */
+static gboolean ops_list_status(struct imap_session *s, struct ops_list_ctx *c,
+				GError **error)
+{
+	GPtrArray *ask = fs_tree_rename_candidates(c->tree, c->infos,
+						   OPS_RENAME_STATUS_MAX);
+	gboolean ok = TRUE;
+
+	for (guint i = 0; ok && i < ask->len; i++) {
+		struct imap_mailbox_info *info = ask->pdata[i];
+		struct imap_mailbox_status st;
+		GError *err = NULL;
+
+		if (imap_session_status(s, info->name, &st, &err)) {
+			info->uidvalidity = st.uidvalidity;
+			info->exists = st.exists;
+			info->uidnext = st.uidnext;
+		} else if (imap_error_is_fatal(err)) {
+			g_propagate_error(error, err);
+			ok = FALSE;
+		} else {
+			imapfs_debug("STATUS %s: %s", info->name, err->message);
+			g_error_free(err);
+		}
+	}
+	g_ptr_array_unref(ask);
+	return ok;
+}
+
 static gboolean ops_list_fn(struct imap_session *s, void *user_data,
 			    GError **error)
 {
-	GPtrArray **infos_r = user_data;
+	struct ops_list_ctx *c = user_data;
 
-	*infos_r = imap_session_list(s, error);
-	return *infos_r != NULL;
+	/* A second run (the first one's connection broke) starts over. */
+	g_clear_pointer(&c->infos, g_ptr_array_unref);
+	c->infos = imap_session_list(s, error);
+	if (c->infos == NULL)
+		return FALSE;
+	return imap_session_list_has_status(s) || ops_list_status(s, c, error);
 }
 
 int fs_ops_load_mailboxes(struct imapfs *fs, GError **error)
 {
-	GPtrArray *infos = NULL;
+	struct ops_list_ctx c = {.tree = fs->tree};
+	GPtrArray *infos;
 	uint64_t gen = fs_tree_mailboxes_gen(fs->tree);
 	guint i;
 
-	if (!imap_pool_run(fs->pool, NULL, ops_list_fn, &infos, error))
+	if (!imap_pool_run(fs->pool, NULL, ops_list_fn, &c, error)) {
+		g_clear_pointer(&c.infos, g_ptr_array_unref);
 		return -fs_errno_from_error(*error);
+	}
+	infos = c.infos;
 	/* Older than a folder change of ours that completed meanwhile: the
 	 * tree stays as it is (the next refresh asks again). */
 	if (!fs_tree_set_mailboxes_since(fs->tree, infos, gen)) {

@@ -528,6 +528,50 @@ static void tree_follow_renames(struct fs_tree *tree, GPtrArray *infos,
 	g_hash_table_destroy(listed);
 }
 
+GPtrArray *fs_tree_rename_candidates(struct fs_tree *tree, GPtrArray *infos,
+				     guint max)
+{
+	GHashTable *listed = g_hash_table_new(g_str_hash, g_str_equal);
+	GHashTable *known = g_hash_table_new(g_str_hash, g_str_equal);
+	GPtrArray *ask = g_ptr_array_new();
+	gboolean vanished = FALSE;
+	GHashTableIter it;
+	gpointer k, v;
+	guint i;
+
+	for (i = 0; i < infos->len; i++)
+		g_hash_table_add(
+			listed,
+			((struct imap_mailbox_info *)infos->pdata[i])->name);
+	g_mutex_lock(&tree->lock);
+	tree_index_mailboxes(tree->root, known);
+	/* Only a folder whose UIDVALIDITY we know can be recognised under a
+	 * new name (tree_is_renamed()): none of them gone, nothing to ask. */
+	g_hash_table_iter_init(&it, known);
+	while (!vanished && g_hash_table_iter_next(&it, &k, &v)) {
+		const struct tree_node *d = v;
+
+		vanished = !g_hash_table_contains(listed, k) && d->selectable &&
+			   (d->uidvalidity != 0 || d->list_uidvalidity != 0);
+	}
+	for (i = 0; vanished && i < infos->len; i++) {
+		struct imap_mailbox_info *info = infos->pdata[i];
+
+		if (!info->noselect && info->uidvalidity == 0 &&
+		    info->old_name == NULL &&
+		    !g_hash_table_contains(known, info->name))
+			g_ptr_array_add(ask, info);
+	}
+	g_mutex_unlock(&tree->lock);
+	/* Parents first: one renamed parent takes its children along. */
+	g_ptr_array_sort(ask, tree_by_length);
+	if (ask->len > max)
+		g_ptr_array_set_size(ask, max);
+	g_hash_table_destroy(known);
+	g_hash_table_destroy(listed);
+	return ask;
+}
+
 uint64_t fs_tree_mailboxes_gen(struct fs_tree *tree)
 {
 	uint64_t gen;

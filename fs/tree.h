@@ -81,6 +81,19 @@ void fs_tree_free(struct fs_tree *tree);
  * became \Noselect loses its messages. */
 void fs_tree_set_mailboxes(struct fs_tree *tree, GPtrArray *infos);
 
+/* For a server whose list says nothing that tells a mailbox another
+ * client renamed (no LIST-STATUS, no OLDNAME): the mailboxes of @infos (a
+ * fresh imap_session_list(), not yet applied) worth a STATUS (UIDVALIDITY
+ * MESSAGES UIDNEXT), whose answers, put in their infos, let
+ * fs_tree_set_mailboxes_since() recognise them as folders gone from the
+ * list: the selectable names the tree does not have, without UIDVALIDITY
+ * or OLDNAME, shortest first, at most @max -- and none unless a folder
+ * whose UIDVALIDITY the tree knows is missing from @infos. Returns a new
+ * array of infos borrowed from @infos. Takes the tree lock briefly (never
+ * hold it over the STATUS); any thread. */
+GPtrArray *fs_tree_rename_candidates(struct fs_tree *tree, GPtrArray *infos,
+				     guint max);
+
 /* The generation of the folder tree: raised by this mount's own
  * fs_tree_add_dir(), fs_tree_remove_dir() and fs_tree_move_dir(). Take
  * it before asking the server for the mailbox list. Any thread. */

@@ -153,6 +153,12 @@ gboolean imap_session_has_cap(const struct imap_session *session,
 	return imap_conn_has_cap(session->conn, cap);
 }
 
+gboolean imap_session_list_has_status(const struct imap_session *session)
+{
+	return imap_conn_has_cap(session->conn, "LIST-EXTENDED") &&
+	       imap_conn_has_cap(session->conn, "LIST-STATUS");
+}
+
 void imap_session_abort(struct imap_session *session)
 {
 	imap_conn_abort(session->conn);
@@ -464,7 +470,7 @@ static gboolean session_list_pattern(struct session_list_ctx *ctx,
 			g_string_append(ret, " CHILDREN");
 		/* A STATUS for every mailbox that can be selected (RFC 5819
 		 * sends none for the others): see session_list_ghosts(). */
-		if (imap_conn_has_cap(session->conn, "LIST-STATUS"))
+		if (imap_session_list_has_status(session))
 			g_string_append(ret, " STATUS (UIDVALIDITY MESSAGES "
 					     "UIDNEXT)");
 		if (ret->len > 0) {
@@ -492,8 +498,7 @@ static void session_list_ghosts(struct session_list_ctx *ctx)
 {
 	guint i, j;
 
-	if (!imap_conn_has_cap(ctx->session->conn, "LIST-STATUS") ||
-	    !imap_conn_has_cap(ctx->session->conn, "LIST-EXTENDED"))
+	if (!imap_session_list_has_status(ctx->session))
 		return;
 	for (i = 0; i < ctx->result->len; i++) {
 		struct imap_mailbox_info *info = ctx->result->pdata[i];

@@ -143,6 +143,12 @@ gboolean imap_mailbox_info_is_primary(const struct imap_mailbox_info *info);
  * imap_mailbox_info * that frees its elements, or NULL on error. */
 GPtrArray *imap_session_list(struct imap_session *session, GError **error);
 
+/* TRUE if imap_session_list() asks for each mailbox's UIDVALIDITY,
+ * MESSAGES and UIDNEXT in the LIST itself (LIST-EXTENDED and
+ * LIST-STATUS): without, its infos carry none (0). Same calling rule as
+ * imap_session_has_cap(). */
+gboolean imap_session_list_has_status(const struct imap_session *session);
+
 /* Sends EXAMINE @mailbox (always, so the status is fresh) and fills
  * @status_r. Fails with IMAP_ERROR_NONEXISTENT if the server says the
  * mailbox does not exist. */

@@ -558,34 +558,74 @@ def test_live_view_sees_mail_arriving_during_its_uid_fetch(imapfs_bin,
         assert env.bads() == []
 
 
+def _rename_keeps_inodes(env, server, oldname, before=lambda: None):
+    """Another client renames Projects to Plans (`oldname`: the LIST
+    replies say so); `before()` runs once the folder is loaded and the
+    list polled.  The folder keeps its inode and its messages theirs, an
+    open fd reads on, the old path is ENOENT."""
+    files = env.files("Projects")
+    inos = {n: os.stat(env.path("Projects", n)).st_ino for n in files}
+    dir_ino = os.stat(env.path("Projects")).st_ino
+    with server.lock:
+        want = server.uids("Projects")[int(files[0][:-4])].data
+    fd = os.open(env.path("Projects", files[0]), os.O_RDONLY)
+    try:
+        env.files("INBOX")  # the list is polled at the pace of use
+        before()
+        with server.lock:
+            server.rename_folder("Projects", "Plans", oldname=oldname)
+        testenv.wait_for(lambda: "Plans" in os.listdir(env.mnt), 10,
+                         interval=0.1, what="Plans in ls")
+        assert os.stat(env.path("Plans")).st_ino == dir_ino
+        assert env.files("Plans") == files
+        for n in files:
+            assert os.stat(env.path("Plans", n)).st_ino == inos[n], n
+        assert os.pread(fd, 1 << 20, 0) == want
+        with pytest.raises(FileNotFoundError):
+            os.stat(env.path("Projects"))
+    finally:
+        os.close(fd)
+
+
 def test_oldname_rename_keeps_inodes(imapfs_bin, tmp_path):
     """A server that names a renamed mailbox's old name in its LIST reply
     (`("OLDNAME" ("old"))`, RFC 5258 section 9 / RFC 5465 5.4; scripted:
     Dovecot's MailboxName events are unusable): the folder keeps its inode
     and its messages theirs, an open fd reads on, the old path is ENOENT.
-    M365 has no LIST-STATUS, so OLDNAME is all there is to go by."""
+    M365 has no LIST-STATUS: here OLDNAME alone tells it."""
     work = str(tmp_path)
     server = _server("m365", work)
     with _served(imapfs_bin, server, work, live=True) as env:
-        files = env.files("Projects")
-        inos = {n: os.stat(env.path("Projects", n)).st_ino for n in files}
-        dir_ino = os.stat(env.path("Projects")).st_ino
+        _rename_keeps_inodes(env, server, True)
+        assert env.bads() == []
+
+
+def test_m365_rename_by_another_client_keeps_inodes(imapfs_bin, tmp_path):
+    """Another client renames a folder on a server whose LIST says nothing
+    of it (Microsoft 365: no LIST-STATUS, no OLDNAME): the folder we had
+    loaded is gone from the list and a new name came, so the new name is
+    asked STATUS (UIDVALIDITY MESSAGES UIDNEXT); Exchange keeps a folder's
+    UIDVALIDITY across RENAME (so does the scripted one: the folder object
+    moves), and with MESSAGES and UIDNEXT unchanged it is the same folder:
+    it keeps its inode and its messages theirs, an fd held open reads on,
+    the old path is ENOENT.  A folder another client created while none
+    went is not asked STATUS (bounded: only when a folder we know went
+    from the list), nor are the folders that kept their names and were
+    never used; nothing the server did not understand."""
+    work = str(tmp_path)
+    server = _server("m365", work)
+
+    def create_fresh():
         with server.lock:
-            want = server.uids("Projects")[int(files[0][:-4])].data
-        fd = os.open(env.path("Projects", files[0]), os.O_RDONLY)
-        try:
-            env.files("INBOX")  # the list is polled at the pace of use
-            with server.lock:
-                server.rename_folder("Projects", "Plans", oldname=True)
-            testenv.wait_for(lambda: "Plans" in os.listdir(env.mnt), 10,
-                             interval=0.1, what="Plans in ls")
-            assert os.stat(env.path("Plans")).st_ino == dir_ino
-            assert env.files("Plans") == files
-            for n in files:
-                assert os.stat(env.path("Plans", n)).st_ino == inos[n], n
-            assert os.pread(fd, 1 << 20, 0) == want
-            with pytest.raises(FileNotFoundError):
-                os.stat(env.path("Projects"))
-        finally:
-            os.close(fd)
+            server.add_folder("Fresh", ())
+        testenv.wait_for(lambda: "Fresh" in os.listdir(env.mnt), 10,
+                         interval=0.1, what="Fresh in ls")
+    with _served(imapfs_bin, server, work, live=True) as env:
+        n0 = len(server.commands_snapshot())
+        _rename_keeps_inodes(env, server, False, create_fresh)
+        asked = [c.text for c in server.commands_snapshot()[n0:]
+                 if c.name == "STATUS"]
+        assert not any(b in t for t in asked
+                       for b in ("Fresh", "Archive", "Drafts", "Sent")), \
+            asked
         assert env.bads() == []

@@ -604,6 +604,68 @@ static void test_stale_list_after_rename(void)
 	fs_tree_free(t);
 }
 
+/* Without LIST-STATUS: which new names are asked STATUS. None while every
+ * folder with a known UIDVALIDITY is still listed (a folder only listed,
+ * never loaded, does not count); once a loaded one went, the new
+ * selectable names without OLDNAME, shortest first, capped; and their
+ * STATUS answers let the list keep the folder's inode. */
+static void test_rename_candidates(void)
+{
+	struct fs_tree *t = fs_tree_new(1000, 1000, 0400, 0500);
+	GPtrArray *infos = g_ptr_array_new_with_free_func(info_free);
+	GPtrArray *next = g_ptr_array_new_with_free_func(info_free);
+	const uint32_t uids[] = {1, 2};
+	struct imap_mailbox_info *i;
+	GPtrArray *ask;
+	uint64_t a;
+
+	add_box(infos, "INBOX", '.', FALSE);
+	add_box(infos, "A", '.', FALSE);
+	add_box(infos, "Listed", '.', FALSE);
+	fs_tree_set_mailboxes(t, infos);
+	a = lookup_ino(t, FS_ROOT_INO, "A");
+	load(t, a, 101, uids, 2);
+	/* Listed (never loaded) went, New came: nothing to compare. */
+	add_box(next, "INBOX", '.', FALSE);
+	add_box(next, "A", '.', FALSE);
+	add_box(next, "New", '.', FALSE);
+	ask = fs_tree_rename_candidates(t, next, 20);
+	g_assert_cmpuint(ask->len, ==, 0);
+	g_ptr_array_unref(ask);
+	/* A went: the new names, shortest first, but not a \Noselect one
+	 * nor one whose OLDNAME (or UIDVALIDITY) says it already. */
+	g_ptr_array_remove_index(next, 1);
+	add_box(next, "Longer.B", '.', FALSE);
+	add_box(next, "B", '.', FALSE);
+	add_box(next, "Parent", '.', TRUE);
+	add_box(next, "Told", '.', FALSE);
+	i = next->pdata[next->len - 1];
+	i->old_name = g_strdup("Other");
+	ask = fs_tree_rename_candidates(t, next, 20);
+	g_assert_cmpuint(ask->len, ==, 3);
+	g_assert_cmpstr(((struct imap_mailbox_info *)ask->pdata[0])->name, ==,
+			"B");
+	g_assert_cmpstr(((struct imap_mailbox_info *)ask->pdata[1])->name, ==,
+			"New");
+	g_assert_cmpstr(((struct imap_mailbox_info *)ask->pdata[2])->name, ==,
+			"Longer.B");
+	g_ptr_array_unref(ask);
+	ask = fs_tree_rename_candidates(t, next, 1);
+	g_assert_cmpuint(ask->len, ==, 1);
+	/* STATUS B: A's UIDVALIDITY, MESSAGES and UIDNEXT as its load saw
+	 * them (load() reports no EXISTS, and UIDNEXT past the last UID). */
+	i = ask->pdata[0];
+	i->uidvalidity = 101;
+	i->exists = 0;
+	i->uidnext = 3;
+	g_ptr_array_unref(ask);
+	fs_tree_set_mailboxes(t, next);
+	g_assert_cmpuint(lookup_ino(t, FS_ROOT_INO, "B"), ==, a);
+	g_assert_cmpuint(lookup_ino(t, FS_ROOT_INO, "A"), ==, 0);
+	g_ptr_array_unref(next);
+	g_ptr_array_unref(infos);
+	fs_tree_free(t);
+}
 /* Another client's RENAME, seen in the polled mailbox list: the same
  * mailbox under a new name (OLDNAME, or the same UIDVALIDITY, MESSAGES and
  * UIDNEXT) keeps its inodes and listing; anything else is a deletion and
@@ -977,6 +1039,7 @@ int main(int argc, char **argv)
 			test_renamed_by_another_client);
 	g_test_add_func("/tree/stale-list-after-rename",
 			test_stale_list_after_rename);
+	g_test_add_func("/tree/rename-candidates", test_rename_candidates);
 	g_test_add_func("/tree/refresh", test_refresh);
 	g_test_add_func("/tree/add-one", test_add_one);
 	g_test_add_func("/tree/live-folders", test_live_folders);
