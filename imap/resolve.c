@@ -8,9 +8,15 @@
 #include "reqctx.h"
 #include "resolve.h"
 
+/* The look-up of names (atomic; imap_resolve_set_lookup()). */
+static imap_resolve_fn *resolve_lookup = getaddrinfo;
+/* Look-ups whose thread has not finished (atomic): for tests. */
+static gint resolve_pending;
+
 /* One look-up, shared by the caller and the thread until both let go. */
 struct resolve_job {
 	gint refs; /* atomic: the caller's and the thread's */
+	imap_resolve_fn *lookup;
 	char *host, *service;
 	struct addrinfo hints;
 	GMutex lock;
@@ -38,7 +44,7 @@ static gpointer resolve_thread(gpointer data)
 {
 	struct resolve_job *job = data;
 	struct addrinfo *res = NULL;
-	int rc = getaddrinfo(job->host, job->service, &job->hints, &res);
+	int rc = job->lookup(job->host, job->service, &job->hints, &res);
 	int e = errno;
 
 	g_mutex_lock(&job->lock);
@@ -49,7 +55,18 @@ static gpointer resolve_thread(gpointer data)
 	g_cond_signal(&job->done_cond);
 	g_mutex_unlock(&job->lock);
 	resolve_job_unref(job);
+	g_atomic_int_add(&resolve_pending, -1);
 	return NULL;
+}
+
+void imap_resolve_set_lookup(imap_resolve_fn *fn)
+{
+	g_atomic_pointer_set(&resolve_lookup, fn != NULL ? fn : getaddrinfo);
+}
+
+unsigned int imap_resolve_pending(void)
+{
+	return (unsigned int)g_atomic_int_get(&resolve_pending);
 }
 
 static void resolve_set_error(const char *host, int rc, int e, GError **error)
@@ -58,11 +75,19 @@ static void resolve_set_error(const char *host, int rc, int e, GError **error)
 		    host, rc == EAI_SYSTEM ? g_strerror(e) : gai_strerror(rc));
 }
 
+static void resolve_set_timeout(const char *host, GError **error)
+{
+	g_set_error(error, IMAP_ERROR, IMAP_ERROR_TIMEOUT,
+		    "resolving %s timed out (no answer from the DNS server)",
+		    host);
+}
+
 struct addrinfo *imap_resolve(const char *host, const char *service,
 			      const struct addrinfo *hints, gint64 deadline,
 			      GError **error)
 {
 	struct addrinfo numeric = *hints, *res = NULL;
+	imap_resolve_fn *lookup = g_atomic_pointer_get(&resolve_lookup);
 	struct resolve_job *job;
 	GThread *thread;
 	int rc;
@@ -77,19 +102,27 @@ struct addrinfo *imap_resolve(const char *host, const char *service,
 		return NULL;
 	}
 	deadline = imap_reqctx_clamp(deadline);
+	/* Past already: no look-up is started (none could be waited for). */
+	if (deadline >= 0 && g_get_monotonic_time() >= deadline) {
+		resolve_set_timeout(host, error);
+		return NULL;
+	}
 	job = g_new0(struct resolve_job, 1);
 	job->refs = 2;
+	job->lookup = lookup;
 	job->host = g_strdup(host);
 	job->service = g_strdup(service);
 	job->hints = *hints;
 	g_mutex_init(&job->lock);
 	g_cond_init(&job->done_cond);
+	g_atomic_int_inc(&resolve_pending);
 	thread = g_thread_try_new("imapfs-resolve", resolve_thread, job, NULL);
 	if (thread == NULL) {
 		/* No thread to spare: resolve here, unbounded as before. */
+		g_atomic_int_add(&resolve_pending, -1);
 		job->refs = 1;
 		resolve_job_unref(job);
-		rc = getaddrinfo(host, service, hints, &res);
+		rc = lookup(host, service, hints, &res);
 		if (rc != 0) {
 			resolve_set_error(host, rc, errno, error);
 			return NULL;
@@ -102,10 +135,7 @@ struct addrinfo *imap_resolve(const char *host, const char *service,
 		gint64 now = g_get_monotonic_time(), until;
 
 		if (deadline >= 0 && now >= deadline) {
-			g_set_error(error, IMAP_ERROR, IMAP_ERROR_TIMEOUT,
-				    "resolving %s timed out (no answer from "
-				    "the DNS server)",
-				    host);
+			resolve_set_timeout(host, error);
 			break;
 		}
 		if (!imap_reqctx_check(error))
