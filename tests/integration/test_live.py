@@ -191,6 +191,27 @@ def test_other_clients_rename_keeps_inodes(live, kid):
     the old path is ENOENT.  Dovecot keeps UIDVALIDITY, MESSAGES and
     UIDNEXT across RENAME; the polled mailbox list matches them."""
     srv, mnt, _, mode = live
+    _other_clients_rename(srv, mnt, mode, kid)
+
+
+@pytest.mark.parametrize("kid", [False, True], ids=["leaf", "with-child"])
+def test_other_clients_rename_without_list_status(imapfs_bin, tmp_path, kid):
+    """The same on a Dovecot without LIST-STATUS (nor NOTIFY), as Courier
+    and Microsoft 365 are: the list tells nothing of the folders' state,
+    so the mount asks the new names STATUS once it sees a loaded folder
+    gone from the list, and Dovecot's answer (the same UIDVALIDITY,
+    MESSAGES, UIDNEXT) keeps the inodes."""
+    with own_mount(imapfs_bin, tmp_path, ("NOTIFY", "LIST-STATUS"),
+                   []) as (srv, mnt, _, _):
+        srv.create_mailbox(WATCH)
+        # Made after the mount listed: shown once the list is polled,
+        # at the pace of use.
+        wait(lambda: use(mnt, "INBOX") or WATCH in os.listdir(mnt),
+             f"{WATCH} in ls")
+        _other_clients_rename(srv, mnt, "no-list-status", kid)
+
+
+def _other_clients_rename(srv, mnt, mode, kid):
     old, new = f"Before-{mode}-{kid}", f"After-{mode}-{kid}"
     use(mnt, WATCH)  # the mailbox list is polled at the pace of use
     srv.create_mailbox(old)

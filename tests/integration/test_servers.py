@@ -486,3 +486,76 @@ def test_write_folders_and_edits(env, wmnt):
     assert r.returncode == 0, r.stderr
     assert _server_tree(env, "Tree") == {}
     assert "Tree" not in os.listdir(wmnt)
+
+
+def _status(server, name):
+    """The server's STATUS (UIDVALIDITY MESSAGES UIDNEXT) of `name`."""
+    c = server.client()
+    try:
+        typ, data = c.status(testenv.imap_quote(server.server_name(name)),
+                             "(UIDVALIDITY MESSAGES UIDNEXT)")
+        assert typ == "OK", data
+        return tuple(int(re.search(rf"{k} (\d+)", data[0].decode()).group(1))
+                     for k in ("UIDVALIDITY", "MESSAGES", "UIDNEXT"))
+    finally:
+        c.logout()
+
+
+# Whether RENAME keeps the mailbox's UIDVALIDITY, by which the mount
+# recognises a folder another client renamed (no server here says
+# OLDNAME).  Courier 1.x gives the renamed folder a new one (its UIDs
+# start over): to the mount that is a folder deleted and one created.
+RENAME_KEEPS_UIDVALIDITY = {"dovecot": True, "cyrus": True,
+                            "cyrus-unixsep": True, "courier": False}
+
+
+def test_another_clients_rename_keeps_inodes(env, wmnt):
+    """Another client renames a folder the mount had loaded; the next
+    listing (listing_ttl=0) shows the new name.  Where RENAME keeps
+    UIDVALIDITY (RENAME_KEEPS_UIDVALIDITY) it is the same directory
+    inode, its messages keep theirs and an fd opened before reads the
+    message (fetched under the new name); the mount learns it from
+    LIST-STATUS (Dovecot, Cyrus).  Courier has no
+    LIST-STATUS: the mount asks the new name STATUS, and its new
+    UIDVALIDITY makes it a new folder (a new inode, the server's
+    messages), never the old one's listing under the new name."""
+    old, new = "Renamed by other", "Renamed by other 2"
+    keeps = RENAME_KEEPS_UIDVALIDITY[env.kind]
+    env.server.create_mailbox(old)
+    load_folder(env.server, old, 3, 90)
+    before = _status(env.server, old)
+    assert old in os.listdir(wmnt)
+    d = os.path.join(wmnt, old)
+    files = sorted(os.listdir(d))
+    assert len(files) == 3, files
+    inos = {n: os.stat(os.path.join(d, n)).st_ino for n in files}
+    dir_ino = os.stat(d).st_ino
+    fd = os.open(os.path.join(d, files[-1]), os.O_RDONLY)
+    try:
+        c = env.server.client()
+        try:
+            typ, data = c.rename(
+                testenv.imap_quote(env.server.server_name(old)),
+                testenv.imap_quote(env.server.server_name(new)))
+            assert typ == "OK", data
+        finally:
+            c.logout()
+        after = _status(env.server, new)
+        assert (after == before) == keeps, (before, after)
+        top = os.listdir(wmnt)
+        assert new in top and old not in top, top
+        d2 = os.path.join(wmnt, new)
+        truth = _server_msgs(env.server, env.server.server_name(new))
+        assert sorted(os.listdir(d2)) == sorted(f"{u}.eml" for u in truth)
+        # (The old path may stay in the kernel's cache for attr_timeout:
+        # this listing, not the live view, may have applied the list.)
+        if not keeps:
+            assert os.stat(d2).st_ino != dir_ino
+            return
+        assert os.stat(d2).st_ino == dir_ino
+        for n in files:
+            assert os.stat(os.path.join(d2, n)).st_ino == inos[n], n
+        assert os.pread(fd, 1 << 20, 0) == truth[int(files[-1][:-4])][1]
+    finally:
+        os.close(fd)
+        env.server.delete_mailbox(new)
