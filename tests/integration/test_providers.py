@@ -604,9 +604,9 @@ def test_m365_rename_by_another_client_keeps_inodes(imapfs_bin, tmp_path):
     """Another client renames a folder on a server whose LIST says nothing
     of it (Microsoft 365: no LIST-STATUS, no OLDNAME): the folder we had
     loaded is gone from the list and a new name came, so the new name is
-    asked STATUS (UIDVALIDITY MESSAGES UIDNEXT); Exchange keeps a folder's
-    UIDVALIDITY across RENAME (so does the scripted one: the folder object
-    moves), and with MESSAGES and UIDNEXT unchanged it is the same folder:
+    asked STATUS (UIDVALIDITY MESSAGES UIDNEXT); Exchange is taken to keep
+    a folder's UIDVALIDITY across RENAME (the scripted one does: the folder
+    object moves; not checked against the real service), and with MESSAGES and UIDNEXT unchanged it is the same folder:
     it keeps its inode and its messages theirs, an fd held open reads on,
     the old path is ENOENT.  A folder another client created while none
     went is not asked STATUS (bounded: only when a folder we know went
