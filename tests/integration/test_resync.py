@@ -11,7 +11,6 @@ when the QRESYNC path (or the fallback a server without it needs) is not
 the one taken. The other client talks to Dovecot directly.
 """
 
-import imaplib
 import os
 import re
 import secrets
@@ -29,6 +28,9 @@ sys.path.insert(0, os.path.join(_ROOT, "tests", "support"))
 import faultproxy  # noqa: E402
 import testenv  # noqa: E402
 from conftest import _missing_prerequisite  # noqa: E402
+# mount(server, options): through the proxy, -o timeout=3, unmounted at
+# teardown.
+from test_offline import mount  # noqa: E402,F401
 
 COUNT = 300
 VARIANTS = {
@@ -66,35 +68,6 @@ def proxy(request, tmp_path_factory):
     finally:
         p.stop()
         server.stop()
-
-
-class Mount:
-    def __init__(self, binary, proxy, path, trace, options):
-        self.path = path
-        self.trace = trace
-        self.proc = testenv.mount_traced(binary, proxy, path, trace,
-                                         ["-o", "timeout=3"] + options)
-
-    def trace_tail(self, n=3000) -> str:
-        with open(self.trace, errors="replace") as f:
-            return f.read()[-n:]
-
-
-@pytest.fixture
-def mount(imapfs_bin, tmp_path):
-    made = []
-
-    def do_mount(proxy, options):
-        path = str(tmp_path / f"mnt{len(made)}")
-        os.mkdir(path)
-        m = Mount(imapfs_bin, proxy, path,
-                  str(tmp_path / f"trace{len(made)}.txt"), options)
-        made.append(m)
-        return m
-
-    yield do_mount
-    for m in made:
-        testenv.stop_traced(m.path, m.proc)
 
 
 def message(i: int) -> bytes:

@@ -186,6 +186,14 @@ static void flag_cb(uint32_t uid, const char *flags, uint64_t modseq,
 			       flags, modseq);
 }
 
+/* Logs out, stops the peer and checks it worked through its script. */
+static void finish(struct imap_session *s, struct peer *p)
+{
+	imap_session_free(s);
+	peer_stop(p);
+	peer_assert_done(p);
+}
+
 /* ENABLE QRESYNC is sent (the peer echoes what it is asked to enable)
  * and the windows cover 1..12000; replies outside it are ignored. */
 static void test_qresync_since_windows(void)
@@ -228,9 +236,7 @@ static void test_qresync_since_windows(void)
 	g_assert_cmpstr(seen.log->str, ==, "1:\\Seen:9;10001::12;");
 	g_assert_cmpuint(highest, ==, 12);
 	g_free(got);
-	imap_session_free(s);
-	peer_stop(p);
-	peer_assert_done(p);
+	finish(s, p);
 	peer_free(p);
 	g_string_free(seen.log, TRUE);
 	g_array_unref(v);
@@ -256,9 +262,7 @@ static void test_qresync_since_hostile(void)
 		s, "INBOX", 7, 1, 20, 40, flag_cb, &seen, v, NULL, &err));
 	g_assert_error(err, IMAP_ERROR, IMAP_ERROR_PROTOCOL);
 	g_clear_error(&err);
-	imap_session_free(s);
-	peer_stop(p);
-	peer_assert_done(p);
+	finish(s, p);
 	peer_free(p);
 	g_string_free(seen.log, TRUE);
 	g_array_unref(v);
@@ -278,9 +282,7 @@ static void test_qresync_unsupported(void)
 		s, "INBOX", 7, 1, 20, 40, flag_cb, NULL, v, NULL, &err));
 	g_assert_error(err, IMAP_ERROR, IMAP_ERROR_UNSUPPORTED);
 	g_clear_error(&err);
-	imap_session_free(s);
-	peer_stop(p);
-	peer_assert_done(p);
+	finish(s, p);
 	g_assert_cmpstr(p->transcript->str, ==, "");
 	peer_free(p);
 	g_array_unref(v);
@@ -309,9 +311,7 @@ static void test_flags_all_windows(void)
 					    &seen, &err));
 	g_assert_no_error(err);
 	g_assert_cmpstr(seen.log->str, ==, "3:\\Flagged:0;24000::0;");
-	imap_session_free(s);
-	peer_stop(p);
-	peer_assert_done(p);
+	finish(s, p);
 	peer_free(p);
 	g_string_free(seen.log, TRUE);
 }
