@@ -25,6 +25,7 @@ _ROOT = os.environ.get("IMAPFS_SOURCE_ROOT") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(_ROOT, "tests", "support"))
 
+import fakeproviders  # noqa: E402
 import faultproxy  # noqa: E402
 import testenv  # noqa: E402
 from conftest import _missing_prerequisite  # noqa: E402
@@ -299,3 +300,40 @@ def test_refresh_with_many_holes(proxy, mount):
         assert sum(1 for t in texts if QRESYNC_RE.match(t)) >= 5, texts
     else:
         assert sum(1 for t in texts if SEARCH_RE.match(t)) >= 5, texts
+
+
+def test_qresync_that_forgets_expunges_falls_back(imapfs_bin, tmp_path):
+    """A server that announces QRESYNC but reports no VANISHED for an
+    expunge (scripted: no real server does it on purpose, one that lost
+    its expunge log may): the count does not add up, so the refresh lists
+    the UIDs after all and the message goes."""
+    s = fakeproviders.ProviderServer(
+        "gmail", labels={"Box": [(f"k{i}", message(i)) for i in range(20)]},
+        workdir=str(tmp_path / "srv"), qresync_forgets=True)
+    s.start()
+    mnt = str(tmp_path / "mnt")
+    os.mkdir(mnt)
+    try:
+        r = testenv.mount_imapfs(imapfs_bin, s, mnt, options=[
+            "-o", "watch=0", "-o", "listing_ttl=1", "-o", "timeout=5"])
+        assert r.returncode == 0, r.stderr
+        box = os.path.join(mnt, "Box")
+        names = sorted(os.listdir(box))
+        assert len(names) == 20
+        with s.lock:
+            f = s.folders["Box"]
+            gone = sorted(f.uids)[4]
+            s.expunge_from(f, gone)
+        n = len(s.commands_snapshot())
+        time.sleep(1.5)  # listing_ttl expires
+        assert sorted(os.listdir(box)) == \
+            sorted(set(names) - {f"{gone}.eml"})
+        # The scripted server's texts start with the tag.
+        sent = [c.text.split(" ", 1)[1] for c in s.commands_snapshot()[n:]]
+        assert any(QRESYNC_RE.match(t) for t in sent), sent
+        assert any(SEARCH_RE.match(t) for t in sent), sent
+    finally:
+        testenv.unmount(mnt)
+        if testenv.daemon_pid(mnt) is not None:
+            testenv.force_unmount(mnt)
+        s.stop()
