@@ -159,11 +159,12 @@ static GArray *folder_present_from_vanished(const GArray *vanished,
 }
 
 /* With QRESYNC, the flags and the expunges below @below in one pass
- * ("UID FETCH (CHANGEDSINCE m VANISHED)", windowed): FALSE with *@used_r
- * FALSE when it cannot serve (the vanished UIDs are fewer than the
- * count says went: a HIGHESTMODSEQ the server no longer remembers, or
- * one of ours ahead of an expunge we missed), the caller then asks the
- * old way. */
+ * ("UID FETCH (CHANGEDSINCE m VANISHED)", windowed) into ctx->delta,
+ * *@used_r TRUE. *@used_r FALSE (and TRUE returned, the delta untouched)
+ * when the answer cannot serve: the vanished UIDs are fewer than the
+ * count says went (a server that forgot, or a HIGHESTMODSEQ of ours
+ * ahead of an expunge we missed); the caller then asks the old way.
+ * FALSE on error. */
 static gboolean folder_refresh_qresync(struct imap_session *s,
 				       struct folder_ctx *ctx, uint32_t below,
 				       gboolean *used_r, GError **error)
