@@ -8,6 +8,7 @@
 #include "imap-error.h"
 #include "log.h"
 #include "namemap.h"
+#include "resync.h"
 
 /* Large folders are listed in UID windows holding about this many
  * messages, so that no single reply grows without bound. */
@@ -121,15 +122,97 @@ static gboolean folder_load_fn(struct imap_session *s, void *user_data,
 	}
 }
 
+/* QRESYNC's flag changes, as the listing's metadata. */
+static void folder_flag_cb(uint32_t uid, const char *flags, uint64_t modseq,
+			   void *user_data)
+{
+	struct imap_message_meta meta = {.uid = uid, .flags = (char *)flags};
+
+	(void)modseq;
+	folder_meta_cb(&meta, user_data);
+}
+
+/* @vanished (sorted, merged) turned into what delta.present says: every
+ * UID in 1..@below-1 that is not in it. */
+static GArray *folder_present_from_vanished(const GArray *vanished,
+					    uint32_t below)
+{
+	GArray *present =
+		g_array_new(FALSE, FALSE, sizeof(struct imap_uid_range));
+	uint64_t next = 1;
+
+	for (guint i = 0; i < vanished->len; i++) {
+		const struct imap_uid_range *v =
+			&g_array_index(vanished, struct imap_uid_range, i);
+		struct imap_uid_range r = {(uint32_t)next, v->lo - 1};
+
+		if (v->lo > next)
+			g_array_append_val(present, r);
+		next = (uint64_t)v->hi + 1;
+	}
+	if (next < below) {
+		struct imap_uid_range r = {(uint32_t)next, below - 1};
+
+		g_array_append_val(present, r);
+	}
+	return present;
+}
+
+/* With QRESYNC, the flags and the expunges below @below in one pass
+ * ("UID FETCH (CHANGEDSINCE m VANISHED)", windowed) into ctx->delta,
+ * *@used_r TRUE. *@used_r FALSE (and TRUE returned, the delta untouched)
+ * when the answer cannot serve: the vanished UIDs are fewer than the
+ * count says went (a server that forgot, or a HIGHESTMODSEQ of ours
+ * ahead of an expunge we missed); the caller then asks the old way.
+ * FALSE on error. */
+static gboolean folder_refresh_qresync(struct imap_session *s,
+				       struct folder_ctx *ctx, uint32_t below,
+				       gboolean *used_r, GError **error)
+{
+	const struct fs_folder_base *b = &ctx->base;
+	struct folder_sink sink = {ctx, folder_metas_new(0)};
+	GArray *vanished =
+		g_array_new(FALSE, FALSE, sizeof(struct imap_uid_range));
+	uint64_t gone = (uint64_t)b->exists + ctx->delta.metas->len -
+			MIN(ctx->status.exists,
+			    (uint64_t)b->exists + ctx->delta.metas->len);
+	gboolean ok;
+
+	*used_r = FALSE;
+	ok = imap_session_qresync_since(s, ctx->mailbox, b->uidvalidity, 1,
+					below - 1, b->modseq, folder_flag_cb,
+					&sink, vanished, NULL, error);
+	if (ok && imap_uid_ranges_count(vanished) >= gone) {
+		*used_r = TRUE;
+		ctx->delta.flags = sink.arr;
+		ctx->delta.present =
+			folder_present_from_vanished(vanished, below);
+		ctx->delta.present_below = below;
+	} else {
+		if (ok)
+			imapfs_debug("%s: QRESYNC reports %" G_GUINT64_FORMAT
+				     " of %" G_GUINT64_FORMAT
+				     " expunges, listing UIDs",
+				     ctx->mailbox,
+				     imap_uid_ranges_count(vanished), gone);
+		g_array_unref(sink.arr);
+	}
+	g_array_unref(vanished);
+	return ok;
+}
+
 /* What changed since ctx->base, with as little as the server allows:
  *  - EXAMINE gives UIDVALIDITY (changed: the caller loads afresh),
  *    UIDNEXT, the message count and HIGHESTMODSEQ;
  *  - new mail: UID FETCH <old UIDNEXT>:* of the metadata;
+ *  - expunges: only when the count is not the old one plus the new
+ *    mail; with QRESYNC, UID FETCH (UID FLAGS) (CHANGEDSINCE m VANISHED)
+ *    gives them and the flag changes in one pass (windows of 5,000
+ *    UIDs); else the UIDs that exist (imap_resync_uid_ranges: ESEARCH
+ *    in windows, a few bytes each without holes);
  *  - flags: with CONDSTORE, UID FETCH (UID FLAGS) (CHANGEDSINCE m) when
  *    HIGHESTMODSEQ moved; without it, (UID FLAGS) of every message (the
- *    only way to see a flag change, and still a fraction of a listing);
- *  - expunges: only when the count is not the old one plus the new
- *    mail, the UIDs that exist (ESEARCH: a few bytes).
+ *    only way to see a flag change, and still a fraction of a listing).
  */
 static gboolean folder_refresh_fn(struct imap_session *s, void *user_data,
 				  GError **error)
@@ -137,7 +220,7 @@ static gboolean folder_refresh_fn(struct imap_session *s, void *user_data,
 	struct folder_ctx *ctx = user_data;
 	const struct fs_folder_base *b = &ctx->base;
 	struct folder_sink sink = {ctx, NULL};
-	gboolean condstore;
+	gboolean condstore, expunged, done = FALSE;
 	uint32_t below = b->uidnext;
 
 	if (!imap_session_examine(s, ctx->mailbox, &ctx->status, error))
@@ -161,6 +244,12 @@ static gboolean folder_refresh_fn(struct imap_session *s, void *user_data,
 	if (below <= 1)
 		return TRUE;
 	condstore = ctx->status.highestmodseq != 0 && b->modseq != 0;
+	expunged = ctx->status.exists != b->exists + ctx->delta.metas->len;
+	if (expunged && condstore && imap_session_qresync(s) &&
+	    !folder_refresh_qresync(s, ctx, below, &done, error))
+		return FALSE;
+	if (done)
+		return TRUE;
 	if (!condstore || ctx->status.highestmodseq != b->modseq) {
 		ctx->delta.flags = folder_metas_new(0);
 		sink.arr = ctx->delta.flags;
@@ -170,13 +259,13 @@ static gboolean folder_refresh_fn(struct imap_session *s, void *user_data,
 					      folder_meta_cb, &sink, error))
 			return FALSE;
 	}
-	if (ctx->status.exists != b->exists + ctx->delta.metas->len) {
+	if (expunged) {
 		ctx->delta.present = g_array_new(FALSE, FALSE,
 						 sizeof(struct imap_uid_range));
 		ctx->delta.present_below = below;
-		if (!imap_session_uid_ranges(s, ctx->mailbox, b->uidvalidity, 1,
-					     below - 1, ctx->delta.present,
-					     error))
+		if (!imap_resync_uid_ranges(s, ctx->mailbox, b->uidvalidity,
+					    below - 1, ctx->delta.present,
+					    error))
 			return FALSE;
 	}
 	return TRUE;

@@ -32,6 +32,10 @@
 struct watch_seen {
 	uint32_t uidnext; /* the UIDNEXT last synced to */
 	gint64 polled_at; /* last STATUS poll (monotonic us) */
+	/* Loaded before a reconnect on a server without CONDSTORE: the
+	 * flags changed meanwhile are only seen in a full flag listing,
+	 * owed once. */
+	gboolean flags_due;
 };
 
 struct fs_watch {
@@ -52,7 +56,8 @@ struct fs_watch {
 	GMutex lock;
 	/* Protected by lock: server name -> struct watch_seen *. */
 	GHashTable *seen;
-	gint64 list_polled_at; /* protected by lock */
+	gint64 list_polled_at;	 /* protected by lock */
+	gboolean connected_once; /* listener 0 connected before; by lock */
 	/* This mount's own RENAME or DELETE in progress (fs_watch_hold):
 	 * the server names it is on (each also covers every name it is a
 	 * prefix of), which no listener touches meanwhile; who may be
@@ -195,10 +200,41 @@ static gboolean watch_flags_fn(struct imap_session *s, void *user_data,
 					&ctx->highest, error);
 }
 
-static void watch_warn(const char *what, const char *mailbox, GError *err)
+/* QRESYNC: the flag changes and the expunges since the folder's
+ * HIGHESTMODSEQ in one pass. IMAP_ERROR_UNSUPPORTED without it. */
+struct watch_qresync_ctx {
+	struct watch_flags_ctx flags;
+	GArray *vanished;
+};
+
+static gboolean watch_qresync_fn(struct imap_session *s, void *user_data,
+				 GError **error)
 {
-	imapfs_info("watch: cannot %s %s: %s", what, mailbox, err->message);
-	g_error_free(err);
+	struct watch_qresync_ctx *ctx = user_data;
+	const struct fs_live_folder *f = ctx->flags.f;
+
+	g_array_set_size(ctx->vanished, 0);
+	return imap_session_catch_up(s, f->mailbox, f->uidvalidity, error) &&
+	       imap_session_qresync_since(
+		       s, f->mailbox, f->uidvalidity, 1, f->max_uid, f->modseq,
+		       watch_flag_cb, &ctx->flags, ctx->vanished, NULL, error);
+}
+
+/* Without CONDSTORE: the flags of every message. */
+static gboolean watch_flags_all_fn(struct imap_session *s, void *user_data,
+				   GError **error)
+{
+	struct watch_flags_ctx *ctx = user_data;
+
+	return imap_resync_flags_all(s, ctx->f->mailbox, ctx->f->uidvalidity,
+				     ctx->f->max_uid, watch_flag_cb, ctx,
+				     error);
+}
+
+static void watch_warn(const char *what, const char *mailbox, GError **err)
+{
+	imapfs_info("watch: cannot %s %s: %s", what, mailbox, (*err)->message);
+	g_clear_error(err);
 }
 
 static struct watch_seen *watch_seen_get(struct fs_watch *w,
@@ -213,6 +249,21 @@ static struct watch_seen *watch_seen_get(struct fs_watch *w,
 	return s;
 }
 
+/* TRUE if @mailbox owes a full flag listing (watch_seen.flags_due);
+ * @paid: it was just made. */
+static gboolean watch_flags_owed(struct fs_watch *w, const char *mailbox,
+				 gboolean paid)
+{
+	gboolean due;
+
+	g_mutex_lock(&w->lock);
+	due = watch_seen_get(w, mailbox)->flags_due;
+	if (paid)
+		watch_seen_get(w, mailbox)->flags_due = FALSE;
+	g_mutex_unlock(&w->lock);
+	return due;
+}
+
 /* Brings loaded folder @mailbox in line with @st (uidnext, exists,
  * highestmodseq 0: unknown; @count_known: st->exists can be trusted). */
 static void watch_sync_run(struct fs_watch *w, const char *mailbox,
@@ -222,7 +273,7 @@ static void watch_sync_run(struct fs_watch *w, const char *mailbox,
 	struct imapfs *fs = w->fs;
 	struct fs_live_folder f = {0};
 	GError *err = NULL;
-	gboolean complete = TRUE;
+	gboolean complete = TRUE, condstore, qresynced = FALSE;
 	uint32_t synced_next;
 
 	if (!fs_tree_live_folder(fs->tree, mailbox, &f))
@@ -263,7 +314,7 @@ static void watch_sync_run(struct fs_watch *w, const char *mailbox,
 			watch_seen_get(w, mailbox)->uidnext = st->uidnext;
 			g_mutex_unlock(&w->lock);
 		} else {
-			watch_warn("fetch new messages of", mailbox, err);
+			watch_warn("fetch new messages of", mailbox, &err);
 			complete = FALSE;
 		}
 		g_array_unref(ctx.metas);
@@ -271,8 +322,48 @@ static void watch_sync_run(struct fs_watch *w, const char *mailbox,
 		if (!fs_tree_live_folder(fs->tree, mailbox, &f))
 			return;
 	}
+	condstore = st->highestmodseq != 0 && f.modseq != 0;
+	/* Expunged (the count says so) with QRESYNC: which went and what
+	 * flags changed, in one pass; unless the count still disagrees
+	 * afterwards (an expunge older than the HIGHESTMODSEQ we hold), the
+	 * UID listing below is not needed. */
+	if (count_known && f.count > st->exists && condstore) {
+		struct watch_qresync_ctx ctx = {{w, &f, st->highestmodseq, 0},
+						NULL};
+
+		ctx.vanished = g_array_new(FALSE, FALSE,
+					   sizeof(struct imap_uid_range));
+		if (imap_pool_run(fs->pool, mailbox, watch_qresync_fn, &ctx,
+				  &err)) {
+			int n = fs_tree_live_expunge(fs->tree, fs->notify,
+						     f.ino, f.uidvalidity,
+						     ctx.vanished);
+			struct fs_live_folder now = {0};
+
+			if (n > 0 || ctx.flags.changed > 0)
+				imapfs_debug("watch: QRESYNC: %d gone from %s, "
+					     "flags of %u",
+					     n, mailbox, ctx.flags.changed);
+			qresynced =
+				fs_tree_live_folder(fs->tree, mailbox, &now) &&
+				now.count <= st->exists;
+			fs_live_folder_clear(&now);
+			if (qresynced)
+				fs_tree_live_set_synced(
+					fs->tree, f.ino, f.uidvalidity,
+					st->highestmodseq, FALSE);
+		} else if (g_error_matches(err, IMAP_ERROR,
+					   IMAP_ERROR_UNSUPPORTED)) {
+			g_clear_error(&err);
+		} else {
+			watch_warn("resync", mailbox, &err);
+			complete = FALSE;
+		}
+		g_array_unref(ctx.vanished);
+	}
 	/* Expunged: the count says so, the UIDs that remain say which. */
-	if ((count_known && f.count > st->exists) || force_count) {
+	if (((count_known && f.count > st->exists) || force_count) &&
+	    !qresynced) {
 		struct watch_uids_ctx ctx = {mailbox, f.uidvalidity, f.max_uid,
 					     NULL};
 		uint64_t gen = f.gen;
@@ -289,14 +380,13 @@ static void watch_sync_run(struct fs_watch *w, const char *mailbox,
 				imapfs_debug("watch: %d gone from %s", n,
 					     mailbox);
 		} else {
-			watch_warn("list the UIDs of", mailbox, err);
+			watch_warn("list the UIDs of", mailbox, &err);
 			complete = FALSE;
 		}
 		g_array_unref(ctx.ranges);
 	}
 	/* Flags: CONDSTORE says whether anything changed, and what. */
-	if (st->highestmodseq != 0 && f.modseq != 0 &&
-	    st->highestmodseq > f.modseq) {
+	if (condstore && st->highestmodseq > f.modseq && !qresynced) {
 		struct watch_flags_ctx ctx = {w, &f, st->highestmodseq, 0};
 
 		if (imap_pool_run(fs->pool, mailbox, watch_flags_fn, &ctx,
@@ -307,7 +397,22 @@ static void watch_sync_run(struct fs_watch *w, const char *mailbox,
 				imapfs_debug("watch: flags of %u in %s",
 					     ctx.changed, mailbox);
 		} else {
-			watch_warn("fetch flag changes of", mailbox, err);
+			watch_warn("fetch flag changes of", mailbox, &err);
+			complete = FALSE;
+		}
+	}
+	/* No CONDSTORE, and we were away: every message's flags, once. */
+	if (!condstore && watch_flags_owed(w, mailbox, FALSE)) {
+		struct watch_flags_ctx ctx = {w, &f, 0, 0};
+
+		if (imap_pool_run(fs->pool, mailbox, watch_flags_all_fn, &ctx,
+				  &err)) {
+			watch_flags_owed(w, mailbox, TRUE);
+			imapfs_debug("watch: flags of %u in %s after a "
+				     "reconnect",
+				     ctx.changed, mailbox);
+		} else {
+			watch_warn("list the flags of", mailbox, &err);
 			complete = FALSE;
 		}
 	}
@@ -362,7 +467,7 @@ static void watch_on_mailboxes(void *user_data)
 		return;
 	before = fs_tree_live_dir_names(fs->tree);
 	if (fs_ops_load_mailboxes(fs, &err) != 0) {
-		watch_warn("list", "the mailboxes", err);
+		watch_warn("list", "the mailboxes", &err);
 		g_hash_table_destroy(before);
 		watch_leave(w);
 		return;
@@ -448,6 +553,7 @@ static void watch_on_connected(void *user_data, unsigned int index,
 			       gboolean notify)
 {
 	struct fs_watch *w = user_data;
+	gboolean reconnect;
 
 	g_mutex_lock(&w->lock);
 	watch_set_busy(w, index, FALSE);
@@ -461,7 +567,24 @@ static void watch_on_connected(void *user_data, unsigned int index,
 	g_mutex_lock(&w->lock);
 	g_hash_table_remove_all(w->seen);
 	w->list_polled_at = 0;
+	reconnect = w->connected_once;
+	w->connected_once = TRUE;
 	g_mutex_unlock(&w->lock);
+	/* Without CONDSTORE nothing tells which flags changed while we were
+	 * away: each folder loaded before gets one full flag listing. */
+	if (reconnect) {
+		GArray *folders = fs_tree_live_folders(w->fs->tree);
+
+		g_mutex_lock(&w->lock);
+		for (guint i = 0; i < folders->len; i++)
+			watch_seen_get(
+				w,
+				g_array_index(folders, struct fs_live_folder, i)
+					.mailbox)
+				->flags_due = TRUE;
+		g_mutex_unlock(&w->lock);
+		g_array_unref(folders);
+	}
 	if (notify)
 		watch_on_mailboxes(w);
 }

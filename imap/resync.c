@@ -126,8 +126,13 @@ struct resync_flags_ctx {
 	imap_flags_fn *fn;
 	void *user_data;
 	uint64_t highest;
+	uint32_t first, last; /* UIDs outside are ignored */
+	GArray *vanished;     /* NULL: VANISHED is not asked for */
+	gboolean bad;	      /* a malformed VANISHED */
 };
 
+/* "* n FETCH (UID u FLAGS (...) MODSEQ (m))" and, for QRESYNC,
+ * "* VANISHED [(EARLIER)] set". */
 static void resync_flags_cb(struct imap_response *resp, void *user_data)
 {
 	struct resync_flags_ctx *ctx = user_data;
@@ -138,6 +143,13 @@ static void resync_flags_cb(struct imap_response *resp, void *user_data)
 	gboolean have_flags = FALSE;
 	char *str;
 
+	if (resp->keyword != NULL && resp->status == IMAP_STATUS_NONE &&
+	    ctx->vanished != NULL && strcmp(resp->keyword, "VANISHED") == 0) {
+		if (!imap_resync_parse_vanished(resp, ctx->first, ctx->last,
+						ctx->vanished, NULL))
+			ctx->bad = TRUE;
+		return;
+	}
 	if (resp->keyword == NULL || strcmp(resp->keyword, "FETCH") != 0 ||
 	    resp->count != 1 || !imap_arg_get_list(&resp->args[0], &items, &n))
 		return;
@@ -154,7 +166,7 @@ static void resync_flags_cb(struct imap_response *resp, void *user_data)
 			 imap_arg_get_list(v, &l, &ln) && ln == 1)
 			imap_arg_get_uint64(&l[0], &modseq);
 	}
-	if (uid == 0 || !have_flags)
+	if (uid == 0 || !have_flags || uid < ctx->first || uid > ctx->last)
 		return;
 	if (modseq > ctx->highest)
 		ctx->highest = modseq;
@@ -163,14 +175,38 @@ static void resync_flags_cb(struct imap_response *resp, void *user_data)
 	g_free(str);
 }
 
+/* One "UID FETCH @lo:@hi (UID FLAGS) [@modifier]" into @ctx (@hi 0:
+ * "*"). */
+static gboolean resync_fetch_window(struct imap_session *session, uint64_t lo,
+				    uint64_t hi, const char *modifier,
+				    struct resync_flags_ctx *ctx,
+				    GError **error)
+{
+	struct imap_cmd *cmd = imap_cmd_new("UID FETCH");
+	char *set = hi == 0 ? g_strdup_printf("%" G_GUINT64_FORMAT ":*", lo)
+			    : g_strdup_printf("%" G_GUINT64_FORMAT
+					      ":%" G_GUINT64_FORMAT,
+					      lo, hi);
+	gboolean ok;
+
+	imap_cmd_add_atom(cmd, set);
+	imap_cmd_add_atom(cmd, "(UID FLAGS)");
+	if (modifier != NULL)
+		imap_cmd_add_atom(cmd, modifier);
+	ok = imap_session_run(session, cmd, resync_flags_cb, ctx, NULL, error);
+	imap_cmd_free(cmd);
+	g_free(set);
+	return ok;
+}
+
 gboolean imap_session_flags_since(struct imap_session *session,
 				  const char *mailbox, uint32_t uidvalidity,
 				  uint64_t modseq, imap_flags_fn *fn,
 				  void *user_data, uint64_t *highest_r,
 				  GError **error)
 {
-	struct resync_flags_ctx ctx = {fn, user_data, 0};
-	struct imap_cmd *cmd;
+	struct resync_flags_ctx ctx = {fn,	    user_data, 0,    1,
+				       G_MAXUINT32, NULL,      FALSE};
 	char *since;
 	gboolean ok;
 
@@ -181,15 +217,187 @@ gboolean imap_session_flags_since(struct imap_session *session,
 	}
 	if (!imap_session_catch_up(session, mailbox, uidvalidity, error))
 		return FALSE;
-	cmd = imap_cmd_new("UID FETCH");
 	since = g_strdup_printf("(CHANGEDSINCE %" G_GUINT64_FORMAT ")", modseq);
-	imap_cmd_add_atom(cmd, "1:*");
-	imap_cmd_add_atom(cmd, "(UID FLAGS)");
-	imap_cmd_add_atom(cmd, since);
+	ok = resync_fetch_window(session, 1, 0, since, &ctx, error);
 	g_free(since);
-	ok = imap_session_run(session, cmd, resync_flags_cb, &ctx, NULL, error);
-	imap_cmd_free(cmd);
 	if (ok && highest_r != NULL && ctx.highest > *highest_r)
 		*highest_r = ctx.highest;
+	return ok;
+}
+
+/* ---- QRESYNC ---- */
+
+/* "* ENABLED CONDSTORE QRESYNC" */
+static void resync_enabled_cb(struct imap_response *resp, void *user_data)
+{
+	struct imap_session *s = user_data;
+
+	if (resp->keyword == NULL || strcmp(resp->keyword, "ENABLED") != 0)
+		return;
+	for (size_t i = 0; i < resp->count; i++) {
+		const char *cap;
+
+		if (imap_arg_get_atom(&resp->args[i], &cap) &&
+		    g_ascii_strcasecmp(cap, "QRESYNC") == 0)
+			s->qresync = TRUE;
+	}
+}
+
+gboolean imap_resync_enable(struct imap_session *session, GError **error)
+{
+	gboolean qresync = imap_session_has_cap(session, "QRESYNC");
+	struct imap_cmd *cmd;
+	gboolean ok;
+
+	session->qresync = FALSE;
+	if (!imap_session_has_cap(session, "ENABLE") ||
+	    !imap_session_has_cap(session, "CONDSTORE"))
+		return TRUE;
+	cmd = imap_cmd_new(qresync ? "ENABLE CONDSTORE QRESYNC"
+				   : "ENABLE CONDSTORE");
+	ok = imap_session_run(session, cmd, resync_enabled_cb, session, NULL,
+			      error);
+	imap_cmd_free(cmd);
+	return ok;
+}
+
+gboolean imap_session_qresync(const struct imap_session *session)
+{
+	return session->qresync;
+}
+
+gboolean imap_resync_parse_vanished(const struct imap_response *resp,
+				    uint32_t first, uint32_t last,
+				    GArray *ranges, gboolean *earlier_r)
+{
+	const struct imap_arg *args = resp->args;
+	size_t n = resp->count;
+	gboolean earlier = FALSE;
+	const char *set;
+	GArray *all;
+
+	if (resp->keyword == NULL || strcmp(resp->keyword, "VANISHED") != 0 ||
+	    resp->has_number)
+		return FALSE;
+	if (n >= 1 && args[0].type == IMAP_ARG_LIST) {
+		const struct imap_arg *l;
+		size_t ln;
+
+		if (!imap_arg_get_list(&args[0], &l, &ln) || ln != 1 ||
+		    !imap_arg_atom_equals(&l[0], "EARLIER"))
+			return FALSE;
+		earlier = TRUE;
+		args++;
+		n--;
+	}
+	if (n != 1 || !imap_arg_get_atom(&args[0], &set))
+		return FALSE;
+	all = g_array_new(FALSE, FALSE, sizeof(struct imap_uid_range));
+	if (!imap_uid_set_parse(set, 65536, all)) {
+		g_array_unref(all);
+		return FALSE;
+	}
+	/* Clipped to what was asked for: a hostile 1:4294967295 is one
+	 * range, and no UID outside @first..@last gets out. */
+	for (guint i = 0; i < all->len; i++) {
+		struct imap_uid_range r =
+			g_array_index(all, struct imap_uid_range, i);
+
+		r.lo = MAX(r.lo, first);
+		r.hi = MIN(r.hi, last);
+		if (r.lo <= r.hi)
+			g_array_append_val(ranges, r);
+	}
+	g_array_unref(all);
+	imap_uid_ranges_normalize(ranges);
+	if (earlier_r != NULL)
+		*earlier_r = earlier;
+	return TRUE;
+}
+
+uint32_t imap_resync_vanished_now(const struct imap_response *resp)
+{
+	GArray *gone;
+	gboolean earlier = TRUE;
+	uint64_t n = 0;
+
+	if (resp->status != IMAP_STATUS_NONE || resp->keyword == NULL ||
+	    strcmp(resp->keyword, "VANISHED") != 0)
+		return 0;
+	gone = g_array_new(FALSE, FALSE, sizeof(struct imap_uid_range));
+	if (imap_resync_parse_vanished(resp, 1, G_MAXUINT32, gone, &earlier) &&
+	    !earlier)
+		n = imap_uid_ranges_count(gone);
+	g_array_unref(gone);
+	return (uint32_t)MIN(n, G_MAXUINT32);
+}
+
+uint64_t imap_uid_ranges_count(const GArray *ranges)
+{
+	uint64_t total = 0;
+
+	for (guint i = 0; i < ranges->len; i++) {
+		const struct imap_uid_range *r =
+			&g_array_index(ranges, struct imap_uid_range, i);
+
+		total += (uint64_t)r->hi - r->lo + 1;
+	}
+	return total;
+}
+
+gboolean imap_session_qresync_since(struct imap_session *session,
+				    const char *mailbox, uint32_t uidvalidity,
+				    uint32_t first, uint32_t last,
+				    uint64_t modseq, imap_flags_fn *fn,
+				    void *user_data, GArray *vanished,
+				    uint64_t *highest_r, GError **error)
+{
+	struct resync_flags_ctx ctx = {fn,   user_data, 0,    MAX(first, 1u),
+				       last, vanished,	FALSE};
+	char *mod;
+	gboolean ok = TRUE;
+
+	if (!session->qresync) {
+		g_set_error(error, IMAP_ERROR, IMAP_ERROR_UNSUPPORTED,
+			    "QRESYNC is not enabled");
+		return FALSE;
+	}
+	if (!imap_session_ensure(session, mailbox, uidvalidity, FALSE, error))
+		return FALSE;
+	mod = g_strdup_printf("(CHANGEDSINCE %" G_GUINT64_FORMAT " VANISHED)",
+			      modseq);
+	for (uint64_t lo = ctx.first; ok && lo <= last;
+	     lo += RESYNC_SEARCH_WINDOW) {
+		uint64_t hi = MIN(lo + RESYNC_SEARCH_WINDOW - 1, last);
+
+		ok = resync_fetch_window(session, lo, hi, mod, &ctx, error);
+	}
+	g_free(mod);
+	if (ok && ctx.bad) {
+		g_set_error(error, IMAP_ERROR, IMAP_ERROR_PROTOCOL,
+			    "unusable VANISHED reply for %s", mailbox);
+		ok = FALSE;
+	}
+	if (ok && highest_r != NULL && ctx.highest > *highest_r)
+		*highest_r = ctx.highest;
+	return ok;
+}
+
+/* UIDs per window of a full flag listing: one short line per message. */
+#define RESYNC_FLAGS_WINDOW 20000u
+
+gboolean imap_resync_flags_all(struct imap_session *session,
+			       const char *mailbox, uint32_t uidvalidity,
+			       uint32_t upto, imap_flags_fn *fn,
+			       void *user_data, GError **error)
+{
+	struct resync_flags_ctx ctx = {fn, user_data, 0, 1, upto, NULL, FALSE};
+	gboolean ok;
+
+	ok = imap_session_catch_up(session, mailbox, uidvalidity, error);
+	for (uint64_t lo = 1; ok && lo <= upto; lo += RESYNC_FLAGS_WINDOW)
+		ok = resync_fetch_window(
+			session, lo, MIN(lo + RESYNC_FLAGS_WINDOW - 1, upto),
+			NULL, &ctx, error);
 	return ok;
 }

@@ -13,7 +13,19 @@
 #include <glib.h>
 #include <stdint.h>
 
+#include "parser.h"
 #include "session.h"
+
+/* Sends ENABLE for what the server offers of CONDSTORE and QRESYNC
+ * ("ENABLE CONDSTORE QRESYNC"; QRESYNC implies CONDSTORE) and notes
+ * whether QRESYNC took effect (the ENABLED reply names it): from then on
+ * the server reports expunges as VANISHED instead of EXPUNGE and every
+ * FETCH carries the UID. Nothing is sent without ENABLE and CONDSTORE.
+ * Called by imap_session_open() right after login. */
+gboolean imap_resync_enable(struct imap_session *session, GError **error);
+
+/* TRUE if QRESYNC is enabled on @session (imap_resync_enable()). */
+gboolean imap_session_qresync(const struct imap_session *session);
 
 /* Makes @mailbox the examined mailbox of @session and, if it already
  * was, sends NOOP: a session that examined it earlier only learns of
@@ -44,5 +56,55 @@ gboolean imap_session_flags_since(struct imap_session *session,
 				  uint64_t modseq, imap_flags_fn *fn,
 				  void *user_data, uint64_t *highest_r,
 				  GError **error);
+
+/* Reads "* VANISHED [(EARLIER)] uid-set" (RFC 7162 section 3.2.10):
+ * appends its UIDs within @first..@last to @ranges (struct
+ * imap_uid_range), sorted and merged; *earlier_r (may be NULL) tells
+ * whether it was (EARLIER). Ranges may come in either order; a 0, a "*",
+ * stray bytes or more than 65,536 ranges make it malformed (FALSE,
+ * @ranges unchanged). However wide the set, it costs one range per range
+ * of the reply, never one entry per UID. FALSE also for a response that
+ * is not VANISHED. Pure. */
+gboolean imap_resync_parse_vanished(const struct imap_response *resp,
+				    uint32_t first, uint32_t last,
+				    GArray *ranges, gboolean *earlier_r);
+
+/* How many messages a "* VANISHED uid-set" without (EARLIER) takes out
+ * of the selected mailbox now (its UIDs, at most G_MAXUINT32); 0 for any
+ * other response, an (EARLIER) one or a malformed one. Pure. */
+uint32_t imap_resync_vanished_now(const struct imap_response *resp);
+
+/* The number of UIDs in @ranges (struct imap_uid_range). Pure. */
+uint64_t imap_uid_ranges_count(const GArray *ranges);
+
+/* QRESYNC (RFC 7162): what changed among UIDs @first..@last of @mailbox
+ * since @modseq, in one command per window of a few thousand UIDs:
+ * "UID FETCH a:b (UID FLAGS) (CHANGEDSINCE m VANISHED)". @fn(uid, flags,
+ * modseq) for each message whose flags changed; the UIDs the server
+ * reports gone (VANISHED (EARLIER) and plain VANISHED alike) appended to
+ * @vanished as sorted merged ranges. Replies for UIDs outside
+ * @first..@last are ignored. The windows keep every VANISHED line below
+ * the parser's 64 KiB limit however many holes the folder has. The
+ * mailbox is examined if it is not (no NOOP: a caller whose session may
+ * have examined it long ago calls imap_session_catch_up() first).
+ * *highest_r (may be NULL) gets the highest MODSEQ seen if above. Fails
+ * with IMAP_ERROR_UNSUPPORTED unless QRESYNC is enabled, IMAP_ERROR_STALE
+ * on another UIDVALIDITY, IMAP_ERROR_PROTOCOL for a malformed VANISHED. */
+gboolean imap_session_qresync_since(struct imap_session *session,
+				    const char *mailbox, uint32_t uidvalidity,
+				    uint32_t first, uint32_t last,
+				    uint64_t modseq, imap_flags_fn *fn,
+				    void *user_data, GArray *vanished,
+				    uint64_t *highest_r, GError **error);
+
+/* The flags of every message with a UID in 1..@upto ("UID FETCH a:b
+ * (UID FLAGS)" in windows of 20,000 UIDs, so no one reply grows with the
+ * folder): @fn as for imap_session_flags_since() (modseq 0 unless the
+ * server sends it). For a server without CONDSTORE, the only way to see
+ * flag changes made while we were not listening. */
+gboolean imap_resync_flags_all(struct imap_session *session,
+			       const char *mailbox, uint32_t uidvalidity,
+			       uint32_t upto, imap_flags_fn *fn,
+			       void *user_data, GError **error);
 
 #endif

@@ -36,6 +36,9 @@ struct imap_session {
 	char *permanent_flags;
 	char *flags;
 	struct imap_mailbox_status status;
+	/* The server answered ENABLE QRESYNC with ENABLED QRESYNC: EXPUNGE
+	 * comes as VANISHED, FETCH carries UID (imap/resync.c). */
+	gboolean qresync;
 };
 
 /* Runs @cmd on the session's connection, keeping the selected mailbox's

@@ -10,6 +10,7 @@
 #include "imap-error.h"
 #include "log.h"
 #include "mutate.h"
+#include "resync.h"
 #include "session-int.h"
 #include "session-private.h"
 
@@ -97,6 +98,10 @@ static void session_untagged(struct imap_response *resp, void *user_data)
 		else if (strcmp(resp->keyword, "EXPUNGE") == 0 &&
 			 s->status.exists > 0)
 			s->status.exists--;
+	} else if (s->qresync) {
+		/* QRESYNC's EXPUNGE. */
+		s->status.exists -=
+			MIN(imap_resync_vanished_now(resp), s->status.exists);
 	}
 	if (d->cb != NULL)
 		d->cb(resp, d->user_data);
@@ -249,15 +254,8 @@ struct imap_session *imap_session_open(const struct imap_account *account,
 	 * already carried them. */
 	if (!imap_conn_refresh_caps(s->conn, error))
 		goto fail;
-	if (imap_conn_has_cap(s->conn, "ENABLE") &&
-	    imap_conn_has_cap(s->conn, "CONDSTORE")) {
-		cmd = imap_cmd_new("ENABLE CONDSTORE");
-		if (!session_run(s, cmd, NULL, NULL, NULL, error)) {
-			imap_cmd_free(cmd);
-			goto fail;
-		}
-		imap_cmd_free(cmd);
-	}
+	if (!imap_resync_enable(s, error))
+		goto fail;
 	if (imap_conn_has_cap(s->conn, "NAMESPACE")) {
 		cmd = imap_cmd_new("NAMESPACE");
 		if (!session_run(s, cmd, session_namespace_cb, s, NULL,
@@ -1019,91 +1017,6 @@ gboolean imap_parse_uid_set(const char *text, uint32_t first, uint32_t last,
 	}
 	session_ranges_normalize(ranges);
 	return TRUE;
-}
-
-struct session_ranges_ctx {
-	GArray *ranges;
-	uint32_t first, last;
-	gboolean esearch_seen;
-	gboolean bad;
-};
-
-/* "* ESEARCH (TAG "x") UID ALL 1:5,7" or, without ESEARCH, one
- * "* n FETCH (UID u)" per message. */
-static void session_ranges_cb(struct imap_response *resp, void *user_data)
-{
-	struct session_ranges_ctx *ctx = user_data;
-	const struct imap_arg *items;
-	const char *str;
-	size_t n, i;
-	uint32_t uid;
-
-	if (resp->keyword == NULL)
-		return;
-	if (strcmp(resp->keyword, "ESEARCH") == 0) {
-		ctx->esearch_seen = TRUE;
-		for (i = 0; i + 1 < resp->count; i++) {
-			if (!imap_arg_atom_equals(&resp->args[i], "ALL"))
-				continue;
-			if (!imap_arg_get_atom(&resp->args[i + 1], &str) ||
-			    !imap_parse_uid_set(str, ctx->first, ctx->last,
-						ctx->ranges))
-				ctx->bad = TRUE;
-			i++;
-		}
-		return;
-	}
-	if (strcmp(resp->keyword, "FETCH") != 0 || resp->count != 1 ||
-	    !imap_arg_get_list(&resp->args[0], &items, &n))
-		return;
-	for (i = 0; i + 1 < n; i += 2) {
-		if (imap_arg_atom_equals(&items[i], "UID") &&
-		    imap_arg_get_uint32(&items[i + 1], &uid) &&
-		    uid >= ctx->first && uid <= ctx->last)
-			session_range_add(ctx->ranges, uid, uid);
-	}
-}
-
-gboolean imap_session_uid_ranges(struct imap_session *session,
-				 const char *mailbox, uint32_t uidvalidity,
-				 uint32_t uid_first, uint32_t uid_last,
-				 GArray *ranges, GError **error)
-{
-	struct session_ranges_ctx ctx = {ranges, MAX(uid_first, 1u), uid_last,
-					 FALSE, FALSE};
-	gboolean esearch = imap_conn_has_cap(session->conn, "ESEARCH");
-	struct imap_cmd *cmd;
-	char *range;
-	gboolean ok;
-
-	g_array_set_size(ranges, 0);
-	if (uid_last < ctx.first)
-		return TRUE;
-	if (!session_ensure(session, mailbox, uidvalidity, error))
-		return FALSE;
-	range = g_strdup_printf("%u:%u", ctx.first, uid_last);
-	if (esearch) {
-		cmd = imap_cmd_new("UID SEARCH");
-		imap_cmd_add_atom(cmd, "RETURN");
-		imap_cmd_add_atom(cmd, "(ALL)");
-		imap_cmd_add_atom(cmd, "UID");
-		imap_cmd_add_atom(cmd, range);
-	} else {
-		cmd = imap_cmd_new("UID FETCH");
-		imap_cmd_add_atom(cmd, range);
-		imap_cmd_add_atom(cmd, "(UID)");
-	}
-	ok = session_run(session, cmd, session_ranges_cb, &ctx, NULL, error);
-	imap_cmd_free(cmd);
-	g_free(range);
-	if (ok && ctx.bad) {
-		g_set_error(error, IMAP_ERROR, IMAP_ERROR_PROTOCOL,
-			    "bad UID set in ESEARCH reply for %s", mailbox);
-		ok = FALSE;
-	}
-	if (ok)
-		session_ranges_normalize(ranges);
-	return ok;
 }
 
 struct session_body_ctx {

@@ -104,7 +104,8 @@ struct imap_message_meta {
  * with a token source AUTHENTICATE OAUTHBEARER or XOAUTH2 (a fresh token
  * per session, one more after a refusal; see imap/auth.h), else
  * AUTHENTICATE PLAIN with SASL-IR when offered, else LOGIN (unless
- * LOGINDISABLED), then CAPABILITY again, ENABLE CONDSTORE when offered and
+ * LOGINDISABLED), then CAPABILITY again, ENABLE CONDSTORE (and QRESYNC) when
+ * offered (imap_resync_enable()) and
  * NAMESPACE. Returns NULL with IMAP_ERROR_AUTH carrying the server's text
  * when the credentials are refused, or another IMAP_ERROR. */
 struct imap_session *imap_session_open(const struct imap_account *account,
@@ -180,18 +181,6 @@ gboolean imap_session_fetch_flags(struct imap_session *session,
 				  uint32_t uid_first, uint32_t uid_last,
 				  uint64_t changedsince, imap_meta_fn *fn,
 				  void *user_data, GError **error);
-
-/* The UIDs that exist in @uid_first..@uid_last (no "*": explicit bounds)
- * of @mailbox, as ascending, merged ranges in @ranges (struct
- * imap_uid_range; emptied first): "UID SEARCH RETURN (ALL) UID a:b" with
- * ESEARCH (RFC 4731, a few bytes for a whole folder), else
- * "UID FETCH a:b (UID)". UIDs outside the bounds the server reports are
- * ignored; a malformed ESEARCH set is IMAP_ERROR_PROTOCOL. Fails with
- * IMAP_ERROR_STALE like imap_session_fetch_meta(). */
-gboolean imap_session_uid_ranges(struct imap_session *session,
-				 const char *mailbox, uint32_t uidvalidity,
-				 uint32_t uid_first, uint32_t uid_last,
-				 GArray *ranges, GError **error);
 
 /* Parses an IMAP sequence set of UIDs ("1:5,7,9:12"; ranges in either
  * order, no "*") and appends it, clipped to @first..@last, sorted and

@@ -132,13 +132,18 @@ class ProviderServer(fakeserver.FakeImapServer):
     """A scripted Gmail ("gmail") or Microsoft 365 ("m365")."""
 
     def __init__(self, profile: str, labels: dict | None = None,
-                 oauth2_token: str | None = None, **kw):
+                 oauth2_token: str | None = None,
+                 qresync_forgets: bool = False, **kw):
         """`labels` maps a folder name to a list of (key, bytes) messages;
         on Gmail the same key in several folders is the same message (one
         X-GM-MSGID) carrying several labels; every Gmail message is also in
         All Mail.  Extra folder names are plain label folders (Gmail) or
-        folders (m365)."""
+        folders (m365).  `qresync_forgets` (Gmail only) announces and
+        enables QRESYNC but answers a UID FETCH (CHANGEDSINCE m VANISHED)
+        with no VANISHED and every message's flags: a server that no
+        longer remembers which expunges came after m."""
         super().__init__([], **kw)
+        self.qresync_forgets = qresync_forgets
         if profile not in ("gmail", "m365"):
             raise ValueError(profile)
         self.profile = profile
@@ -302,6 +307,8 @@ class ProviderServer(fakeserver.FakeImapServer):
             return sum(1 for c in self.commands if re.search(pattern, c.text))
 
     def caps_after_login(self) -> tuple:
+        if self.gmail and self.qresync_forgets:
+            return _GMAIL_CAPS + ("QRESYNC",)
         return _GMAIL_CAPS if self.gmail else _M365_CAPS
 
 
@@ -511,7 +518,10 @@ class _ProviderSession(fakeserver._Session):
     def cmd_ENABLE(self, tag, rest, args, cmd):
         if self.p.gmail and "CONDSTORE" in (a.upper() for a in args):
             self.condstore = True
-            self.send(b"* ENABLED CONDSTORE\r\n")
+            self.send(b"* ENABLED CONDSTORE QRESYNC\r\n"
+                      if self.p.qresync_forgets and "QRESYNC" in
+                      (a.upper() for a in args)
+                      else b"* ENABLED CONDSTORE\r\n")
         self.ok(tag)
 
     def cmd_NAMESPACE(self, tag, rest, args, cmd):

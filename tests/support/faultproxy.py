@@ -92,6 +92,9 @@ class ProxyCommand:
     status: str | None = None  # OK / NO / BAD once the reply came
     reply: str | None = None   # the tagged reply line
     relayed: bool = False      # the tagged reply reached the client
+    # Server bytes relayed while it was the oldest command in flight on
+    # its connection (untagged data, literals and its tagged reply).
+    reply_bytes: int = 0
     fired: set = dataclasses.field(default_factory=set)
 
     @property
@@ -146,6 +149,7 @@ class _Conn:
         self.sbuf = bytearray()  # server bytes not yet processed
         self.c_literal = 0      # client literal bytes still to come
         self.s_literal = 0
+        self.s_owner: ProxyCommand | None = None  # of the server literal
         self.cur: ProxyCommand | None = None   # client command being read
         self.cmds: list[ProxyCommand] = []     # this connection's commands
         self.continuation = False  # AUTHENTICATE/IDLE: lines are not cmds
@@ -275,6 +279,8 @@ class _Conn:
             self._wait_unfrozen()
             if self.s_literal:
                 k = min(self.s_literal, len(self.sbuf))
+                if self.s_owner is not None:
+                    self.s_owner.reply_bytes += k
                 self._send(self.client, bytes(self.sbuf[:k]))
                 del self.sbuf[:k]
                 self.s_literal -= k
@@ -291,6 +297,12 @@ class _Conn:
                 tag = m.group(1).decode("latin-1")
                 tagged = next((c for c in self.cmds
                                if c.tag == tag and c.status is None), None)
+            owner = tagged or next(
+                (c for c in self.cmds if c.complete and c.status is None),
+                None)
+            if owner is not None:
+                owner.reply_bytes += len(line)
+            self.s_owner = owner
             if not line.startswith(b"+"):
                 for c in self.cmds:
                     if c.complete and c.status is None:
