@@ -40,10 +40,48 @@ static struct imapfs *ops_fs(fuse_req_t req)
  * list, to recognise mailboxes another client renamed. */
 #define OPS_RENAME_STATUS_MAX 20
 
+/* At most this many mailboxes gone from a list are asked whether they
+ * still exist. */
+#define OPS_GONE_STATUS_MAX 8
+
 struct ops_list_ctx {
 	struct fs_tree *tree;
 	GPtrArray *infos;
+	GPtrArray *keep; /* gone from the list, but STATUS says they exist */
 };
+
+/* Mailboxes we have that the list left out are asked STATUS before they
+ * are dropped: Dovecot's mailbox list index answered a LIST right after
+ * our own DELETE and CREATEs from an old view (the deleted name listed
+ * with "NO Mailbox doesn't exist", the three created ones missing), and
+ * the folders would have vanished under the program that had just made
+ * them (test_live.py::test_own_folder_rename_races_nothing, 1 run in
+ * 30). A refused STATUS (NO) means gone; one that answers keeps it. */
+static gboolean ops_list_confirm_gone(struct imap_session *s,
+				      struct ops_list_ctx *c, GError **error)
+{
+	GPtrArray *gone =
+		fs_tree_gone_mailboxes(c->tree, c->infos, OPS_GONE_STATUS_MAX);
+	gboolean ok = TRUE;
+
+	g_clear_pointer(&c->keep, g_ptr_array_unref);
+	c->keep = g_ptr_array_new_with_free_func(g_free);
+	for (guint i = 0; ok && i < gone->len; i++) {
+		struct imap_mailbox_status st;
+		GError *err = NULL;
+
+		if (imap_session_status(s, gone->pdata[i], &st, &err)) {
+			g_ptr_array_add(c->keep, g_strdup(gone->pdata[i]));
+		} else if (imap_error_is_fatal(err)) {
+			g_propagate_error(error, err);
+			ok = FALSE;
+		} else {
+			g_error_free(err);
+		}
+	}
+	g_ptr_array_unref(gone);
+	return ok;
+}
 
 /* The list says nothing that tells a mailbox another client renamed
  * (Microsoft 365, Courier): a folder we know gone from it may be one of
@@ -89,7 +127,7 @@ static gboolean ops_list_fn(struct imap_session *s, void *user_data,
 	/* A second run (the first one's connection broke) starts over. */
 	g_clear_pointer(&c->infos, g_ptr_array_unref);
 	c->infos = imap_session_list(s, error);
-	if (c->infos == NULL)
+	if (c->infos == NULL || !ops_list_confirm_gone(s, c, error))
 		return FALSE;
 	return imap_session_list_has_status(s) || ops_list_status(s, c, error);
 }
@@ -99,16 +137,20 @@ int fs_ops_load_mailboxes(struct imapfs *fs, GError **error)
 	struct ops_list_ctx c = {.tree = fs->tree};
 	GPtrArray *infos;
 	uint64_t gen = fs_tree_mailboxes_gen(fs->tree);
+	gboolean applied;
 	guint i;
 
 	if (!imap_pool_run(fs->pool, NULL, ops_list_fn, &c, error)) {
 		g_clear_pointer(&c.infos, g_ptr_array_unref);
+		g_clear_pointer(&c.keep, g_ptr_array_unref);
 		return -fs_errno_from_error(*error);
 	}
 	infos = c.infos;
 	/* Older than a folder change of ours that completed meanwhile: the
 	 * tree stays as it is (the next refresh asks again). */
-	if (!fs_tree_set_mailboxes_since(fs->tree, infos, gen)) {
+	applied = fs_tree_set_mailboxes_keep(fs->tree, infos, gen, c.keep);
+	g_ptr_array_unref(c.keep);
+	if (!applied) {
 		g_ptr_array_unref(infos);
 		return 0;
 	}

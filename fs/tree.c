@@ -528,10 +528,22 @@ static void tree_follow_renames(struct fs_tree *tree, GPtrArray *infos,
 	g_hash_table_destroy(listed);
 }
 
+/* The names of @infos (borrowed), as a set. */
+static GHashTable *tree_listed_names(GPtrArray *infos)
+{
+	GHashTable *listed = g_hash_table_new(g_str_hash, g_str_equal);
+
+	for (guint i = 0; i < infos->len; i++)
+		g_hash_table_add(
+			listed,
+			((struct imap_mailbox_info *)infos->pdata[i])->name);
+	return listed;
+}
+
 GPtrArray *fs_tree_rename_candidates(struct fs_tree *tree, GPtrArray *infos,
 				     guint max)
 {
-	GHashTable *listed = g_hash_table_new(g_str_hash, g_str_equal);
+	GHashTable *listed = tree_listed_names(infos);
 	GHashTable *known = g_hash_table_new(g_str_hash, g_str_equal);
 	GPtrArray *ask = g_ptr_array_new();
 	gboolean vanished = FALSE;
@@ -539,10 +551,6 @@ GPtrArray *fs_tree_rename_candidates(struct fs_tree *tree, GPtrArray *infos,
 	gpointer k, v;
 	guint i;
 
-	for (i = 0; i < infos->len; i++)
-		g_hash_table_add(
-			listed,
-			((struct imap_mailbox_info *)infos->pdata[i])->name);
 	g_mutex_lock(&tree->lock);
 	tree_index_mailboxes(tree->root, known);
 	/* Only a folder whose UIDVALIDITY we know can be recognised under a
@@ -572,6 +580,40 @@ GPtrArray *fs_tree_rename_candidates(struct fs_tree *tree, GPtrArray *infos,
 	return ask;
 }
 
+static gint tree_by_strlen(gconstpointer a, gconstpointer b)
+{
+	size_t x = strlen(*(char *const *)a), y = strlen(*(char *const *)b);
+
+	return x < y ? -1 : x > y;
+}
+
+GPtrArray *fs_tree_gone_mailboxes(struct fs_tree *tree, GPtrArray *infos,
+				  guint max)
+{
+	GHashTable *listed = tree_listed_names(infos);
+	GHashTable *known = g_hash_table_new(g_str_hash, g_str_equal);
+	GPtrArray *gone = g_ptr_array_new_with_free_func(g_free);
+	GHashTableIter it;
+	gpointer k, v;
+
+	g_mutex_lock(&tree->lock);
+	tree_index_mailboxes(tree->root, known);
+	g_hash_table_iter_init(&it, known);
+	while (g_hash_table_iter_next(&it, &k, &v)) {
+		const struct tree_node *d = v;
+
+		if (d->selectable && !g_hash_table_contains(listed, k))
+			g_ptr_array_add(gone, g_strdup(k));
+	}
+	g_mutex_unlock(&tree->lock);
+	g_ptr_array_sort(gone, tree_by_strlen);
+	if (gone->len > max)
+		g_ptr_array_set_size(gone, max);
+	g_hash_table_destroy(known);
+	g_hash_table_destroy(listed);
+	return gone;
+}
+
 uint64_t fs_tree_mailboxes_gen(struct fs_tree *tree)
 {
 	uint64_t gen;
@@ -589,6 +631,35 @@ void fs_tree_set_mailboxes(struct fs_tree *tree, GPtrArray *infos)
 
 gboolean fs_tree_set_mailboxes_since(struct fs_tree *tree, GPtrArray *infos,
 				     uint64_t gen)
+{
+	return fs_tree_set_mailboxes_keep(tree, infos, gen, NULL);
+}
+
+/* Marks the directories of mailboxes @keep (names) as listed, with their
+ * parents: tree_sweep() leaves them as they are. */
+static void tree_keep_mailboxes(struct fs_tree *tree, GPtrArray *keep)
+{
+	GHashTable *known = g_hash_table_new(g_str_hash, g_str_equal);
+
+	tree_index_mailboxes(tree->root, known);
+	for (guint i = 0; i < keep->len; i++) {
+		struct tree_node *d =
+			g_hash_table_lookup(known, keep->pdata[i]);
+
+		if (d == NULL || d->seen)
+			continue;
+		imapfs_info("%s exists but the server's list left it out: "
+			    "kept",
+			    d->mailbox);
+		d->assigned = TRUE;
+		for (; d != NULL && d != tree->root; d = d->parent)
+			d->seen = TRUE;
+	}
+	g_hash_table_destroy(known);
+}
+
+gboolean fs_tree_set_mailboxes_keep(struct fs_tree *tree, GPtrArray *infos,
+				    uint64_t gen, GPtrArray *keep)
 {
 	GPtrArray *paths = fs_namemap_mailbox_paths(infos);
 	gboolean have_ns = FALSE;
@@ -643,6 +714,8 @@ gboolean fs_tree_set_mailboxes_since(struct fs_tree *tree, GPtrArray *infos,
 		if (!skip && d != tree->root)
 			tree_assign(tree, d, info);
 	}
+	if (keep != NULL)
+		tree_keep_mailboxes(tree, keep);
 	tree_sweep(tree, tree->root);
 	tree->mailboxes_time = g_get_monotonic_time();
 	g_mutex_unlock(&tree->lock);

@@ -94,6 +94,16 @@ void fs_tree_set_mailboxes(struct fs_tree *tree, GPtrArray *infos);
 GPtrArray *fs_tree_rename_candidates(struct fs_tree *tree, GPtrArray *infos,
 				     guint max);
 
+/* The selectable mailboxes the tree has and @infos (a fresh
+ * imap_session_list(), not yet applied) lacks, shortest first, at most
+ * @max: new strings, for a STATUS that tells a deleted mailbox from a
+ * list the server answered from a stale view (Dovecot's mailbox list
+ * index, right after our own DELETE and CREATE, listed a deleted name and
+ * left out three just created). Takes the tree lock briefly; any
+ * thread. */
+GPtrArray *fs_tree_gone_mailboxes(struct fs_tree *tree, GPtrArray *infos,
+				  guint max);
+
 /* The generation of the folder tree: raised by this mount's own
  * fs_tree_add_dir(), fs_tree_remove_dir() and fs_tree_move_dir(). Take
  * it before asking the server for the mailbox list. Any thread. */
@@ -105,6 +115,13 @@ uint64_t fs_tree_mailboxes_gen(struct fs_tree *tree);
  * (the caller asks again later). Returns whether it was applied. */
 gboolean fs_tree_set_mailboxes_since(struct fs_tree *tree, GPtrArray *infos,
 				     uint64_t gen);
+
+/* fs_tree_set_mailboxes_since(), except that the mailboxes named in @keep
+ * (the tree has them, the list does not, STATUS says they exist:
+ * fs_tree_gone_mailboxes()) keep their directories, listings and inodes
+ * as they are. @keep may be NULL. */
+gboolean fs_tree_set_mailboxes_keep(struct fs_tree *tree, GPtrArray *infos,
+				    uint64_t gen, GPtrArray *keep);
 
 /* The mode bits @mode (0777 part) as MYRIGHTS @rights allow them: no 'r'
  * clears the read bits; none of 'i', 't', 'e' clears the write bits.

@@ -587,6 +587,37 @@ def _rename_keeps_inodes(env, server, oldname, before=lambda: None):
         os.close(fd)
 
 
+def test_list_that_leaves_out_an_existing_folder_keeps_it(imapfs_bin,
+                                                          tmp_path):
+    """A LIST that leaves out a folder we have (Dovecot's mailbox list
+    index answered one from an old view right after our own DELETE and
+    CREATEs) does not make it vanish: a folder gone from the list is asked
+    STATUS first, and kept, inode and all, while the server says it
+    exists; once STATUS says NO it goes.  listing_ttl=0: every ls lists
+    the mailboxes again."""
+    work = str(tmp_path)
+    server = _server("m365", work)
+    with _served(imapfs_bin, server, work) as env:
+        files = env.files("Projects")
+        dir_ino = os.stat(env.path("Projects")).st_ino
+        with server.lock:
+            server.list_hides.add("Projects")
+        n0 = len(server.commands_snapshot())
+        assert "Projects" in os.listdir(env.mnt)
+        assert os.stat(env.path("Projects")).st_ino == dir_ino
+        assert env.files("Projects") == files
+        asked = [c.text for c in server.commands_snapshot()[n0:]
+                 if c.name == "STATUS"]
+        assert any("Projects" in t for t in asked), asked
+        # Really gone: STATUS says NO, and the folder goes.
+        with server.lock:
+            del server.folders["Projects"]
+        assert "Projects" not in os.listdir(env.mnt)
+        with pytest.raises(FileNotFoundError):
+            os.stat(env.path("Projects"))
+        assert env.bads() == []
+
+
 def test_oldname_rename_keeps_inodes(imapfs_bin, tmp_path):
     """A server that names a renamed mailbox's old name in its LIST reply
     (`("OLDNAME" ("old"))`, RFC 5258 section 9 / RFC 5465 5.4; scripted:

@@ -144,6 +144,9 @@ class ProviderServer(fakeserver.FakeImapServer):
         longer remembers which expunges came after m."""
         super().__init__([], **kw)
         self.qresync_forgets = qresync_forgets
+        # Folder names LIST leaves out although they exist (STATUS and
+        # EXAMINE still answer): a list answered from a stale view.
+        self.list_hides: set[str] = set()
         if profile not in ("gmail", "m365"):
             raise ValueError(profile)
         self.profile = profile
@@ -544,6 +547,8 @@ class _ProviderSession(fakeserver._Session):
         for f in self.p.folders.values():
             if not pattern.match(f.name) and not (
                     args[1].upper() == "INBOX" and f.name == "INBOX"):
+                continue
+            if f.name in self.p.list_hides:
                 continue
             ext = f' ("OLDNAME" ({_quote(f.old_name)}))' \
                 if f.old_name is not None else ""
