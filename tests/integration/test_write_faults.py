@@ -134,8 +134,10 @@ def test_over_quota_is_edquot_and_keeps_data(imapfs_bin, tmp_path):
 
 def test_without_uidplus_or_literal_plus(imapfs_bin, tmp_path):
     """No APPENDUID: the new UID is found by Message-ID, not guessed; no
-    UID EXPUNGE: rm refuses (EPERM) rather than send a bare EXPUNGE;
-    no LITERAL+: synchronising literals."""
+    UID EXPUNGE: rm, mv to another folder (no MOVE either), an edit in
+    place and a rename over a message refuse (EPERM) and send nothing,
+    rather than send a bare EXPUNGE (-o delete=flag would only flag:
+    test_delete_flag.py); no LITERAL+: synchronising literals."""
     env = mount_write_env(imapfs_bin, str(tmp_path),
                           without_caps=("UIDPLUS", "LITERAL+", "MOVE"))
     try:
@@ -150,6 +152,28 @@ def test_without_uidplus_or_literal_plus(imapfs_bin, tmp_path):
             os.unlink(env.path("Work", f"{uid}.eml"))
         assert e.value.errno == errno.EPERM
         assert copies(env, "Work", body) == [uid]
+        with pytest.raises(OSError) as e:
+            os.rename(env.path("Work", f"{uid}.eml"),
+                      env.path("Archive", f"{uid}.eml"))
+        assert e.value.errno == errno.EPERM
+        # An edit in place fails at close, before the new version is
+        # sent; so does a rename over the message (sed -i).
+        fd = os.open(env.path("Work", f"{uid}.eml"), os.O_WRONLY)
+        os.pwrite(fd, b"X-Edit: 1\r\n", 0)
+        with pytest.raises(OSError) as e:
+            os.close(fd)
+        assert e.value.errno == errno.EPERM
+        with open(env.path("Work", ".sed-tmp"), "wb") as f:
+            f.write(body.replace(b"line", b"LINE"))
+        with pytest.raises(OSError) as e:
+            os.rename(env.path("Work", ".sed-tmp"),
+                      env.path("Work", f"{uid}.eml"))
+        assert e.value.errno == errno.EPERM
+        assert env.bodies("Work") == [body]
+        assert env.bodies("Archive") == []
+        assert not any("\\Deleted" in m["flags"]
+                       for m in env.messages("Work").values()
+                       if m["body"] == body)
         env.check_sentinels()
     finally:
         testenv.unmount(env.mnt)
