@@ -28,9 +28,9 @@ struct fs_options {
 	int password_keyring;	    /* -o password_keyring: libsecret */
 	char *oauth2_token_command; /* set: OAuth2, no password */
 	char *cafile;
-	int read_only;	     /* -o ro: refuse every change (EROFS) */
+	int read_only; /* -o ro: refuse every change (EROFS) */
 	enum fs_delete_mode delete_mode; /* -o delete= (default expunge) */
-	char *spool_dir;     /* -o spool_dir=DIR, or NULL for the default */
+	char *spool_dir; /* -o spool_dir=DIR, or NULL for the default */
 	unsigned int connections; /* >= 1 */
 	unsigned int cache_mb;
 	unsigned int timeout_s;	  /* bound on every wait for the server */

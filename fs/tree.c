@@ -78,8 +78,9 @@ gboolean tree_hidden(const struct fs_tree *tree, const struct tree_node *n)
 	if (!tree->hide_deleted || n->kind != TREE_MSG || n->flags == NULL)
 		return FALSE;
 	f = (const struct tree_flags *)(const void *)(n->flags -
-						      offsetof(struct tree_flags,
-							       str));
+						      offsetof(
+							      struct tree_flags,
+							      str));
 	return f->deleted;
 }
 

@@ -5,7 +5,9 @@
  *                    lookup; inval_inode(dir) its attributes;
  *   expunged         notify_delete(dir, ino, name): the dentry goes (new
  *                    lookups ask us: ENOENT) and inotify hears IN_DELETE;
- *   UIDVALIDITY      the same for every message of the folder.
+ *   UIDVALIDITY      the same for every message of the folder;
+ *   \Deleted set or  with -o delete=flag, as an expunge or as new mail
+ *   cleared          (the message is hidden or shown again).
  * Readdir is never cached by the kernel here (opendir sets no
  * cache_readdir), so listings need nothing more.
  */

@@ -993,7 +993,7 @@ out:
 struct wops_msg_ctx {
 	const char *mailbox, *dest;
 	uint32_t uidvalidity, uid;
-	int op; /* 0 expunge, 1 move, 2 state */
+	int op;		    /* 0 expunge, 1 move, 2 state */
 	gboolean flag_only; /* -o delete=flag: \Deleted, never an EXPUNGE */
 	struct imap_copy_result result;
 	gboolean exists;

@@ -173,8 +173,7 @@ int main(void)
 	}
 	probe_check("move_missing",
 		    imap_session_move(s, box, ar.uidvalidity, uid,
-				      "Nonexistent", FALSE, &cr, NULL,
-				      &error),
+				      "Nonexistent", FALSE, &cr, NULL, &error),
 		    &error);
 	if (probe_check("move",
 			imap_session_move(s, box, ar.uidvalidity, uid, "Target",

@@ -121,7 +121,11 @@ def test_rm_only_flags_and_hides(flagenv):
         pass  # every folder listed once
     full = full_listings(env.mnt)
 
+    fd = os.open(env.path("Work", f"{a}.eml"), os.O_RDONLY)
     os.unlink(env.path("Work", f"{a}.eml"))
+    # An open file of it reads on.
+    assert b"rm-a" in os.pread(fd, 4096, 0)
+    os.close(fd)
     # On the server: flagged, still there; nothing was expunged (the
     # sentinel, \Deleted already, is still there too).
     assert flagged(env, "Work") == {sentinel: True, a: True, b: False}
@@ -140,6 +144,18 @@ def test_rm_only_flags_and_hides(flagenv):
     with pytest.raises(FileNotFoundError):
         os.unlink(env.path("Work", f"{a}.eml"))
     assert full_listings(env.mnt) == full, "the folder was listed again"
+    # A folder that holds only hidden mail is not empty on the server:
+    # rmdir (and so rm -r) is refused rather than DELETE it.
+    os.mkdir(env.path("Gone"))
+    with open(env.path("Gone", "x.eml"), "wb") as f:
+        f.write(msg("in-gone"))
+    (x,) = os.listdir(env.path("Gone"))
+    os.unlink(env.path("Gone", x))
+    assert os.listdir(env.path("Gone")) == []
+    with pytest.raises(OSError) as e:
+        os.rmdir(env.path("Gone"))
+    assert e.value.errno == errno.ENOTEMPTY
+    assert "Gone" in env.server_folders()
 
     # A new mount hides it as well.
     testenv.unmount(env.mnt)

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import mount_write_env
+from conftest import SENTINEL, mount_write_env
 import faultproxy
 import testenv
 
@@ -145,7 +145,11 @@ def test_without_uidplus_or_literal_plus(imapfs_bin, tmp_path):
         with open(env.path("Work", "nu.eml"), "wb") as f:
             f.write(body)
         (uid,) = copies(env, "Work", body)
-        assert f"{uid}.eml" in os.listdir(env.path("Work"))
+        # Another client's \Deleted message is listed as any other (only
+        # -o delete=flag hides it).
+        (sentinel,) = copies(env, "Work", SENTINEL)
+        assert sorted(os.listdir(env.path("Work"))) == \
+            sorted([f"{uid}.eml", f"{sentinel}.eml"])
         with open(env.path("Work", "nu.eml"), "rb") as f:
             assert f.read() == body
         with pytest.raises(OSError) as e:

@@ -550,15 +550,13 @@ static void check_move(const char *caps, const struct peer_step *steps,
 	struct imap_copy_result res;
 	GError *error = NULL;
 
-	g_assert_true(
-		imap_session_move(s, "INBOX", 7, 42, "Archive", FALSE, &res,
-				  NULL, &error));
+	g_assert_true(imap_session_move(s, "INBOX", 7, 42, "Archive", FALSE,
+					&res, NULL, &error));
 	g_assert_no_error(error);
 	g_assert_cmpuint(res.uidvalidity, ==, 9);
 	g_assert_cmpuint(res.uid, ==, 17);
-	g_assert_false(
-		imap_session_move(s, "INBOX", 7, 43, "Gone", FALSE, &res, NULL,
-				  &error));
+	g_assert_false(imap_session_move(s, "INBOX", 7, 43, "Gone", FALSE, &res,
+					 NULL, &error));
 	g_assert_error(error, IMAP_ERROR, IMAP_ERROR_NONEXISTENT);
 	g_clear_error(&error);
 	finish(s, p, transcript);
@@ -605,9 +603,8 @@ static void test_move_fallback(void)
 	/* Neither MOVE nor UIDPLUS: refused before anything is sent. */
 	p = peer_start("", NULL, NULL);
 	s = peer_session(p);
-	g_assert_false(
-		imap_session_move(s, "INBOX", 7, 42, "Archive", FALSE, &res,
-				  NULL, &error));
+	g_assert_false(imap_session_move(s, "INBOX", 7, 42, "Archive", FALSE,
+					 &res, NULL, &error));
 	g_assert_error(error, IMAP_ERROR, IMAP_ERROR_UNSUPPORTED);
 	g_clear_error(&error);
 	finish(s, p, "");

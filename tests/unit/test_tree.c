@@ -692,10 +692,9 @@ static void test_deltas_beat_stale_listings(void)
 	g_assert_cmpint(fs_tree_add_local(t, inbox, "new.eml", sp, &e), ==, 0);
 	local = e.ino;
 	fs_entry_clear(&e);
-	g_assert_cmpint(
-		fs_tree_commit(t, local, inbox, 7, 4, 10, 0, "", "new.eml", 0,
-			       FALSE),
-		==, 0);
+	g_assert_cmpint(fs_tree_commit(t, local, inbox, 7, 4, 10, 0, "",
+				       "new.eml", 0, FALSE),
+			==, 0);
 	fs_tree_remove_msg(t, inbox, 2);
 	/* The listing, from before both changes, arrives. */
 	finish_load(t, inbox, stale, 3);
