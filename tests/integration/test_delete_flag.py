@@ -19,9 +19,9 @@ import time
 
 import pytest
 
-from conftest import SENTINEL, mount_write_env
-import faultproxy
+from conftest import SENTINEL, mount_write_env, proxied_write_env
 import testenv
+from test_idle_liveness import status
 
 NO_CAPS = ("UIDPLUS", "MOVE")
 BOUND_S = 10  # generous bound on the live view's latency
@@ -33,13 +33,6 @@ def msg(tag: str) -> bytes:
     return (f"From: flag@example.org\r\nSubject: {tag}\r\n"
             f"Message-ID: <{tag}-{_n[0]}-{os.getpid()}@imapfs.test>\r\n"
             f"\r\nfoo body of {tag}\r\n").encode()
-
-
-def status(mnt) -> str:
-    r = subprocess.run([os.environ.get("IMAPFS_BIN", "imapfs"), "status",
-                        mnt], capture_output=True, text=True, timeout=20)
-    assert r.returncode == 0, r.stdout + r.stderr
-    return r.stdout
 
 
 def full_listings(mnt) -> int:
@@ -88,23 +81,9 @@ def flagenv(imapfs_bin, tmp_path):
     """(env, proxy): a Dovecot without UIDPLUS and MOVE, mounted through
     the fault proxy with -o delete=flag (listing_ttl=0: every access
     refreshes the folder)."""
-    server = testenv.DovecotServer(str(tmp_path / "dovecot"),
-                                   without_caps=NO_CAPS)
-    server.start()
-    for f in ("INBOX", "Archive", "Work"):
-        if f != "INBOX":
-            server.create_mailbox(f)
-        server.append(f, SENTINEL, "\\Deleted")
-    proxy = faultproxy.FaultProxy(server, lifetime=600)
-    proxy.start()
-    env = mount_write_env(imapfs_bin, str(tmp_path), server=server,
-                          via=proxy, options=["-o", "delete=flag"])
-    try:
-        yield env, proxy
-    finally:
-        testenv.unmount(env.mnt)
-        proxy.stop()
-        server.stop()
+    with proxied_write_env(imapfs_bin, str(tmp_path), ["-o", "delete=flag"],
+                           without_caps=NO_CAPS) as ep:
+        yield ep
 
 
 def test_rm_only_flags_and_hides(flagenv):

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import SENTINEL, mount_write_env
+from conftest import SENTINEL, mount_write_env, proxied_write_env
 import faultproxy
 import testenv
 
@@ -28,20 +28,9 @@ def copies(env, folder, body):
 
 @pytest.fixture
 def proxied(imapfs_bin, tmp_path):
-    server = testenv.DovecotServer(str(tmp_path / "dovecot"))
-    server.start()
-    for f in ("Archive", "Work"):
-        server.create_mailbox(f)
-    proxy = faultproxy.FaultProxy(server, lifetime=600)
-    proxy.start()
-    env = mount_write_env(imapfs_bin, str(tmp_path), server=server,
-                          via=proxy, options=["-o", "timeout=10"])
-    try:
-        yield env, proxy
-    finally:
-        testenv.unmount(env.mnt)
-        proxy.stop()
-        server.stop()
+    with proxied_write_env(imapfs_bin, str(tmp_path),
+                           ["-o", "timeout=10"]) as ep:
+        yield ep
 
 
 def test_append_cut_mid_literal_fails_at_close_and_keeps_data(proxied):
