@@ -210,6 +210,20 @@ static gboolean tree_drop_uid(struct fs_tree *tree, struct tree_node *dir,
 static void tree_clear_local_name(struct fs_tree *tree, struct tree_node *dir,
 				  const char *name);
 
+/* Our STORE flagged @m \Deleted: it is hidden from now on, and a name of
+ * its own (mv in the folder) goes, free for a new file or, after an edit,
+ * for the new version; shown again, it is "<UID>.eml". */
+static void tree_hide(struct fs_tree *tree, struct tree_node *m)
+{
+	if (m->renamed) {
+		char *own = g_strdup(m->name);
+
+		tree_clear_local_name(tree, m->parent, own);
+		g_free(own);
+	}
+	tree_flag_deleted(tree, m);
+}
+
 static void tree_keep_flagged(struct fs_tree *tree, struct tree_node *dir,
 			      uint32_t uid, const struct tree_node *was)
 {
@@ -230,15 +244,8 @@ static void tree_keep_flagged(struct fs_tree *tree, struct tree_node *dir,
 		g_hash_table_remove(dir->tombs, key);
 		tree_uids_add(dir, uid);
 	}
-	if (m != NULL && m->renamed) {
-		/* Its own name is the new version's now. */
-		char *own = g_strdup(m->name);
-
-		tree_clear_local_name(tree, dir, own);
-		g_free(own);
-	}
 	if (m != NULL)
-		tree_flag_deleted(tree, m);
+		tree_hide(tree, m);
 	tree_bump(dir);
 }
 
@@ -546,7 +553,7 @@ void fs_tree_flag_deleted(struct fs_tree *tree, uint64_t ino)
 	g_mutex_lock(&tree->lock);
 	n = tree_find(tree, ino);
 	if (n != NULL && n->kind == TREE_MSG && !n->gone) {
-		tree_flag_deleted(tree, n);
+		tree_hide(tree, n);
 		tree_bump(n->parent);
 	}
 	g_mutex_unlock(&tree->lock);

@@ -752,7 +752,7 @@ static void test_hide_deleted(void)
 		t, lookup_ino(t, lookup_ino(t, FS_ROOT_INO, "Archive"), "2024"),
 		"Q1");
 	const uint32_t uids[] = {1, 2, 3}, q1_uids[] = {5};
-	uint64_t two, three, one;
+	uint64_t two, three, one, five;
 	struct fs_entry e;
 
 	fs_tree_set_hide_deleted(t, TRUE);
@@ -798,6 +798,16 @@ static void test_hide_deleted(void)
 			1);
 	g_assert_cmpuint(lookup_ino(t, inbox, "1.eml"), !=, 0);
 	g_assert_cmpuint(lookup_ino(t, inbox, "1.eml"), !=, one);
+	/* A message renamed in its folder loses that name when hidden. */
+	five = lookup_ino(t, q1, "5.eml");
+	g_assert_cmpint(fs_tree_rename_msg(t, five, "keep.eml"), ==, 0);
+	g_assert_cmpuint(lookup_ino(t, q1, "keep.eml"), ==, five);
+	fs_tree_flag_deleted(t, five);
+	g_assert_cmpuint(lookup_ino(t, q1, "keep.eml"), ==, 0);
+	g_assert_cmpuint(list_len(t, q1), ==, 1); /* 6.eml */
+	g_assert_cmpint(fs_tree_live_set_flags(t, NULL, q1, 43, 5, ""), ==, 1);
+	g_assert_cmpuint(lookup_ino(t, q1, "5.eml"), ==, five);
+	g_assert_cmpuint(list_len(t, q1), ==, 2);
 	fs_tree_free(t);
 
 	/* Without the option: listed like any other. */
