@@ -152,6 +152,15 @@ def test_rm_only_flags_and_hides(flagenv):
     # Another client sets it: gone from the listing (whoever set it).
     store(env, "Work", b, "+FLAGS.SILENT")
     assert names(env, "Work") == {f"{a}.eml"}
+    # And so is one flagged through the mount (setfattr), also for a
+    # stat of the name the kernel had cached.
+    os.stat(env.path("Work", f"{a}.eml"))
+    os.setxattr(env.path("Work", f"{a}.eml"), "user.imap.flags",
+                b"\\Seen \\Deleted")
+    assert names(env, "Work") == set()
+    with pytest.raises(FileNotFoundError):
+        os.stat(env.path("Work", f"{a}.eml"))
+    assert flagged(env, "Work")[a] is True
     assert expunges(proxy) == []
     env.check_sentinels()
 
