@@ -71,6 +71,7 @@ static gboolean commit_state_fn(struct imap_session *s, void *user_data,
 struct commit_expunge_ctx {
 	const char *mailbox;
 	uint32_t uidvalidity, uid;
+	gboolean flag_only; /* -o delete=flag: \Deleted, no EXPUNGE */
 };
 
 static gboolean commit_expunge_fn(struct imap_session *s, void *user_data,
@@ -79,7 +80,7 @@ static gboolean commit_expunge_fn(struct imap_session *s, void *user_data,
 	struct commit_expunge_ctx *c = user_data;
 
 	return imap_session_expunge_uid(s, c->mailbox, c->uidvalidity, c->uid,
-					FALSE, NULL, error);
+					c->flag_only, NULL, error);
 }
 
 gboolean fs_commit_ask(struct imapfs *fs, const char *mailbox, imap_pool_fn *fn,
@@ -128,16 +129,16 @@ gboolean fs_commit_same_flags(const char *a, const char *b)
 	return same && nx == ny;
 }
 
-/* The replaced message: still there and unchanged? Then expunge it.
- * Returns 0, -ESTALE (it changed or vanished: keep both) or another
- * negative errno. */
+/* The replaced message: still there and unchanged? Then expunge it (with
+ * @flag_only: flag it \Deleted, and it stays). Returns 0, -ESTALE (it
+ * changed or vanished: keep both) or another negative errno. */
 static int commit_expunge_replaced(struct imapfs *fs, const char *mailbox,
 				   uint32_t uidvalidity, uint32_t uid,
-				   const char *flags_seen)
+				   const char *flags_seen, gboolean flag_only)
 {
 	struct commit_state_ctx st = {
 		.mailbox = mailbox, .uidvalidity = uidvalidity, .uid = uid};
-	struct commit_expunge_ctx ex = {mailbox, uidvalidity, uid};
+	struct commit_expunge_ctx ex = {mailbox, uidvalidity, uid, flag_only};
 	GError *err = NULL;
 	int r = 0;
 
@@ -164,7 +165,9 @@ static int commit_expunge_replaced(struct imapfs *fs, const char *mailbox,
 		g_clear_error(&err);
 		st.flags = NULL;
 		if (fs_commit_ask(fs, mailbox, commit_state_fn, &st, &err) &&
-		    !st.exists) {
+		    (!st.exists ||
+		     (flag_only &&
+		      imap_flags_contain(st.flags, "\\Deleted")))) {
 			g_free(st.flags);
 			return 0;
 		}
@@ -327,7 +330,7 @@ int fs_commit(struct imapfs *fs, uint64_t ino, struct fs_spool *sp,
 	GError *err = NULL;
 	uint64_t changes;
 	uint32_t uid = 0, uidvalidity, max_uid;
-	gboolean unknown = FALSE, own = FALSE;
+	gboolean unknown = FALSE, own = FALSE, flag_only;
 	const char *flags;
 	gint64 date;
 	int r;
@@ -355,6 +358,19 @@ int fs_commit(struct imapfs *fs, uint64_t ino, struct fs_spool *sp,
 			imapfs_warning("%s: a message cannot be empty; the "
 				       "old one is kept",
 				       dir.mailbox);
+		goto out;
+	}
+	if (t->replace_uid != 0 && !fs->cap_uidplus &&
+	    fs->delete_mode != FS_DELETE_FLAG) {
+		/* The old version could not be removed (no UID EXPUNGE, and
+		 * never a bare EXPUNGE): as for rm, nothing is sent. */
+		g_free(attr.flags);
+		imapfs_warning("%s UID %u: the server lacks UIDPLUS, so the "
+			       "old version could not be removed; nothing "
+			       "was sent (-o delete=flag only flags it "
+			       "\\Deleted)",
+			       dir.mailbox, t->replace_uid);
+		r = -EPERM;
 		goto out;
 	}
 	r = fs_spool_scan(sp, &scan);
@@ -448,13 +464,15 @@ int fs_commit(struct imapfs *fs, uint64_t ino, struct fs_spool *sp,
 		goto out_attr;
 	}
 	fs_spool_mark_sent(sp, changes);
+	flag_only = fs->delete_mode == FS_DELETE_FLAG;
 	if (t->replace_uid != 0)
 		r = commit_expunge_replaced(fs, dir.mailbox, dir.uidvalidity,
-					    t->replace_uid, t->flags);
+					    t->replace_uid, t->flags,
+					    flag_only);
 	fs_tree_commit(fs->tree, ino, t->dir, uidvalidity, uid, scan.wire_size,
 		       date != 0 ? date : attr.mtime,
 		       flags != NULL ? flags : "", t->alias,
-		       r == 0 ? t->replace_uid : 0);
+		       r == 0 ? t->replace_uid : 0, flag_only);
 	fs_bodycache_forget(fs->cache, ino);
 	if (fs->notify != NULL)
 		fs_notify_inval_inode(fs->notify, ino);

@@ -8,7 +8,8 @@
  * UID known) whether the message arrived, and the answer decides. A
  * replaced message is expunged only after the new one is safely stored,
  * and only if it is still the message we saw (else both are kept and the
- * caller gets -ESTALE).
+ * caller gets -ESTALE); with -o delete=flag it is only flagged \Deleted
+ * and stays (hidden).
  *
  * When even asking fails (the server went silent: the request's deadline
  * passed), the commit fails with -EIO and the file remembers the attempt
@@ -76,7 +77,9 @@ gboolean fs_commit_own_wait(struct imapfs *fs, const char *mailbox, int max_ms);
  * changes that were not sent, then applies the result to the tree.
  * Returns 0 (also when there was nothing to send), or a negative errno:
  * -EIO (network, server), -EDQUOT, -EFBIG, -ENOENT ([TRYCREATE]),
- * -EACCES, -EPERM, -EINVAL (NUL bytes without BINARY, empty message),
+ * -EACCES, -EPERM (also: a replacement without UIDPLUS, unless
+ * -o delete=flag, refused before anything is sent), -EINVAL (NUL bytes
+ * without BINARY, empty message),
  * -EINTR (interrupted before anything was sent), -ESTALE (the replaced message changed meanwhile: both kept). On
  * failure the spool file keeps the data (and is kept at unmount). */
 int fs_commit(struct imapfs *fs, uint64_t ino, struct fs_spool *sp,

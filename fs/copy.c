@@ -114,7 +114,8 @@ static gssize copy_on_server(struct imapfs *fs, const struct fs_entry *src,
 			       c.result.uidvalidity != 0 ? c.result.uidvalidity
 							 : dir.uidvalidity,
 			       c.result.uid, (uint64_t)src->st.st_size,
-			       src->st.st_mtime, src->flags, dst->name, 0);
+			       src->st.st_mtime, src->flags, dst->name, 0,
+			       FALSE);
 		/* Its bytes are the server's now, not the (empty) local
 		 * file's. */
 		fs_tree_detach_shadow(fs->tree, dst->ino, dst->spool);

@@ -239,7 +239,7 @@ int main(int argc, char **argv)
 		goto out_err;
 	}
 	fs.read_only = opts.read_only;
-	fs.delete_to_trash = opts.delete_to_trash;
+	fs.delete_mode = opts.delete_mode;
 	fs.ns_prefix = g_strdup(imap_session_personal_prefix(first));
 	fs.cap_uidplus = imap_session_has_cap(first, "UIDPLUS");
 	fs.cap_move = imap_session_has_cap(first, "MOVE");
@@ -263,6 +263,7 @@ int main(int argc, char **argv)
 	main_status_init(&status, &fs, &opts, &url, first);
 	fs.pool = imap_pool_new(&account, opts.connections, first);
 	fs.tree = main_tree_new(&opts, process_umask, fs.read_only);
+	fs_tree_set_hide_deleted(fs.tree, fs.delete_mode == FS_DELETE_FLAG);
 	fs.quota = fs_quota_new(fs.pool, FS_QUOTA_TTL_US);
 	fs.cache = fs_bodycache_new((uint64_t)opts.cache_mb * 1024 * 1024);
 	fs.attr_timeout = opts.attr_timeout;

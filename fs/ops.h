@@ -15,6 +15,7 @@
 #include <glib.h>
 
 #include "bodycache.h"
+#include "options.h"
 #include "defer.h"
 #include "notify.h"
 #include "prefetch.h"
@@ -51,8 +52,9 @@ struct imapfs {
 	struct fs_prefetch *prefetch;
 	/* -o ro: every change answers EROFS from our own handlers. */
 	gboolean read_only;
-	/* -o delete=trash: unlink moves messages to the \Trash mailbox. */
-	gboolean delete_to_trash;
+	/* -o delete=: how a message is removed (rm, the original of a move
+	 * without MOVE, the old version of an edited message). */
+	enum fs_delete_mode delete_mode;
 	/* Where local files live (immutable after mount). */
 	struct fs_spool_dir *spool_dir;
 	/* The personal namespace prefix ("" or e.g. "INBOX."), immutable. */

@@ -122,15 +122,18 @@ static int options_proc(void *data, const char *arg, int key,
 		}
 		if (g_str_has_prefix(arg, "delete=")) {
 			const char *v = arg + strlen("delete=");
+			int m;
 
-			if (strcmp(v, "trash") == 0)
-				ctx->opts->delete_to_trash = 1;
-			else if (strcmp(v, "expunge") == 0)
-				ctx->opts->delete_to_trash = 0;
+			for (m = FS_DELETE_FLAG; m >= 0; m--) {
+				if (strcmp(v, fs_options_delete_name(m)) == 0)
+					break;
+			}
+			if (m >= 0)
+				ctx->opts->delete_mode = m;
 			else if (ctx->error == NULL)
 				ctx->error = g_strdup_printf(
-					"delete= must be expunge or trash, "
-					"not '%s'",
+					"delete= must be expunge, trash or "
+					"flag, not '%s'",
 					v);
 			return 0;
 		}
@@ -280,6 +283,18 @@ unsigned int fs_options_umask(const struct fs_options *opts,
 	return opts->allow_other ? 077 : process_umask & 0777;
 }
 
+const char *fs_options_delete_name(enum fs_delete_mode mode)
+{
+	switch (mode) {
+	case FS_DELETE_TRASH:
+		return "trash";
+	case FS_DELETE_FLAG:
+		return "flag";
+	default:
+		return "expunge";
+	}
+}
+
 void fs_options_clear(struct fs_options *opts)
 {
 	g_free(opts->url);
@@ -331,8 +346,12 @@ void fs_options_print_help(const char *progname)
 	       "certificates in FILE\n"
 	       "    -o ro                    read-only mount (default: "
 	       "read-write)\n"
-	       "    -o delete=expunge|trash  rm expunges (default) or "
-	       "moves to \\Trash\n"
+	       "    -o delete=expunge|trash|flag  rm expunges (default), "
+	       "moves to \\Trash,\n"
+	       "                             or only flags \\Deleted "
+	       "(no UIDPLUS needed;\n"
+	       "                             \\Deleted mail is then not "
+	       "listed)\n"
 	       "    -o umask=OCTAL           permission bits the mount does "
 	       "not show (default: the\n"
 	       "                             umask imapfs runs with; 077 "

@@ -12,6 +12,14 @@
 #include <fuse_lowlevel.h>
 #include <glib.h>
 
+/* -o delete=: how this mount removes a message from a folder (rm, the
+ * original of a move without MOVE, the old version of an edited one). */
+enum fs_delete_mode {
+	FS_DELETE_EXPUNGE, /* STORE \Deleted + UID EXPUNGE (needs UIDPLUS) */
+	FS_DELETE_TRASH,   /* rm moves to \Trash; otherwise as EXPUNGE */
+	FS_DELETE_FLAG,	   /* STORE \Deleted only; \Deleted mail is hidden */
+};
+
 struct fs_options {
 	char *url;
 	char *mountpoint;
@@ -20,9 +28,9 @@ struct fs_options {
 	int password_keyring;	    /* -o password_keyring: libsecret */
 	char *oauth2_token_command; /* set: OAuth2, no password */
 	char *cafile;
-	int read_only;	     /* -o ro: refuse every change (EROFS) */
-	int delete_to_trash; /* -o delete=trash (default delete=expunge) */
-	char *spool_dir;     /* -o spool_dir=DIR, or NULL for the default */
+	int read_only; /* -o ro: refuse every change (EROFS) */
+	enum fs_delete_mode delete_mode; /* -o delete= (default expunge) */
+	char *spool_dir; /* -o spool_dir=DIR, or NULL for the default */
 	unsigned int connections; /* >= 1 */
 	unsigned int cache_mb;
 	unsigned int timeout_s;	  /* bound on every wait for the server */
@@ -56,6 +64,9 @@ gboolean fs_options_parse(int argc, char **argv, struct fs_options *opts,
  * with (as rclone mount does). */
 unsigned int fs_options_umask(const struct fs_options *opts,
 			      unsigned int process_umask);
+
+/* The -o delete= word of @mode ("expunge", "trash", "flag"). */
+const char *fs_options_delete_name(enum fs_delete_mode mode);
 
 /* Frees the strings and fuse_args of @opts. */
 void fs_options_clear(struct fs_options *opts);

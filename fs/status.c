@@ -122,7 +122,8 @@ static char *status_text(struct fs_status *st)
 		"messages:     %" G_GUINT64_FORMAT " known\n"
 		"listings:     %" G_GUINT64_FORMAT " full, %" G_GUINT64_FORMAT
 		" refreshed\n"
-		"settings:     timeout=%u listing_ttl=%u attr_timeout=%.0f\n",
+		"settings:     timeout=%u listing_ttl=%u attr_timeout=%.0f "
+		"delete=%s\n",
 		st->mountpoint, st->user, st->host, st->port,
 		st->implicit_tls ? "imaps: TLS" : "imap: STARTTLS", when,
 		(int)getpid(), st->caps_used ? st->caps_used : "",
@@ -131,7 +132,8 @@ static char *status_text(struct fs_status *st)
 		server, watch, count, count - MIN(idle, count), idle, size,
 		(cached + 1023) / 1024, st->cache_mb,
 		fs_tree_count_files(st->fs->tree), full, refreshed,
-		st->timeout_s, st->listing_ttl, st->attr_timeout);
+		st->timeout_s, st->listing_ttl, st->attr_timeout,
+		fs_options_delete_name(st->fs->delete_mode));
 	g_free(when);
 	g_free(server);
 	g_free(watch);

@@ -141,6 +141,9 @@ struct fs_tree {
 	/* Interned flag strings: string -> struct tree_flags (most messages
 	 * share a handful of flag sets). */
 	GHashTable *flag_sets;
+	/* -o delete=flag: messages flagged \Deleted are not shown
+	 * (tree_hidden()). */
+	gboolean hide_deleted;
 	/* Counters for "imapfs status" and the benchmark. */
 	uint64_t full_loads;
 	uint64_t refreshes;
@@ -153,6 +156,13 @@ struct tree_node *tree_node_new(struct fs_tree *tree, enum tree_kind kind,
 const char *tree_flags_intern(struct fs_tree *tree, const char *flags);
 /* Drops one reference of an interned string (NULL is allowed). */
 void tree_flags_unref(struct fs_tree *tree, const char *flags);
+/* TRUE if @n is a message this mount does not show: with hide_deleted,
+ * one whose flags hold \Deleted (whoever set it). It stays in its
+ * folder's msgs and uids all the same, so that the folder's count is the
+ * server's. */
+gboolean tree_hidden(const struct fs_tree *tree, const struct tree_node *n);
+/* Adds \Deleted to the flags of message @msg (our STORE succeeded). */
+void tree_flag_deleted(struct fs_tree *tree, struct tree_node *msg);
 struct tree_node *tree_find(struct fs_tree *tree, uint64_t ino);
 void tree_msg_gone(struct fs_tree *tree, struct tree_node *msg);
 void tree_maybe_drop(struct fs_tree *tree, struct tree_node *n);
@@ -169,8 +179,9 @@ void tree_uids_remove(struct tree_node *dir, uint32_t uid);
 /* Index of the first UID in dir->uids (sorted) greater than @uid. */
 guint tree_uid_upper(GArray *uids, uint32_t uid);
 /* The child @name of @dir: subdirectory, local file, message by
- * "<UID>.eml" or by alias; NULL if none. */
-struct tree_node *tree_child(struct tree_node *dir, const char *name);
+ * "<UID>.eml" or by alias; NULL if none (a hidden message is none). */
+struct tree_node *tree_child(struct fs_tree *tree, struct tree_node *dir,
+			     const char *name);
 /* Removes every name of @msg in @dir other than "<UID>.eml" (its entry
  * in locals if renamed, aliases naming its UID). */
 void tree_drop_msg_names(struct tree_node *dir, struct tree_node *msg);

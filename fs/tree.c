@@ -6,6 +6,7 @@
 
 #include "acl.h"
 #include "log.h"
+#include "mutate.h"
 #include "namemap.h"
 #include "reqctx.h"
 #include "tree-private.h"
@@ -34,6 +35,7 @@ mode_t fs_tree_rights_mode(mode_t mode, const char *rights)
  * share a handful of strings such as "\\Seen" and "". */
 struct tree_flags {
 	guint refs;
+	gboolean deleted; /* the set holds \Deleted */
 	char str[];
 };
 
@@ -49,6 +51,7 @@ const char *tree_flags_intern(struct fs_tree *tree, const char *flags)
 		len = strlen(flags);
 		f = g_malloc(sizeof(*f) + len + 1);
 		f->refs = 0;
+		f->deleted = imap_flags_contain(flags, "\\Deleted");
 		memcpy(f->str, flags, len + 1);
 		g_hash_table_insert(tree->flag_sets, f->str, f);
 	}
@@ -66,6 +69,33 @@ void tree_flags_unref(struct fs_tree *tree, const char *flags)
 					  offsetof(struct tree_flags, str));
 	if (--f->refs == 0)
 		g_hash_table_remove(tree->flag_sets, f->str);
+}
+
+gboolean tree_hidden(const struct fs_tree *tree, const struct tree_node *n)
+{
+	const struct tree_flags *f;
+
+	if (!tree->hide_deleted || n->kind != TREE_MSG || n->flags == NULL)
+		return FALSE;
+	f = (const struct tree_flags *)(const void *)(n->flags -
+						      offsetof(
+							      struct tree_flags,
+							      str));
+	return f->deleted;
+}
+
+void tree_flag_deleted(struct fs_tree *tree, struct tree_node *msg)
+{
+	const char *old = msg->flags != NULL ? msg->flags : "";
+	char *flags;
+
+	if (imap_flags_contain(old, "\\Deleted"))
+		return;
+	flags = *old != '\0' ? g_strconcat(old, " \\Deleted", NULL)
+			     : g_strdup("\\Deleted");
+	tree_flags_unref(tree, msg->flags);
+	msg->flags = tree_flags_intern(tree, flags);
+	g_free(flags);
 }
 
 struct tree_node *tree_node_new(struct fs_tree *tree, enum tree_kind kind,
@@ -134,6 +164,13 @@ struct fs_tree *fs_tree_new(uid_t uid, gid_t gid, mode_t file_mode,
 	tree->root = tree_node_new(tree, TREE_DIR, "", NULL);
 	tree->root->parent = tree->root;
 	return tree;
+}
+
+void fs_tree_set_hide_deleted(struct fs_tree *tree, gboolean hide)
+{
+	g_mutex_lock(&tree->lock);
+	tree->hide_deleted = hide;
+	g_mutex_unlock(&tree->lock);
 }
 
 void fs_tree_free(struct fs_tree *tree)
@@ -801,7 +838,8 @@ int fs_tree_set_rights(struct fs_tree *tree, uint64_t ino, const char *rights)
 	return ret;
 }
 
-struct tree_node *tree_child(struct tree_node *dir, const char *name)
+struct tree_node *tree_child(struct fs_tree *tree, struct tree_node *dir,
+			     const char *name)
 {
 	struct tree_node *n = g_hash_table_lookup(dir->subdirs, name);
 	gpointer uidp;
@@ -809,16 +847,22 @@ struct tree_node *tree_child(struct tree_node *dir, const char *name)
 
 	if (n != NULL)
 		return n;
+	/* A hidden message is no name: the name may still resolve further
+	 * on (the old "<UID>.eml" of a message edited with -o delete=flag
+	 * is an alias of the new version). */
 	n = g_hash_table_lookup(dir->locals, name);
-	if (n != NULL)
+	if (n != NULL && !tree_hidden(tree, n))
 		return n;
 	if (dir->selectable && fs_namemap_parse_message_name(name, &uid)) {
 		n = g_hash_table_lookup(dir->msgs, GUINT_TO_POINTER(uid));
-		if (n != NULL && !n->renamed)
+		if (n != NULL && !n->renamed && !tree_hidden(tree, n))
 			return n;
 	}
-	if (g_hash_table_lookup_extended(dir->aliases, name, NULL, &uidp))
-		return g_hash_table_lookup(dir->msgs, uidp);
+	if (g_hash_table_lookup_extended(dir->aliases, name, NULL, &uidp)) {
+		n = g_hash_table_lookup(dir->msgs, uidp);
+		if (n != NULL && !tree_hidden(tree, n))
+			return n;
+	}
 	return NULL;
 }
 
@@ -838,7 +882,7 @@ int fs_tree_lookup(struct fs_tree *tree, uint64_t parent, const char *name,
 		n = strcmp(name, ".") == 0 ? dir : dir->parent;
 		n->nlookup++;
 		tree_fill_entry(tree, n, entry_r);
-	} else if ((n = tree_child(dir, name)) == NULL) {
+	} else if ((n = tree_child(tree, dir, name)) == NULL) {
 		ret = -ENOENT;
 	} else if (n->kind == TREE_MSG && n->size > TREE_MAX_SIZE) {
 		ret = -EIO;
@@ -1051,7 +1095,7 @@ gboolean fs_tree_prefetch_plan(struct fs_tree *tree, uint64_t ino,
 		/* Only small messages come in batches (whole, which is what
 		 * the reader wants and what servers serve fastest); a big
 		 * one is left to on-demand reads and their read-ahead. */
-		if (m->size > per_message || m->gone) {
+		if (m->size > per_message || m->gone || tree_hidden(tree, m)) {
 			dir->prefetch_mark = uid;
 			continue;
 		}

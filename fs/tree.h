@@ -68,6 +68,14 @@ void fs_entry_clear(struct fs_entry *entry);
 struct fs_tree *fs_tree_new(uid_t uid, gid_t gid, mode_t file_mode,
 			    mode_t dir_mode);
 
+/* -o delete=flag: from now on messages flagged \Deleted (by anyone) are
+ * not listed and their names do not resolve (lookup: ENOENT); they stay
+ * in the tree all the same (their folder's count is the server's, which
+ * the refreshes and the live view compare with EXISTS), and one whose
+ * \Deleted goes is shown again. An inode the kernel still holds keeps
+ * answering (an open file stays readable). Call before serving. */
+void fs_tree_set_hide_deleted(struct fs_tree *tree, gboolean hide);
+
 /* Frees everything. */
 void fs_tree_free(struct fs_tree *tree);
 
@@ -378,10 +386,12 @@ void fs_tree_detach_shadow(struct fs_tree *tree, uint64_t ino,
  * (the server did not say which) or a folder whose UIDVALIDITY is no
  * longer @uidvalidity: the node leaves and the folder is reloaded on the
  * next access. Returns 0, or -ENOENT if @ino or @dir are gone. */
+/* @old_kept: @old_uid was only flagged \Deleted (-o delete=flag): it
+ * stays in @dir as a message of its own, hidden, instead of leaving. */
 int fs_tree_commit(struct fs_tree *tree, uint64_t ino, uint64_t dir,
 		   uint32_t uidvalidity, uint32_t uid, uint64_t size,
 		   gint64 mtime, const char *flags, const char *alias,
-		   uint32_t old_uid);
+		   uint32_t old_uid, gboolean old_kept);
 
 /* Removes the local file @name of @parent. -ENOENT if there is none. */
 int fs_tree_remove_local(struct fs_tree *tree, uint64_t parent,
@@ -405,10 +415,17 @@ int fs_tree_rename_msg(struct fs_tree *tree, uint64_t ino, const char *newname);
 
 /* Message @ino was moved by the server to folder @newdir as @newuid (0:
  * unknown, the node leaves and @newdir is reloaded later), named
- * @newname there. */
+ * @newname there. @src_kept: it was copied and the original only
+ * flagged \Deleted (-o delete=flag), which stays in its folder under its
+ * UID, hidden, as a node of its own. */
 void fs_tree_move_msg(struct fs_tree *tree, uint64_t ino, uint64_t newdir,
 		      uint32_t uidvalidity, uint32_t newuid,
-		      const char *newname);
+		      const char *newname, gboolean src_kept);
+
+/* Message @ino was flagged \Deleted by us (rm with -o delete=flag): it
+ * stays, with \Deleted added to its flags (hidden, see
+ * fs_tree_set_hide_deleted()). */
+void fs_tree_flag_deleted(struct fs_tree *tree, uint64_t ino);
 
 /* Sets the flags of message @ino (after a STORE). */
 void fs_tree_set_msg_flags(struct fs_tree *tree, uint64_t ino,

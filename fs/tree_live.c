@@ -5,7 +5,9 @@
  *                    lookup; inval_inode(dir) its attributes;
  *   expunged         notify_delete(dir, ino, name): the dentry goes (new
  *                    lookups ask us: ENOENT) and inotify hears IN_DELETE;
- *   UIDVALIDITY      the same for every message of the folder.
+ *   UIDVALIDITY      the same for every message of the folder;
+ *   \Deleted set or  with -o delete=flag, as an expunge or as new mail
+ *   cleared          (the message is hidden or shown again).
  * Readdir is never cached by the kernel here (opendir sets no
  * cache_readdir), so listings need nothing more.
  */
@@ -172,6 +174,27 @@ static void live_drop(struct fs_tree *tree, struct fs_notify *notify,
 	tree_msg_gone(tree, msg);
 }
 
+/* -o delete=flag: message @msg of @dir was just hidden (@hidden) or shown
+ * again: the kernel is told as of an expunge or of new mail. Called with
+ * the lock (the notifications are only queued). */
+static void live_visibility(struct fs_notify *notify, struct tree_node *dir,
+			    struct tree_node *msg, gboolean hidden)
+{
+	char name[32];
+
+	fs_namemap_message_name(msg->uid, name, sizeof(name));
+	if (hidden) {
+		if (msg->renamed)
+			fs_notify_delete(notify, dir->ino, msg->ino, msg->name);
+		fs_notify_delete(notify, dir->ino, msg->ino, name);
+	} else {
+		if (msg->renamed)
+			fs_notify_inval_entry(notify, dir->ino, msg->name);
+		fs_notify_inval_entry(notify, dir->ino, name);
+	}
+	fs_notify_inval_inode(notify, dir->ino);
+}
+
 /* Drops every message of @dir with a UID in @lo..@hi, walking the sorted
  * UID array from the first one >= @lo. Called with the lock. */
 static int live_drop_range(struct fs_tree *tree, struct fs_notify *notify,
@@ -272,11 +295,12 @@ int fs_tree_live_keep_only(struct fs_tree *tree, struct fs_notify *notify,
 	return r;
 }
 
-int fs_tree_live_set_flags(struct fs_tree *tree, uint64_t ino,
-			   uint32_t uidvalidity, uint32_t uid,
+int fs_tree_live_set_flags(struct fs_tree *tree, struct fs_notify *notify,
+			   uint64_t ino, uint32_t uidvalidity, uint32_t uid,
 			   const char *flags)
 {
 	struct tree_node *dir, *msg;
+	gboolean hidden;
 	int r = 0;
 
 	g_mutex_lock(&tree->lock);
@@ -285,9 +309,12 @@ int fs_tree_live_set_flags(struct fs_tree *tree, uint64_t ino,
 		      ? g_hash_table_lookup(dir->msgs, GUINT_TO_POINTER(uid))
 		      : NULL;
 	if (msg != NULL && g_strcmp0(msg->flags, flags) != 0) {
+		hidden = tree_hidden(tree, msg);
 		tree_flags_unref(tree, msg->flags);
 		msg->flags = tree_flags_intern(tree, flags);
 		tree_bump(dir);
+		if (hidden != tree_hidden(tree, msg))
+			live_visibility(notify, dir, msg, !hidden);
 		r = 1;
 	}
 	g_mutex_unlock(&tree->lock);

@@ -71,9 +71,12 @@ int fs_tree_live_keep_only(struct fs_tree *tree, struct fs_notify *notify,
 			   const GArray *present, uint32_t upto, uint64_t gen);
 
 /* Sets the flags of message @uid of folder @ino (ignored for an unknown
- * UID). Returns 1 if they changed, 0, or -ENOENT/-ESTALE. */
-int fs_tree_live_set_flags(struct fs_tree *tree, uint64_t ino,
-			   uint32_t uidvalidity, uint32_t uid,
+ * UID). With -o delete=flag a message that gains \Deleted leaves the
+ * kernel's view (as if expunged) and one that loses it comes back (as if
+ * new): see fs_tree_set_hide_deleted(). Returns 1 if they changed, 0, or
+ * -ENOENT/-ESTALE. */
+int fs_tree_live_set_flags(struct fs_tree *tree, struct fs_notify *notify,
+			   uint64_t ino, uint32_t uidvalidity, uint32_t uid,
 			   const char *flags);
 
 /* Records that folder @ino is current to HIGHESTMODSEQ @modseq and, when

@@ -529,7 +529,8 @@ static void tree_snap_named(struct fs_tree *tree, GArray *snap,
 	while (g_hash_table_iter_next(&it, NULL, &v)) {
 		const struct tree_node *n = v;
 
-		g_array_append_val(snap, n->ino);
+		if (!tree_hidden(tree, n))
+			g_array_append_val(snap, n->ino);
 	}
 	if (snap->len - start > 1)
 		g_qsort_with_data(&g_array_index(snap, guint64, start),
@@ -566,7 +567,7 @@ GArray *fs_tree_list(struct fs_tree *tree, uint64_t ino, int *errno_r)
 			g_hash_table_lookup(dir->msgs, GUINT_TO_POINTER(uid));
 
 		/* A renamed message is listed under its own name below. */
-		if (m != NULL && !m->renamed)
+		if (m != NULL && !m->renamed && !tree_hidden(tree, m))
 			g_array_append_val(snap, m->ino);
 	}
 	tree_snap_named(tree, snap, dir->locals);
@@ -584,8 +585,9 @@ int fs_tree_list_entry(struct fs_tree *tree, GArray *snap, guint index,
 		return -ENOENT;
 	g_mutex_lock(&tree->lock);
 	n = tree_find(tree, g_array_index(snap, guint64, index));
-	if (n == NULL || (index >= 2 && n->gone)) {
-		/* Left the directory since the snapshot was taken. */
+	if (n == NULL || (index >= 2 && (n->gone || tree_hidden(tree, n)))) {
+		/* Left the directory (or was hidden) since the snapshot was
+		 * taken. */
 		ret = -ENOENT;
 	} else {
 		tree_fill_entry(tree, n, entry_r);

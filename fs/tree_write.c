@@ -49,7 +49,7 @@ int fs_tree_peek(struct fs_tree *tree, uint64_t parent, const char *name,
 		g_mutex_unlock(&tree->lock);
 		return r;
 	}
-	n = tree_child(dir, name);
+	n = tree_child(tree, dir, name);
 	if (n == NULL) {
 		r = FS_NAME_NONE;
 	} else {
@@ -89,7 +89,7 @@ int fs_tree_add_local(struct fs_tree *tree, uint64_t parent, const char *name,
 		r = -EPERM;
 		goto out;
 	}
-	if (tree_child(dir, name) != NULL) {
+	if (tree_child(tree, dir, name) != NULL) {
 		r = -EEXIST;
 		goto out;
 	}
@@ -202,13 +202,60 @@ static gboolean tree_drop_uid(struct fs_tree *tree, struct tree_node *dir,
 	return TRUE;
 }
 
+/* -o delete=flag: message @uid of @dir was only flagged \Deleted by us
+ * and stays on the server, so it stays here too (hidden), and the
+ * folder's count stays the server's. @was (may be NULL): the node that was
+ * it, already out of @dir (reused for the new version or moved away): a
+ * node of its own is made from it. */
+static void tree_clear_local_name(struct fs_tree *tree, struct tree_node *dir,
+				  const char *name);
+
+/* Our STORE flagged @m \Deleted: it is hidden from now on, and a name of
+ * its own (mv in the folder) goes, free for a new file or, after an edit,
+ * for the new version; shown again, it is "<UID>.eml". */
+static void tree_hide(struct fs_tree *tree, struct tree_node *m)
+{
+	if (m->renamed) {
+		char *own = g_strdup(m->name);
+
+		tree_clear_local_name(tree, m->parent, own);
+		g_free(own);
+	}
+	tree_flag_deleted(tree, m);
+}
+
+static void tree_keep_flagged(struct fs_tree *tree, struct tree_node *dir,
+			      uint32_t uid, const struct tree_node *was)
+{
+	gpointer key = GUINT_TO_POINTER(uid);
+	struct tree_node *m = g_hash_table_lookup(dir->msgs, key);
+	char name[32];
+
+	if (m == NULL && was != NULL) {
+		fs_namemap_message_name(uid, name, sizeof(name));
+		m = tree_node_new(tree, TREE_MSG, name, dir);
+		m->uid = uid;
+		m->size = was->size;
+		m->size_verified = was->size_verified;
+		m->mtime = was->mtime;
+		m->flags = tree_flags_intern(tree, was->flags);
+		m->born_gen = was->born_gen;
+		g_hash_table_insert(dir->msgs, key, m);
+		g_hash_table_remove(dir->tombs, key);
+		tree_uids_add(dir, uid);
+	}
+	if (m != NULL)
+		tree_hide(tree, m);
+	tree_bump(dir);
+}
+
 int fs_tree_commit(struct fs_tree *tree, uint64_t ino, uint64_t dir_ino,
 		   uint32_t uidvalidity, uint32_t uid, uint64_t size,
 		   gint64 mtime, const char *flags, const char *alias,
-		   uint32_t old_uid)
+		   uint32_t old_uid, gboolean old_kept)
 {
 	struct tree_node *n, *dir;
-	char name[32];
+	char name[32], *old_name = NULL;
 	int r = 0;
 
 	g_mutex_lock(&tree->lock);
@@ -238,14 +285,22 @@ int fs_tree_commit(struct fs_tree *tree, uint64_t ino, uint64_t dir_ino,
 
 		if (old == n)
 			old = NULL;
+		/* (A copy: the old node may lose its name, or go.) */
 		if (old != NULL && old->renamed && alias == NULL)
-			alias = old->name;
+			alias = old_name = g_strdup(old->name);
 		if (uid != 0) {
 			fs_namemap_message_name(old_uid, name, sizeof(name));
 			g_hash_table_insert(dir->aliases, g_strdup(name),
 					    GUINT_TO_POINTER(uid));
 		}
-		tree_drop_uid(tree, dir, old_uid);
+		if (!old_kept)
+			tree_drop_uid(tree, dir, old_uid);
+		else
+			tree_keep_flagged(tree, dir, old_uid,
+					  n->kind == TREE_MSG &&
+							  n->uid == old_uid
+						  ? n
+						  : NULL);
 	}
 	/* A folder never listed yet learns its UIDVALIDITY from APPENDUID
 	 * (its listing is still loaded on the next access). */
@@ -297,6 +352,7 @@ int fs_tree_commit(struct fs_tree *tree, uint64_t ino, uint64_t dir_ino,
 	tree_uids_add(dir, uid);
 out:
 	g_mutex_unlock(&tree->lock);
+	g_free(old_name);
 	return r;
 }
 
@@ -435,7 +491,7 @@ out:
 
 void fs_tree_move_msg(struct fs_tree *tree, uint64_t ino, uint64_t newdir,
 		      uint32_t uidvalidity, uint32_t newuid,
-		      const char *newname)
+		      const char *newname, gboolean src_kept)
 {
 	struct tree_node *n, *src, *ndir;
 	int r;
@@ -449,7 +505,10 @@ void fs_tree_move_msg(struct fs_tree *tree, uint64_t ino, uint64_t newdir,
 	}
 	src = n->parent;
 	tree_unlink_node(n);
-	tree_tomb(src, n->uid);
+	if (src_kept)
+		tree_keep_flagged(tree, src, n->uid, n);
+	else
+		tree_tomb(src, n->uid);
 	if (ndir == NULL || newuid == 0 || ndir->uidvalidity != uidvalidity) {
 		n->gone = TRUE;
 		if (ndir != NULL)
@@ -487,6 +546,19 @@ void fs_tree_move_msg(struct fs_tree *tree, uint64_t ino, uint64_t newdir,
 	g_mutex_unlock(&tree->lock);
 }
 
+void fs_tree_flag_deleted(struct fs_tree *tree, uint64_t ino)
+{
+	struct tree_node *n;
+
+	g_mutex_lock(&tree->lock);
+	n = tree_find(tree, ino);
+	if (n != NULL && n->kind == TREE_MSG && !n->gone) {
+		tree_hide(tree, n);
+		tree_bump(n->parent);
+	}
+	g_mutex_unlock(&tree->lock);
+}
+
 void fs_tree_set_msg_flags(struct fs_tree *tree, uint64_t ino,
 			   const char *flags)
 {
@@ -512,7 +584,7 @@ int fs_tree_add_dir(struct fs_tree *tree, uint64_t parent, const char *name,
 	dir = tree_dir(tree, parent, &r);
 	if (dir == NULL)
 		goto out;
-	if (tree_child(dir, name) != NULL) {
+	if (tree_child(tree, dir, name) != NULL) {
 		r = -EEXIST;
 		goto out;
 	}

@@ -185,8 +185,9 @@ static void watch_flag_cb(uint32_t uid, const char *flags, uint64_t modseq,
 	struct watch_flags_ctx *ctx = user_data;
 
 	(void)modseq;
-	if (fs_tree_live_set_flags(ctx->w->fs->tree, ctx->f->ino,
-				   ctx->f->uidvalidity, uid, flags) > 0)
+	if (fs_tree_live_set_flags(ctx->w->fs->tree, ctx->w->fs->notify,
+				   ctx->f->ino, ctx->f->uidvalidity, uid,
+				   flags) > 0)
 		ctx->changed++;
 }
 
@@ -538,8 +539,8 @@ static void watch_on_selected(void *user_data, const char *mailbox,
 		const struct imap_flag_change *c =
 			&g_array_index(ch->flags, struct imap_flag_change, i);
 
-		fs_tree_live_set_flags(fs->tree, f.ino, f.uidvalidity, c->uid,
-				       c->flags);
+		fs_tree_live_set_flags(fs->tree, fs->notify, f.ino,
+				       f.uidvalidity, c->uid, c->flags);
 	}
 	if (ch->flags->len > 0 && status->highestmodseq != 0)
 		fs_tree_live_set_synced(fs->tree, f.ino, f.uidvalidity,

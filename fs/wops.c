@@ -993,10 +993,13 @@ out:
 struct wops_msg_ctx {
 	const char *mailbox, *dest;
 	uint32_t uidvalidity, uid;
-	int op; /* 0 expunge, 1 move, 2 state */
+	int op;		    /* 0 expunge, 1 move, 2 state */
+	gboolean flag_only; /* -o delete=flag: \Deleted, never an EXPUNGE */
 	struct imap_copy_result result;
 	gboolean exists;
-	gboolean kept; /* expunge: the server did not report it expunged */
+	char *flags;	  /* state: the message's flags */
+	gboolean kept;	  /* expunge: the server did not report it expunged */
+	gboolean flagged; /* move: the original was only flagged */
 };
 
 static gboolean wops_msg_fn(struct imap_session *s, void *user_data,
@@ -1008,54 +1011,86 @@ static gboolean wops_msg_fn(struct imap_session *s, void *user_data,
 	switch (c->op) {
 	case 0:
 		return imap_session_expunge_uid(s, c->mailbox, c->uidvalidity,
-						c->uid, FALSE, &c->kept, error);
+						c->uid, c->flag_only, &c->kept,
+						error);
 	case 1:
 		return imap_session_move(s, c->mailbox, c->uidvalidity, c->uid,
-					 c->dest, &c->result, error);
+					 c->dest, c->flag_only, &c->result,
+					 &c->flagged, error);
 	default:
+		g_clear_pointer(&c->flags, g_free);
 		return imap_session_uid_state(s, c->mailbox, c->uidvalidity,
-					      c->uid, &c->exists, &modseq, NULL,
-					      error);
+					      c->uid, &c->exists, &modseq,
+					      &c->flags, error);
 	}
 }
 
-/* Expunges (op 0) or moves (op 1) message @e. Returns 0, 1 when the
- * server completed the expunge but did not report the message gone (it
- * keeps it), or a negative errno; when the outcome was unknown, the
- * source's existence decides. */
+/* What wops_msg_op() did to the message (or its original, for a move). */
+enum {
+	WOPS_MSG_GONE = 0,    /* expunged, or moved */
+	WOPS_MSG_KEPT = 1,    /* expunge completed, the server keeps it */
+	WOPS_MSG_FLAGGED = 2, /* only flagged \Deleted (-o delete=flag) */
+};
+
+/* The outcome of a command whose answer was lost, from the message's
+ * state now (@c after an op 2): gone, or with -o delete=flag there with
+ * \Deleted (which our STORE, sent only after a COPY succeeded, set).
+ * Returns a WOPS_MSG_* or -EIO (still there as it was: unknown). */
+static int wops_msg_settled(const struct wops_msg_ctx *c)
+{
+	if (!c->exists)
+		return WOPS_MSG_GONE;
+	if (c->flag_only && imap_flags_contain(c->flags, "\\Deleted"))
+		return WOPS_MSG_FLAGGED;
+	return -EIO;
+}
+
+/* Expunges (op 0) or moves (op 1) message @e; with @flag_only
+ * (-o delete=flag) the removal (the original of a move without MOVE) is
+ * only a STORE of \Deleted. Returns a WOPS_MSG_* or a negative errno
+ * (-EPERM, sending nothing, when the server cannot remove one message
+ * without UIDPLUS and @flag_only is not given); when the outcome was
+ * unknown, the source's state decides. */
 static int wops_msg_op(struct imapfs *fs, const struct fs_entry *e, int op,
-		       const char *dest, struct imap_copy_result *result_r)
+		       const char *dest, gboolean flag_only,
+		       struct imap_copy_result *result_r)
 {
 	struct wops_msg_ctx c = {.mailbox = e->mailbox,
 				 .dest = dest,
 				 .uidvalidity = e->uidvalidity,
 				 .uid = e->uid,
-				 .op = op};
+				 .op = op,
+				 .flag_only = flag_only};
 	GError *err = NULL;
 	int r;
 
-	if (!fs->cap_uidplus && (op == 0 || !fs->cap_move)) {
+	if (!flag_only && !fs->cap_uidplus && (op == 0 || !fs->cap_move)) {
 		/* Never a bare EXPUNGE: it would purge other clients'
 		 * \Deleted mail. */
 		imapfs_warning("%s: the server lacks UIDPLUS, so a single "
-			       "message cannot be removed safely",
+			       "message cannot be removed safely (-o "
+			       "delete=flag only flags it \\Deleted)",
 			       e->mailbox);
 		return -EPERM;
 	}
 	if (imap_pool_run_once(fs->pool, e->mailbox, wops_msg_fn, &c, &err)) {
 		if (result_r != NULL)
 			*result_r = c.result;
-		return c.kept ? 1 : 0;
+		if ((op == 0 && flag_only) || c.flagged)
+			return WOPS_MSG_FLAGGED;
+		return c.kept ? WOPS_MSG_KEPT : WOPS_MSG_GONE;
 	}
 	if (g_error_matches(err, IMAP_ERROR, IMAP_ERROR_UNKNOWN_OUTCOME)) {
 		g_clear_error(&err);
 		c.op = 2;
 		if (fs_commit_ask(fs, e->mailbox, wops_msg_fn, &c, &err) &&
-		    !c.exists) {
+		    (r = wops_msg_settled(&c)) >= 0) {
 			if (result_r != NULL)
 				memset(result_r, 0, sizeof(*result_r));
-			return 0;
+			g_free(c.flags);
+			return r;
 		}
+		g_clear_pointer(&c.flags, g_free);
 		if (err == NULL) {
 			imapfs_warning("%s UID %u: the connection was lost; "
 				       "the message is still there",
@@ -1079,26 +1114,33 @@ static char *wops_trash(struct imapfs *fs)
 	return t;
 }
 
-/* Removes message @e from the server (expunge, or a move to \Trash). */
+/* Removes message @e from the server as -o delete= says: expunge, a move
+ * to \Trash, or (flag) \Deleted only, after which it stays, hidden. */
 static int wops_remove_msg(struct imapfs *fs, const struct fs_entry *e)
 {
+	gboolean flag = fs->delete_mode == FS_DELETE_FLAG;
 	char *trash;
-	int r = wops_may(e->rights, "te");
+	int r = wops_may(e->rights, flag ? "t" : "te");
 
 	if (r < 0)
 		return r;
-	trash = fs->delete_to_trash ? wops_trash(fs) : NULL;
+	trash = fs->delete_mode == FS_DELETE_TRASH ? wops_trash(fs) : NULL;
 	if (trash != NULL && strcmp(trash, e->mailbox) != 0)
-		r = wops_msg_op(fs, e, 1, trash, NULL);
+		r = wops_msg_op(fs, e, 1, trash, FALSE, NULL);
 	else
-		r = wops_msg_op(fs, e, 0, NULL, NULL);
+		r = wops_msg_op(fs, e, 0, NULL, flag, NULL);
 	g_free(trash);
-	if (r == 0) {
+	if (r == WOPS_MSG_GONE) {
 		fs_tree_remove_msg(fs->tree, e->parent, e->uid);
 		fs_bodycache_forget(fs->cache, e->ino);
+	} else if (r == WOPS_MSG_FLAGGED) {
+		/* Still on the server (and in the folder's count); an open
+		 * file of it reads on. */
+		fs_tree_flag_deleted(fs->tree, e->ino);
 	}
-	/* 1: the server kept it (Gmail's All Mail): the unlink succeeded
-	 * as far as IMAP goes, and the message stays listed, as it is. */
+	/* WOPS_MSG_KEPT: the server kept it (Gmail's All Mail): the unlink
+	 * succeeded as far as IMAP goes, and the message stays listed, as
+	 * it is. */
 	return r > 0 ? 0 : r;
 }
 
@@ -1277,11 +1319,14 @@ static int wops_rename_msg(struct imapfs *fs, const struct fs_entry *src,
 		r = wops_may(ndir.rights, "i");
 	if (r == 0) {
 		fs_commit_own_begin(fs, ndir.mailbox);
-		r = wops_msg_op(fs, src, 1, ndir.mailbox, &res);
-		if (r == 0)
+		r = wops_msg_op(fs, src, 1, ndir.mailbox,
+				fs->delete_mode == FS_DELETE_FLAG, &res);
+		if (r >= 0)
 			fs_tree_move_msg(fs->tree, src->ino, newparent,
 					 res.uidvalidity, res.uid,
-					 taken ? NULL : newname);
+					 taken ? NULL : newname,
+					 r == WOPS_MSG_FLAGGED);
+		r = MIN(r, 0);
 		fs_commit_own_end(fs, ndir.mailbox);
 	}
 	if (r == 0) {

@@ -12,6 +12,11 @@
  * - unlink of a message: STORE \Deleted + UID EXPUNGE (or a move to
  *   \Trash with -o delete=trash); rename across folders: MOVE; mkdir,
  *   rmdir, rename of a directory: CREATE, DELETE, RENAME.
+ * - Never a bare EXPUNGE: without UIDPLUS, unlink, a move without MOVE
+ *   and a replacement answer EPERM and send nothing; with -o delete=flag
+ *   their removal of the old message is a STORE of \Deleted alone
+ *   (UIDPLUS or not), and the message stays in the tree, hidden
+ *   (fs_tree_set_hide_deleted()).
  * On a read-only mount (-o ro) every one of these answers EROFS, and
  * FLUSH answers ENOSYS (the kernel then stops sending it); such a mount's
  * opens never reach fs_wops_open (fs/ops.c answers ENOSYS: the kernel

@@ -119,6 +119,11 @@ static int wops_store_flags(struct imapfs *fs, const struct fs_entry *e,
 	c.check = FALSE;
 	if (imap_pool_run_once(fs->pool, e->mailbox, wops_store_fn, &c, &err)) {
 		fs_tree_set_msg_flags(fs->tree, e->ino, flags);
+		/* -o delete=flag: \Deleted hides it; the kernel's cached
+		 * name goes too. */
+		if (fs->delete_mode == FS_DELETE_FLAG &&
+		    imap_flags_contain(flags, "\\Deleted"))
+			fs_notify_inval_entry(fs->notify, e->parent, e->name);
 		goto out;
 	}
 fail:

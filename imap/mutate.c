@@ -144,9 +144,9 @@ static char *mutate_flag_list(char *const *flags)
 	return list;
 }
 
-static gboolean mutate_flag_in(const char *flag, const char *list)
+gboolean imap_flags_contain(const char *list, const char *flag)
 {
-	char **words = g_strsplit(list, " ", -1);
+	char **words = g_strsplit(list != NULL ? list : "", " ", -1);
 	gboolean found = FALSE;
 
 	for (char **w = words; *w != NULL && !found; w++)
@@ -601,9 +601,9 @@ static gboolean mutate_check_permanent(struct imap_session *session,
 	if (perm == NULL)
 		return TRUE;
 	for (char *const *f = flags; *f != NULL; f++) {
-		if (mutate_flag_in(*f, perm))
+		if (imap_flags_contain(perm, *f))
 			continue;
-		if (**f != '\\' && mutate_flag_in("\\*", perm))
+		if (**f != '\\' && imap_flags_contain(perm, "\\*"))
 			continue;
 		g_set_error(error, IMAP_ERROR, IMAP_ERROR_INVALID,
 			    "flag %s cannot be stored in %s (PERMANENTFLAGS "
@@ -754,7 +754,7 @@ gboolean imap_session_expunge_uid(struct imap_session *session,
 	}
 	if (!imap_session_ensure(session, mailbox, uidvalidity, TRUE, error))
 		return FALSE;
-	if (!uidplus)
+	if (flag_only)
 		return mutate_store(session, uid, IMAP_STORE_ADD, deleted, 0,
 				    NULL, error);
 	if (!mutate_uid_expunge(session, uid, &reported, error))
@@ -833,12 +833,17 @@ gboolean imap_session_copy(struct imap_session *session, const char *mailbox,
 
 gboolean imap_session_move(struct imap_session *session, const char *mailbox,
 			   uint32_t uidvalidity, uint32_t uid, const char *dest,
-			   struct imap_copy_result *result, GError **error)
+			   gboolean flag_only, struct imap_copy_result *result,
+			   gboolean *flagged_r, GError **error)
 {
+	char *deleted[] = {"\\Deleted", NULL};
 	gboolean move = imap_session_has_cap(session, "MOVE");
+	gboolean ok;
 
 	memset(result, 0, sizeof(*result));
-	if (!move && !imap_session_has_cap(session, "UIDPLUS")) {
+	if (flagged_r != NULL)
+		*flagged_r = FALSE;
+	if (!move && !flag_only && !imap_session_has_cap(session, "UIDPLUS")) {
 		g_set_error(error, IMAP_ERROR, IMAP_ERROR_UNSUPPORTED,
 			    "the server has neither MOVE nor UIDPLUS: cannot "
 			    "remove the original after copying it");
@@ -849,16 +854,22 @@ gboolean imap_session_move(struct imap_session *session, const char *mailbox,
 	if (move)
 		return mutate_copy(session, "UID MOVE", uid, dest, result,
 				   error);
-	/* Only once the copy exists is the original removed. */
+	/* Only once the copy exists is the original removed (or, with
+	 * @flag_only, flagged: never expunged). */
 	if (!mutate_copy(session, "UID COPY", uid, dest, result, error))
 		return FALSE;
-	if (!mutate_uid_expunge(session, uid, NULL, error)) {
+	ok = flag_only ? mutate_store(session, uid, IMAP_STORE_ADD, deleted, 0,
+				      NULL, error)
+		       : mutate_uid_expunge(session, uid, NULL, error);
+	if (!ok) {
 		g_prefix_error(error,
 			       "copied to %s, but the original is "
 			       "still there: ",
 			       dest);
 		return FALSE;
 	}
+	if (flagged_r != NULL)
+		*flagged_r = flag_only;
 	return TRUE;
 }
 

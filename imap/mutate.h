@@ -49,6 +49,10 @@ char imap_session_personal_delimiter(const struct imap_session *session);
  * is refused by the requests below with IMAP_ERROR_INVALID. */
 gboolean imap_flag_is_valid(const char *flag);
 
+/* TRUE if the space-separated flag list @list (NULL reads as "") holds
+ * @flag, compared without regard to ASCII case. */
+gboolean imap_flags_contain(const char *list, const char *flag);
+
 /* Formats @when (seconds since the epoch) as an IMAP date-time in UTC,
  * "dd-Mon-yyyy hh:mm:ss +0000", into @buf.  FALSE if it does not fit or
  * the year is outside 1..9999. */
@@ -167,14 +171,14 @@ char *imap_session_permanent_flags(struct imap_session *session,
 
 /* Removes one message: UID STORE uid +FLAGS.SILENT (\Deleted), then
  * UID EXPUNGE uid.  Never a bare EXPUNGE: without UIDPLUS it fails with
- * IMAP_ERROR_UNSUPPORTED before sending anything, unless @flag_only, when
- * it only sets \Deleted and succeeds (with UIDPLUS @flag_only changes
- * nothing: the message is expunged).  Outcome unknown after the STORE or
- * the EXPUNGE: check with imap_session_uid_state() (gone, or there with
- * \Deleted). *kept_r (may be NULL) is set TRUE when UID EXPUNGE
+ * IMAP_ERROR_UNSUPPORTED before sending anything, unless @flag_only.
+ * @flag_only: only the STORE is sent (UIDPLUS or not), no EXPUNGE of any
+ * kind: the message stays, flagged \Deleted.  Outcome unknown after the
+ * STORE or the EXPUNGE: check with imap_session_uid_state() (gone, or
+ * there with \Deleted). *kept_r (may be NULL) is set TRUE when UID EXPUNGE
  * completed without the server reporting the message expunged (no
  * EXPUNGE or VANISHED response, RFC 3501 7.4.1): it still exists (Gmail's
- * All Mail keeps it), and FALSE otherwise. */
+ * All Mail keeps it), and FALSE otherwise (also with @flag_only). */
 gboolean imap_session_expunge_uid(struct imap_session *session,
 				  const char *mailbox, uint32_t uidvalidity,
 				  uint32_t uid, gboolean flag_only,
@@ -187,17 +191,21 @@ struct imap_copy_result {
 };
 
 /* Moves one message to @dest: UID MOVE (RFC 6851) when offered, else
- * UID COPY and, only after it succeeded, STORE \Deleted + UID EXPUNGE (the
- * latter needs UIDPLUS; without it fails with IMAP_ERROR_UNSUPPORTED
- * before anything is sent).  A missing @dest fails with
- * IMAP_ERROR_NONEXISTENT ([TRYCREATE]) and leaves the source intact.
- * *result gets COPYUID (from the untagged OK that MOVE sends, or the
- * tagged one); a garbled or foreign COPYUID leaves it 0.  If the fallback
- * COPY succeeded and its STORE/EXPUNGE failed, *result is filled and the
- * error says that both copies exist. */
+ * UID COPY and, only after it succeeded, the original's removal: STORE
+ * \Deleted + UID EXPUNGE (which needs UIDPLUS; without it fails with
+ * IMAP_ERROR_UNSUPPORTED before anything is sent), or with @flag_only the
+ * STORE alone (no UIDPLUS needed; the original stays, flagged \Deleted).
+ * A missing @dest fails with IMAP_ERROR_NONEXISTENT ([TRYCREATE]) and
+ * leaves the source intact.  *result gets COPYUID (from the untagged OK
+ * that MOVE sends, or the tagged one); a garbled or foreign COPYUID leaves
+ * it 0.  *flagged_r (may be NULL) is set TRUE when the original was only
+ * flagged (the COPY fallback with @flag_only), FALSE otherwise.  If the
+ * fallback COPY succeeded and its STORE/EXPUNGE failed, *result is filled
+ * and the error says that both copies exist. */
 gboolean imap_session_move(struct imap_session *session, const char *mailbox,
 			   uint32_t uidvalidity, uint32_t uid, const char *dest,
-			   struct imap_copy_result *result, GError **error);
+			   gboolean flag_only, struct imap_copy_result *result,
+			   gboolean *flagged_r, GError **error);
 
 /* UID COPY one message to @dest (the source stays). */
 gboolean imap_session_copy(struct imap_session *session, const char *mailbox,

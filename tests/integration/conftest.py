@@ -469,6 +469,39 @@ class WriteEnv:
             c.logout()
 
 
+def write_server(work, **server_kw):
+    """A started Dovecot in @work with WRITE_FOLDERS, a sentinel in each."""
+    server = testenv.DovecotServer(os.path.join(work, "dovecot"), **server_kw)
+    server.start()
+    for f in WRITE_FOLDERS:
+        if f != "INBOX":
+            server.create_mailbox(f)
+        server.append(f, SENTINEL, "\\Deleted")
+    return server
+
+
+@contextlib.contextmanager
+def proxied_write_env(binary, work, options=(), **server_kw):
+    """mount_write_env() through a fault proxy of its own, which sees every
+    command: yields (env, proxy); unmounts and stops both afterwards."""
+    import faultproxy
+
+    server = write_server(work, **server_kw)
+    proxy = env = None
+    try:
+        proxy = faultproxy.FaultProxy(server, lifetime=600)
+        proxy.start()
+        env = mount_write_env(binary, work, options, server=server,
+                              via=proxy)
+        yield env, proxy
+    finally:
+        if env is not None:
+            testenv.unmount(env.mnt)
+        if proxy is not None:
+            proxy.stop()
+        server.stop()
+
+
 def mount_write_env(binary, work, options=(), server=None, via=None,
                     **server_kw):
     """Starts (unless given) a Dovecot with the write folders and mounts
@@ -476,13 +509,7 @@ def mount_write_env(binary, work, options=(), server=None, via=None,
     front of the server) if given. Returns a WriteEnv whose truth comes
     from the server directly."""
     if server is None:
-        server = testenv.DovecotServer(os.path.join(work, "dovecot"),
-                                       **server_kw)
-        server.start()
-        for f in WRITE_FOLDERS:
-            if f != "INBOX":
-                server.create_mailbox(f)
-            server.append(f, SENTINEL, "\\Deleted")
+        server = write_server(work, **server_kw)
     mnt = os.path.join(work, "mnt")
     os.makedirs(mnt, exist_ok=True)
     env = WriteEnv(binary, server, mnt, work, list(options))

@@ -173,11 +173,11 @@ int main(void)
 	}
 	probe_check("move_missing",
 		    imap_session_move(s, box, ar.uidvalidity, uid,
-				      "Nonexistent", &cr, &error),
+				      "Nonexistent", FALSE, &cr, NULL, &error),
 		    &error);
 	if (probe_check("move",
 			imap_session_move(s, box, ar.uidvalidity, uid, "Target",
-					  &cr, &error),
+					  FALSE, &cr, NULL, &error),
 			&error))
 		printf("move=%u %u\n", cr.uidvalidity, cr.uid);
 

@@ -80,6 +80,19 @@ def test_bad_umask_refused_before_connecting(env, mnt, listener, value):
     assert not mounted(mnt)
 
 
+@pytest.mark.parametrize("value", ["flagged", "", "Flag", "expunge trash"])
+def test_bad_delete_mode_refused_before_connecting(env, mnt, listener,
+                                                   value):
+    port = listener.getsockname()[1]
+    r = run_imapfs(env, ["-o", f"delete={value}",
+                         f"imaps://alice@127.0.0.1:{port}", mnt])
+    line = one_line(r)
+    assert f"delete= must be expunge, trash or flag, not '{value}'" in line, \
+        line
+    assert not connected(listener), "imapfs connected before refusing"
+    assert not mounted(mnt)
+
+
 def test_mount_and_fstab_options_accepted(env, mnt):
     """What mount(8)/mount.fuse3/fstab may pass is accepted; the mount
     stays nosuid,nodev whatever they say."""

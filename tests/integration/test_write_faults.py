@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import mount_write_env
+from conftest import SENTINEL, mount_write_env, proxied_write_env
 import faultproxy
 import testenv
 
@@ -28,20 +28,9 @@ def copies(env, folder, body):
 
 @pytest.fixture
 def proxied(imapfs_bin, tmp_path):
-    server = testenv.DovecotServer(str(tmp_path / "dovecot"))
-    server.start()
-    for f in ("Archive", "Work"):
-        server.create_mailbox(f)
-    proxy = faultproxy.FaultProxy(server, lifetime=600)
-    proxy.start()
-    env = mount_write_env(imapfs_bin, str(tmp_path), server=server,
-                          via=proxy, options=["-o", "timeout=10"])
-    try:
-        yield env, proxy
-    finally:
-        testenv.unmount(env.mnt)
-        proxy.stop()
-        server.stop()
+    with proxied_write_env(imapfs_bin, str(tmp_path),
+                           ["-o", "timeout=10"]) as ep:
+        yield ep
 
 
 def test_append_cut_mid_literal_fails_at_close_and_keeps_data(proxied):
@@ -134,8 +123,10 @@ def test_over_quota_is_edquot_and_keeps_data(imapfs_bin, tmp_path):
 
 def test_without_uidplus_or_literal_plus(imapfs_bin, tmp_path):
     """No APPENDUID: the new UID is found by Message-ID, not guessed; no
-    UID EXPUNGE: rm refuses (EPERM) rather than send a bare EXPUNGE;
-    no LITERAL+: synchronising literals."""
+    UID EXPUNGE: rm, mv to another folder (no MOVE either), an edit in
+    place and a rename over a message refuse (EPERM) and send nothing,
+    rather than send a bare EXPUNGE (-o delete=flag would only flag:
+    test_delete_flag.py); no LITERAL+: synchronising literals."""
     env = mount_write_env(imapfs_bin, str(tmp_path),
                           without_caps=("UIDPLUS", "LITERAL+", "MOVE"))
     try:
@@ -143,13 +134,39 @@ def test_without_uidplus_or_literal_plus(imapfs_bin, tmp_path):
         with open(env.path("Work", "nu.eml"), "wb") as f:
             f.write(body)
         (uid,) = copies(env, "Work", body)
-        assert f"{uid}.eml" in os.listdir(env.path("Work"))
+        # Another client's \Deleted message is listed as any other (only
+        # -o delete=flag hides it).
+        (sentinel,) = copies(env, "Work", SENTINEL)
+        assert sorted(os.listdir(env.path("Work"))) == \
+            sorted([f"{uid}.eml", f"{sentinel}.eml"])
         with open(env.path("Work", "nu.eml"), "rb") as f:
             assert f.read() == body
         with pytest.raises(OSError) as e:
             os.unlink(env.path("Work", f"{uid}.eml"))
         assert e.value.errno == errno.EPERM
         assert copies(env, "Work", body) == [uid]
+        with pytest.raises(OSError) as e:
+            os.rename(env.path("Work", f"{uid}.eml"),
+                      env.path("Archive", f"{uid}.eml"))
+        assert e.value.errno == errno.EPERM
+        # An edit in place fails at close, before the new version is
+        # sent; so does a rename over the message (sed -i).
+        fd = os.open(env.path("Work", f"{uid}.eml"), os.O_WRONLY)
+        os.pwrite(fd, b"X-Edit: 1\r\n", 0)
+        with pytest.raises(OSError) as e:
+            os.close(fd)
+        assert e.value.errno == errno.EPERM
+        with open(env.path("Work", ".sed-tmp"), "wb") as f:
+            f.write(body.replace(b"line", b"LINE"))
+        with pytest.raises(OSError) as e:
+            os.rename(env.path("Work", ".sed-tmp"),
+                      env.path("Work", f"{uid}.eml"))
+        assert e.value.errno == errno.EPERM
+        assert env.bodies("Work") == [body]
+        assert env.bodies("Archive") == []
+        assert not any("\\Deleted" in m["flags"]
+                       for m in env.messages("Work").values()
+                       if m["body"] == body)
         env.check_sentinels()
     finally:
         testenv.unmount(env.mnt)

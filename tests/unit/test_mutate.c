@@ -499,6 +499,28 @@ static void test_expunge_no_uidplus(void)
 	       "(\\Deleted)\r\n");
 }
 
+/* flag_only sends the STORE alone, even when UIDPLUS would allow the
+ * UID EXPUNGE (-o delete=flag never expunges). */
+static void test_expunge_flag_only_with_uidplus(void)
+{
+	static const struct peer_step steps[] = {
+		{"SELECT", SELECT_OK, PEER_REPLY, 0},
+		{"UID STORE", "%t OK\r\n", PEER_REPLY, 0},
+		{NULL, NULL, PEER_REPLY, 0}};
+	struct peer *p = peer_start("UIDPLUS", NULL, steps);
+	struct imap_session *s = peer_session(p);
+	GError *error = NULL;
+	gboolean kept = TRUE;
+
+	g_assert_true(imap_session_expunge_uid(s, "INBOX", 7, 42, TRUE, &kept,
+					       &error));
+	g_assert_no_error(error);
+	g_assert_false(kept);
+	finish(s, p,
+	       "SELECT \"INBOX\"\r\nUID STORE 42 +FLAGS.SILENT "
+	       "(\\Deleted)\r\n");
+}
+
 static void test_stale_uidvalidity(void)
 {
 	static const struct peer_step steps[] = {
@@ -528,13 +550,13 @@ static void check_move(const char *caps, const struct peer_step *steps,
 	struct imap_copy_result res;
 	GError *error = NULL;
 
-	g_assert_true(
-		imap_session_move(s, "INBOX", 7, 42, "Archive", &res, &error));
+	g_assert_true(imap_session_move(s, "INBOX", 7, 42, "Archive", FALSE,
+					&res, NULL, &error));
 	g_assert_no_error(error);
 	g_assert_cmpuint(res.uidvalidity, ==, 9);
 	g_assert_cmpuint(res.uid, ==, 17);
-	g_assert_false(
-		imap_session_move(s, "INBOX", 7, 43, "Gone", &res, &error));
+	g_assert_false(imap_session_move(s, "INBOX", 7, 43, "Gone", FALSE, &res,
+					 NULL, &error));
 	g_assert_error(error, IMAP_ERROR, IMAP_ERROR_NONEXISTENT);
 	g_clear_error(&error);
 	finish(s, p, transcript);
@@ -581,11 +603,40 @@ static void test_move_fallback(void)
 	/* Neither MOVE nor UIDPLUS: refused before anything is sent. */
 	p = peer_start("", NULL, NULL);
 	s = peer_session(p);
-	g_assert_false(
-		imap_session_move(s, "INBOX", 7, 42, "Archive", &res, &error));
+	g_assert_false(imap_session_move(s, "INBOX", 7, 42, "Archive", FALSE,
+					 &res, NULL, &error));
 	g_assert_error(error, IMAP_ERROR, IMAP_ERROR_UNSUPPORTED);
 	g_clear_error(&error);
 	finish(s, p, "");
+}
+
+/* flag_only without MOVE: COPY, then \Deleted on the original, and no
+ * EXPUNGE of any kind (UIDPLUS or not). */
+static void test_move_fallback_flag_only(void)
+{
+	static const struct peer_step steps[] = {
+		{"SELECT", SELECT_OK, PEER_REPLY, 0},
+		{"UID COPY", "%t OK copied\r\n", PEER_REPLY, 0},
+		{"UID STORE", "%t OK\r\n", PEER_REPLY, 0},
+		{NULL, NULL, PEER_REPLY, 0}};
+	const char *caps[] = {"", "UIDPLUS"};
+
+	for (guint i = 0; i < G_N_ELEMENTS(caps); i++) {
+		struct peer *p = peer_start(caps[i], NULL, steps);
+		struct imap_session *s = peer_session(p);
+		struct imap_copy_result res;
+		GError *error = NULL;
+		gboolean flagged = FALSE;
+
+		g_assert_true(imap_session_move(s, "INBOX", 7, 42, "Archive",
+						TRUE, &res, &flagged, &error));
+		g_assert_no_error(error);
+		g_assert_true(flagged);
+		g_assert_cmpuint(res.uid, ==, 0);
+		finish(s, p,
+		       "SELECT \"INBOX\"\r\nUID COPY 42 \"Archive\"\r\n"
+		       "UID STORE 42 +FLAGS.SILENT (\\Deleted)\r\n");
+	}
 }
 
 static const char *const hostile_copyuid[] = {
@@ -1101,10 +1152,14 @@ int main(int argc, char **argv)
 			test_append_unknown_outcome);
 	g_test_add_func("/mutate/read-hangup-is-io", test_read_hangup_is_io);
 	g_test_add_func("/mutate/expunge-uidplus", test_expunge_uidplus);
+	g_test_add_func("/mutate/expunge-flag-only-with-uidplus",
+			test_expunge_flag_only_with_uidplus);
 	g_test_add_func("/mutate/expunge-no-uidplus", test_expunge_no_uidplus);
 	g_test_add_func("/mutate/stale-uidvalidity", test_stale_uidvalidity);
 	g_test_add_func("/mutate/move", test_move);
 	g_test_add_func("/mutate/move-fallback", test_move_fallback);
+	g_test_add_func("/mutate/move-fallback-flag-only",
+			test_move_fallback_flag_only);
 	g_test_add_func("/mutate/copyuid-hostile", test_copyuid_hostile);
 	g_test_add_func("/mutate/store-conditional", test_store_conditional);
 	g_test_add_func("/mutate/store-without-condstore",

@@ -754,9 +754,9 @@ static void test_deltas_beat_stale_listings(void)
 	g_assert_cmpint(fs_tree_add_local(t, inbox, "new.eml", sp, &e), ==, 0);
 	local = e.ino;
 	fs_entry_clear(&e);
-	g_assert_cmpint(
-		fs_tree_commit(t, local, inbox, 7, 4, 10, 0, "", "new.eml", 0),
-		==, 0);
+	g_assert_cmpint(fs_tree_commit(t, local, inbox, 7, 4, 10, 0, "",
+				       "new.eml", 0, FALSE),
+			==, 0);
 	fs_tree_remove_msg(t, inbox, 2);
 	/* The listing, from before both changes, arrives. */
 	finish_load(t, inbox, stale, 3);
@@ -777,6 +777,109 @@ static void test_deltas_beat_stale_listings(void)
 	fs_spool_dir_close(sd);
 	g_rmdir(base);
 	g_free(base);
+}
+
+static guint list_len(struct fs_tree *t, uint64_t dir)
+{
+	int err;
+	GArray *list = fs_tree_list(t, dir, &err);
+	guint n;
+
+	g_assert_nonnull(list);
+	n = list->len - 2;
+	g_array_unref(list);
+	return n;
+}
+
+static guint live_count(struct fs_tree *t, const char *mailbox)
+{
+	struct fs_live_folder f = {0};
+	guint n;
+
+	g_assert_true(fs_tree_live_folder(t, mailbox, &f));
+	n = f.count;
+	fs_live_folder_clear(&f);
+	return n;
+}
+
+/* -o delete=flag: a message flagged \Deleted (by us: rm, an edit, a move
+ * without MOVE; or by anyone) is neither listed nor found by name, yet
+ * stays counted; clearing the flag shows it again. Without the option a
+ * \Deleted message is an ordinary one. */
+static void test_hide_deleted(void)
+{
+	struct fs_tree *t = make_tree();
+	uint64_t inbox = lookup_ino(t, FS_ROOT_INO, "INBOX");
+	uint64_t q1 = lookup_ino(
+		t, lookup_ino(t, lookup_ino(t, FS_ROOT_INO, "Archive"), "2024"),
+		"Q1");
+	const uint32_t uids[] = {1, 2, 3}, q1_uids[] = {5};
+	uint64_t two, three, one, five;
+	struct fs_entry e;
+
+	fs_tree_set_hide_deleted(t, TRUE);
+	load(t, inbox, 42, uids, 3);
+	load(t, q1, 43, q1_uids, 1);
+	one = lookup_ino(t, inbox, "1.eml");
+	two = lookup_ino(t, inbox, "2.eml");
+	three = lookup_ino(t, inbox, "3.eml");
+	/* rm 2.eml */
+	fs_tree_flag_deleted(t, two);
+	g_assert_cmpuint(lookup_ino(t, inbox, "2.eml"), ==, 0);
+	g_assert_cmpint(fs_tree_peek(t, inbox, "2.eml", &e), ==, FS_NAME_NONE);
+	g_assert_cmpuint(list_len(t, inbox), ==, 2);
+	g_assert_cmpuint(live_count(t, "INBOX"), ==, 3);
+	g_assert_cmpint(fs_tree_get(t, two, &e), ==, 0); /* an open file */
+	g_assert_cmpstr(e.flags, ==, "\\Seen \\Deleted");
+	fs_entry_clear(&e);
+	/* Another client clears it; sets it again. */
+	g_assert_cmpint(fs_tree_live_set_flags(t, NULL, inbox, 42, 2, "\\Seen"),
+			==, 1);
+	g_assert_cmpuint(lookup_ino(t, inbox, "2.eml"), ==, two);
+	g_assert_cmpint(
+		fs_tree_live_set_flags(t, NULL, inbox, 42, 2, "\\DELETED"), ==,
+		1);
+	g_assert_cmpuint(lookup_ino(t, inbox, "2.eml"), ==, 0);
+	/* An edit of 3.eml stored as UID 4: 3 stays, hidden; its name reads
+	 * the new version (the same inode). */
+	g_assert_cmpint(fs_tree_commit(t, three, inbox, 42, 4, 10, 0, "\\Seen",
+				       NULL, 3, TRUE),
+			==, 0);
+	g_assert_cmpuint(lookup_ino(t, inbox, "4.eml"), ==, three);
+	g_assert_cmpuint(lookup_ino(t, inbox, "3.eml"), ==, three);
+	g_assert_cmpuint(list_len(t, inbox), ==, 2); /* 1.eml, 4.eml */
+	g_assert_cmpuint(live_count(t, "INBOX"), ==, 4);
+	/* A move of 1.eml by COPY: the original stays, hidden. */
+	fs_tree_move_msg(t, one, q1, 43, 6, NULL, TRUE);
+	g_assert_cmpuint(lookup_ino(t, q1, "6.eml"), ==, one);
+	g_assert_cmpuint(lookup_ino(t, inbox, "1.eml"), ==, 0);
+	g_assert_cmpuint(list_len(t, inbox), ==, 1);
+	g_assert_cmpuint(live_count(t, "INBOX"), ==, 4);
+	/* Cleared by another client, the original shows again. */
+	g_assert_cmpint(fs_tree_live_set_flags(t, NULL, inbox, 42, 1, ""), ==,
+			1);
+	g_assert_cmpuint(lookup_ino(t, inbox, "1.eml"), !=, 0);
+	g_assert_cmpuint(lookup_ino(t, inbox, "1.eml"), !=, one);
+	/* A message renamed in its folder loses that name when hidden. */
+	five = lookup_ino(t, q1, "5.eml");
+	g_assert_cmpint(fs_tree_rename_msg(t, five, "keep.eml"), ==, 0);
+	g_assert_cmpuint(lookup_ino(t, q1, "keep.eml"), ==, five);
+	fs_tree_flag_deleted(t, five);
+	g_assert_cmpuint(lookup_ino(t, q1, "keep.eml"), ==, 0);
+	g_assert_cmpuint(list_len(t, q1), ==, 1); /* 6.eml */
+	g_assert_cmpint(fs_tree_live_set_flags(t, NULL, q1, 43, 5, ""), ==, 1);
+	g_assert_cmpuint(lookup_ino(t, q1, "5.eml"), ==, five);
+	g_assert_cmpuint(list_len(t, q1), ==, 2);
+	fs_tree_free(t);
+
+	/* Without the option: listed like any other. */
+	t = make_tree();
+	inbox = lookup_ino(t, FS_ROOT_INO, "INBOX");
+	load(t, inbox, 42, uids, 3);
+	fs_tree_flag_deleted(t, lookup_ino(t, inbox, "2.eml"));
+	g_assert_cmpuint(lookup_ino(t, inbox, "2.eml"), !=, 0);
+	g_assert_cmpuint(list_len(t, inbox), ==, 3);
+	fs_tree_free(t);
 }
 
 static GArray *metas_of(const uint32_t *uids, size_t n, const char *flags)
@@ -1043,5 +1146,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/tree/refresh", test_refresh);
 	g_test_add_func("/tree/add-one", test_add_one);
 	g_test_add_func("/tree/live-folders", test_live_folders);
+	g_test_add_func("/tree/hide-deleted", test_hide_deleted);
 	return g_test_run();
 }
