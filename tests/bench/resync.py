@@ -238,6 +238,9 @@ def report(args, name: str, v: dict) -> None:
               f"{t['up_reads'] + t['down_reads']:,} | "
               f"{total(t) / full:.1%} | {total(t) / raw:.1%} |")
     print()
+    print("commands sent by the mount in the cold load: " +
+          "; ".join(v["cold"].commands))
+    print()
     print(f"commands sent by the mount in the resync "
           f"({v['tries']} access(es)): " + "; ".join(v["resync"].commands))
     print()
