@@ -87,6 +87,9 @@ struct tree_node {
 	gboolean loading;    /* a full load is in progress */
 	gboolean refreshing; /* an incremental refresh is in progress */
 	gboolean seen;	     /* mark for fs_tree_set_mailboxes */
+	/* When this mount made the directory (mkdir) or moved it here
+	 * (rename), monotonic us; 0: never. */
+	gint64 own_at;
 	/* What the last mailbox list said of it (LIST-STATUS; 0: nothing):
 	 * how a mailbox renamed by another client is recognised. */
 	uint32_t list_uidvalidity, list_exists, list_uidnext;

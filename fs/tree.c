@@ -375,7 +375,15 @@ static void tree_dir_unselect(struct fs_tree *tree, struct tree_node *dir)
 /* Drops directories not marked seen; a level that is only a parent now
  * (its mailbox was deleted, or LIST says \NonExistent) stops being a
  * mailbox. */
-static void tree_sweep(struct fs_tree *tree, struct tree_node *dir)
+/* A directory this mount made or moved to its place this recently stays
+ * as it is when a mailbox list leaves it out: Dovecot refreshes its
+ * mailbox list index at most once a second, so a LIST right after our own
+ * CREATE or RENAME, even on the same session, may not show it yet
+ * (test_own_folder_rename_races_nothing failed on it once the live view's
+ * polls stopped stirring the index). The next list decides. */
+#define TREE_OWN_GRACE_US (3 * G_USEC_PER_SEC)
+
+static void tree_sweep(struct fs_tree *tree, struct tree_node *dir, gint64 now)
 {
 	GHashTableIter it;
 	gpointer v;
@@ -384,6 +392,9 @@ static void tree_sweep(struct fs_tree *tree, struct tree_node *dir)
 	while (g_hash_table_iter_next(&it, NULL, &v)) {
 		struct tree_node *d = v;
 
+		if ((!d->seen || !d->assigned) && d->own_at != 0 &&
+		    now - d->own_at < TREE_OWN_GRACE_US)
+			continue; /* with what is below it */
 		if (!d->seen) {
 			g_hash_table_iter_remove(&it);
 			tree_dir_gone(tree, d);
@@ -394,7 +405,7 @@ static void tree_sweep(struct fs_tree *tree, struct tree_node *dir)
 			g_clear_pointer(&d->rights, g_free);
 			tree_dir_unselect(tree, d);
 		}
-		tree_sweep(tree, d);
+		tree_sweep(tree, d, now);
 	}
 }
 
@@ -753,8 +764,8 @@ gboolean fs_tree_set_mailboxes_keep(struct fs_tree *tree, GPtrArray *infos,
 	}
 	if (keep != NULL)
 		tree_keep_mailboxes(tree, keep);
-	tree_sweep(tree, tree->root);
 	tree->mailboxes_time = g_get_monotonic_time();
+	tree_sweep(tree, tree->root, tree->mailboxes_time);
 	g_mutex_unlock(&tree->lock);
 	g_ptr_array_unref(paths);
 	return TRUE;

@@ -598,6 +598,7 @@ int fs_tree_add_dir(struct fs_tree *tree, uint64_t parent, const char *name,
 			       ? tree->personal_delimiter
 			       : tree->delimiter;
 	d->seen = TRUE;
+	d->own_at = g_get_monotonic_time();
 	d->nlookup = 1;
 	tree->mailboxes_gen++;
 	tree_fill_entry(tree, d, entry_r);
@@ -673,6 +674,7 @@ int fs_tree_move_dir(struct fs_tree *tree, uint64_t parent, const char *name,
 	g_free(d->name);
 	d->name = g_strdup(newname);
 	d->parent = ndir;
+	d->own_at = g_get_monotonic_time();
 	g_hash_table_insert(ndir->subdirs, d->name, d);
 	tree->mailboxes_gen++;
 	old = g_strdup(d->mailbox);

@@ -635,7 +635,33 @@ static gint64 watch_interval(gint64 now, gint64 used_at)
 		     WATCH_POLL_MAX_US);
 }
 
-static char **watch_poll(void *user_data, int *next_ms_r)
+/* @every rounded down to WATCH_POLL_MIN_US times a power of two. Polls
+ * fall due at the multiples of it on the monotonic clock, so those of
+ * folders used at different times come together: without NOTIFY every
+ * poll ends the IDLE, and 50 folders each on a schedule of its own ended
+ * it several times a second. Never later than @every asks. */
+static gint64 watch_slot(gint64 every)
+{
+	gint64 q = WATCH_POLL_MIN_US;
+
+	while (q * 2 <= every)
+		q *= 2;
+	return q;
+}
+
+/* Whether something last done at @done (0: never) is due at @now in
+ * slots of @q; *next_r is lowered to the start of the next slot. */
+static gboolean watch_due(gint64 now, gint64 done, gint64 q, gint64 *next_r)
+{
+	gint64 start = now - now % q;
+
+	*next_r = MIN(*next_r, start + q - now);
+	return done < start;
+}
+
+static char **watch_poll(void *user_data,
+			 gboolean (*covered)(void *ctx, const char *mailbox),
+			 void *ctx, int *next_ms_r)
 {
 	struct fs_watch *w = user_data;
 	GArray *folders = fs_tree_live_folders(w->fs->tree);
@@ -652,17 +678,15 @@ static char **watch_poll(void *user_data, int *next_ms_r)
 		const struct fs_live_folder *f =
 			&g_array_index(folders, struct fs_live_folder, i);
 		struct watch_seen *s;
-		gint64 every = watch_interval(now, f->used_at);
+		gint64 every = watch_slot(watch_interval(now, f->used_at));
 
 		/* Being renamed or deleted by us: asked about after. */
-		if (watch_is_held(w, f->mailbox))
+		if (watch_is_held(w, f->mailbox) || covered(ctx, f->mailbox))
 			continue;
 		s = watch_seen_get(w, f->mailbox);
-		if (now - s->polled_at >= every) {
+		if (watch_due(now, s->polled_at, every, &next)) {
 			s->polled_at = now;
 			g_ptr_array_add(due, g_strdup(f->mailbox));
-		} else {
-			next = MIN(next, s->polled_at + every - now);
 		}
 	}
 	list_every =
@@ -674,10 +698,10 @@ static char **watch_poll(void *user_data, int *next_ms_r)
 					      .used_at),
 			      WATCH_LIST_MIN_US)
 			: WATCH_POLL_MAX_US;
-	list_due = now - w->list_polled_at >= list_every;
+	list_due = watch_due(now, w->list_polled_at, watch_slot(list_every),
+			     &next);
 	if (list_due)
 		w->list_polled_at = now;
-	next = MIN(next, w->list_polled_at + list_every - now);
 	g_mutex_unlock(&w->lock);
 	g_array_unref(folders);
 	if (list_due)

@@ -304,6 +304,22 @@ static gboolean idle_setup_notify(struct imap_idle *idle, GError **error)
 	return FALSE;
 }
 
+/* NOTIFY reports on the mailboxes of its first STATUS burst; one created
+ * later may be missed (see below), so only those are polled. */
+static gboolean idle_covered(void *ctx, const char *mailbox)
+{
+	struct imap_idle *idle = ctx;
+
+	return g_hash_table_contains(idle->known, mailbox);
+}
+
+static gboolean idle_covered_none(void *ctx, const char *mailbox)
+{
+	(void)ctx;
+	(void)mailbox;
+	return FALSE;
+}
+
 /* The periodic work of listener 0: the owner's, then the STATUS polls it
  * asks for.  Also with NOTIFY: Dovecot 2.3.19 stops reporting mailbox
  * names (and never reports mailboxes created from then on) once another
@@ -319,17 +335,14 @@ static gboolean idle_poll(struct imap_idle *idle, gboolean notify,
 	*next_ms_r = -1;
 	if (idle->params.index != 0 || idle->hooks.poll == NULL)
 		return TRUE;
-	names = idle->hooks.poll(idle->hooks.user_data, next_ms_r);
+	names = idle->hooks.poll(idle->hooks.user_data,
+				 notify ? idle_covered : idle_covered_none,
+				 idle, next_ms_r);
 	for (size_t i = 0; names != NULL && names[i] != NULL; i++) {
 		struct imap_cmd *cmd;
 		GError *err = NULL;
 		gboolean ok;
 
-		/* NOTIFY reports on the mailboxes of its first STATUS burst;
-		 * one created later may be missed (see below), so only those
-		 * are polled. */
-		if (notify && g_hash_table_contains(idle->known, names[i]))
-			continue;
 		cmd = imap_cmd_new("STATUS");
 		ok = imap_cmd_add_string(cmd, names[i], strlen(names[i]), FALSE,
 					 &err);

@@ -62,9 +62,14 @@ struct imap_idle_hooks {
 	char *(*pick)(void *user_data, unsigned int index);
 	/* Listener 0 only: periodic work; returns the mailboxes to STATUS
 	 * now (a NULL-terminated strv, or NULL) and in *next_ms_r how soon
-	 * to be called again. With NOTIFY the mailboxes NOTIFY reports on
-	 * are skipped (see idle.c for why it is called at all). */
-	char **(*poll)(void *user_data, int *next_ms_r);
+	 * to be called again. @covered(@ctx, mailbox) is TRUE for the
+	 * mailboxes NOTIFY reports on (never without NOTIFY): the hook
+	 * neither returns them nor asks to be called for them, so that
+	 * their schedule ends no IDLE (see idle.c for why it is called at
+	 * all with NOTIFY). */
+	char **(*poll)(void *user_data,
+		       gboolean (*covered)(void *ctx, const char *mailbox),
+		       void *ctx, int *next_ms_r);
 	/* Listener @index has finished what the last pick and poll led to
 	 * (its EXAMINE, STATUS commands and the hooks they ran): it is about
 	 * to IDLE or sleep, or its connection is gone. May be NULL. */

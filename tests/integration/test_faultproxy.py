@@ -283,3 +283,58 @@ def test_after_reply_point(proxy):
     assert rule.fired == 1 and rule.fired_on[0].relayed
     with pytest.raises(DROPPED):
         c.noop()
+
+
+def raw_session(proxy, lines) -> tuple[int, int]:
+    """Sends each line over a TLS connection of its own through the proxy,
+    reading up to its tagged reply (and the greeting first, and to EOF
+    after the last); returns (bytes sent, bytes received)."""
+    ctx = ssl.create_default_context(cafile=proxy.cafile)
+    raw = socket.create_connection((proxy.host, proxy.imaps_port), timeout=20)
+    s = ctx.wrap_socket(raw, server_hostname=proxy.host)
+    got = bytearray()
+
+    def until(end: bytes) -> None:
+        while not (got.endswith(b"\r\n") and end in got):
+            data = s.recv(65536)
+            if not data:
+                return
+            got.extend(data)
+
+    sent = 0
+    try:
+        until(b"* OK")
+        for line in lines:
+            s.sendall(line)
+            sent += len(line)
+            until(b"\r\n" + line.split(b" ", 1)[0] + b" ")
+        until(b"\x00")   # to EOF: LOGOUT closes
+    finally:
+        s.close()
+    return sent, len(got)
+
+
+def test_traffic_counts_each_direction_exactly(dovecot, proxy):
+    before = proxy.traffic()
+    assert before == {"up_bytes": 0, "up_reads": 0, "down_bytes": 0,
+                      "down_reads": 0}
+    login = b"a1 LOGIN %s %s\r\n" % (dovecot.user.encode(),
+                                     testenv.imap_quote(
+                                         dovecot.password).encode())
+    lines = [login, b"a2 NOOP\r\n", b"a3 STATUS INBOX (MESSAGES)\r\n",
+             b"a4 LOGOUT\r\n"]
+    sent, got = raw_session(proxy, lines)
+    testenv.wait_for(lambda: proxy.open_connections() == 0, 10)
+    one = proxy.traffic(1)
+    assert one["up_bytes"] == sent, one
+    assert one["down_bytes"] == got, one
+    # One read per command (each was sent alone), at least one per reply.
+    assert one["up_reads"] == len(lines), one
+    assert len(lines) < one["down_reads"] <= got, one
+    sent2, got2 = raw_session(proxy, [b"b1 LOGOUT\r\n"])
+    testenv.wait_for(lambda: proxy.open_connections() == 0, 10)
+    assert proxy.traffic(2)["up_bytes"] == sent2
+    tot = proxy.traffic()
+    assert tot["up_bytes"] == sent + sent2
+    assert tot["down_bytes"] == got + got2
+    assert proxy.traffic(3)["up_bytes"] == 0

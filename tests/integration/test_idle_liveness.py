@@ -304,3 +304,57 @@ def test_connection_limit_listeners_yield(tmp_path, mounted):
                 BOUND_S, interval=0.1, what=f"{new} in {box}")
     finally:
         srv.stop()
+
+
+QUIET_FOLDERS = 20
+QUIET_WINDOW_S = 30
+SLOT_S = 2   # fs/watch.c WATCH_POLL_MIN_US: the shortest poll slot
+
+
+@pytest.mark.parametrize("mode", ["notify", "idle"])
+def test_quiet_mount_leaves_idle_once_per_poll_slot(tmp_path, mounted, mode):
+    """A quiet mount watching 20 folders, used one after another (so each
+    has a poll schedule of its own), leaves IDLE at most once per 2 s poll
+    slot: the polls of all folders and the mailbox list fall on the slots
+    of one clock (fs/watch.c, watch_slot()), and with NOTIFY the folders it
+    reports on are not waited for at all. Counted as the IDLE commands
+    the proxy relays in 30 s. Each folder waking the listener on its own
+    made it ~500 a minute with NOTIFY (bench (j), docs/PERFORMANCE.md).
+    Changes still show up afterwards."""
+    why = _missing_prerequisite()
+    if why:
+        pytest.skip(f"needs Dovecot: {why}")
+    caps = () if mode == "notify" else ("NOTIFY",)
+    srv = testenv.DovecotServer(str(tmp_path / "dovecot"), without_caps=caps)
+    srv.start()
+    proxy = None
+    try:
+        boxes = [f"Q{i:02d}" for i in range(QUIET_FOLDERS)]
+        for b in boxes:
+            srv.create_mailbox(b)
+            srv.append(b, msg(f"{b}-0"))
+        proxy = faultproxy.FaultProxy(srv, lifetime=150)
+        proxy.start()
+        mnt, _ = mounted(proxy)
+        wait_connected(mnt)
+        testenv.wait_for(lambda: watch_stats(mnt)["mode"] == mode.upper(),
+                         BOUND_S, interval=0.2, what=f"the listener in {mode}")
+        for b in boxes:
+            os.listdir(os.path.join(mnt, b))
+            time.sleep(0.15)
+        time.sleep(1)
+        t0 = time.monotonic()
+        time.sleep(QUIET_WINDOW_S)
+        t1 = time.monotonic()
+        idles = [c for c in proxy.commands_snapshot()
+                 if c.name == "IDLE" and t0 <= c.sent_at <= t1]
+        slots = QUIET_WINDOW_S // SLOT_S + 1
+        assert len(idles) <= slots, \
+            f"{len(idles)} IDLE commands in {QUIET_WINDOW_S} s " \
+            f"(at most {slots} poll slots)"
+        assert watch_stats(mnt)["connects"] == 1
+        change_shows_up(srv, mnt, f"after-quiet-{mode}", box=boxes[0])
+    finally:
+        if proxy is not None:
+            proxy.stop()
+        srv.stop()

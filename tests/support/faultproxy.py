@@ -45,6 +45,11 @@ with an action:
               relays nothing on that connection meanwhile; it must return
               (bounded waits)
 
+traffic() counts what crossed the proxy in each direction: plaintext IMAP
+bytes and reads (one read returns at most one TLS record, so reads are the
+records each side sent; TLS adds ~22 bytes per record on the wire, not
+counted), in all or per connection.
+
 Everything is bounded: sockets have timeouts, threads are daemonic, every
 loop polls a stop flag, and the proxy stops by itself after `lifetime`
 seconds.  One thread per connection owns both of its TLS sockets (an
@@ -366,6 +371,7 @@ class _Conn:
                     data = self._recv(s)
                     if data is None:
                         continue
+                    p._count(self.n, s is self.client, len(data))
                     if s is self.client:
                         self.cbuf += data
                         self._client_input()
@@ -408,6 +414,9 @@ class FaultProxy(Service):
         self._threads: list[threading.Thread] = []
         self._held: list[socket.socket] = []   # blackholed connections
         self._nconn = 0
+        # Connection number -> [up bytes, up reads, down bytes, down
+        # reads] (protected by _lock).
+        self._traffic: dict[int, list[int]] = {}
         self._timer: threading.Timer | None = None
         self._server_ctx = None
         self._client_ctx = None
@@ -557,6 +566,19 @@ class FaultProxy(Service):
         with self._lock:
             return self._nconn
 
+    def traffic(self, conn: int | None = None) -> dict[str, int]:
+        """What the proxy received so far, of connection number conn
+        (None: all of them, closed ones too): "up_bytes"/"up_reads" from
+        the clients, "down_bytes"/"down_reads" from the server, plaintext
+        bytes and reads (at most one TLS record each).  Deltas of two
+        calls give the traffic in between."""
+        with self._lock:
+            rows = [self._traffic.get(conn, [0] * 4)] if conn is not None \
+                else list(self._traffic.values())
+            tot = [sum(r[i] for r in rows) for i in range(4)]
+        return dict(zip(("up_bytes", "up_reads", "down_bytes",
+                         "down_reads"), tot))
+
     def open_connections(self) -> int:
         with self._lock:
             return len(self._conns)
@@ -624,6 +646,13 @@ class FaultProxy(Service):
                 if 0 <= room < k and (best is None or room < best):
                     best = room
         return best
+
+    def _count(self, conn: int, up: bool, nbytes: int) -> None:
+        with self._lock:
+            row = self._traffic.setdefault(conn, [0] * 4)
+            k = 0 if up else 2
+            row[k] += nbytes
+            row[k + 1] += 1
 
     def _forget(self, conn: _Conn) -> None:
         with self._lock:

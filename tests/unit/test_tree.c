@@ -666,6 +666,44 @@ static void test_rename_candidates(void)
 	g_ptr_array_unref(infos);
 	fs_tree_free(t);
 }
+
+/* Dovecot refreshes its mailbox list index at most once a second: a LIST
+ * sent after our own CREATE or RENAME completed may leave the new name
+ * out. A directory this mount made or moved stays for a grace of 3 s
+ * (TREE_OWN_GRACE_US); a list after that decides. */
+static void test_stale_list_after_own_change(void)
+{
+	struct fs_tree *t = make_tree();
+	GPtrArray *stale = g_ptr_array_new_with_free_func(info_free);
+	uint64_t archive = lookup_ino(t, FS_ROOT_INO, "Archive");
+	uint64_t fresh, moved;
+	struct fs_entry e;
+
+	add_box(stale, "INBOX", '.', FALSE);
+	add_box(stale, "Archive.2024.Q1", '.', FALSE);
+	add_box(stale, "Archive", '.', TRUE);
+	add_box(stale, "a/b", '.', FALSE);
+	g_assert_cmpint(fs_tree_add_dir(t, FS_ROOT_INO, "New", "New", &e), ==,
+			0);
+	fresh = e.ino;
+	fs_entry_clear(&e);
+	moved = lookup_ino(t, FS_ROOT_INO, "Entw\xc3\xbcrfe");
+	g_assert_cmpuint(moved, !=, 0);
+	g_assert_cmpint(fs_tree_move_dir(t, FS_ROOT_INO, "Entw\xc3\xbcrfe",
+					 archive, "Drafts", "Archive.Drafts"),
+			==, 0);
+	fs_tree_set_mailboxes(t, stale);
+	g_assert_cmpuint(lookup_ino(t, FS_ROOT_INO, "New"), ==, fresh);
+	g_assert_cmpuint(lookup_ino(t, archive, "Drafts"), ==, moved);
+	g_usleep(3100 * 1000);
+	fs_tree_set_mailboxes(t, stale);
+	g_assert_cmpuint(lookup_ino(t, FS_ROOT_INO, "New"), ==, 0);
+	g_assert_cmpuint(lookup_ino(t, archive, "Drafts"), ==, 0);
+	g_assert_cmpuint(lookup_ino(t, archive, "2024"), !=, 0);
+	g_ptr_array_unref(stale);
+	fs_tree_free(t);
+}
+
 /* Another client's RENAME, seen in the polled mailbox list: the same
  * mailbox under a new name (OLDNAME, or the same UIDVALIDITY, MESSAGES and
  * UIDNEXT) keeps its inodes and listing; anything else is a deletion and
@@ -1136,6 +1174,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/tree/namespaces", test_namespaces);
 	g_test_add_func("/tree/parent-only", test_parent_only);
 	g_test_add_func("/tree/folder-vanished", test_folder_vanished);
+	g_test_add_func("/tree/stale-list-after-own-change",
+			test_stale_list_after_own_change);
 	g_test_add_func("/tree/rights-mode", test_rights_mode);
 	g_test_add_func("/tree/deltas", test_deltas_beat_stale_listings);
 	g_test_add_func("/tree/renamed-by-another-client",
