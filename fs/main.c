@@ -262,6 +262,7 @@ int main(int argc, char **argv)
 	}
 	main_status_init(&status, &fs, &opts, &url, first);
 	fs.pool = imap_pool_new(&account, opts.connections, first);
+	imap_pool_set_limit_retry(fs.pool, opts.limit_retry_s * 1000);
 	fs.tree = main_tree_new(&opts, process_umask, fs.read_only);
 	fs.quota = fs_quota_new(fs.pool, FS_QUOTA_TTL_US);
 	fs.cache = fs_bodycache_new((uint64_t)opts.cache_mb * 1024 * 1024);
@@ -327,6 +328,7 @@ int main(int argc, char **argv)
 			.idle = server_idle,
 			.watchdog_ms = (int)opts.watchdog_s * 1000,
 			.renew_ms = (int)opts.idle_renew_s * 1000,
+			.limit_retry_ms = opts.limit_retry_s * 1000,
 		};
 
 		watch = fs_watch_start(&fs, &account, &wp);
