@@ -72,6 +72,19 @@ def wait_connected(mnt, n=1, bound=BOUND_S):
                      interval=0.2, what=f"listener connection #{n}")
 
 
+def wait_watch(mnt, trace, pred, bound, what):
+    """Waits until pred(watch_stats(mnt)) holds; fails with the status and
+    the listeners' lines of the trace if it does not within bound s."""
+    try:
+        testenv.wait_for(lambda: pred(watch_stats(mnt)), bound,
+                         interval=0.2, what=what)
+    except TimeoutError:
+        lines = [ln for ln in read_trace(trace).splitlines()
+                 if "watch" in ln or "connection" in ln]
+        pytest.fail(f"{what}: not within {bound} s\n" + status(mnt) +
+                    "\n".join(lines[-40:]))
+
+
 def newest_uid(srv, box="INBOX") -> int:
     c = srv.client()
     try:
@@ -275,14 +288,8 @@ def test_connection_limit_listeners_yield(tmp_path, mounted):
                                    "-o", "timeout=10"])
         for box in ("A", "B", "C"):
             os.listdir(os.path.join(mnt, box))
-        try:
-            testenv.wait_for(lambda: watch_stats(mnt)["limited"] and
-                             watch_stats(mnt)["connected"] == 1, 20,
-                             interval=0.2, what="listener 0 alone, limited")
-        except TimeoutError:
-            lines = [ln for ln in read_trace(trace).splitlines()
-                     if "watch" in ln or "connections" in ln]
-            pytest.fail(status(mnt) + "\n".join(lines[-40:]))
+        wait_watch(mnt, trace, lambda st: st["limited"] and
+                   st["connected"] == 1, 20, "listener 0 alone, limited")
         time.sleep(8)  # a backoff of 1, 2, 4 s would retry meanwhile
         t = read_trace(trace)
         for i in (1, 2):
@@ -333,26 +340,14 @@ def test_connection_limit_listeners_come_back(tmp_path, mounted):
                                    "-o", "limit_retry=2"])
         for box in ("A", "B", "C"):
             os.listdir(os.path.join(mnt, box))
-        try:
-            testenv.wait_for(lambda: watch_stats(mnt)["limited"] and
-                             watch_stats(mnt)["connected"] == 1, 20,
-                             interval=0.2, what="listener 0 alone, limited")
-        except TimeoutError:
-            lines = [ln for ln in read_trace(trace).splitlines()
-                     if "watch" in ln or "connections" in ln]
-            pytest.fail(status(mnt) + "\n".join(lines[-40:]))
+        wait_watch(mnt, trace, lambda st: st["limited"] and
+                   st["connected"] == 1, 20, "listener 0 alone, limited")
         assert "limited by the server; " in watch_stats(mnt)["text"]
         for c in others:
             c.logout()
         others = []
-        try:
-            testenv.wait_for(lambda: not watch_stats(mnt)["limited"] and
-                             watch_stats(mnt)["connected"] == 3, 60,
-                             interval=0.5, what="the listeners back")
-        except TimeoutError:
-            lines = [ln for ln in read_trace(trace).splitlines()
-                     if "watch" in ln or "connection" in ln]
-            pytest.fail(status(mnt) + "\n".join(lines[-40:]))
+        wait_watch(mnt, trace, lambda st: not st["limited"] and
+                   st["connected"] == 3, 60, "the listeners back")
         # The pool is not starved: reads share what it has.
         for b in ("A", "B", "C"):
             for n in os.listdir(os.path.join(mnt, b)):
