@@ -52,6 +52,11 @@ struct imap_pool {
 	/* Sessions borrowed, so that going offline can abort their waits
 	 * (protected by lock). */
 	GPtrArray *busy;
+	/* Borrowed session -> the mailboxes it may be in (the one it had
+	 * selected when handed out, and the hint: "sel\nhint"), which only
+	 * its borrower may look at meanwhile; imap_pool_hold() waits for
+	 * those under the hold (protected by lock). */
+	GHashTable *about;
 	/* Sessions that exist, borrowed or idle, plus opens under way
 	 * (protected by lock). */
 	unsigned int count;
@@ -101,6 +106,8 @@ struct imap_pool *imap_pool_new(const struct imap_account *account,
 	g_cond_init(&pool->rcond);
 	pool->idle = g_ptr_array_new();
 	pool->busy = g_ptr_array_new();
+	pool->about = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
+					    g_free);
 	pool->backoff_ms = POOL_BACKOFF_FIRST_MS;
 	pool->regrow_first_ms = POOL_REGROW_FIRST_MS;
 	pool->regrow_ms = POOL_REGROW_FIRST_MS;
@@ -167,6 +174,7 @@ void imap_pool_free(struct imap_pool *pool)
 		imap_session_free(pool->idle->pdata[i]);
 	g_ptr_array_free(pool->idle, TRUE);
 	g_ptr_array_free(pool->busy, TRUE);
+	g_hash_table_destroy(pool->about);
 	g_ptr_array_unref(pool->held);
 	g_free(pool->offline_reason);
 	g_mutex_clear(&pool->lock);
@@ -508,12 +516,25 @@ static gboolean pool_slow_failure(const GError *err, gint64 start, gint64 end)
 	       end - start >= POOL_SILENT_US;
 }
 
+/* @s is borrowed now, by a request about @hint (may be NULL). Lock held. */
+static void pool_busy(struct imap_pool *pool, struct imap_session *s,
+		      const char *hint)
+{
+	const char *sel = imap_session_selected(s);
+
+	g_ptr_array_add(pool->busy, s);
+	g_hash_table_replace(pool->about, s,
+			     g_strdup_printf("%s\n%s", sel != NULL ? sel : "",
+					     hint != NULL ? hint : ""));
+}
+
 /* Opens a session for an acquire: called and returns with the lock held,
  * which it drops meanwhile (logging in takes round trips, and other
  * threads may return sessions). The session is borrowed (busy). *start_r
  * is when the attempt began. */
 static struct imap_session *pool_open_locked(struct imap_pool *pool,
-					     gint64 *start_r, GError **error)
+					     const char *hint, gint64 *start_r,
+					     GError **error)
 {
 	struct imap_session *s;
 
@@ -523,7 +544,7 @@ static struct imap_session *pool_open_locked(struct imap_pool *pool,
 	s = imap_session_open(pool->account, error);
 	g_mutex_lock(&pool->lock);
 	if (s != NULL) {
-		g_ptr_array_add(pool->busy, s);
+		pool_busy(pool, s, hint);
 		pool_opened(pool);
 		return s;
 	}
@@ -534,8 +555,8 @@ static struct imap_session *pool_open_locked(struct imap_pool *pool,
 
 /* An acquire while offline (lock held; released on return): fails at once
  * unless it may try to connect (POOL_KICK_*), in which case it does. */
-static struct imap_session *pool_acquire_offline(struct imap_pool *pool,
-						 GError **error)
+static struct imap_session *
+pool_acquire_offline(struct imap_pool *pool, const char *hint, GError **error)
 {
 	struct imap_session *s;
 	GError *err = NULL;
@@ -552,7 +573,7 @@ static struct imap_session *pool_acquire_offline(struct imap_pool *pool,
 	/* No other acquire tries meanwhile. */
 	pool->kick_after = G_MAXINT64;
 	pool->attempts++;
-	s = pool_open_locked(pool, &start, &err);
+	s = pool_open_locked(pool, hint, &start, &err);
 	now = g_get_monotonic_time();
 	if (s != NULL) {
 		pool_set_online(pool);
@@ -588,7 +609,7 @@ struct imap_session *imap_pool_acquire(struct imap_pool *pool,
 		gboolean held;
 
 		if (pool->offline)
-			return pool_acquire_offline(pool, error);
+			return pool_acquire_offline(pool, mailbox_hint, error);
 		pool_regrow(pool);
 		/* A request about a mailbox being deleted or renamed waits
 		 * for the end of that (its own SELECT would be cut off). */
@@ -596,7 +617,7 @@ struct imap_session *imap_pool_acquire(struct imap_pool *pool,
 		       pool_is_held(pool, mailbox_hint);
 		s = held ? NULL : pool_take_idle(pool, mailbox_hint);
 		if (s != NULL) {
-			g_ptr_array_add(pool->busy, s);
+			pool_busy(pool, s, mailbox_hint);
 			g_mutex_unlock(&pool->lock);
 			return s;
 		}
@@ -604,7 +625,7 @@ struct imap_session *imap_pool_acquire(struct imap_pool *pool,
 			budget = imap_reqctx_clamp(-1);
 			if (budget >= 0)
 				budget -= now;
-			s = pool_open_locked(pool, &start, &err);
+			s = pool_open_locked(pool, mailbox_hint, &start, &err);
 			if (s != NULL) {
 				g_mutex_unlock(&pool->lock);
 				return s;
@@ -650,6 +671,7 @@ struct imap_session *imap_pool_acquire(struct imap_pool *pool,
 static void pool_unbusy(struct imap_pool *pool, struct imap_session *session)
 {
 	g_ptr_array_remove_fast(pool->busy, session);
+	g_hash_table_remove(pool->about, session);
 }
 
 void imap_pool_release(struct imap_pool *pool, struct imap_session *session)
@@ -688,7 +710,7 @@ static void pool_leave_one(struct imap_pool *pool, struct imap_session *s)
 {
 	gboolean ok;
 
-	g_ptr_array_add(pool->busy, s);
+	pool_busy(pool, s, NULL);
 	g_mutex_unlock(&pool->lock);
 	ok = imap_session_leave_selected(s, NULL);
 	/* Still in the mailbox as far as the server knows: it goes. */
@@ -738,9 +760,22 @@ gboolean imap_pool_hold(struct imap_pool *pool, const char *mailbox,
 
 	g_mutex_lock(&pool->lock);
 	g_ptr_array_add(pool->held, g_strdup(mailbox));
-	/* A borrowed session may have the mailbox selected or be about to
-	 * (its owner's thread alone may look): wait for each to come back. */
-	waited = g_ptr_array_copy(pool->busy, NULL, NULL);
+	/* A borrowed session may have the mailbox selected, or be about to
+	 * (its borrower's thread alone may look at it): wait for each that
+	 * had it when handed out or was asked for it. */
+	waited = g_ptr_array_new();
+	for (guint i = 0; i < pool->busy->len; i++) {
+		const char *about =
+			g_hash_table_lookup(pool->about, pool->busy->pdata[i]);
+		const char *nl = about != NULL ? strchr(about, '\n') : NULL;
+		char *sel = nl != NULL ? g_strndup(about, nl - about) : NULL;
+
+		if (nl != NULL &&
+		    ((*sel != '\0' && g_str_has_prefix(sel, mailbox)) ||
+		     (nl[1] != '\0' && g_str_has_prefix(nl + 1, mailbox))))
+			g_ptr_array_add(waited, pool->busy->pdata[i]);
+		g_free(sel);
+	}
 	for (;;) {
 		struct imap_session *s = NULL;
 		gint64 now;

@@ -126,8 +126,8 @@ void imap_pool_set_limit_retry(struct imap_pool *pool, unsigned int first_ms);
  * idle session with such a mailbox selected is not handed out; and this
  * call makes each of those leave it (imap_session_leave_selected(); one
  * that fails is closed) and waits until every session borrowed when it
- * began has been given back (it may have selected the mailbox since),
- * then leaves those too. Bounded by the calling request's deadline and
+ * began that had such a mailbox selected when handed out, or was asked
+ * for one (its hint), has been given back, then leaves those too. Bounded by the calling request's deadline and
  * the account's timeout: FALSE with IMAP_ERROR_INUSE (or CANCELLED) if a
  * borrowed session was not back in time -- the hold is then not kept.
  * From a thread that borrows no session of this pool; calls may nest. */

@@ -472,6 +472,55 @@ static void test_limit_shrink_and_regrow(void)
 	peer_free(p);
 }
 
+/* A hold of mailbox X (our own DELETE or RENAME of it) waits for a
+ * session borrowed for X, and fails with INUSE (no hang) if it does not
+ * come back before the request's deadline; once it is back the hold is
+ * taken; meanwhile an acquire for X (or below it) waits, one for another
+ * mailbox does not; released, X can be had again. */
+static void test_hold(void)
+{
+	struct peer *p = peer_start("UNSELECT", NULL, NULL);
+	struct imap_pool *pool = imap_pool_new(peer_account(p), 3, NULL);
+	struct imap_reqctx ctx = {0};
+	struct imap_session *x, *other;
+	GError *error = NULL;
+	gint64 t;
+
+	x = imap_pool_acquire(pool, "X", &error);
+	g_assert_no_error(error);
+	t = g_get_monotonic_time();
+	ctx.deadline = t + 300 * 1000;
+	imap_reqctx_enter(&ctx);
+	g_assert_false(imap_pool_hold(pool, "X", &error));
+	imap_reqctx_leave();
+	g_assert_error(error, IMAP_ERROR, IMAP_ERROR_INUSE);
+	g_clear_error(&error);
+	g_assert_cmpint(g_get_monotonic_time() - t, <, 3 * G_USEC_PER_SEC);
+	/* A session borrowed for another mailbox is not waited for. */
+	other = imap_pool_acquire(pool, "Y", &error);
+	g_assert_no_error(error);
+	imap_pool_release(pool, x);
+	g_assert_true(imap_pool_hold(pool, "X", &error));
+	g_assert_no_error(error);
+	ctx.deadline = g_get_monotonic_time() + 300 * 1000;
+	imap_reqctx_enter(&ctx);
+	g_assert_null(imap_pool_acquire(pool, "X.sub", &error));
+	g_assert_error(error, IMAP_ERROR, IMAP_ERROR_TIMEOUT);
+	g_clear_error(&error);
+	x = imap_pool_acquire(pool, "Z", &error);
+	g_assert_no_error(error);
+	imap_pool_release(pool, x);
+	imap_reqctx_leave();
+	imap_pool_release_hold(pool, "X");
+	x = imap_pool_acquire(pool, "X", &error);
+	g_assert_no_error(error);
+	imap_pool_release(pool, x);
+	imap_pool_release(pool, other);
+	imap_pool_free(pool);
+	peer_stop(p);
+	peer_free(p);
+}
+
 /* A listener found the server silent: the pool goes offline (requests
  * fail at once), tells its hook, checks at once and, the server being
  * there, is back online -- and says so. */
@@ -534,6 +583,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/pool/make-room", test_make_room);
 	g_test_add_func("/pool/limit-shrink-and-regrow",
 			test_limit_shrink_and_regrow);
+	g_test_add_func("/pool/hold", test_hold);
 	g_test_add_func("/pool/report-unreachable", test_report_unreachable);
 	ret = g_test_run();
 	testtls_teardown();
