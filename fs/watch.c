@@ -45,6 +45,7 @@ struct fs_watch {
 	/* Folders IDLEd on (0 with NOTIFY); lowered to 1 while the server's
 	 * connection limit holds the listeners down (atomic). */
 	gint idled;
+	unsigned int idled_full; /* what idled starts at (immutable) */
 	/* The server refused a connection for its limit (a listener's or
 	 * the pool's): listener 0 only until retry_at (monotonic us), when
 	 * the others try again if the pool has its full size; retry_ms is
@@ -625,21 +626,31 @@ static void watch_limit(struct fs_watch *w)
 static void watch_check_unlimited(struct fs_watch *w)
 {
 	struct imap_idle_stats st;
-	gboolean all = TRUE;
+	gboolean limited;
 
-	for (unsigned int i = 0; i < w->n && all; i++) {
+	g_mutex_lock(&w->lock);
+	limited = w->limited;
+	g_mutex_unlock(&w->lock);
+	if (!limited)
+		return;
+	for (unsigned int i = 0; i < w->n; i++) {
+		/* (NULL: fs_watch_start() has not started it yet.) */
+		if (w->listeners[i] == NULL)
+			return;
 		imap_idle_stats(w->listeners[i], &st);
-		all = st.connected;
+		if (!st.connected)
+			return;
 	}
 	g_mutex_lock(&w->lock);
-	if (!all || !w->limited) {
+	if (!w->limited) {
 		g_mutex_unlock(&w->lock);
 		return;
 	}
-	imapfs_info("watch: all %u listeners connected again", w->n);
+	if (w->n > 1)
+		imapfs_info("watch: all %u listeners connected again", w->n);
 	w->limited = FALSE;
 	w->retry_ms = w->limit_first_ms;
-	g_atomic_int_set(&w->idled, (gint)w->n);
+	g_atomic_int_set(&w->idled, (gint)w->idled_full);
 	g_mutex_unlock(&w->lock);
 	/* The others pick their folders now. */
 	for (unsigned int i = 1; i < w->n; i++)
@@ -667,12 +678,15 @@ static void watch_limit_poll(struct fs_watch *w, gint64 now, gint64 *next_us_r)
 		wake = TRUE;
 	}
 	g_mutex_unlock(&w->lock);
-	if (wake) {
+	if (wake && w->n > 1) {
 		imapfs_info("watch: trying %u more listener(s) again",
 			    w->n - 1);
 		for (unsigned int i = 1; i < w->n; i++)
 			imap_idle_wake(w->listeners[i]);
 	}
+	/* Listener 0 alone (NOTIFY, no IDLE) or the others stayed: done. */
+	if (wake)
+		watch_check_unlimited(w);
 }
 
 static gboolean watch_wanted(void *user_data, unsigned int index,
@@ -822,6 +836,7 @@ struct fs_watch *fs_watch_start(struct imapfs *fs,
 		       : CLAMP(params->listeners, 1u,
 			       (unsigned int)WATCH_MAX_LISTENERS);
 	w->idled = params->notify || !params->idle ? 0 : w->n;
+	w->idled_full = (unsigned int)w->idled;
 	for (unsigned int i = 0; i < w->n; i++) {
 		struct imap_idle_params p = {
 			.account = account,
