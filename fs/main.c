@@ -262,6 +262,7 @@ int main(int argc, char **argv)
 	}
 	main_status_init(&status, &fs, &opts, &url, first);
 	fs.pool = imap_pool_new(&account, opts.connections, first);
+	imap_pool_set_limit_retry(fs.pool, opts.limit_retry_s * 1000);
 	fs.tree = main_tree_new(&opts, process_umask, fs.read_only);
 	fs_tree_set_hide_deleted(fs.tree, fs.delete_mode == FS_DELETE_FLAG);
 	fs.quota = fs_quota_new(fs.pool, FS_QUOTA_TTL_US);
@@ -328,6 +329,7 @@ int main(int argc, char **argv)
 			.idle = server_idle,
 			.watchdog_ms = (int)opts.watchdog_s * 1000,
 			.renew_ms = (int)opts.idle_renew_s * 1000,
+			.limit_retry_ms = opts.limit_retry_s * 1000,
 		};
 
 		watch = fs_watch_start(&fs, &account, &wp);

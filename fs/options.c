@@ -21,7 +21,7 @@ enum { KEY_HELP, KEY_VERSION, KEY_FOREGROUND, KEY_DEBUG };
 struct options_raw {
 	char *connections, *cache_size, *timeout, *attr_timeout, *listing_ttl;
 	char *umask;
-	char *watch, *watchdog, *idle_renew;
+	char *watch, *watchdog, *idle_renew, *limit_retry;
 };
 
 /* fuse_opt_parse() hands the same pointer to the templates (as a base for
@@ -68,6 +68,7 @@ static int options_proc(void *data, const char *arg, int key,
 		{"watch=", offsetof(struct options_raw, watch)},
 		{"watchdog=", offsetof(struct options_raw, watchdog)},
 		{"idle_renew=", offsetof(struct options_raw, idle_renew)},
+		{"limit_retry=", offsetof(struct options_raw, limit_retry)},
 	};
 	size_t i;
 
@@ -195,6 +196,7 @@ gboolean fs_options_parse(int argc, char **argv, struct fs_options *opts_r,
 	opts->watch = 1;
 	opts->watchdog_s = 300;
 	opts->idle_renew_s = 25 * 60;
+	opts->limit_retry_s = 30;
 	for (i = 0; i < argc; i++)
 		fuse_opt_add_arg(&args, argv[i]);
 	if (fuse_opt_parse(&args, &ctx, options_spec, options_proc) != 0) {
@@ -227,7 +229,9 @@ gboolean fs_options_parse(int argc, char **argv, struct fs_options *opts_r,
 			    &opts->watchdog_s, error) ||
 	    /* RFC 2177: less than 29 minutes. */
 	    !options_number("idle_renew", ctx.raw.idle_renew, 1, 29 * 60 - 1,
-			    &opts->idle_renew_s, error))
+			    &opts->idle_renew_s, error) ||
+	    !options_number("limit_retry", ctx.raw.limit_retry, 1, 3600,
+			    &opts->limit_retry_s, error))
 		goto out;
 	if (ctx.raw.umask != NULL) {
 		guint64 v;
@@ -270,6 +274,7 @@ out:
 	g_free(ctx.raw.watch);
 	g_free(ctx.raw.watchdog);
 	g_free(ctx.raw.idle_renew);
+	g_free(ctx.raw.limit_retry);
 	opts->fuse_args = args;
 	*opts_r = ctx.o;
 	return ok;

@@ -43,6 +43,9 @@ struct fs_options {
 	unsigned int watch; /* live view listeners (0: off) */
 	unsigned int watchdog_s;   /* silence before a listener probes */
 	unsigned int idle_renew_s; /* IDLE re-issued after this long */
+	/* After the server's connection limit cut the pool or the
+	 * listeners down: first wait before trying for more (doubling). */
+	unsigned int limit_retry_s;
 	int foreground;
 	int debug;
 	int show_help;

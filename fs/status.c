@@ -67,12 +67,20 @@ static char *status_server(struct imap_pool *pool)
 		g_free(when);
 		g_date_time_unref(t);
 	}
-	if (ps.limit_refusals > 0)
+	if (ps.limit_refusals > 0) {
 		g_string_append_printf(out,
 				       "\nlimit:        the server refused %u "
 				       "connection(s) for its limit "
-				       "(configured %u)",
+				       "(configured %u",
 				       ps.limit_refusals, ps.configured_size);
+		if (ps.size < ps.configured_size)
+			g_string_append_printf(out,
+					       ", now %u; one more tried in "
+					       "%u s",
+					       ps.size,
+					       (ps.regrow_ms + 999) / 1000);
+		g_string_append_c(out, ')');
+	}
 	g_free(ps.reason);
 	return g_string_free(out, FALSE);
 }

@@ -28,6 +28,10 @@
 /* How long a sync waits for this mount's own commands that add to the
  * folder (each ends within its request's deadline anyway). */
 #define WATCH_OWN_WAIT_MS (60 * 1000)
+/* Listeners held down by the server's connection limit try again after
+ * this long (-o limit_retry), doubling up to the maximum. */
+#define WATCH_LIMIT_FIRST_MS (30 * 1000)
+#define WATCH_LIMIT_MAX_MS (10 * 60 * 1000)
 
 struct watch_seen {
 	uint32_t uidnext; /* the UIDNEXT last synced to */
@@ -42,12 +46,21 @@ struct fs_watch {
 	struct imapfs *fs;
 	struct imap_idle *listeners[WATCH_MAX_LISTENERS];
 	unsigned int n;
-	/* Folders IDLEd on (0 with NOTIFY); lowered to 1 when the server's
-	 * connection limit was hit (atomic). */
+	/* Folders IDLEd on (0 with NOTIFY); lowered to 1 while the server's
+	 * connection limit holds the listeners down (atomic). */
 	gint idled;
+	unsigned int idled_full; /* what idled starts at (immutable) */
 	/* The server refused a connection for its limit (a listener's or
-	 * the pool's): listener 0 only (atomic). */
-	gint limited;
+	 * the pool's): listener 0 only until retry_at (monotonic us), when
+	 * the others try again if the pool has its full size; retry_ms is
+	 * the wait after the next refusal (doubling from limit_first_ms up
+	 * to WATCH_LIMIT_MAX_MS), seen_refusals the pool's count of them
+	 * last looked at, retry_told whether the others were woken for the
+	 * retry due. All protected by lock. */
+	gboolean limited;
+	gint64 retry_at;
+	unsigned int retry_ms, limit_first_ms, seen_refusals;
+	gboolean retry_told;
 	/* Listener 0 asked the pool for room and has not connected since
 	 * (atomic): one request per streak of refusals, so that refusals
 	 * while the server has not yet seen the freed connection go do not
@@ -70,6 +83,9 @@ struct fs_watch {
 	unsigned int inflight;
 	GCond cond;
 };
+
+static void watch_check_unlimited(struct fs_watch *w);
+static void watch_limit_poll(struct fs_watch *w, gint64 now, gint64 *next_us_r);
 
 /* TRUE if @mailbox is under one of the holds. Called with the lock. */
 static gboolean watch_is_held(struct fs_watch *w, const char *mailbox)
@@ -559,6 +575,7 @@ static void watch_on_connected(void *user_data, unsigned int index,
 	g_mutex_lock(&w->lock);
 	watch_set_busy(w, index, FALSE);
 	g_mutex_unlock(&w->lock);
+	watch_check_unlimited(w);
 	if (index != 0)
 		return;
 	g_atomic_int_set(&w->room_asked, 0);
@@ -704,6 +721,7 @@ static char **watch_poll(void *user_data,
 		w->list_polled_at = now;
 	g_mutex_unlock(&w->lock);
 	g_array_unref(folders);
+	watch_limit_poll(w, now, &next);
 	if (list_due)
 		watch_on_mailboxes(w);
 	*next_ms_r = (int)MAX((next + 999) / 1000, 100);
@@ -723,17 +741,100 @@ static char **watch_poll(void *user_data,
  * that finds the server gone tells the pool, so requests fail at once
  * instead of each waiting out its timeout. */
 
+/* A refusal for the server's limit (lock held): listener 0 alone until
+ * the retry is due, each refusal after one pushing it further out. */
+static void watch_limit_locked(struct fs_watch *w)
+{
+	gint64 now = g_get_monotonic_time();
+
+	if (w->limited && now < w->retry_at)
+		return; /* the same streak */
+	if (w->n > 1)
+		imapfs_warning("watch: the server allows no more "
+			       "connections: one listener instead of %u, the "
+			       "other folders are polled; trying again in %u s",
+			       w->n, (w->retry_ms + 999) / 1000);
+	w->limited = TRUE;
+	w->retry_at = now + (gint64)w->retry_ms * 1000;
+	w->retry_ms = MIN(w->retry_ms * 2, MAX((unsigned int)WATCH_LIMIT_MAX_MS,
+					       w->limit_first_ms));
+	w->retry_told = FALSE;
+	g_atomic_int_set(&w->idled, MIN(g_atomic_int_get(&w->idled), 1));
+}
+
 static void watch_limit(struct fs_watch *w)
 {
-	if (g_atomic_int_compare_and_exchange(&w->limited, 0, 1)) {
-		if (w->n > 1)
-			imapfs_warning("watch: the server allows no more "
-				       "connections: one listener instead of "
-				       "%u, the other folders are polled",
-				       w->n);
-		g_atomic_int_set(&w->idled,
-				 MIN(g_atomic_int_get(&w->idled), 1));
+	g_mutex_lock(&w->lock);
+	watch_limit_locked(w);
+	g_mutex_unlock(&w->lock);
+}
+
+/* Every listener holds a connection again (after a retry): the limit no
+ * longer holds them down. */
+static void watch_check_unlimited(struct fs_watch *w)
+{
+	struct imap_idle_stats st;
+	gboolean limited;
+
+	g_mutex_lock(&w->lock);
+	limited = w->limited;
+	g_mutex_unlock(&w->lock);
+	if (!limited)
+		return;
+	for (unsigned int i = 0; i < w->n; i++) {
+		/* (NULL: fs_watch_start() has not started it yet.) */
+		if (w->listeners[i] == NULL)
+			return;
+		imap_idle_stats(w->listeners[i], &st);
+		if (!st.connected)
+			return;
 	}
+	g_mutex_lock(&w->lock);
+	if (!w->limited) {
+		g_mutex_unlock(&w->lock);
+		return;
+	}
+	if (w->n > 1)
+		imapfs_info("watch: all %u listeners connected again", w->n);
+	w->limited = FALSE;
+	w->retry_ms = w->limit_first_ms;
+	g_atomic_int_set(&w->idled, (gint)w->idled_full);
+	g_mutex_unlock(&w->lock);
+	/* The others pick their folders now. */
+	for (unsigned int i = 1; i < w->n; i++)
+		imap_idle_wake(w->listeners[i]);
+}
+
+/* Listener 0's poll: when the retry is due the others are woken (once);
+ * until then *next_us_r is lowered to it, or to the pool's next
+ * regrowth, which the retry waits for. */
+static void watch_limit_poll(struct fs_watch *w, gint64 now, gint64 *next_us_r)
+{
+	struct imap_pool_state ps;
+	gboolean wake = FALSE;
+
+	imap_pool_state(w->fs->pool, &ps);
+	g_free(ps.reason);
+	g_mutex_lock(&w->lock);
+	if (w->limited && now < w->retry_at) {
+		*next_us_r = MIN(*next_us_r, w->retry_at - now);
+	} else if (w->limited && ps.size < ps.configured_size) {
+		*next_us_r = MIN(*next_us_r, (gint64)ps.regrow_ms * 1000 +
+						     G_USEC_PER_SEC / 10);
+	} else if (w->limited && !w->retry_told) {
+		w->retry_told = TRUE;
+		wake = TRUE;
+	}
+	g_mutex_unlock(&w->lock);
+	if (wake && w->n > 1) {
+		imapfs_info("watch: trying %u more listener(s) again",
+			    w->n - 1);
+		for (unsigned int i = 1; i < w->n; i++)
+			imap_idle_wake(w->listeners[i]);
+	}
+	/* Listener 0 alone (NOTIFY, no IDLE) or the others stayed: done. */
+	if (wake)
+		watch_check_unlimited(w);
 }
 
 static gboolean watch_wanted(void *user_data, unsigned int index,
@@ -741,14 +842,26 @@ static gboolean watch_wanted(void *user_data, unsigned int index,
 {
 	struct fs_watch *w = user_data;
 	struct imap_pool_state ps;
+	gboolean want;
 
 	imap_pool_state(w->fs->pool, &ps);
 	g_free(ps.reason);
-	if (ps.limit_refusals > 0)
-		watch_limit(w);
-	if (index > 0 && g_atomic_int_get(&w->limited))
-		return FALSE;
-	return connected || !ps.offline;
+	g_mutex_lock(&w->lock);
+	/* The pool was refused too (or gave room to listener 0): the
+	 * pool's requests come first. */
+	if (ps.limit_refusals != w->seen_refusals) {
+		w->seen_refusals = ps.limit_refusals;
+		watch_limit_locked(w);
+	}
+	want = connected || !ps.offline;
+	/* Held down by the limit: the others come back once the retry is
+	 * due, the pool has its full size and is online; a refusal meanwhile
+	 * (theirs or the pool's) sends them away again. */
+	if (index > 0 && w->limited)
+		want = g_get_monotonic_time() >= w->retry_at &&
+		       ps.size >= ps.configured_size && !ps.offline;
+	g_mutex_unlock(&w->lock);
+	return want;
 }
 
 static void watch_lost(void *user_data, unsigned int index, const GError *err,
@@ -795,6 +908,7 @@ char *fs_watch_describe(struct fs_watch *watch)
 	struct imap_idle_stats st;
 	unsigned int connected = 0, connects = 0, probes = 0, renewals = 0;
 	gboolean notify = FALSE;
+	char *limit, *text;
 
 	for (unsigned int i = 0; i < watch->n; i++) {
 		imap_idle_stats(watch->listeners[i], &st);
@@ -804,14 +918,28 @@ char *fs_watch_describe(struct fs_watch *watch)
 		renewals += st.renewals;
 		notify |= st.notify;
 	}
-	return g_strdup_printf("%u of %u listener(s) connected (%s%s); %u "
+	g_mutex_lock(&watch->lock);
+	if (!watch->limited) {
+		limit = g_strdup("");
+	} else {
+		gint64 left = watch->retry_at - g_get_monotonic_time();
+
+		limit = left > 0 ? g_strdup_printf(
+					   ", limited by the server; "
+					   "more in %d s",
+					   (int)((left + G_USEC_PER_SEC - 1) /
+						 G_USEC_PER_SEC))
+				 : g_strdup(", limited by the server; trying "
+					    "more");
+	}
+	g_mutex_unlock(&watch->lock);
+	text = g_strdup_printf("%u of %u listener(s) connected (%s%s); %u "
 			       "connection(s) made, %u watchdog probe(s), %u "
 			       "IDLE renewal(s)",
 			       connected, watch->n, notify ? "NOTIFY" : "IDLE",
-			       g_atomic_int_get(&watch->limited)
-				       ? ", limited by the server"
-				       : "",
-			       connects, probes, renewals);
+			       limit, connects, probes, renewals);
+	g_free(limit);
+	return text;
 }
 
 /* A folder was loaded (tree lock held): the listeners look at what to
@@ -843,6 +971,9 @@ struct fs_watch *fs_watch_start(struct imapfs *fs,
 	};
 
 	w->fs = fs;
+	w->limit_first_ms = params->limit_retry_ms > 0 ? params->limit_retry_ms
+						       : WATCH_LIMIT_FIRST_MS;
+	w->retry_ms = w->limit_first_ms;
 	g_mutex_init(&w->lock);
 	g_cond_init(&w->cond);
 	w->held = g_ptr_array_new_with_free_func(g_free);
@@ -853,6 +984,7 @@ struct fs_watch *fs_watch_start(struct imapfs *fs,
 		       : CLAMP(params->listeners, 1u,
 			       (unsigned int)WATCH_MAX_LISTENERS);
 	w->idled = params->notify || !params->idle ? 0 : w->n;
+	w->idled_full = (unsigned int)w->idled;
 	for (unsigned int i = 0; i < w->n; i++) {
 		struct imap_idle_params p = {
 			.account = account,

@@ -41,6 +41,10 @@ struct fs_watch_params {
 	gboolean idle;		/* the server offers IDLE (else: polls) */
 	int watchdog_ms;	/* listener watchdog (<= 0: default) */
 	int renew_ms;		/* IDLE re-issued after (<= 0: default) */
+	/* After the server's connection limit left listener 0 alone: the
+	 * first wait before the others try again (0: 30 s), doubling with
+	 * each refusal up to 10 minutes (or this, if longer). */
+	unsigned int limit_retry_ms;
 };
 
 /* Starts watching for @fs (its pool, tree and notify must outlive the
@@ -51,7 +55,8 @@ struct fs_watch *fs_watch_start(struct imapfs *fs,
 
 /* One line for "imapfs status": listeners connected, connections made,
  * watchdog probes, IDLE renewals, whether the server's limit cut them
- * down (g_malloc'd). Any thread while the watcher runs. */
+ * down and when the others try again (g_malloc'd). Any thread while the
+ * watcher runs. */
 char *fs_watch_describe(struct fs_watch *watch);
 
 /* Stops the listeners (bounded by the account's timeout) and frees. NULL

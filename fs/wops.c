@@ -797,6 +797,33 @@ static gboolean wops_box_fn(struct imap_session *s, void *user_data,
 	}
 }
 
+/* Before a RENAME or DELETE of @mailbox (and the STATUS that decides
+ * it): the live view keeps off it (watch.h says why), and so do the
+ * pool's other sessions (pool.h: Dovecot cuts off a session whose
+ * selected mailbox goes, and a STATUS there answers from its old view).
+ * Returns 0 or a negative errno (EBUSY: a request that may have it
+ * selected did not end in time); pair a 0 with wops_unhold(). */
+static int wops_hold(struct imapfs *fs, const char *mailbox)
+{
+	GError *err = NULL;
+	int r;
+
+	fs_watch_hold(fs->watch, mailbox);
+	if (imap_pool_hold(fs->pool, mailbox, &err))
+		return 0;
+	fs_watch_release(fs->watch, mailbox);
+	r = -fs_errno_from_error(err);
+	imapfs_warning("%s: %s", mailbox, err->message);
+	g_error_free(err);
+	return r;
+}
+
+static void wops_unhold(struct imapfs *fs, const char *mailbox)
+{
+	imap_pool_release_hold(fs->pool, mailbox);
+	fs_watch_release(fs->watch, mailbox);
+}
+
 /* Runs a mailbox command; returns 0 or a negative errno. */
 static int wops_box(struct imapfs *fs, int op, const char *name, const char *to,
 		    struct imap_mailbox_status *status_r)
@@ -806,15 +833,9 @@ static int wops_box(struct imapfs *fs, int op, const char *name, const char *to,
 	gboolean ok;
 	int r;
 
-	/* The live view keeps off a mailbox we rename or delete (watch.h
-	 * says why). */
-	if (op == 1 || op == 2)
-		fs_watch_hold(fs->watch, name);
 	ok = op == 3 ? imap_pool_run(fs->pool, NULL, wops_box_fn, &c, &err)
 		     : imap_pool_run_once(fs->pool, NULL, wops_box_fn, &c,
 					  &err);
-	if (op == 1 || op == 2)
-		fs_watch_release(fs->watch, name);
 
 	if (ok) {
 		if (status_r != NULL)
@@ -971,7 +992,7 @@ static void wops_rmdir_body(fuse_req_t req, fuse_ino_t parent, const char *name)
 		goto out;
 	}
 	r = 0;
-	if (e.mailbox != NULL) {
+	if (e.mailbox != NULL && (r = wops_hold(fs, e.mailbox)) == 0) {
 		/* Ask the server, not the cache. */
 		if (e.selectable) {
 			r = wops_box(fs, 3, e.mailbox, NULL, &st);
@@ -980,6 +1001,7 @@ static void wops_rmdir_body(fuse_req_t req, fuse_ino_t parent, const char *name)
 		}
 		if (r == 0)
 			r = wops_box(fs, 1, e.mailbox, NULL, NULL);
+		wops_unhold(fs, e.mailbox);
 	}
 	if (r == 0)
 		fs_tree_remove_dir(fs->tree, parent, name);
@@ -1229,8 +1251,10 @@ static int wops_rename_dir(struct imapfs *fs, const struct fs_entry *src,
 	if (from == NULL)
 		return r;
 	to = wops_server_name(fs, newparent, newname, &r);
-	if (to != NULL)
+	if (to != NULL && (r = wops_hold(fs, from)) == 0) {
 		r = wops_box(fs, 2, from, to, NULL);
+		wops_unhold(fs, from);
+	}
 	if (r == 0)
 		r = fs_tree_move_dir(fs->tree, parent, name, newparent, newname,
 				     to);

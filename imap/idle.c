@@ -279,6 +279,25 @@ static gboolean idle_examine(struct imap_idle *idle, const char *mailbox,
 	return TRUE;
 }
 
+/* Nothing to IDLE on any more (the owner's pick: the mailbox may be
+ * about to be deleted or renamed, and Dovecot cuts off a session whose
+ * selected mailbox goes): leave it. FALSE on a connection failure. */
+static gboolean idle_leave(struct imap_idle *idle, GError **error)
+{
+	GError *err = NULL;
+
+	g_clear_pointer(&idle->selected, g_free);
+	imap_mailbox_reset(idle->mb);
+	if (imap_session_leave_selected(idle->session, &err))
+		return TRUE;
+	if (imap_error_is_fatal(err)) {
+		g_propagate_error(error, err);
+		return FALSE;
+	}
+	g_error_free(err);
+	return TRUE;
+}
+
 static gboolean idle_setup_notify(struct imap_idle *idle, GError **error)
 {
 	struct imap_cmd *cmd = imap_cmd_new("NOTIFY");
@@ -425,6 +444,9 @@ static GError *idle_serve(struct imap_idle *idle, gboolean notify)
 						       idle->params.index)
 					     : NULL;
 
+			if (want == NULL && idle->selected != NULL &&
+			    !idle_leave(idle, &err))
+				break;
 			if (want != NULL &&
 			    g_strcmp0(want, idle->selected) != 0 &&
 			    !idle_examine(idle, want, &err)) {

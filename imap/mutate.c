@@ -896,12 +896,11 @@ gboolean imap_session_create(struct imap_session *session, const char *name,
 	return mutate_mailbox_cmd(session, "CREATE", name, NULL, error);
 }
 
-/* Leaves the selected mailbox (servers refuse to delete or rename it):
- * UNSELECT (not CLOSE, which would expunge), or without it (Courier) an
+/* UNSELECT (not CLOSE, which would expunge), or without it (Courier) an
  * EXAMINE that fails, which leaves none selected (RFC 3501 6.3.1); the
  * name cannot exist, it has an empty level. */
-static gboolean mutate_leave_selected(struct imap_session *session,
-				      GError **error)
+gboolean imap_session_leave_selected(struct imap_session *session,
+				     GError **error)
 {
 	gboolean unselect = imap_session_has_cap(session, "UNSELECT");
 	struct imap_cmd *cmd = imap_cmd_new(unselect ? "UNSELECT" : "EXAMINE");
@@ -927,6 +926,12 @@ gboolean imap_session_delete(struct imap_session *session, const char *name,
 	struct imap_mailbox_status st;
 	GError *err = NULL;
 
+	/* Leave it first: the server refuses to delete the selected
+	 * mailbox, and Dovecot answers a STATUS of it from the session's
+	 * view, which may miss expunges made elsewhere. */
+	if (session->selected != NULL && strcmp(session->selected, name) == 0 &&
+	    !imap_session_leave_selected(session, error))
+		return FALSE;
 	/* DELETE removes a mailbox's messages with it: ask first, so that
 	 * rmdir never deletes mail.  A \Noselect mailbox cannot be
 	 * STATUSed (plain NO) and holds no messages. */
@@ -943,9 +948,6 @@ gboolean imap_session_delete(struct imap_session *session, const char *name,
 		g_propagate_error(error, err);
 		return FALSE;
 	}
-	if (session->selected != NULL && strcmp(session->selected, name) == 0 &&
-	    !mutate_leave_selected(session, error))
-		return FALSE;
 	return mutate_mailbox_cmd(session, "DELETE", name, NULL, error);
 }
 
@@ -956,7 +958,7 @@ gboolean imap_session_rename(struct imap_session *session, const char *from,
 
 	if (session->selected != NULL &&
 	    g_str_has_prefix(session->selected, from) &&
-	    !mutate_leave_selected(session, error))
+	    !imap_session_leave_selected(session, error))
 		return FALSE;
 	ok = mutate_mailbox_cmd(session, "RENAME", from, to, error);
 

@@ -226,4 +226,14 @@ gboolean imap_session_delete(struct imap_session *session, const char *name,
 gboolean imap_session_rename(struct imap_session *session, const char *from,
 			     const char *to, GError **error);
 
+/* Leaves the selected mailbox (servers refuse to delete or rename it, and
+ * Dovecot disconnects a session whose selected mailbox another one
+ * deleted or renamed): UNSELECT, never CLOSE (which expunges);
+ * without UNSELECT (Courier) an EXAMINE of a name that cannot exist,
+ * whose NO leaves none selected (RFC 3501 6.3.1). The session forgets
+ * its selection either way. FALSE with *error on a connection failure,
+ * or a NO/BAD to UNSELECT. */
+gboolean imap_session_leave_selected(struct imap_session *session,
+				     GError **error);
+
 #endif

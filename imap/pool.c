@@ -11,6 +11,7 @@
 
 #include "imap-error.h"
 #include "log.h"
+#include "mutate.h"
 #include "pool.h"
 #include "reqctx.h"
 
@@ -27,6 +28,13 @@
  * at once. */
 #define POOL_KICK_FAST_US 0
 #define POOL_KICK_SLOW_US (2 * G_USEC_PER_SEC)
+/* Growing back after the server's connection limit shrank the pool: the
+ * size may rise by one this long after the shrink (then as long after each
+ * step), the wait doubling with every refusal for the limit up to
+ * POOL_REGROW_MAX_MS (or the first wait if longer), back to the first
+ * once a connection beyond the last limit was opened. */
+#define POOL_REGROW_FIRST_MS (30 * 1000)
+#define POOL_REGROW_MAX_MS (10 * 60 * 1000)
 /* A request that timed out after running at least this long found the
  * server silent (a shorter one may just have had little time left). */
 #define POOL_SILENT_US (1 * G_USEC_PER_SEC)
@@ -44,10 +52,25 @@ struct imap_pool {
 	/* Sessions borrowed, so that going offline can abort their waits
 	 * (protected by lock). */
 	GPtrArray *busy;
+	/* Borrowed session -> the mailboxes it may be in (the one it had
+	 * selected when handed out, and the hint: "sel\nhint"), which only
+	 * its borrower may look at meanwhile; imap_pool_hold() waits for
+	 * those under the hold (protected by lock). */
+	GHashTable *about;
 	/* Sessions that exist, borrowed or idle, plus opens under way
 	 * (protected by lock). */
 	unsigned int count;
 	unsigned int limit_refusals; /* protected by lock */
+	/* Growing back (POOL_REGROW_*; all protected by lock): the first
+	 * wait, the next one, when the size may rise next (monotonic us),
+	 * and the size the last refusal left (0: none since the server
+	 * allowed more). */
+	unsigned int regrow_first_ms, regrow_ms;
+	gint64 regrow_at;
+	unsigned int limit_low;
+	/* imap_pool_hold(): server names (each also covering the names it
+	 * is a prefix of) being deleted or renamed (protected by lock). */
+	GPtrArray *held;
 
 	/* The offline state (all protected by lock). */
 	gboolean offline;
@@ -83,7 +106,12 @@ struct imap_pool *imap_pool_new(const struct imap_account *account,
 	g_cond_init(&pool->rcond);
 	pool->idle = g_ptr_array_new();
 	pool->busy = g_ptr_array_new();
+	pool->about = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
+					    g_free);
 	pool->backoff_ms = POOL_BACKOFF_FIRST_MS;
+	pool->regrow_first_ms = POOL_REGROW_FIRST_MS;
+	pool->regrow_ms = POOL_REGROW_FIRST_MS;
+	pool->held = g_ptr_array_new_with_free_func(g_free);
 	if (first != NULL) {
 		g_ptr_array_add(pool->idle, first);
 		pool->count = 1;
@@ -92,6 +120,8 @@ struct imap_pool *imap_pool_new(const struct imap_account *account,
 }
 
 static gboolean pool_hit_limit(struct imap_pool *pool, const GError *err);
+static void pool_regrow(struct imap_pool *pool);
+static void pool_opened(struct imap_pool *pool);
 
 void imap_pool_open_more(struct imap_pool *pool, unsigned int n)
 {
@@ -100,6 +130,7 @@ void imap_pool_open_more(struct imap_pool *pool, unsigned int n)
 
 	for (;;) {
 		g_mutex_lock(&pool->lock);
+		pool_regrow(pool);
 		if (pool->offline || pool->count >= MIN(n, pool->size)) {
 			g_mutex_unlock(&pool->lock);
 			return;
@@ -110,6 +141,7 @@ void imap_pool_open_more(struct imap_pool *pool, unsigned int n)
 		g_mutex_lock(&pool->lock);
 		if (s != NULL) {
 			g_ptr_array_add(pool->idle, s);
+			pool_opened(pool);
 		} else {
 			pool->count--;
 			if (g_error_matches(err, IMAP_ERROR,
@@ -142,6 +174,8 @@ void imap_pool_free(struct imap_pool *pool)
 		imap_session_free(pool->idle->pdata[i]);
 	g_ptr_array_free(pool->idle, TRUE);
 	g_ptr_array_free(pool->busy, TRUE);
+	g_hash_table_destroy(pool->about);
+	g_ptr_array_unref(pool->held);
 	g_free(pool->offline_reason);
 	g_mutex_clear(&pool->lock);
 	g_cond_clear(&pool->cond);
@@ -336,6 +370,14 @@ void imap_pool_state(struct imap_pool *pool, struct imap_pool_state *state_r)
 	state_r->offline = pool->offline;
 	state_r->configured_size = pool->configured_size;
 	state_r->limit_refusals = pool->limit_refusals;
+	pool_regrow(pool);
+	state_r->size = pool->size;
+	if (pool->size < pool->configured_size)
+		state_r->regrow_ms =
+			pool->regrow_at > now
+				? (unsigned int)((pool->regrow_at - now + 999) /
+						 1000)
+				: 0;
 	if (pool->offline) {
 		state_r->offline_since = pool->offline_since;
 		state_r->reason = g_strdup(pool->offline_reason);
@@ -351,25 +393,102 @@ void imap_pool_state(struct imap_pool *pool, struct imap_pool_state *state_r)
 
 /* ---- acquire / release ---- */
 
-/* Picks an idle session, preferring one with @hint examined. Called with
- * the lock held. */
+/* TRUE if @mailbox is under a hold (imap_pool_hold()). Lock held. */
+static gboolean pool_is_held(struct imap_pool *pool, const char *mailbox)
+{
+	for (guint i = 0; i < pool->held->len; i++) {
+		if (g_str_has_prefix(mailbox, pool->held->pdata[i]))
+			return TRUE;
+	}
+	return FALSE;
+}
+
+/* TRUE if idle session @s has a held mailbox selected. Lock held. */
+static gboolean pool_selects_held(struct imap_pool *pool,
+				  struct imap_session *s)
+{
+	const char *sel;
+
+	if (pool->held->len == 0)
+		return FALSE;
+	sel = imap_session_selected(s);
+	return sel != NULL && pool_is_held(pool, sel);
+}
+
+/* Picks an idle session, preferring one with @hint examined, never one
+ * with a held mailbox selected (imap_pool_hold() makes it leave first);
+ * NULL if there is none. Called with the lock held. */
 static struct imap_session *pool_take_idle(struct imap_pool *pool,
 					   const char *hint)
 {
-	guint i, pick = pool->idle->len - 1;
+	guint i, pick = G_MAXUINT;
 
-	if (hint != NULL) {
-		for (i = 0; i < pool->idle->len; i++) {
-			const char *sel =
-				imap_session_selected(pool->idle->pdata[i]);
+	for (i = 0; i < pool->idle->len; i++) {
+		struct imap_session *s = pool->idle->pdata[i];
+		const char *sel = imap_session_selected(s);
 
-			if (sel != NULL && strcmp(sel, hint) == 0) {
-				pick = i;
-				break;
-			}
-		}
+		if (pool_selects_held(pool, s))
+			continue;
+		pick = i;
+		if (hint == NULL || (sel != NULL && strcmp(sel, hint) == 0))
+			break;
 	}
+	if (pick == G_MAXUINT)
+		return NULL;
 	return g_ptr_array_remove_index_fast(pool->idle, pick);
+}
+
+/* ---- the server's connection limit ---- */
+
+/* The pool's size drops to @size (at least 1) for the server's limit
+ * (lock held): it may rise again after the regrow wait, which doubles. */
+static void pool_shrink(struct imap_pool *pool, unsigned int size)
+{
+	unsigned int max = MAX(POOL_REGROW_MAX_MS, pool->regrow_first_ms);
+
+	pool->size = MAX(size, 1u);
+	pool->limit_low = pool->size;
+	pool->regrow_at =
+		g_get_monotonic_time() + (gint64)pool->regrow_ms * 1000;
+	pool->regrow_ms = MIN(pool->regrow_ms * 2, max);
+	pool_changed(pool);
+}
+
+/* The size rises by one when the regrow wait is over (lock held); the
+ * next open tries the connection, and a refusal shrinks it again. */
+static void pool_regrow(struct imap_pool *pool)
+{
+	gint64 now;
+
+	if (pool->size >= pool->configured_size)
+		return;
+	now = g_get_monotonic_time();
+	if (now < pool->regrow_at)
+		return;
+	pool->size++;
+	pool->regrow_at = now + (gint64)pool->regrow_ms * 1000;
+	imapfs_info("trying %u connection(s) again (configured %u)", pool->size,
+		    pool->configured_size);
+	pool_changed(pool);
+}
+
+/* A session was opened (lock held, counted): past the last limit, the
+ * server allows more again and the regrow wait starts over. */
+static void pool_opened(struct imap_pool *pool)
+{
+	if (pool->limit_low == 0 || pool->count <= pool->limit_low)
+		return;
+	imapfs_info("the server allows %u connection(s) again", pool->count);
+	pool->limit_low = 0;
+	pool->regrow_ms = pool->regrow_first_ms;
+}
+
+void imap_pool_set_limit_retry(struct imap_pool *pool, unsigned int first_ms)
+{
+	g_mutex_lock(&pool->lock);
+	pool->regrow_first_ms = MAX(first_ms, 1u);
+	pool->regrow_ms = pool->regrow_first_ms;
+	g_mutex_unlock(&pool->lock);
 }
 
 /* The server refused one more connection for its limit (lock held): use
@@ -384,8 +503,7 @@ static gboolean pool_hit_limit(struct imap_pool *pool, const GError *err)
 		imapfs_warning("the server allows no more connections (%s): "
 			       "using %u instead of %u",
 			       err->message, pool->count, pool->size);
-		pool->size = pool->count;
-		pool_changed(pool);
+		pool_shrink(pool, pool->count);
 	}
 	return TRUE;
 }
@@ -398,12 +516,25 @@ static gboolean pool_slow_failure(const GError *err, gint64 start, gint64 end)
 	       end - start >= POOL_SILENT_US;
 }
 
+/* @s is borrowed now, by a request about @hint (may be NULL). Lock held. */
+static void pool_busy(struct imap_pool *pool, struct imap_session *s,
+		      const char *hint)
+{
+	const char *sel = imap_session_selected(s);
+
+	g_ptr_array_add(pool->busy, s);
+	g_hash_table_replace(pool->about, s,
+			     g_strdup_printf("%s\n%s", sel != NULL ? sel : "",
+					     hint != NULL ? hint : ""));
+}
+
 /* Opens a session for an acquire: called and returns with the lock held,
  * which it drops meanwhile (logging in takes round trips, and other
  * threads may return sessions). The session is borrowed (busy). *start_r
  * is when the attempt began. */
 static struct imap_session *pool_open_locked(struct imap_pool *pool,
-					     gint64 *start_r, GError **error)
+					     const char *hint, gint64 *start_r,
+					     GError **error)
 {
 	struct imap_session *s;
 
@@ -413,7 +544,8 @@ static struct imap_session *pool_open_locked(struct imap_pool *pool,
 	s = imap_session_open(pool->account, error);
 	g_mutex_lock(&pool->lock);
 	if (s != NULL) {
-		g_ptr_array_add(pool->busy, s);
+		pool_busy(pool, s, hint);
+		pool_opened(pool);
 		return s;
 	}
 	pool->count--;
@@ -423,8 +555,8 @@ static struct imap_session *pool_open_locked(struct imap_pool *pool,
 
 /* An acquire while offline (lock held; released on return): fails at once
  * unless it may try to connect (POOL_KICK_*), in which case it does. */
-static struct imap_session *pool_acquire_offline(struct imap_pool *pool,
-						 GError **error)
+static struct imap_session *
+pool_acquire_offline(struct imap_pool *pool, const char *hint, GError **error)
 {
 	struct imap_session *s;
 	GError *err = NULL;
@@ -441,7 +573,7 @@ static struct imap_session *pool_acquire_offline(struct imap_pool *pool,
 	/* No other acquire tries meanwhile. */
 	pool->kick_after = G_MAXINT64;
 	pool->attempts++;
-	s = pool_open_locked(pool, &start, &err);
+	s = pool_open_locked(pool, hint, &start, &err);
 	now = g_get_monotonic_time();
 	if (s != NULL) {
 		pool_set_online(pool);
@@ -474,19 +606,26 @@ struct imap_session *imap_pool_acquire(struct imap_pool *pool,
 	for (;;) {
 		gint64 now = g_get_monotonic_time(), until;
 
+		gboolean held;
+
 		if (pool->offline)
-			return pool_acquire_offline(pool, error);
-		if (pool->idle->len > 0) {
-			s = pool_take_idle(pool, mailbox_hint);
-			g_ptr_array_add(pool->busy, s);
+			return pool_acquire_offline(pool, mailbox_hint, error);
+		pool_regrow(pool);
+		/* A request about a mailbox being deleted or renamed waits
+		 * for the end of that (its own SELECT would be cut off). */
+		held = mailbox_hint != NULL && pool->held->len > 0 &&
+		       pool_is_held(pool, mailbox_hint);
+		s = held ? NULL : pool_take_idle(pool, mailbox_hint);
+		if (s != NULL) {
+			pool_busy(pool, s, mailbox_hint);
 			g_mutex_unlock(&pool->lock);
 			return s;
 		}
-		if (pool->count < pool->size) {
+		if (!held && pool->count < pool->size) {
 			budget = imap_reqctx_clamp(-1);
 			if (budget >= 0)
 				budget -= now;
-			s = pool_open_locked(pool, &start, &err);
+			s = pool_open_locked(pool, mailbox_hint, &start, &err);
 			if (s != NULL) {
 				g_mutex_unlock(&pool->lock);
 				return s;
@@ -532,6 +671,7 @@ struct imap_session *imap_pool_acquire(struct imap_pool *pool,
 static void pool_unbusy(struct imap_pool *pool, struct imap_session *session)
 {
 	g_ptr_array_remove_fast(pool->busy, session);
+	g_hash_table_remove(pool->about, session);
 }
 
 void imap_pool_release(struct imap_pool *pool, struct imap_session *session)
@@ -552,10 +692,136 @@ void imap_pool_release(struct imap_pool *pool, struct imap_session *session)
 	} else {
 		pool->count--;
 	}
-	g_cond_signal(&pool->cond);
+	/* A hold waits for this one too (imap_pool_hold()). */
+	if (pool->held->len > 0)
+		g_cond_broadcast(&pool->cond);
+	else
+		g_cond_signal(&pool->cond);
 	g_mutex_unlock(&pool->lock);
 	if (!usable)
 		imap_session_free(session);
+}
+
+/* ---- holds: our own DELETE and RENAME ---- */
+
+/* Makes idle session @s (taken off the idle list, counted as busy) leave
+ * its selected mailbox and gives it back; lock held, dropped meanwhile. */
+static void pool_leave_one(struct imap_pool *pool, struct imap_session *s)
+{
+	gboolean ok;
+
+	pool_busy(pool, s, NULL);
+	g_mutex_unlock(&pool->lock);
+	ok = imap_session_leave_selected(s, NULL);
+	/* Still in the mailbox as far as the server knows: it goes. */
+	if (!ok)
+		imap_session_abort(s);
+	imap_pool_release(pool, s);
+	g_mutex_lock(&pool->lock);
+}
+
+/* TRUE while a session of @waited (those borrowed when the hold began) is
+ * still borrowed; drops the others from @waited. Lock held. */
+static gboolean pool_still_busy(struct imap_pool *pool, GPtrArray *waited)
+{
+	for (guint i = 0; i < waited->len;) {
+		gboolean busy = FALSE;
+
+		for (guint j = 0; j < pool->busy->len && !busy; j++)
+			busy = pool->busy->pdata[j] == waited->pdata[i];
+		if (busy)
+			i++;
+		else
+			g_ptr_array_remove_index_fast(waited, i);
+	}
+	return waited->len > 0;
+}
+
+/* Removes one hold of @mailbox (lock held). */
+static void pool_drop_hold(struct imap_pool *pool, const char *mailbox)
+{
+	for (guint i = 0; i < pool->held->len; i++) {
+		if (strcmp(pool->held->pdata[i], mailbox) == 0) {
+			g_ptr_array_remove_index_fast(pool->held, i);
+			break;
+		}
+	}
+	g_cond_broadcast(&pool->cond);
+}
+
+gboolean imap_pool_hold(struct imap_pool *pool, const char *mailbox,
+			GError **error)
+{
+	gint64 deadline =
+		imap_reqctx_clamp(g_get_monotonic_time() +
+				  (gint64)pool->account->timeout_ms * 1000);
+	GPtrArray *waited;
+	gboolean ok = TRUE;
+
+	g_mutex_lock(&pool->lock);
+	g_ptr_array_add(pool->held, g_strdup(mailbox));
+	/* A borrowed session may have the mailbox selected, or be about to
+	 * (its borrower's thread alone may look at it): wait for each that
+	 * had it when handed out or was asked for it. */
+	waited = g_ptr_array_new();
+	for (guint i = 0; i < pool->busy->len; i++) {
+		const char *about =
+			g_hash_table_lookup(pool->about, pool->busy->pdata[i]);
+		const char *nl = about != NULL ? strchr(about, '\n') : NULL;
+		char *sel = nl != NULL ? g_strndup(about, nl - about) : NULL;
+
+		if (nl != NULL &&
+		    ((*sel != '\0' && g_str_has_prefix(sel, mailbox)) ||
+		     (nl[1] != '\0' && g_str_has_prefix(nl + 1, mailbox))))
+			g_ptr_array_add(waited, pool->busy->pdata[i]);
+		g_free(sel);
+	}
+	for (;;) {
+		struct imap_session *s = NULL;
+		gint64 now;
+
+		for (guint i = 0; i < pool->idle->len && s == NULL; i++) {
+			if (pool_selects_held(pool, pool->idle->pdata[i]))
+				s = g_ptr_array_remove_index_fast(pool->idle,
+								  i);
+		}
+		if (s != NULL) {
+			pool_leave_one(pool, s);
+			continue;
+		}
+		if (!pool_still_busy(pool, waited))
+			break;
+		now = g_get_monotonic_time();
+		if (now >= deadline) {
+			g_set_error(error, IMAP_ERROR, IMAP_ERROR_INUSE,
+				    "%s is in use by another request that "
+				    "did not end in time",
+				    mailbox);
+			ok = FALSE;
+		} else if (!imap_reqctx_check(error)) {
+			ok = FALSE;
+		}
+		if (!ok) {
+			pool_drop_hold(pool, mailbox);
+			break;
+		}
+		g_cond_wait_until(
+			&pool->cond, &pool->lock,
+			imap_reqctx_interruptible()
+				? MIN(deadline,
+				      now + IMAP_REQCTX_SLICE_MS * 1000)
+				: deadline);
+	}
+	g_mutex_unlock(&pool->lock);
+	g_ptr_array_unref(waited);
+	return ok;
+}
+
+void imap_pool_release_hold(struct imap_pool *pool, const char *mailbox)
+{
+	g_mutex_lock(&pool->lock);
+	pool_drop_hold(pool, mailbox);
+	g_mutex_unlock(&pool->lock);
 }
 
 /* After a connection died, the idle ones probably died of the same cause
@@ -688,12 +954,11 @@ void imap_pool_make_room(struct imap_pool *pool, const GError *error)
 			       "the pool gives one up for the live view (%u "
 			       "instead of %u)",
 			       error->message, has - 1, pool->size);
-		pool->size = has - 1;
+		pool_shrink(pool, has - 1);
 		if (pool->count > pool->size && pool->idle->len > 0) {
 			s = g_ptr_array_remove_index_fast(pool->idle, 0);
 			pool->count--;
 		}
-		pool_changed(pool);
 	}
 	g_mutex_unlock(&pool->lock);
 	if (s != NULL)
@@ -797,6 +1062,7 @@ void imap_pool_stats(struct imap_pool *pool, unsigned int *count_r,
 		     unsigned int *idle_r, unsigned int *size_r)
 {
 	g_mutex_lock(&pool->lock);
+	pool_regrow(pool);
 	*count_r = pool->count;
 	*idle_r = pool->idle->len;
 	*size_r = pool->size;

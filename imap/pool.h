@@ -31,6 +31,10 @@
  * limit) while the pool has sessions, the pool shrinks to the number it
  * has and waits for one of them instead of failing; a live-view listener
  * refused the same way may ask it to give one up (imap_pool_make_room()).
+ * The size grows back by one 30 s after a shrink (imap_pool_set_limit_
+ * retry()), then as long after each step; each refusal doubles the wait
+ * (up to 10 minutes), and a connection opened beyond the last limit
+ * brings it back to the first. It never drops below 1.
  * A listener that finds the server gone puts the pool offline
  * (imap_pool_report_unreachable()), and learns of the pool's changes
  * through its one change hook.
@@ -79,6 +83,10 @@ struct imap_pool_state {
 	 * the current one). */
 	unsigned int limit_refusals;
 	unsigned int configured_size;
+	/* The current size, and while it is below configured_size in how
+	 * many ms it may grow by one (0: now, at the next open). */
+	unsigned int size;
+	unsigned int regrow_ms;
 };
 
 /* Fills @state_r (free ->reason with g_free). Any thread. */
@@ -102,6 +110,32 @@ void imap_pool_set_change_hook(struct imap_pool *pool, imap_pool_change_fn *fn,
  * Counted like the pool's own refusals (imap_pool_state()). Any thread;
  * never waits for the network. */
 void imap_pool_make_room(struct imap_pool *pool, const GError *error);
+
+/* The wait before the size grows back after a shrink for the server's
+ * limit, first and after a connection beyond the limit (default 30 s,
+ * doubling with each refusal up to 10 minutes or @first_ms if longer).
+ * Any thread. */
+void imap_pool_set_limit_retry(struct imap_pool *pool, unsigned int first_ms);
+
+/* This mount is about to DELETE or RENAME @mailbox (server name; it also
+ * covers every name it is a prefix of). Dovecot disconnects, at its next
+ * command, every other session that has such a mailbox selected (* BYE
+ * "IMAP session state is inconsistent"), and an APPEND sent there may or
+ * may not have been stored. So until imap_pool_release_hold(): an
+ * acquire whose hint is under the hold waits (within its deadline); an
+ * idle session with such a mailbox selected is not handed out; and this
+ * call makes each of those leave it (imap_session_leave_selected(); one
+ * that fails is closed) and waits until every session borrowed when it
+ * began that had such a mailbox selected when handed out, or was asked
+ * for one (its hint), has been given back, then leaves those too. Bounded by the calling request's deadline and
+ * the account's timeout: FALSE with IMAP_ERROR_INUSE (or CANCELLED) if a
+ * borrowed session was not back in time -- the hold is then not kept.
+ * From a thread that borrows no session of this pool; calls may nest. */
+gboolean imap_pool_hold(struct imap_pool *pool, const char *mailbox,
+			GError **error);
+
+/* Ends one imap_pool_hold() of @mailbox that succeeded. Any thread. */
+void imap_pool_release_hold(struct imap_pool *pool, const char *mailbox);
 
 /* Someone outside the pool (a listener, imap/idle.h) found the server
  * unreachable with @error (not owned): a connection of its own could not

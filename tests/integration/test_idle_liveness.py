@@ -47,8 +47,8 @@ def status(mnt) -> str:
 
 _WATCH_RE = re.compile(
     r"^watch: +(\d+) of (\d+) listener\(s\) connected \((\w+)(, limited by "
-    r"the server)?\); (\d+) connection\(s\) made, (\d+) watchdog probe\(s\), "
-    r"(\d+) IDLE renewal\(s\)$", re.M)
+    r"the server[^)]*)?\); (\d+) connection\(s\) made, (\d+) watchdog "
+    r"probe\(s\), (\d+) IDLE renewal\(s\)$", re.M)
 
 
 def watch_stats(mnt) -> dict:
@@ -70,6 +70,19 @@ def wait_connected(mnt, n=1, bound=BOUND_S):
     testenv.wait_for(lambda: watch_stats(mnt)["connects"] >= n and
                      watch_stats(mnt)["connected"] >= 1, bound,
                      interval=0.2, what=f"listener connection #{n}")
+
+
+def wait_watch(mnt, trace, pred, bound, what):
+    """Waits until pred(watch_stats(mnt)) holds; fails with the status and
+    the listeners' lines of the trace if it does not within bound s."""
+    try:
+        testenv.wait_for(lambda: pred(watch_stats(mnt)), bound,
+                         interval=0.2, what=what)
+    except TimeoutError:
+        lines = [ln for ln in read_trace(trace).splitlines()
+                 if "watch" in ln or "connection" in ln]
+        pytest.fail(f"{what}: not within {bound} s\n" + status(mnt) +
+                    "\n".join(lines[-40:]))
 
 
 def newest_uid(srv, box="INBOX") -> int:
@@ -275,14 +288,8 @@ def test_connection_limit_listeners_yield(tmp_path, mounted):
                                    "-o", "timeout=10"])
         for box in ("A", "B", "C"):
             os.listdir(os.path.join(mnt, box))
-        try:
-            testenv.wait_for(lambda: watch_stats(mnt)["limited"] and
-                             watch_stats(mnt)["connected"] == 1, 20,
-                             interval=0.2, what="listener 0 alone, limited")
-        except TimeoutError:
-            lines = [ln for ln in read_trace(trace).splitlines()
-                     if "watch" in ln or "connections" in ln]
-            pytest.fail(status(mnt) + "\n".join(lines[-40:]))
+        wait_watch(mnt, trace, lambda st: st["limited"] and
+                   st["connected"] == 1, 20, "listener 0 alone, limited")
         time.sleep(8)  # a backoff of 1, 2, 4 s would retry meanwhile
         t = read_trace(trace)
         for i in (1, 2):
@@ -357,4 +364,63 @@ def test_quiet_mount_leaves_idle_once_per_poll_slot(tmp_path, mounted, mode):
     finally:
         if proxy is not None:
             proxy.stop()
+        srv.stop()
+
+
+def test_connection_limit_listeners_come_back(tmp_path, mounted):
+    """Dovecot allows 5 connections per user and address and another
+    client holds 3 of them when the mount (2 in the pool, 3 IDLE
+    listeners) starts: the listeners are refused, listener 0 gets a
+    connection from the pool, the others are held down and `imapfs
+    status` says when they try again.  (The other client holds 3, not 2:
+    Dovecot counts a session only once it runs, so listeners logging in
+    at the same moment could all get in under a limit of one more.)
+    Once the other client logs out, the pool grows back and the others
+    come back (-o limit_retry=2: 2 s, then 4, 8...; within 60 s), the
+    status no longer says limited, reads work on the pool and a change in
+    every loaded folder shows up."""
+    why = _missing_prerequisite()
+    if why:
+        pytest.skip(f"needs Dovecot: {why}")
+    srv = testenv.DovecotServer(str(tmp_path / "limdc"),
+                                without_caps=("NOTIFY",),
+                                max_userip_connections=5)
+    srv.start()
+    others = []
+    try:
+        for box in ("A", "B", "C"):
+            srv.create_mailbox(box)
+            srv.append_many(box, [(msg(f"{box}{i}"), "", None)
+                                  for i in range(2)])
+        others = [srv.client() for _ in range(3)]
+        mnt, trace = mounted(srv, ["-o", "connections=2", "-o", "watch=3",
+                                   "-o", "timeout=10",
+                                   "-o", "limit_retry=2"])
+        for box in ("A", "B", "C"):
+            os.listdir(os.path.join(mnt, box))
+        wait_watch(mnt, trace, lambda st: st["limited"] and
+                   st["connected"] == 1, 20, "listener 0 alone, limited")
+        assert "limited by the server; " in watch_stats(mnt)["text"]
+        for c in others:
+            c.logout()
+        others = []
+        wait_watch(mnt, trace, lambda st: not st["limited"] and
+                   st["connected"] == 3, 60, "the listeners back")
+        # The pool is not starved: reads share what it has.
+        for b in ("A", "B", "C"):
+            for n in os.listdir(os.path.join(mnt, b)):
+                with open(os.path.join(mnt, b, n), "rb") as f:
+                    assert b"Subject: liveness" in f.read()
+        for box in ("A", "B", "C"):
+            new = doveadm_append(srv, box, f"back-{box}")
+            testenv.wait_for(
+                lambda: new in os.listdir(os.path.join(mnt, box)),
+                BOUND_S, interval=0.1, what=f"{new} in {box}")
+        assert "all 3 listeners connected again" in read_trace(trace)
+    finally:
+        for c in others:
+            try:
+                c.logout()
+            except Exception:
+                pass
         srv.stop()

@@ -393,7 +393,8 @@ def test_connection_limit_shrinks_pool(imapfs_bin, tmp_path, mount):
         assert not bad, f"reads failed: {bad}\n{m.trace_tail()}"
         assert len(results) == len(inbox)
         st = m.status()
-        assert "for its limit (configured 4)" in st, st
+        assert "for its limit (configured 4, now 2; one more tried in" \
+            in st, st
         assert "at most 2" in st, st
         testenv.stop_traced(m.path, m.proc)
     finally:

@@ -26,6 +26,7 @@ struct peer_conn {
 	/* The tag of the last command: an untagged line ("DONE", which
 	 * ends IDLE) is answered with it. */
 	char *last_tag;
+	gboolean logged_in; /* counted in peer->logged_in */
 };
 
 static gboolean conn_fill(struct peer_conn *c)
@@ -169,7 +170,19 @@ static gboolean conn_auto(struct peer_conn *c, const char *tag, const char *cmd,
 				       tag);
 	} else if (g_str_has_prefix(cmd, "AUTHENTICATE ") ||
 		   g_str_has_prefix(cmd, "LOGIN ")) {
-		text = g_strdup_printf("%s OK logged in\r\n", tag);
+		gboolean full;
+
+		g_mutex_lock(&p->lock);
+		full = p->max_logins > 0 && p->logged_in >= p->max_logins;
+		if (!full && !c->logged_in) {
+			p->logged_in++;
+			c->logged_in = TRUE;
+		}
+		g_mutex_unlock(&p->lock);
+		text = full ? g_strdup_printf("%s NO [LIMIT] Maximum number of "
+					      "connections exceeded\r\n",
+					      tag)
+			    : g_strdup_printf("%s OK logged in\r\n", tag);
 	} else if (strcmp(cmd, "CAPABILITY") == 0) {
 		text = g_strdup_printf("* CAPABILITY %s\r\n%s OK\r\n", p->caps,
 				       tag);
@@ -311,6 +324,11 @@ static gpointer conn_thread(gpointer data)
 			;
 	}
 	ERR_clear_error();
+	g_mutex_lock(&c->peer->lock);
+	if (c->logged_in)
+		c->peer->logged_in--;
+	c->logged_in = FALSE;
+	g_mutex_unlock(&c->peer->lock);
 	/* Hang up: the client sees EOF at once. */
 	shutdown(c->fd, SHUT_RDWR);
 	return NULL;

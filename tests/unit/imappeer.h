@@ -54,6 +54,11 @@ struct peer_step {
 struct peer {
 	/* Set by peer_start(). */
 	uint16_t port;
+	/* Logins allowed at once (0: any number); the next one is refused
+	 * with NO [LIMIT], as Dovecot's mail_max_userip_connections does.
+	 * Set it under lock while connections may come. */
+	unsigned int max_logins;
+	unsigned int logged_in; /* protected by lock */
 	/* Results: valid after peer_stop(). */
 	GString *transcript;
 	GString *errors;

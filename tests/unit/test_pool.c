@@ -385,6 +385,142 @@ static void test_make_room(void)
 	peer_free(p);
 }
 
+static void set_max_logins(struct peer *p, unsigned int n)
+{
+	g_mutex_lock(&p->lock);
+	p->max_logins = n;
+	g_mutex_unlock(&p->lock);
+}
+
+/* Opens sessions (imap_pool_open_more()) until @count exist, within 10 s;
+ * returns the pool's size then. */
+static unsigned int open_until(struct imap_pool *pool, unsigned int want)
+{
+	gint64 until = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+	unsigned int count, idle, size;
+
+	do {
+		imap_pool_open_more(pool, want);
+		imap_pool_stats(pool, &count, &idle, &size);
+		if (count >= want)
+			break;
+		g_usleep(20 * 1000);
+	} while (g_get_monotonic_time() < until);
+	g_assert_cmpuint(count, ==, want);
+	return size;
+}
+
+/* The server's limit shrinks the pool to what it has, never below 1,
+ * however many refusals come (the pool's own or for a listener); the size
+ * grows back one at a time after the regrow wait, each refusal doubling
+ * it, and once the limit is gone the pool gets its whole size again. */
+static void test_limit_shrink_and_regrow(void)
+{
+	struct peer *p = peer_start("", NULL, NULL);
+	struct imap_pool *pool = imap_pool_new(peer_account(p), 4, NULL);
+	GError *limit = g_error_new(IMAP_ERROR, IMAP_ERROR_UNAVAILABLE, "full");
+	struct imap_pool_state st;
+	unsigned int count, idle, size, first_wait;
+	gint64 until;
+
+	imap_pool_set_limit_retry(pool, 300);
+	set_max_logins(p, 2);
+	imap_pool_open_more(pool, 4);
+	imap_pool_stats(pool, &count, &idle, &size);
+	g_assert_cmpuint(count, ==, 2);
+	g_assert_cmpuint(size, ==, 2);
+	imap_pool_state(pool, &st);
+	g_free(st.reason);
+	g_assert_cmpuint(st.limit_refusals, ==, 1);
+	g_assert_cmpuint(st.size, ==, 2);
+	g_assert_cmpuint(st.configured_size, ==, 4);
+	g_assert_cmpuint(st.regrow_ms, <=, 300);
+	/* It grows back by one and is refused again: back to 2, not below,
+	 * and the next try is further out. */
+	until = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
+	do {
+		g_usleep(20 * 1000);
+		imap_pool_open_more(pool, 4);
+		imap_pool_state(pool, &st);
+		g_free(st.reason);
+	} while (st.limit_refusals < 2 && g_get_monotonic_time() < until);
+	g_assert_cmpuint(st.limit_refusals, ==, 2);
+	g_assert_cmpuint(st.size, ==, 2);
+	first_wait = st.regrow_ms;
+	g_assert_cmpuint(first_wait, >, 300);
+	/* Listeners asking for room: down to 1, never below. */
+	for (int i = 0; i < 3; i++)
+		imap_pool_make_room(pool, limit);
+	imap_pool_stats(pool, &count, &idle, &size);
+	g_assert_cmpuint(size, ==, 1);
+	g_assert_cmpuint(count, ==, 1);
+	imap_pool_state(pool, &st);
+	g_free(st.reason);
+	g_assert_cmpuint(st.size, ==, 1);
+	/* The limit goes away: the pool is whole again (one step per wait;
+	 * a connection beyond the old limit shortens the wait again). */
+	set_max_logins(p, 0);
+	g_assert_cmpuint(open_until(pool, 4), ==, 4);
+	imap_pool_state(pool, &st);
+	g_free(st.reason);
+	g_assert_cmpuint(st.size, ==, 4);
+	g_assert_cmpuint(st.regrow_ms, ==, 0);
+	g_assert_false(st.offline);
+	g_error_free(limit);
+	imap_pool_free(pool);
+	peer_stop(p);
+	peer_free(p);
+}
+
+/* A hold of mailbox X (our own DELETE or RENAME of it) waits for a
+ * session borrowed for X, and fails with INUSE (no hang) if it does not
+ * come back before the request's deadline; once it is back the hold is
+ * taken; meanwhile an acquire for X (or below it) waits, one for another
+ * mailbox does not; released, X can be had again. */
+static void test_hold(void)
+{
+	struct peer *p = peer_start("UNSELECT", NULL, NULL);
+	struct imap_pool *pool = imap_pool_new(peer_account(p), 3, NULL);
+	struct imap_reqctx ctx = {0};
+	struct imap_session *x, *other;
+	GError *error = NULL;
+	gint64 t;
+
+	x = imap_pool_acquire(pool, "X", &error);
+	g_assert_no_error(error);
+	t = g_get_monotonic_time();
+	ctx.deadline = t + 300 * 1000;
+	imap_reqctx_enter(&ctx);
+	g_assert_false(imap_pool_hold(pool, "X", &error));
+	imap_reqctx_leave();
+	g_assert_error(error, IMAP_ERROR, IMAP_ERROR_INUSE);
+	g_clear_error(&error);
+	g_assert_cmpint(g_get_monotonic_time() - t, <, 3 * G_USEC_PER_SEC);
+	/* A session borrowed for another mailbox is not waited for. */
+	other = imap_pool_acquire(pool, "Y", &error);
+	g_assert_no_error(error);
+	imap_pool_release(pool, x);
+	g_assert_true(imap_pool_hold(pool, "X", &error));
+	g_assert_no_error(error);
+	ctx.deadline = g_get_monotonic_time() + 300 * 1000;
+	imap_reqctx_enter(&ctx);
+	g_assert_null(imap_pool_acquire(pool, "X.sub", &error));
+	g_assert_error(error, IMAP_ERROR, IMAP_ERROR_TIMEOUT);
+	g_clear_error(&error);
+	x = imap_pool_acquire(pool, "Z", &error);
+	g_assert_no_error(error);
+	imap_pool_release(pool, x);
+	imap_reqctx_leave();
+	imap_pool_release_hold(pool, "X");
+	x = imap_pool_acquire(pool, "X", &error);
+	g_assert_no_error(error);
+	imap_pool_release(pool, x);
+	imap_pool_release(pool, other);
+	imap_pool_free(pool);
+	peer_stop(p);
+	peer_free(p);
+}
+
 /* A listener found the server silent: the pool goes offline (requests
  * fail at once), tells its hook, checks at once and, the server being
  * there, is back online -- and says so. */
@@ -445,6 +581,9 @@ int main(int argc, char **argv)
 	g_test_add_func("/pool/acquire-deadline-and-interrupt",
 			test_acquire_deadline_and_interrupt);
 	g_test_add_func("/pool/make-room", test_make_room);
+	g_test_add_func("/pool/limit-shrink-and-regrow",
+			test_limit_shrink_and_regrow);
+	g_test_add_func("/pool/hold", test_hold);
 	g_test_add_func("/pool/report-unreachable", test_report_unreachable);
 	ret = g_test_run();
 	testtls_teardown();
